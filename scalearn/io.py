@@ -1,0 +1,180 @@
+"""Saving and loading adapters, transfer layers, heads (and full encoders): safetensors + JSON.
+
+Nothing here unpickles. Every file is written to a temporary name and renamed into place, and each
+artifact's JSON manifest is written last, so a folder without its manifest is an incomplete artifact
+and is never read as a finished one.
+
+Artifacts
+- adapter folder:  adapter.safetensors (down/up weights and biases stacked over layers, nn.Linear
+  layout) + adapter.json (shape, name, free metadata). Stage 1 writes these; stage 2 reads them.
+- model folder:    head.safetensors, and what the method trained or derived: transfer.safetensors
+  (ω of every ScaLearn variant, the ++ ones included; AdapterFusion's Q, K, V; fixed weights),
+  adapter.safetensors, encoder.safetensors (full fine-tuning) + model.json last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from scalearn.adapters import AdapterConfig, BottleneckAdapters
+from scalearn.model import TransferModel
+
+FORMAT_VERSION = 1
+ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
+MODEL_MANIFEST = "model.json"
+
+
+class ArtifactError(ValueError):
+    """An artifact folder that is missing, incomplete, or does not fit the model it is loaded into."""
+
+
+# -- atomic files -----------------------------------------------------------------------------------
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    _atomic(Path(path), write)
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(cpu, tmp, metadata=metadata))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing (not a finished artifact)") from None
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not Path(path).exists():
+        raise ArtifactError(f"{path}: missing")
+    return load_file(str(path))
+
+
+# -- adapters ---------------------------------------------------------------------------------------
+
+
+def save_adapter(directory: str | Path, adapters: BottleneckAdapters, index: int = 0, metadata: dict | None = None):
+    """Write adapter ``index`` of ``adapters`` as a stand-alone artifact (a future source adapter)."""
+    directory = Path(directory)
+    write_tensors(directory / ADAPTER_WEIGHTS, adapters.adapter_state(index))
+    write_json(
+        directory / ADAPTER_MANIFEST,
+        {
+            "format_version": FORMAT_VERSION,
+            "kind": "bottleneck_adapter",
+            "name": adapters.names[index],
+            "config": adapters.config.to_dict(),
+            "metadata": metadata or {},
+        },
+    )
+
+
+def load_adapter(directory: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor], dict]:
+    """(config, tensors, manifest) of one adapter artifact."""
+    directory = Path(directory)
+    manifest = read_json(directory / ADAPTER_MANIFEST)
+    if manifest.get("kind") != "bottleneck_adapter":
+        raise ArtifactError(f"{directory / ADAPTER_MANIFEST}: kind is {manifest.get('kind')!r}, not an adapter")
+    return AdapterConfig(**manifest["config"]), read_tensors(directory / ADAPTER_WEIGHTS), manifest
+
+
+def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | None = None) -> BottleneckAdapters:
+    """The frozen source bank of a transfer trial: one adapter per folder, in the given order.
+
+    The paper's order puts the target's own adapter last (reference §1.1); the caller decides the order.
+    """
+    if not directories:
+        raise ArtifactError("a source bank needs at least one adapter folder")
+    loaded = [load_adapter(d) for d in directories]
+    config = loaded[0][0]
+    for directory, (other, _, _) in zip(directories, loaded, strict=True):
+        if other != config:
+            raise ArtifactError(f"{directory}: adapter shape {other} differs from the first source's {config}")
+    names = list(names) if names is not None else [manifest["name"] for _, _, manifest in loaded]
+    bank = BottleneckAdapters.stack(config, [state for _, state, _ in loaded], names=names)
+    return bank.requires_grad_(False)
+
+
+# -- whole trained models ---------------------------------------------------------------------------
+
+
+def _components(model: TransferModel) -> dict[str, dict[str, torch.Tensor]]:
+    """What a checkpoint of ``model`` holds: everything it trained or derived, nothing it loaded."""
+    components = {"head": model.head.state_dict()}
+    if model.transfer is not None:
+        components["transfer"] = model.transfer.state_dict()
+    if model.adapters is not None and model.adapter_role != "sources":
+        components["adapter"] = model.adapters.adapter_state(0)
+    if any(p.requires_grad for p in model.encoder.parameters()):
+        components["encoder"] = model.encoder.state_dict()
+    return components
+
+
+def save_model(directory: str | Path, model: TransferModel, metadata: dict | None = None) -> None:
+    """Checkpoint a model's own state (not its frozen encoder or sources) with a manifest."""
+    directory = Path(directory)
+    components = _components(model)
+    for name, tensors in components.items():
+        write_tensors(directory / f"{name}.safetensors", tensors)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": "transfer_model",
+        "encoder": model.encoder.config.name_or_path,
+        "head": model.head.config.to_dict(),
+        "adapter_role": model.adapter_role if model.adapters is not None else None,
+        "adapter": model.adapters.config.to_dict() if model.adapters is not None else None,
+        "sources": model.adapters.names if model.adapter_role == "sources" else [],
+        "transfer": model.transfer.config() if model.transfer is not None else None,
+        "components": sorted(components),
+        "metadata": metadata or {},
+    }
+    write_json(directory / MODEL_MANIFEST, manifest)
+
+
+def load_model_state(directory: str | Path, model: TransferModel) -> dict:
+    """Load a checkpoint into a model built the same way; returns the manifest."""
+    directory = Path(directory)
+    manifest = read_json(directory / MODEL_MANIFEST)
+    expected = sorted(_components(model))
+    if manifest["components"] != expected:
+        raise ArtifactError(f"{directory}: holds {manifest['components']}, but this model needs {expected}")
+    for name in expected:
+        tensors = read_tensors(directory / f"{name}.safetensors")
+        try:
+            if name == "adapter":
+                model.adapters.load_adapter_state(0, tensors)
+            else:
+                getattr(model, name).load_state_dict(tensors, strict=True)
+        except (RuntimeError, ValueError) as error:
+            raise ArtifactError(f"{directory / (name + '.safetensors')}: does not fit the model: {error}") from None
+    return manifest

@@ -1,0 +1,107 @@
+"""The model every method trains: encoder + adapter sites + (adapters) + (transfer layer) + head."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from scalearn.adapters import BottleneckAdapters
+from scalearn.backbones import attach_sites, family_of
+from scalearn.heads import TaskHead
+
+AdapterRole = Literal["trained", "sources", "derived"]
+
+
+class TransferModel(nn.Module):
+    """One model class for every method; a method decides which parts exist and which train.
+
+    - no adapters: the plain encoder (full fine-tuning, or a head on a frozen encoder);
+    - adapters, no transfer layer: z = Σ_s a_s, i.e. a single adapter's output (stage 1);
+    - adapters + transfer layer: z = transfer(layer, x, adapters) (ScaLearn, AdapterFusion, probes).
+
+    ``adapter_role`` says where the adapters came from, which decides what a checkpoint holds:
+    "trained" here, "sources" (frozen stage-1 artifacts, referenced not copied) or "derived" from
+    sources (AdapterSoup's average, saved since it exists nowhere else).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: TaskHead,
+        adapters: BottleneckAdapters | None = None,
+        transfer: nn.Module | None = None,
+        adapter_role: AdapterRole = "trained",
+    ):
+        super().__init__()
+        if transfer is not None and adapters is None:
+            raise ValueError("a transfer layer needs source adapters")
+        self.encoder = encoder
+        self.head = head
+        self.adapters = adapters
+        self.transfer = transfer
+        self.adapter_role = adapter_role
+        self.family = family_of(encoder.config)
+        self.sites = attach_sites(encoder)
+        for site in self.sites:
+            site.mixer = self._mix if adapters is not None else None
+
+    def _mix(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        if self.transfer is None:
+            return self.adapters.combine(layer, self.adapters.hidden(layer, x))
+        return self.transfer(layer, x, self.adapters)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits. Multiple-choice inputs are [B, choices, T] and give [B, choices]."""
+        num_choices = None
+        if input_ids.dim() == 3:
+            num_choices = input_ids.shape[1]
+            input_ids, attention_mask, token_type_ids = (
+                t.flatten(0, 1) if t is not None else None for t in (input_ids, attention_mask, token_type_ids)
+            )
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self.family.token_type_ids:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**inputs).last_hidden_state
+        return self.head(hidden[:, 0], num_choices)
+
+    def regularization_loss(self) -> torch.Tensor | None:
+        """Whatever the transfer layer adds to the task loss (AdapterFusion's value regulariser)."""
+        regularizer = getattr(self.transfer, "regularization_loss", None)
+        return regularizer() if regularizer is not None else None
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Task loss plus regulariser, so both reach the same backward pass and optimizer step."""
+        loss = self.head.loss(logits, labels)
+        regularization = self.regularization_loss()
+        return loss if regularization is None else loss + regularization
+
+    # -- what trains ----------------------------------------------------------------------------
+
+    def set_trainable(self, *modules: nn.Module | None) -> None:
+        """Freeze everything, then unfreeze exactly ``modules``."""
+        self.requires_grad_(False)
+        for module in modules:
+            if module is not None:
+                module.requires_grad_(True)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """transfer: trainable parameters outside the head (the paper's per-target count);
+        head: the head's; trainable: both; total: every parameter of the model."""
+        head_ids = {id(p) for p in self.head.parameters()}
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return {
+            "transfer": sum(p.numel() for p in trainable if id(p) not in head_ids),
+            "head": sum(p.numel() for p in self.head.parameters()),
+            "trainable": sum(p.numel() for p in trainable),
+            "total": sum(p.numel() for p in self.parameters()),
+        }
