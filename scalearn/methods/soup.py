@@ -18,11 +18,15 @@ from scalearn.model import TransferModel
 
 def soup_weights(similarities: list[float] | None, num_sources: int, top_k: int) -> torch.Tensor:
     """Normalised averaging weights: the top-k similarities, the rest zero (uniform if none given)."""
-    scores = torch.ones(num_sources) if similarities is None else torch.as_tensor(similarities, dtype=torch.float)
+    # Computed on the CPU whatever the default device (parameter counts build on "meta").
+    cpu = torch.device("cpu")
+    scores = torch.ones(num_sources, device=cpu)
+    if similarities is not None:
+        scores = torch.as_tensor(similarities, dtype=torch.float, device=cpu)
     if scores.shape != (num_sources,):
         raise ValueError(f"adapter_soup: need {num_sources} similarities, got {tuple(scores.shape)}")
     keep = torch.topk(scores, min(top_k, num_sources)).indices
-    weights = torch.zeros(num_sources)
+    weights = torch.zeros(num_sources, device=cpu)
     weights[keep] = scores[keep].clamp_min(0)
     if weights.sum() <= 0:
         raise ValueError("adapter_soup: the kept similarities sum to zero")

@@ -1,0 +1,40 @@
+"""Parameter counts from a model's config alone: built on the meta device, no weights, offline."""
+
+from __future__ import annotations
+
+import torch
+
+from scalearn.adapters import BottleneckAdapters
+from scalearn.backbones import load_encoder
+from scalearn.heads import HeadConfig
+from scalearn.methods import get_method
+from scalearn.methods.base import adapter_config_for
+
+
+def count_parameters(model_name: str, method_name: str, num_sources: int = 8, num_labels: int = 2) -> dict:
+    """Counts for one target: transfer (trainable, head excluded, as the paper counts), head, total.
+
+    Also returns the shape facts the count depends on (hidden size d, layers L, sources S).
+    """
+    method = get_method(method_name)
+    if method.uses_sources and num_sources < 1:
+        raise ValueError(f"method {method_name!r} needs --sources >= 1")
+    if method_name == "probe":
+        method.omega = [1.0] * num_sources
+    with torch.device("meta"):
+        encoder = load_encoder(model_name, pretrained=False, device="meta")
+        config = encoder.config
+        sources = None
+        if method.uses_sources:
+            sources = BottleneckAdapters(adapter_config_for(encoder), num_sources).requires_grad_(False)
+        model = method.build(encoder, HeadConfig("classification", config.hidden_size, num_labels), sources)
+    counts = model.parameter_counts()
+    return {
+        **counts,
+        "model": config.name_or_path,
+        "family": config.model_type,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_hidden_layers,
+        "num_sources": num_sources if method.uses_sources else 0,
+        "method": method_name,
+    }

@@ -1,0 +1,202 @@
+"""The layers compute the paper's equations: checked against hand-written formulas and the oracles."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder
+from scalearn.adapters import AdapterConfig, BottleneckAdapters
+from scalearn.backbones import attach_sites
+from scalearn.reference import LoopScaLearn, PerSourceFusion, adapter_outputs
+from scalearn.transfer import AdapterFusion, ScaLearn
+
+
+def bank(S=4, d=32, L=3, seed=0):
+    adapters = BottleneckAdapters(AdapterConfig(d, L, reduction_factor=4), S)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in adapters.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return adapters
+
+
+def test_batched_bank_equals_per_adapter_loop():
+    adapters = bank()
+    x = torch.randn(2, 7, 32)
+    for layer in range(3):
+        reference = adapter_outputs(adapters, layer, x)  # [2, 7, S, d]
+        torch.testing.assert_close(adapters.outputs(layer, x), reference, atol=1e-6, rtol=1e-6)
+        plain_sum = adapters.combine(layer, adapters.hidden(layer, x))
+        torch.testing.assert_close(plain_sum, reference.sum(-2), atol=1e-6, rtol=1e-6)
+
+
+def test_adapter_output_is_the_pfeiffer_formula():
+    adapters = bank(S=1)
+    x = torch.randn(5, 32)
+    state = adapters.adapter_state(0)  # nn.Linear layout
+    layer = 1
+    by_hand = F.linear(torch.relu(F.linear(x, state["down.weight"][layer], state["down.bias"][layer])),
+                       state["up.weight"][layer], state["up.bias"][layer])  # fmt: skip
+    torch.testing.assert_close(adapters.combine(layer, adapters.hidden(layer, x)), by_hand, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape,shared", [("vector", False), ("scalar", False), ("vector", True), ("scalar", True)])
+def test_scalearn_is_the_weighted_sum_of_adapter_outputs(shape, shared):
+    adapters = bank()
+    scalearn = ScaLearn(4, 32, 3, shape=shape, shared=shared, dropout=0.3).eval()
+    with torch.no_grad():
+        scalearn.omega.normal_()  # far from the init, signs mixed
+    x = torch.randn(2, 7, 32)
+    for layer in range(3):
+        omega = scalearn.omega[0 if shared else layer]  # [S, d] or [S, 1]
+        outputs = adapter_outputs(adapters, layer, x)  # [2, 7, S, d]
+        by_hand = (omega * outputs).sum(-2)
+        torch.testing.assert_close(scalearn(layer, x, adapters), by_hand, atol=1e-5, rtol=1e-5)
+        loop = LoopScaLearn(4, 32, 3, shape=shape, shared=shared).eval()
+        loop.load_state_dict(scalearn.state_dict())
+        torch.testing.assert_close(loop(layer, x, adapters), by_hand, atol=1e-5, rtol=1e-5)
+
+
+def test_omega_init_and_shapes():
+    S, d, L = 8, 768, 12
+    scalearn = ScaLearn(S, d, L)
+    assert scalearn.omega.shape == (L, S, d)
+    assert abs(scalearn.omega.mean().item() - 2 / S) < 1e-4
+    assert abs(scalearn.omega.std().item() - 0.001) < 1e-4
+    assert ScaLearn(S, d, L, shape="scalar", shared=True).omega.shape == (1, S, 1)
+    assert ScaLearn(5, d, L, shape="scalar").omega.mean().item() == pytest.approx(0.4, abs=1e-3)
+
+
+def test_dropout_acts_on_omega_with_one_mask_per_layer():
+    torch.manual_seed(0)
+    scalearn = ScaLearn(8, 16, 4, shape="scalar", shared=True, dropout=0.3).train()
+    omega = scalearn.omega[0]
+    masks = []
+    for layer in range(4):
+        w = scalearn.weights(layer)
+        kept = w != 0
+        torch.testing.assert_close(w[kept], omega[kept] / 0.7)  # inverted scaling
+        masks.append(kept)
+    assert any(not torch.equal(masks[0], m) for m in masks[1:]), "shared ω must still draw a mask per layer"
+    scalearn.eval()
+    assert torch.equal(scalearn.weights(2), omega)
+    # dropout is on ω, not on activations: one source dropped means that source is absent for all tokens
+    adapters = bank(S=8, d=16, L=4)
+    x = torch.randn(3, 5, 16)
+    scalearn.train()
+    torch.manual_seed(1)
+    z = scalearn(1, x, adapters)
+    torch.manual_seed(1)
+    w = scalearn.weights(1)
+    torch.testing.assert_close(z, (w * adapter_outputs(adapters, 1, x)).sum(-2), atol=1e-5, rtol=1e-5)
+
+
+def test_layer_shared_omega_collects_gradient_from_every_layer():
+    adapters = bank()
+    scalearn = ScaLearn(4, 32, 3, shared=True, dropout=0.0)
+    x = torch.randn(2, 7, 32)
+    total = sum(scalearn(layer, x, adapters).sum() for layer in range(3))
+    total.backward()
+    expected = sum(adapter_outputs(adapters, layer, x).sum((0, 1)) for layer in range(3))  # [S, d]
+    torch.testing.assert_close(scalearn.omega.grad[0], expected, atol=1e-4, rtol=1e-5)
+
+
+def fusion_pair(dropout=0.1):
+    fast = AdapterFusion(32, 3, dropout=dropout)
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # biases and V away from their init
+    reference = PerSourceFusion(32, 3, dropout=dropout)
+    reference.load_state_dict(fast.state_dict())
+    return fast, reference
+
+
+def test_fusion_equals_the_per_source_reference_in_eval_and_in_training():
+    adapters = bank()
+    fast, reference = fusion_pair()
+    x = torch.randn(2, 7, 32)
+    for mode in ("eval", "train"):
+        getattr(fast, mode)(), getattr(reference, mode)()
+        for layer in range(3):
+            torch.manual_seed(layer)
+            expected = reference(layer, x, adapters)
+            torch.manual_seed(layer)  # the same dropout mask on the scores
+            torch.testing.assert_close(fast(layer, x, adapters), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fusion_reference_is_the_paper_formula():
+    adapters = bank()
+    _, reference = fusion_pair()
+    reference.eval()
+    x = torch.randn(6, 32)
+    layer = 2
+    a = adapter_outputs(adapters, layer, x)  # [6, S, d]
+    Q, K, V = reference.query[layer], reference.key[layer], reference.value[layer]
+    z = torch.zeros(6, 32)
+    for t in range(6):
+        q = Q.weight @ x[t] + Q.bias
+        scores = torch.stack([q @ (K.weight @ a[t, s] + K.bias) for s in range(4)])
+        p = torch.softmax(scores, 0)
+        z[t] = sum(p[s] * (V.weight @ a[t, s]) for s in range(4))
+    torch.testing.assert_close(reference(layer, x, adapters), z, atol=1e-5, rtol=1e-5)
+
+
+def test_fusion_init_value_identity_and_regulariser_in_the_same_step(make_sources):
+    encoder = load_encoder("tiny-roberta")
+    model = get_method("adapterfusion").build(encoder, HeadConfig("classification", 32, 2), make_sources(encoder, 3))
+    value = model.transfer.value[0].weight
+    assert value[0, 0].item() == 1.0 and value[0, 1].item() == pytest.approx(1e-6)
+    assert model.regularization_loss().item() == pytest.approx(0.01 * 2 * 32 * 31 * 1e-12, rel=1e-3)
+    with torch.no_grad():
+        for v in model.transfer.value:
+            v.weight.add_(torch.randn_like(v.weight) * 0.1)
+    model.eval()
+    ids = torch.randint(5, 1000, (4, 9))
+    labels = torch.tensor([0, 1, 1, 0])
+
+    logits = model(ids)
+    task_grad = torch.autograd.grad(model.head.loss(logits, labels), model.transfer.value[1].weight)[0]
+    model.zero_grad()
+    model.loss(model(ids), labels).backward()  # the loss of this step includes the regulariser
+    eye = torch.eye(32)
+    reg_grad = 0.01 * 2 * (model.transfer.value[1].weight - eye)
+    torch.testing.assert_close(model.transfer.value[1].weight.grad, task_grad + reg_grad, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
+def test_sites_leave_the_encoder_unchanged_without_adapters(family):
+    plain, patched = load_encoder(family), load_encoder(family)
+    attach_sites(patched)
+    plain.eval(), patched.eval()
+    ids = torch.randint(5, 1000, (2, 9))
+    torch.testing.assert_close(patched(input_ids=ids).last_hidden_state, plain(input_ids=ids).last_hidden_state)
+    assert plain.state_dict().keys() == patched.state_dict().keys()
+
+
+@pytest.mark.parametrize("family", ["tiny-bert", "tiny-distilbert", "tiny-deberta-v2"])
+def test_site_output_is_layernorm_of_z_plus_ffn_plus_attention(family):
+    """out = LN(z + f + h_att) with x = LN(f + h_att) fed to the mixer, LN the frozen pre-trained one."""
+    encoder = load_encoder(family).eval()
+    sites = attach_sites(encoder)
+    site = sites[1]
+    seen = {}
+
+    def mixer(layer, x):
+        seen["x"] = x
+        return torch.sin(3 * x)  # any function of x
+
+    site.mixer = mixer
+    if family == "tiny-distilbert":
+        block = encoder.transformer.layer[1]
+        h_att = torch.randn(2, 5, 32)
+        f = block.ffn.dropout(block.ffn.lin2(block.ffn.activation(block.ffn.lin1(h_att))))
+        out = block.output_layer_norm(block.ffn(h_att) + h_att)
+        ln = block.output_layer_norm
+    else:
+        intermediate, h_att = torch.randn(2, 5, 64), torch.randn(2, 5, 32)
+        f = site.dense(intermediate)
+        out = site(intermediate, h_att)
+        ln = site.LayerNorm
+    x = ln(f + h_att)
+    torch.testing.assert_close(seen["x"], x)
+    torch.testing.assert_close(out, ln(torch.sin(3 * x) + f + h_att))

@@ -1,0 +1,54 @@
+"""`harness params` gives the paper's per-target transfer parameter counts from configs alone."""
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import main
+
+PAPER_ROBERTA_BASE_8_SOURCES = {  # reference §1.6 and §2.1
+    "scalearn": 73728,
+    "scalearn_uniform": 96,
+    "scalearn_pp": 6144,
+    "scalearn_uniform_pp": 8,
+    "adapterfusion": 21252096,
+    "adapter": 894528,
+}
+
+
+@pytest.mark.parametrize("method,expected", sorted(PAPER_ROBERTA_BASE_8_SOURCES.items()))
+def test_roberta_base_figures(method, expected, capsys):
+    assert main(["params", "roberta-base", method, "--sources", "8"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
+
+
+@pytest.mark.parametrize("model,method,sources,expected", [
+    ("roberta-large", "scalearn", 8, 196608),
+    ("roberta-large", "adapterfusion", 8, 75546624),
+    ("roberta-large", "adapter", 8, 3171840),
+    ("xlm-roberta-base", "scalearn", 5, 46080),
+    ("xlm-roberta-large", "scalearn_pp", 5, 5120),
+    ("roberta-base", "scalearn", 15, 138240),
+    ("bert-base-uncased", "scalearn_uniform", 8, 96),
+    ("deberta-v3-base", "scalearn_pp", 8, 6144),
+    ("minilm", "scalearn", 8, 8 * 384 * 6),
+])  # fmt: skip
+def test_other_backbones(model, method, sources, expected, capsys):
+    assert main(["params", model, method, "--sources", str(sources)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
+
+
+def test_console_script_runs_offline():
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "params", "roberta-base", "scalearn_uniform_pp", "--sources", "8"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "8"
+
+
+def test_unknown_method_is_one_clear_line(capsys):
+    assert main(["params", "roberta-base", "scalarn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "unknown method 'scalarn'" in err and "did you mean 'scalearn'" in err and "adapterfusion" in err
