@@ -18,7 +18,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test lint format bench clean
+.PHONY: setup test lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -42,7 +42,11 @@ test: lint
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --threads 1
+
+# The offline demo sweep arrives with the harness (issue 5); until then, the core's parameter counts.
+demo: $(STAMP)
+	$(PY) -m harness.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

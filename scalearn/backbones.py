@@ -14,6 +14,7 @@ model for z.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Callable
@@ -307,7 +308,8 @@ def load_encoder(
     kwargs = {"add_pooling_layer": False} if family.has_pooler else {}
     if pretrained and canonical_name(name) not in TINY_CONFIGS:
         try:
-            encoder = AutoModel.from_pretrained(resolve(name), config=config, **kwargs)
+            with _quiet_transformers():  # the checkpoint's unused pooler is expected, not news
+                encoder = AutoModel.from_pretrained(resolve(name), config=config, **kwargs)
         except OSError as error:
             raise ModelNotAvailableError(
                 f"model {name!r}: pretrained weights not found locally or in the HF cache; download them where "
@@ -323,6 +325,21 @@ def load_encoder(
             encoder = AutoModel.from_config(config, **kwargs)
     encoder.config.name_or_path = canonical_name(name)
     return encoder
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name: str):

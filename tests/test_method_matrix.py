@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder, method_names
+from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder
 from scalearn.io import load_model_state, save_model
 from scalearn.methods import METHODS
 

@@ -4,18 +4,20 @@ Per layer: q = W_Q x + b_Q on the post-LN hidden state x; k_s = W_K a_s + b_K an
 every source output a_s; attention p = softmax_s(dropout(q·k_s)); z = Σ_s p_s v_s. W_V has no bias
 and starts at the identity (off-diagonals 1e-6); W_Q, W_K start at N(0, 0.02) with zero biases.
 
-The direct form projects every source with K and V: 2·S·d² multiply-adds per token. This module
-computes the same numbers without doing so, using two identities:
+The direct form projects every source with K and V: 2·S·d² multiply-adds per token, plus d² for
+Q. This module computes the same numbers with no d×d product per token at all. In row form, with the
+bank's bottleneck activations h_s and up-projections a_s = h_s U_s + c_s:
 
-* q·(W_K a_s + b_K) = (W_Kᵀ q)·a_s + q·b_K: the scores need one d×d product (W_Kᵀ q) per token, not
-  S of them. (q·b_K is the same for every s and would cancel in the softmax, were it not for the
-  dropout on the scores, which scales kept and dropped entries differently; it costs one dot product
-  per token, so it is kept and the result is exact in training too.)
-* W_V is linear, so Σ_s p_s W_V a_s = W_V Σ_s p_s a_s: V acts once, on the mixed output.
+* scores: q·k_s = (x W_Qᵀ + b_Q) W_K a_sᵀ + q·b_K. With A = W_Qᵀ W_K and β = b_Q W_K this is
+  h_s·(x A U_sᵀ + β U_sᵀ) + (x A + β)·c_s + x W_Qᵀ b_K + b_Q·b_K, i.e. one matmul of x with
+  P = [A U_catᵀ | A cᵀ | W_Qᵀ b_K] (d × (S·r + S + 1)), built once per layer and step.
+* mixture: W_V is linear, so Σ_s p_s W_V a_s = [p⊗h | p] · [U_cat W_Vᵀ ; c W_Vᵀ]: V folds into the
+  up-projection.
 
-With a_s = h_s U_s + c_s (the bank's bottleneck activations h_s and up-projections U_s), both the
-scores and the mixture reduce to one matmul with the concatenated up-projection. The per-source form
-lives in ``scalearn.reference`` and the tests hold the two equal.
+Per token that is the cost of the source bank itself (two matmuls of width S·r); per layer and step
+it adds d³ + 2·S·r·d² for the weight products. Dropout on the scores and the softmax are unchanged,
+so the result equals the per-source form in training too. That form lives in ``scalearn.reference``
+and the tests hold the two equal.
 
 The value regulariser 0.01·Σ_l‖I − W_V‖²_F is returned by :meth:`regularization_loss` and added to
 the loss of the same step by the training loop (the original adds it one step late; §7.1, bug 2).
@@ -68,22 +70,30 @@ class AdapterFusion(nn.Module):
 
     def forward(self, layer: int, x: torch.Tensor, adapters: BottleneckAdapters) -> torch.Tensor:
         S, r, d = adapters.num_adapters, adapters.config.bottleneck, self.hidden_size
-        hidden = adapters.hidden(layer, x)  # [..., S·r]
-        up_weight = adapters.up_weight[layer].reshape(S * r, d)  # rows of source s: s·r … s·r+r-1
-        up_bias = adapters.up_bias[layer]  # [S, d]
+        query, key, value = self.query[layer], self.key[layer], self.value[layer]
+        up_weight = adapters.up_weight[layer].reshape(S * r, d)  # U_cat; rows of source s: s·r … s·r+r-1
+        up_bias = adapters.up_bias[layer]  # c, [S, d]
 
-        query = self.query[layer](x)
-        key_query = query @ self.key[layer].weight  # (W_Kᵀ q)ᵀ, [..., d]
-        scores = (hidden * (key_query @ up_weight.T)).unflatten(-1, (S, r)).sum(-1)
-        scores = scores + key_query @ up_bias.T + (query * self.key[layer].bias).sum(-1, keepdim=True)
+        # scores = h ⊙ (x P + π) summed per source, + the per-source and constant columns
+        a = query.weight.T @ key.weight  # A = W_Qᵀ W_K
+        beta = query.bias @ key.weight  # β = b_Q W_K
+        up_all = torch.cat([up_weight, up_bias])  # [S·r + S, d]
+        projection = torch.cat([a @ up_all.T, (query.weight.T @ key.bias).unsqueeze(1)], dim=1)
+        offset = torch.cat([beta @ up_all.T, (query.bias @ key.bias).unsqueeze(0)])
+        flat_x = x.reshape(-1, d)
+        projected = torch.addmm(offset, flat_x, projection)  # [N, S·r + S + 1]
+        hidden = adapters.hidden(layer, x).reshape(-1, S * r)
+        scores = (hidden * projected[:, : S * r]).unflatten(-1, (S, r)).sum(-1)
+        scores = scores + projected[:, S * r : S * r + S] + projected[:, -1:]
+
         scores = F.dropout(scores, self.dropout, self.training)
-        probs = torch.softmax(scores / self.temperature, dim=-1)  # [..., S]
+        probs = torch.softmax(scores / self.temperature, dim=-1)  # [N, S]
         if self.record_attention:
-            self.attention[layer] = probs.detach().reshape(-1, S).mean(0)
+            self.attention[layer] = probs.detach().mean(0)
 
-        weighted_hidden = (hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2)
-        mixed = weighted_hidden @ up_weight + probs @ up_bias  # Σ_s p_s a_s
-        return self.value[layer](mixed)
+        weighted = torch.cat([(hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2), probs], dim=1)
+        mixed = weighted @ (up_all @ value.weight.T)  # Σ_s p_s W_V a_s
+        return mixed.reshape(*x.shape[:-1], d)
 
     def regularization_loss(self) -> torch.Tensor:
         """reg_weight · Σ_l ‖I − W_V,l‖²_F."""

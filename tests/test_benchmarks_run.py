@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (on a tiny model, one round); their figures come from `make bench`."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_time_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "step_time.json"
+    args = ["--model", "tiny-bert", "--rounds", "1", "--batch-size", "4", "--length", "16", "--out", str(out)]
+    args += ["--threads", str(torch.get_num_threads())]  # the thread count is process-wide: leave it as is
+    assert load("step_time").main(args) == 0
+    result = json.loads(out.read_text())
+    assert set(result["ratio_to_single_adapter"]) >= {"adapter", "scalearn_8", "scalearn_15", "fusion_8"}
+    assert result["ratio_to_single_adapter"]["adapter"] == 1.0
+    assert all(v < 1e-4 for v in result["max_abs_output_difference_batched_vs_reference"].values())
