@@ -1,4 +1,4 @@
-"""`harness` command line. Sub-commands arrive with their issues; today: params, ls."""
+"""`harness` command line. Sub-commands arrive with their issues; today: params, ls, data prepare."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         for name in sorted(METHODS):
             cls, _ = METHODS[name]
             print(f"{name:22s} {cls.group}")
+    elif args.what == "tasks":
+        from scalearn.tasks import BENCHMARKS, TASKS
+
+        member = {}
+        for benchmark, names in BENCHMARKS.items():
+            for name in names:
+                member.setdefault(name, []).append(benchmark)
+        for name, task in TASKS.items():
+            source = f"{task.dataset}/{task.config}" if task.dataset else task.origin.split(";")[0][:48]
+            print(f"{name:18s} {','.join(member.get(name, [])):22s} {task.kind:16s} {task.metric:20s} {source}")
+    elif args.what == "benchmarks":
+        from scalearn.tasks import BENCHMARKS
+
+        for benchmark, names in BENCHMARKS.items():
+            print(f"{benchmark:10s} {len(names):3d}  {' '.join(names)}")
     elif args.what == "models":
         from scalearn.backbones import ALIASES, KNOWN_CONFIGS, MINILM, TINY_CONFIGS, minilm_path
 
@@ -39,6 +54,21 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print(f"{MINILM:38s} minilm ({where})")
         for name in TINY_CONFIGS:
             print(f"{name:38s} random init, for tests")
+    return 0
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from scalearn.data import prepare
+    from scalearn.tasks import BENCHMARKS, get_task
+
+    names = []
+    for item in args.spec.split(","):
+        names.extend(BENCHMARKS.get(item, [item]))
+    for name in dict.fromkeys(names):
+        written = prepare(get_task(name), args.out, args.data_dir)
+        where = f"{len(written)} split file(s) under {written[0].parent}" if written else "ships with the project"
+        print(f"{name}: {where}")
+    print(f"done; use it with --data-dir {args.out} (or SCALEARN_DATA_DIR={args.out})")
     return 0
 
 
@@ -54,8 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(run=_cmd_params)
 
     ls = commands.add_parser("ls", help="list registered things")
-    ls.add_argument("what", choices=["methods", "models"])
+    ls.add_argument("what", choices=["tasks", "benchmarks", "methods", "models"])
     ls.set_defaults(run=_cmd_ls)
+    data = commands.add_parser("data", help="task data: fetch ahead for machines without internet")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    prepare = data_commands.add_parser("prepare", help="write tasks' raw data in the hub's layout to a folder")
+    prepare.add_argument("spec", help="benchmark or task names, comma-separated (e.g. glue or rte,cb)")
+    prepare.add_argument("--out", required=True, help="folder to write (then: --data-dir / SCALEARN_DATA_DIR)")
+    prepare.add_argument("--data-dir", default=None, help="read from this folder instead of the HF cache/hub")
+    prepare.set_defaults(run=_cmd_data_prepare)
     return parser
 
 

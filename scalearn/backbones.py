@@ -223,8 +223,8 @@ _TINY = dict(
 # Tiny random-init encoders of every family, for tests and smoke runs ("tiny-roberta", ...).
 TINY_CONFIGS: dict[str, dict] = {
     "tiny-bert": {**_TINY, "model_type": "bert"},
-    "tiny-roberta": {**_TINY, "model_type": "roberta", "pad_token_id": 1, "type_vocab_size": 1},
-    "tiny-xlm-roberta": {**_TINY, "model_type": "xlm-roberta", "pad_token_id": 1, "type_vocab_size": 1},
+    "tiny-roberta": {**_TINY, "model_type": "roberta", "type_vocab_size": 1},
+    "tiny-xlm-roberta": {**_TINY, "model_type": "xlm-roberta", "type_vocab_size": 1},
     "tiny-electra": {**_TINY, "model_type": "electra", "embedding_size": 16},
     "tiny-deberta-v2": {
         **_TINY,
@@ -342,10 +342,48 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+TINY_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def tiny_tokenizer():
+    """A word-level tokenizer for the tiny encoders: the synthetic benchmark's words, lowercased.
+
+    [PAD] = 0 (the tiny configs' pad id), [UNK] for any other word, BERT-style [CLS] a [SEP] b [SEP].
+    """
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    from scalearn.tasks.synthetic import synthetic_vocabulary
+
+    vocab = {token: i for i, token in enumerate([*TINY_SPECIAL_TOKENS, *synthetic_vocabulary()])}
+    backend = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=128,
+    )  # fmt: skip
+
+
 def load_tokenizer(name: str):
+    """The model's own tokenizer; the tiny test encoders share a word-level one."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve(name))
+    if canonical_name(name) in TINY_CONFIGS:
+        return tiny_tokenizer()
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name))
+    except OSError as error:
+        raise ModelNotAvailableError(
+            f"model {name!r}: tokenizer not found locally or in the HF cache; download it where there is internet "
+            f"(`huggingface-cli download {canonical_name(name)}`) or pass a local folder"
+        ) from error
 
 
 def head_dropout(config) -> float:
