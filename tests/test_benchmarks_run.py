@@ -25,3 +25,11 @@ def test_step_time_benchmark_runs_and_writes_its_json(tmp_path):
     assert set(result["ratio_to_single_adapter"]) >= {"adapter", "scalearn_8", "scalearn_15", "fusion_8"}
     assert result["ratio_to_single_adapter"]["adapter"] == 1.0
     assert all(v < 1e-4 for v in result["max_abs_output_difference_batched_vs_reference"].values())
+
+
+def test_data_cache_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "data_cache.json"
+    args = ["--model", "minilm", "--tasks", "vader_amazon", "--hits", "1", "--step-shape", "2x16", "--out", str(out)]
+    assert load("data_cache").main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["tasks"]["vader_amazon"]["hit_seconds"] < result["tasks"]["vader_amazon"]["miss_seconds"]
