@@ -14,7 +14,7 @@ from scalearn.tasks.base import TaskSpec, examples_from
 HUMSET = "nlp-thedeep/humset"
 HUMSET_CONFIG = "1.0.0"
 
-# Label sets as the HumSet paper (Fekih et al., EMNLP Findings 2022) and the dataset card list them.
+# Label sets in the order and spelling of the dataset card (HumSet, Fekih et al., Findings of EMNLP 2022).
 # The loader checks every label of the data against these and names any it does not know.
 _SUB_1D = {
     "Casualties": ("Dead", "Injured", "Missing"),
@@ -77,7 +77,7 @@ _SUB_2D = {
 LABELS: dict[str, tuple[str, ...]] = {
     "sectors": ("Agriculture", "Cross", "Education", "Food Security", "Health", "Livelihoods", "Logistics",
                 "Nutrition", "Protection", "Shelter", "WASH"),
-    "pillars_1d": ("Context", "COVID-19", "Casualties", "Displacement", "Humanitarian Access",
+    "pillars_1d": ("Casualties", "Context", "Covid-19", "Displacement", "Humanitarian Access",
                    "Information And Communication", "Shock/Event"),
     "pillars_2d": ("At Risk", "Capacities & Response", "Humanitarian Conditions", "Impact", "Priority Interventions",
                    "Priority Needs"),
