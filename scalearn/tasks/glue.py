@@ -7,7 +7,8 @@ from functools import partial
 from scalearn.tasks.base import TaskSpec, simple_examples
 
 GLUE = "nyu-mll/glue"
-_CLS = dict(benchmark="glue", kind="classification", dataset=GLUE)
+_CLS = dict(benchmark="glue", kind="classification", dataset=GLUE, origin="GLUE, Wang et al., ICLR 2019",
+            licence="per task, as on the nyu-mll/glue dataset card")  # fmt: skip
 
 
 def _task(name: str, text_fields: tuple[str, ...], metric: str, metrics: tuple[str, ...], **kw) -> TaskSpec:

@@ -105,6 +105,7 @@ def _task(name: str, label_names: tuple[str, ...]) -> TaskSpec:
         metrics=("multilabel_macro_f1",), num_labels=len(label_names), label_names=label_names, dataset=HUMSET,
         config=HUMSET_CONFIG, label_field=name, protocol="official",
         splits={"train": "train", "dev": "validation", "test": "test"},
+        origin="HumSet, Fekih et al., Findings of EMNLP 2022", licence="Apache-2.0 (dataset card)",
     )  # fmt: skip
     from functools import partial
 

@@ -79,7 +79,13 @@ def _record(batch: dict) -> dict:
     return out
 
 
-_SG = dict(benchmark="superglue", kind="classification", dataset=SUPER_GLUE)
+_SG = dict(
+    benchmark="superglue",
+    kind="classification",
+    dataset=SUPER_GLUE,
+    origin="SuperGLUE, Wang et al., NeurIPS 2019",
+    licence="per task, as on the super_glue dataset card",
+)
 
 
 def _simple(spec: TaskSpec) -> TaskSpec:
