@@ -1,0 +1,84 @@
+"""One trial from names: task, method, model, seed (and source adapters for stage 2).
+
+    from scalearn.run import train_task
+    result, model = train_task("rt_polarity", method="adapter", model="minilm", seed=0, epochs=2)
+
+This is the door the harness calls for every trial; it is also the way to train from a notebook.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
+from scalearn.data import tokenized_task
+from scalearn.heads import HeadConfig
+from scalearn.io import load_source_bank, save_adapter, save_model, write_json
+from scalearn.methods import get_method
+from scalearn.methods.base import METHODS
+from scalearn.tasks import get_task
+from scalearn.train import TrainConfig, TrainResult, fit, seed_everything
+
+
+def split_overrides(method_name: str, overrides: dict) -> tuple[dict, dict]:
+    """Hyper-parameters of the method (e.g. omega_dropout) vs of the loop (e.g. precision, max_steps)."""
+    if method_name not in METHODS:
+        get_method(method_name)  # raises the registry's error
+    method_fields = {f.name for f in fields(METHODS[method_name][0]) if f.init}
+    loop_fields = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - method_fields - loop_fields)
+    if unknown:
+        raise ValueError(f"unknown hyper-parameter {unknown[0]!r} for method {method_name!r}")
+    method_kw = {k: v for k, v in overrides.items() if k in method_fields}
+    loop_kw = {k: v for k, v in overrides.items() if k in loop_fields and k not in method_fields}
+    return method_kw, loop_kw
+
+
+def train_task(
+    task: str,
+    method: str = "adapter",
+    model: str = "minilm",
+    seed: int = 0,
+    *,
+    sources: list[str | Path] | None = None,
+    output_dir: str | Path | None = None,
+    few_shot_k: int | None = None,
+    max_length: int | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    callback=None,
+    device=None,
+    **overrides,
+) -> tuple[TrainResult, object]:
+    """Train one method on one task; returns (result, trained model). ``sources``: stage-1 adapter folders,
+    the target's own last. With ``output_dir``: writes result.json, the model checkpoint and, for a
+    single-task adapter, the adapter artifact that stage 2 consumes."""
+    spec = get_task(task)
+    method_kw, loop_kw = split_overrides(method, overrides)
+    trial_method = get_method(method, **method_kw)
+    config = TrainConfig.for_method(trial_method, seed=seed, **loop_kw)
+    data = tokenized_task(spec, load_tokenizer(model), max_length=max_length, few_shot_k=few_shot_k,
+                          data_dir=data_dir, cache_dir=cache_dir)  # fmt: skip
+
+    seed_everything(seed)  # before building: the seed draws the head and ω
+    encoder = load_encoder(model)
+    bank = load_source_bank(sources) if sources else None
+    num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
+    head = HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
+    trained = trial_method.build(encoder, head, bank)
+    result = fit(trained, spec, data, config, callback=callback, checkpoint_dir=checkpoint_dir, device=device)
+    result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
+                          "task": task, "seed": seed, "few_shot": few_shot_k,
+                          "sources": [str(s) for s in sources or []]})  # fmt: skip
+
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        metadata = {"task": task, "method": method, "model": model, "seed": seed}
+        save_model(output_dir / "model", trained, metadata=metadata)
+        if method == "adapter":
+            save_adapter(output_dir / "adapter", trained.adapters, metadata=metadata)
+        write_json(output_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
+    return result, trained

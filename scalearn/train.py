@@ -1,0 +1,434 @@
+"""THE training loop: every method, every task, one code path (reference §2, §4.3, §8).
+
+    setup     seed → model (head and ω init drawn from the seed) → data → optimizer and schedule
+    train     per epoch: shuffled batches (order from (seed, epoch)), AdamW steps with clipping and
+              accumulation, the regulariser in the same step's loss
+    evaluate  on dev every epoch (or every N steps); keep the best state by dev loss or a task metric;
+              stop after `patience` evaluations without improvement
+    finish    restore the best state (every trainable tensor: ω of the ++ variants included) and score
+              it on the test split(s)
+
+The loop knows nothing of MLflow or Ray: it reports to an optional ``callback(event, payload)``.
+Resuming: with ``checkpoint_dir`` set, every evaluation writes the trainable state, the optimizer,
+the schedule, the best state so far and the RNG states; a restarted run continues from there on the
+same loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from scalearn import provenance
+from scalearn.evaluation import evaluate
+from scalearn.model import TransferModel
+from scalearn.tasks.base import TaskSpec
+
+Callback = Callable[[str, dict], None]
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; defaults come from the method (``TrainConfig.for_method``), overrides from the trial."""
+
+    learning_rate: float = 3e-4
+    epochs: int = 30
+    patience: int = 5
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    gradient_accumulation: int = 1
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (few-shot: 1,000, reference §4.5)."""
+    eval_every_steps: int | None = None
+    """Evaluate every N optimizer steps instead of every epoch."""
+    select_by: str = "auto"
+    """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': metric for HumSet, loss else."""
+    precision: str = "fp32"
+    gradient_checkpointing: bool = False
+    eval_batch_size: int = 64
+    seed: int = 0
+    log_every_steps: int = 20
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.select_by not in ("auto", "loss", "metric"):
+            raise ValueError(f"select_by must be 'auto', 'loss' or 'metric', got {self.select_by!r}")
+
+    @classmethod
+    def for_method(cls, method, **overrides) -> TrainConfig:
+        """The method's paper defaults (LR, epochs, patience, …), then ``overrides``."""
+        shared = {k: getattr(method, k) for k in ("learning_rate", "epochs", "patience", "batch_size",
+                                                  "weight_decay", "warmup_ratio", "max_grad_norm")}  # fmt: skip
+        return cls(**{**shared, **overrides})
+
+
+@dataclass
+class TrainResult:
+    task: str
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_step: int = -1
+    best_dev: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    selected_by: str = "loss"
+    selects_on_test: bool = False
+    parameters: dict = field(default_factory=dict)
+    steps: int = 0
+    wall_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    data_key: str = ""
+    losses: list[float] = field(default_factory=list)
+    """Training loss of every optimizer step."""
+    provenance: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- batches ----------------------------------------------------------------------------------------
+
+
+def collate(rows: list[dict], pad_id: int, kind: str) -> dict:
+    """Pad a list of tokenised rows to the longest; multiple-choice rows become [B, choices, T]."""
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in rows[0]]
+    nested = kind == "multiple_choice"
+    longest = max(len(seq) for row in rows for seq in (row["input_ids"] if nested else [row["input_ids"]]))
+    batch = {}
+    for key in keys:
+        fill = pad_id if key == "input_ids" else 0
+
+        def pad(seq, fill=fill):
+            return list(seq) + [fill] * (longest - len(seq))
+
+        values = [[pad(s) for s in row[key]] if nested else pad(row[key]) for row in rows]
+        batch[key] = torch.tensor(values, dtype=torch.long)
+    labels = [row["label"] for row in rows]
+    dtype = torch.float if kind in ("regression", "multi_label") else torch.long
+    batch["labels"] = torch.tensor(labels, dtype=dtype)
+    return batch
+
+
+def batches(split, batch_size: int, pad_id: int, kind: str, order: list[int] | None = None):
+    indices = order if order is not None else list(range(len(split)))
+    for start in range(0, len(indices), batch_size):
+        rows = split.select(indices[start : start + batch_size])
+        yield collate(list(rows), pad_id, kind)
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of an epoch: a function of (seed, epoch) only, so a resumed run sees the same."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(size, generator=generator).tolist()
+
+
+# -- optimizer and schedule -------------------------------------------------------------------------
+
+
+def make_optimizer(model: TransferModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer."""
+    decay, no_decay = [], []
+    for name, parameter in model.trainable_parameters().items():
+        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+
+def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
+    warmup = int(math.ceil(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+# -- evaluation and state ---------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_split(model: TransferModel, task: TaskSpec, split, config: TrainConfig, pad_id: int, device) -> dict:
+    """Mean loss (regulariser excluded) and every task metric on one split."""
+    model.eval()
+    logits, total, count = [], 0.0, 0
+    for batch in batches(split, config.eval_batch_size, pad_id, task.kind):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        with autocast(config.precision, device):
+            out = model(**batch)
+        total += model.head.loss(out.float(), labels).item() * len(labels)
+        count += len(labels)
+        logits.append(out.float().cpu())
+    return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
+
+
+def trainable_state(model: TransferModel) -> dict[str, torch.Tensor]:
+    """Everything training changes: trainable parameters and the transfer layer's buffers."""
+    state = {name: p.detach().clone() for name, p in model.trainable_parameters().items()}
+    if model.transfer is not None:
+        state.update({f"transfer.{n}": b.detach().clone() for n, b in model.transfer.named_buffers()})
+    return state
+
+
+@torch.no_grad()
+def load_trainable_state(model: TransferModel, state: dict[str, torch.Tensor]) -> None:
+    own = dict(model.named_parameters()) | dict(model.named_buffers())
+    for name, tensor in state.items():
+        own[name].copy_(tensor)
+
+
+def _better(candidate: dict, best: dict | None, key: str) -> bool:
+    if best is None:
+        return True
+    return candidate[key] < best[key] if key == "loss" else candidate[key] > best[key]
+
+
+# -- checkpoints for resuming -----------------------------------------------------------------------
+
+
+def _flatten_optimizer(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(directory: Path, model, optimizer, scheduler, progress: dict, best_state) -> None:
+    """Write a resumable checkpoint atomically (temp folder, then rename over the old one)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    optimizer_tensors, optimizer_meta = _flatten_optimizer(optimizer)
+    np_state = np.random.get_state()
+    tensors = {
+        **{f"model.{k}": v for k, v in trainable_state(model).items()},
+        **{f"best.{k}": v for k, v in (best_state or {}).items()},
+        **optimizer_tensors,
+        "rng.torch": torch.get_rng_state(),
+        "rng.numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+    }
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "state.safetensors"))
+    meta = {
+        "progress": progress,
+        "optimizer": optimizer_meta,
+        "scheduler": scheduler.state_dict(),
+        "rng_python": random.getstate()[1],
+        "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+    (staging / "checkpoint.json").write_text(json.dumps(meta, default=str))
+    old = directory.with_name(f".{directory.name}.old")
+    if directory.exists():
+        os.rename(directory, old)
+    os.rename(staging, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict, dict | None]:
+    meta = json.loads((directory / "checkpoint.json").read_text())
+    tensors = load_file(str(directory / "state.safetensors"))
+    load_trainable_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    kind, pos, has_gauss, gauss = meta["rng_numpy"]
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate((3, tuple(meta["rng_python"]), None))
+    return meta["progress"], best
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+def fit(
+    model: TransferModel,
+    task: TaskSpec,
+    data,
+    config: TrainConfig,
+    *,
+    callback: Callback | None = None,
+    checkpoint_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    stop_after_evaluations: int | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task`` (``data``: a TokenizedData from scalearn.data), return the result.
+
+    ``stop_after_evaluations`` ends the run early without finishing it, as a crash would (for tests of
+    resuming).
+    """
+    start = time.perf_counter()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
+    notify = callback or (lambda event, payload: None)
+    splits = data.splits
+    train = splits["train"]
+    pad_id = model.encoder.config.pad_token_id or 0
+    select_by = config.select_by
+    if select_by == "auto":
+        select_by = "metric" if task.benchmark == "humset" else "loss"
+    select_key = "loss" if select_by == "loss" else task.metric
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if config.gradient_checkpointing:
+        kwargs = {"use_reentrant": False}  # frozen inputs: the re-entrant variant would drop adapter gradients
+        if hasattr(model.encoder, "activation_checkpointing_enable"):  # transformers ≥ 5.x
+            model.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    batches_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = make_optimizer(model, config)
+    scheduler = linear_schedule(optimizer, total_steps, config.warmup_ratio)
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+
+    result = TrainResult(task=task.name, selected_by=select_by, selects_on_test=task.selects_on_test,
+                         parameters=model.parameter_counts(), data_key=getattr(data, "key", ""),
+                         config=asdict(config))  # fmt: skip
+    progress = {"epoch": 0, "position": 0, "step": 0, "evaluations": 0, "since_best": 0, "history": [],
+                "best": None, "last_eval_step": -1, "losses": []}  # fmt: skip
+    best_state = None
+    checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
+    if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
+        progress, best_state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        notify("resume", {"epoch": progress["epoch"], "step": progress["step"]})
+
+    def evaluate_and_select(epoch: int) -> bool:
+        """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
+        nonlocal best_state
+        dev = evaluate_split(model, task, splits["dev"], config, pad_id, device)
+        record = {"epoch": epoch, "step": progress["step"], **{f"dev_{k}": v for k, v in dev.items()}}
+        progress["history"].append(record)
+        progress["evaluations"] += 1
+        progress["last_eval_step"] = progress["step"]
+        if _better(dev, progress["best"], select_key):
+            progress["best"], progress["since_best"] = {**dev, "epoch": epoch, "step": progress["step"]}, 0
+            best_state = trainable_state(model)
+        else:
+            progress["since_best"] += 1
+        notify("evaluation", record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, scheduler, progress, best_state)
+        out_of_patience = progress["since_best"] >= config.patience
+        interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
+        return out_of_patience or interrupted
+
+    def finished() -> bool:
+        return progress["epoch"] >= config.epochs or progress["step"] >= total_steps
+
+    stop = progress["since_best"] >= config.patience
+    while not stop and not finished():
+        epoch = progress["epoch"]
+        model.train()
+        order = epoch_order(len(train), config.seed, epoch)
+        skip = progress.get("position", 0) * config.batch_size  # resuming mid-epoch
+        for batch in batches(train, config.batch_size, pad_id, task.kind, order[skip:]):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            with autocast(config.precision, device):
+                logits = model(**batch)
+            # the regulariser is part of the loss, so it reaches this step's update (and the fp16 scaler)
+            loss = model.loss(logits.float(), labels) / config.gradient_accumulation
+            (scaler.scale(loss) if scaler else loss).backward()
+            progress["position"] = progress.get("position", 0) + 1
+            last_of_epoch = progress["position"] == batches_per_epoch
+            if progress["position"] % config.gradient_accumulation and not last_of_epoch:
+                continue
+            if scaler:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), config.max_grad_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress["step"] += 1
+            step_loss = loss.item() * config.gradient_accumulation
+            progress["losses"].append(step_loss)
+            if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
+                notify("step", {"step": progress["step"], "epoch": epoch, "train_loss": step_loss,
+                                "learning_rate": scheduler.get_last_lr()[0]})  # fmt: skip
+            if config.eval_every_steps and progress["step"] % config.eval_every_steps == 0:
+                stop = evaluate_and_select(epoch)
+            if stop or progress["step"] >= total_steps:
+                break
+        else:
+            progress["epoch"], progress["position"] = epoch + 1, 0  # the epoch ran to its end
+        if stop:
+            break
+        if progress["step"] >= total_steps:
+            progress["epoch"], progress["position"] = epoch + 1, 0
+        if not config.eval_every_steps or (finished() and progress["last_eval_step"] != progress["step"]):
+            stop = evaluate_and_select(epoch)
+    result.history, result.steps, result.losses = progress["history"], progress["step"], progress["losses"]
+    if stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations:
+        return result  # interrupted on purpose: no restore, no test
+
+    if best_state is not None:
+        load_trainable_state(model, best_state)
+    best = progress["best"] or {}
+    result.best_epoch, result.best_step = best.get("epoch", -1), best.get("step", -1)
+    result.best_dev = {k: v for k, v in best.items() if k not in ("epoch", "step")}
+    for name in ["test", *task.extra_test_splits]:
+        if name in splits:
+            scores = evaluate_split(model, task, splits[name], config, pad_id, device)
+            result.test.update({(k if name == "test" else f"{k}_{name[5:]}"): v for k, v in scores.items()})
+    result.wall_seconds = time.perf_counter() - start
+    result.peak_memory_mb = provenance.peak_memory_mb(device)
+    result.provenance = provenance.collect(device)
+    notify("end", {"best_epoch": result.best_epoch, "test": result.test})
+    return result
