@@ -15,7 +15,7 @@ from pathlib import Path
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
 from scalearn.data import tokenized_task
 from scalearn.heads import HeadConfig
-from scalearn.io import load_source_bank, save_adapter, save_model, write_json
+from scalearn.io import load_source_bank, write_json
 from scalearn.methods import get_method
 from scalearn.methods.base import METHODS
 from scalearn.tasks import get_task
@@ -69,16 +69,13 @@ def train_task(
     num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
     head = HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
     trained = trial_method.build(encoder, head, bank)
-    result = fit(trained, spec, data, config, callback=callback, checkpoint_dir=checkpoint_dir, device=device)
+    metadata = {"task": task, "method": method, "model": model, "seed": seed}
+    save_dir = Path(output_dir) if output_dir is not None else None
+    result = fit(trained, spec, data, config, callback=callback, checkpoint_dir=checkpoint_dir, device=device,
+                 save_dir=save_dir, metadata=metadata)  # fmt: skip
     result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
                           "task": task, "seed": seed, "few_shot": few_shot_k,
                           "sources": [str(s) for s in sources or []]})  # fmt: skip
-
-    if output_dir is not None:
-        output_dir = Path(output_dir)
-        metadata = {"task": task, "method": method, "model": model, "seed": seed}
-        save_model(output_dir / "model", trained, metadata=metadata)
-        if method == "adapter":
-            save_adapter(output_dir / "adapter", trained.adapters, metadata=metadata)
-        write_json(output_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
+    if save_dir is not None:
+        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, trained

@@ -16,6 +16,7 @@ same loss curve.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,7 +33,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scalearn import provenance
+from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
+from scalearn.io import save_adapter, save_model
 from scalearn.model import TransferModel
 from scalearn.tasks.base import TaskSpec
 
@@ -60,6 +63,12 @@ class TrainConfig:
     """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': metric for HumSet, loss else."""
     precision: str = "fp32"
     gradient_checkpointing: bool = False
+    engine: str = "torch"
+    """'torch', or 'deepspeed' (ZeRO; multi-process under a launcher or Ray Train)."""
+    zero_stage: int = 2
+    offload_optimizer: bool = False
+    zero3_persistence_threshold: int = 100_000
+    """ZeRO-3 keeps parameters smaller than this whole on every rank (DeepSpeed's default)."""
     eval_batch_size: int = 64
     seed: int = 0
     log_every_steps: int = 20
@@ -67,6 +76,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {self.engine!r}")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
         if self.select_by not in ("auto", "loss", "metric"):
             raise ValueError(f"select_by must be 'auto', 'loss' or 'metric', got {self.select_by!r}")
 
@@ -138,76 +151,68 @@ def batches(split, batch_size: int, pad_id: int, kind: str, order: list[int] | N
         yield collate(list(rows), pad_id, kind)
 
 
+def shard(order: list[int], batch_size: int, rank: int, world: int) -> list[int]:
+    """This rank's share of every global batch, so N ranks see exactly the batches of one rank.
+
+    With several ranks the last, incomplete global batch is dropped (every rank must take part in every
+    step)."""
+    if world == 1:
+        return order
+    share = batch_size // world
+    mine = []
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        mine.extend(order[start + rank * share : start + (rank + 1) * share])
+    return mine
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     """The shuffled order of an epoch: a function of (seed, epoch) only, so a resumed run sees the same."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(size, generator=generator).tolist()
 
 
-# -- optimizer and schedule -------------------------------------------------------------------------
-
-
-def make_optimizer(model: TransferModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer."""
-    decay, no_decay = [], []
-    for name, parameter in model.trainable_parameters().items():
-        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-
-
-def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
-    warmup = int(math.ceil(total_steps * warmup_ratio))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def autocast(precision: str, device: torch.device):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 # -- evaluation and state ---------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def evaluate_split(model: TransferModel, task: TaskSpec, split, config: TrainConfig, pad_id: int, device) -> dict:
+def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: TrainConfig, pad_id: int) -> dict:
     """Mean loss (regulariser excluded) and every task metric on one split."""
     model.eval()
     logits, total, count = [], 0.0, 0
     for batch in batches(split, config.eval_batch_size, pad_id, task.kind):
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(engine.device) for k, v in batch.items()}
         labels = batch.pop("labels")
-        with autocast(config.precision, device):
-            out = model(**batch)
+        out = engine.forward(batch)
         total += model.head.loss(out.float(), labels).item() * len(labels)
         count += len(labels)
         logits.append(out.float().cpu())
     return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
 
 
-def trainable_state(model: TransferModel) -> dict[str, torch.Tensor]:
-    """Everything training changes: trainable parameters and the transfer layer's buffers."""
-    state = {name: p.detach().clone() for name, p in model.trainable_parameters().items()}
+def trainable_state(model: TransferModel, engine=None) -> dict[str, torch.Tensor]:
+    """Everything training changes: trainable parameters (gathered whole under ZeRO-3) and the transfer
+    layer's buffers."""
+    parameters = model.trainable_parameters()
+    with engine.gathered(parameters.values()) if engine is not None else contextlib.nullcontext():
+        state = {name: p.detach().clone() for name, p in parameters.items()}
     if model.transfer is not None:
         state.update({f"transfer.{n}": b.detach().clone() for n, b in model.transfer.named_buffers()})
     return state
 
 
 @torch.no_grad()
-def load_trainable_state(model: TransferModel, state: dict[str, torch.Tensor]) -> None:
+def load_trainable_state(model: TransferModel, state: dict[str, torch.Tensor], engine=None) -> None:
     own = dict(model.named_parameters()) | dict(model.named_buffers())
-    for name, tensor in state.items():
-        own[name].copy_(tensor)
+    targets = [own[name] for name in state if isinstance(own[name], torch.nn.Parameter)]
+    with engine.gathered(targets, modify=True) if engine is not None else contextlib.nullcontext():
+        for name, tensor in state.items():
+            own[name].copy_(tensor)
 
 
 def _better(candidate: dict, best: dict | None, key: str) -> bool:
@@ -286,6 +291,23 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict,
     return meta["progress"], best
 
 
+def save_trained(directory: Path, model: TransferModel, engine, rank: int, metadata: dict) -> None:
+    """Write the model's own state (and a trained adapter as a stage-1 artifact), gathered whole."""
+    owned = [model.head, model.transfer]
+    if model.adapters is not None and model.adapter_role != "sources":
+        owned.append(model.adapters)
+    if any(p.requires_grad for p in model.encoder.parameters()):
+        owned.append(model.encoder)
+    parameters = [p for module in owned if module is not None for p in module.parameters()]
+    with engine.gathered(parameters):
+        if rank == 0:
+            save_model(directory / "model", model, metadata=metadata)
+            if model.adapters is not None and model.adapter_role == "trained":
+                save_adapter(directory / "adapter", model.adapters, metadata=metadata)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
 # -- the loop ---------------------------------------------------------------------------------------
 
 
@@ -298,10 +320,14 @@ def fit(
     callback: Callback | None = None,
     checkpoint_dir: str | Path | None = None,
     device: str | torch.device | None = None,
+    save_dir: str | Path | None = None,
+    metadata: dict | None = None,
     stop_after_evaluations: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` (``data``: a TokenizedData from scalearn.data), return the result.
 
+    With ``save_dir``, the restored best model is saved there (``model/``, and ``adapter/`` when the model
+    trained its own adapter: the stage-1 artifact), its partitions gathered first under ZeRO-3.
     ``stop_after_evaluations`` ends the run early without finishing it, as a crash would (for tests of
     resuming).
     """
@@ -325,14 +351,18 @@ def fit(
         else:
             model.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
+    if checkpoint_dir is not None and config.engine != "torch":
+        raise ValueError("resuming (checkpoint_dir) needs engine torch: DeepSpeed's optimizer checkpoints are "
+                         "pickles, which this project never loads")  # fmt: skip
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    optimizer = make_optimizer(model, config)
-    scheduler = linear_schedule(optimizer, total_steps, config.warmup_ratio)
-    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    engine = ENGINES[config.engine](model, config, total_steps, device)
+    rank, world = _rank_and_world()
+    if world > 1:
+        batches_per_epoch = len(train) // config.batch_size  # every rank needs its share of every batch
 
     result = TrainResult(task=task.name, selected_by=select_by, selects_on_test=task.selects_on_test,
                          parameters=model.parameter_counts(), data_key=getattr(data, "key", ""),
@@ -342,25 +372,25 @@ def fit(
     best_state = None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
-        progress, best_state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        progress, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
         notify("resume", {"epoch": progress["epoch"], "step": progress["step"]})
 
     def evaluate_and_select(epoch: int) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
         nonlocal best_state
-        dev = evaluate_split(model, task, splits["dev"], config, pad_id, device)
+        dev = evaluate_split(model, engine, task, splits["dev"], config, pad_id)
         record = {"epoch": epoch, "step": progress["step"], **{f"dev_{k}": v for k, v in dev.items()}}
         progress["history"].append(record)
         progress["evaluations"] += 1
         progress["last_eval_step"] = progress["step"]
         if _better(dev, progress["best"], select_key):
             progress["best"], progress["since_best"] = {**dev, "epoch": epoch, "step": progress["step"]}, 0
-            best_state = trainable_state(model)
+            best_state = trainable_state(model, engine)
         else:
             progress["since_best"] += 1
         notify("evaluation", record)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, scheduler, progress, best_state)
+            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, progress, best_state)
         out_of_patience = progress["since_best"] >= config.patience
         interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
         return out_of_patience or interrupted
@@ -372,36 +402,24 @@ def fit(
     while not stop and not finished():
         epoch = progress["epoch"]
         model.train()
-        order = epoch_order(len(train), config.seed, epoch)
-        skip = progress.get("position", 0) * config.batch_size  # resuming mid-epoch
-        for batch in batches(train, config.batch_size, pad_id, task.kind, order[skip:]):
+        order = shard(epoch_order(len(train), config.seed, epoch), config.batch_size, rank, world)
+        micro_batch = config.batch_size // world
+        skip = progress.get("position", 0) * micro_batch  # resuming mid-epoch
+        for batch in batches(train, micro_batch, pad_id, task.kind, order[skip:]):
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = batch.pop("labels")
-            with autocast(config.precision, device):
-                logits = model(**batch)
+            logits = engine.forward(batch)
             # the regulariser is part of the loss, so it reaches this step's update (and the fp16 scaler)
-            loss = model.loss(logits.float(), labels) / config.gradient_accumulation
-            (scaler.scale(loss) if scaler else loss).backward()
+            loss = model.loss(logits.float(), labels)
             progress["position"] = progress.get("position", 0) + 1
-            last_of_epoch = progress["position"] == batches_per_epoch
-            if progress["position"] % config.gradient_accumulation and not last_of_epoch:
+            if not engine.backward_and_step(loss, flush=progress["position"] == batches_per_epoch):
                 continue
-            if scaler:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), config.max_grad_norm)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1
-            step_loss = loss.item() * config.gradient_accumulation
+            step_loss = loss.item()
             progress["losses"].append(step_loss)
             if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
                 notify("step", {"step": progress["step"], "epoch": epoch, "train_loss": step_loss,
-                                "learning_rate": scheduler.get_last_lr()[0]})  # fmt: skip
+                                "learning_rate": engine.learning_rate()})  # fmt: skip
             if config.eval_every_steps and progress["step"] % config.eval_every_steps == 0:
                 stop = evaluate_and_select(epoch)
             if stop or progress["step"] >= total_steps:
@@ -419,16 +437,18 @@ def fit(
         return result  # interrupted on purpose: no restore, no test
 
     if best_state is not None:
-        load_trainable_state(model, best_state)
+        load_trainable_state(model, best_state, engine)
     best = progress["best"] or {}
     result.best_epoch, result.best_step = best.get("epoch", -1), best.get("step", -1)
     result.best_dev = {k: v for k, v in best.items() if k not in ("epoch", "step")}
     for name in ["test", *task.extra_test_splits]:
         if name in splits:
-            scores = evaluate_split(model, task, splits[name], config, pad_id, device)
+            scores = evaluate_split(model, engine, task, splits[name], config, pad_id)
             result.test.update({(k if name == "test" else f"{k}_{name[5:]}"): v for k, v in scores.items()})
+    if save_dir is not None:
+        save_trained(Path(save_dir), model, engine, rank, metadata or {})
     result.wall_seconds = time.perf_counter() - start
     result.peak_memory_mb = provenance.peak_memory_mb(device)
-    result.provenance = provenance.collect(device)
+    result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
     notify("end", {"best_epoch": result.best_epoch, "test": result.test})
     return result

@@ -1,0 +1,168 @@
+"""How one optimizer step happens: plain PyTorch, or DeepSpeed in its place (ZeRO 0–3, optional offload).
+
+The training loop calls the same four things on either engine: ``forward``, ``backward_and_step``,
+``gathered`` (full parameter values, for reading or restoring state; ZeRO-3 keeps only a shard on each
+rank, and reading the shard is how adapters end up saved as empty tensors, PEFT #1328) and the
+learning-rate readout. DeepSpeed runs on the CPU over gloo as well, which is how it is tested here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+
+import torch
+
+from scalearn.model import TransferModel
+
+
+def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer."""
+    decay, no_decay = [], []
+    for name, parameter in model.trainable_parameters().items():
+        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+
+def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0 (HF's linear schedule)."""
+    warmup = int(math.ceil(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+class TorchEngine:
+    """AdamW + schedule, gradient accumulation, clipping, AMP (GradScaler for fp16)."""
+
+    name = "torch"
+
+    def __init__(self, model: TransferModel, config, total_steps: int, device: torch.device):
+        self.model, self.config, self.device = model, config, device
+        self.optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+        self.scheduler = linear_schedule(self.optimizer, total_steps, config.warmup_ratio)
+        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        self.micro_batches = 0
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        with autocast(self.config.precision, self.device):
+            return self.model(**batch)
+
+    def backward_and_step(self, loss: torch.Tensor, flush: bool = False) -> bool:
+        """Accumulate; step at the accumulation boundary (or when ``flush``). True when a step happened."""
+        loss = loss / self.config.gradient_accumulation
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        self.micro_batches += 1
+        if self.micro_batches % self.config.gradient_accumulation and not flush:
+            return False
+        self.micro_batches = 0
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters().values(), self.config.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return True
+
+    def learning_rate(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def gathered(self, parameters, modify: bool = False):
+        return contextlib.nullcontext()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ensure_process_group(device: torch.device) -> None:
+    """One process without a launcher: become rank 0 of 1 (on a free port), as DeepSpeed needs a group."""
+    import deepspeed
+
+    if not torch.distributed.is_initialized():
+        defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+        for key, value in defaults.items():
+            os.environ.setdefault(key, value)
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo", verbose=False)
+
+
+class DeepSpeedEngine:
+    """DeepSpeed's engine in place of the optimizer step; our AdamW and schedule as its client objects."""
+
+    name = "deepspeed"
+
+    def __init__(self, model: TransferModel, config, total_steps: int, device: torch.device):
+        import deepspeed
+
+        if config.precision == "fp16" and device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+        ensure_process_group(device)
+        self.model, self.config, self.device = model, config, device
+        world = torch.distributed.get_world_size()
+        if config.batch_size % world:
+            raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} ranks")
+        optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+        scheduler = linear_schedule(optimizer, total_steps, config.warmup_ratio)
+        zero = {"stage": config.zero_stage}
+        if config.offload_optimizer:
+            zero["offload_optimizer"] = {"device": "cpu"}
+        if config.zero_stage == 3:
+            zero["stage3_param_persistence_threshold"] = config.zero3_persistence_threshold
+        ds_config = {
+            "train_micro_batch_size_per_gpu": config.batch_size // world,
+            "gradient_accumulation_steps": config.gradient_accumulation,
+            "gradient_clipping": config.max_grad_norm,
+            "zero_optimization": zero,
+            "zero_allow_untested_optimizer": True,  # our AdamW is the client optimizer
+            "bf16": {"enabled": config.precision == "bf16"},
+            "fp16": {"enabled": config.precision == "fp16"},
+            "steps_per_print": 2**31 - 1,
+            "wall_clock_breakdown": False,
+        }
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+        )
+        self.zero_stage = config.zero_stage
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.engine(**batch)
+
+    def backward_and_step(self, loss: torch.Tensor, flush: bool = False) -> bool:
+        boundary = self.engine.is_gradient_accumulation_boundary()
+        self.engine.backward(loss)
+        self.engine.step()
+        return boundary
+
+    def learning_rate(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def gathered(self, parameters, modify: bool = False):
+        """Full values of ZeRO-3-partitioned parameters inside the block; ``modify`` writes them back."""
+        if self.zero_stage != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=0 if modify else None)
+
+
+ENGINES = {"torch": TorchEngine, "deepspeed": DeepSpeedEngine}
