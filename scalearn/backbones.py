@@ -235,6 +235,13 @@ TINY_CONFIGS: dict[str, dict] = {
         "position_biased_input": False,
         "type_vocab_size": 0,
     },
+    # no dropout anywhere: for tests that compare runs whose random streams differ (e.g. N ranks vs 1)
+    "tiny-bert-nodropout": {
+        **_TINY,
+        "model_type": "bert",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    },
     "tiny-distilbert": {
         "model_type": "distilbert",
         "dim": 32,

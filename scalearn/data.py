@@ -133,7 +133,9 @@ def few_shot(train, k: int):
 
 def to_examples(task: TaskSpec, split):
     """Rows of a raw split → the shared example columns (see scalearn.tasks.base)."""
-    examples = split.map(task.preprocess, batched=True, remove_columns=split.column_names, desc=None)
+    # our own cache keys the result; a fingerprint given here spares datasets from hashing the function
+    fingerprint = hashlib.sha256(f"{split._fingerprint}:{task.name}:v{task.version}".encode()).hexdigest()[:16]
+    examples = split.map(task.preprocess, batched=True, remove_columns=split.column_names, new_fingerprint=fingerprint)
     missing = set(EXAMPLE_COLUMNS) - set(examples.column_names)
     if missing:
         raise ValueError(f"task {task.name}: preprocessing did not produce {sorted(missing)}")
@@ -226,7 +228,7 @@ def tokenized_task(
     cache_dir: str | Path | None = None,
 ) -> TokenizedData:
     """The task's tokenised splits, from the cache when this exact entry exists, else built and cached."""
-    from datasets import load_from_disk
+    from datasets import DatasetDict, load_from_disk
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # a sweep runs thousands of these; the harness shows its own progress
@@ -239,11 +241,17 @@ def tokenized_task(
     hit = (final / "manifest.json").exists()
     if not hit:
         examples = task_examples(task, data_dir, few_shot_k)
-        tokenized = examples.map(
-            _tokenize_batch,
-            batched=True,
-            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "task": task},
-            remove_columns=["text", "text_pair", "choices"],
+        tokenized = DatasetDict(
+            {
+                name: split.map(
+                    _tokenize_batch,
+                    batched=True,
+                    fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "task": task},
+                    remove_columns=["text", "text_pair", "choices"],
+                    new_fingerprint=hashlib.sha256(f"{key}:{name}".encode()).hexdigest()[:16],
+                )
+                for name, split in examples.items()
+            }
         )
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))

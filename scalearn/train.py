@@ -165,6 +165,15 @@ def shard(order: list[int], batch_size: int, rank: int, world: int) -> list[int]
     return mine
 
 
+def _global_mean(value: torch.Tensor, world: int) -> float:
+    """A rank's loss averaged over the ranks: the loss of the global batch, for the record."""
+    if world > 1:
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value /= world
+    return value.item()
+
+
 def _rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -415,7 +424,7 @@ def fit(
             if not engine.backward_and_step(loss, flush=progress["position"] == batches_per_epoch):
                 continue
             progress["step"] += 1
-            step_loss = loss.item()
+            step_loss = _global_mean(loss.detach(), world)
             progress["losses"].append(step_loss)
             if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
                 notify("step", {"step": progress["step"], "epoch": epoch, "train_loss": step_loss,

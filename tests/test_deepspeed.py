@@ -62,3 +62,26 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
     assert adapter_run.losses == pytest.approx(torch_adapter.losses, abs=1e-5)
     torch.testing.assert_close(tensors["up.weight"], torch_adapter_model.adapters.adapter_state(0)["up.weight"],
                                atol=1e-5, rtol=1e-4)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
+    """2 CPU ranks (Ray Train TorchTrainer, gloo, DeepSpeed ZeRO-2), global batch 8 = 2 × 4, against one
+    plain-torch rank with batch 8. No dropout anywhere, so the two runs see the same computation."""
+    ray = pytest.importorskip("ray")
+    from scalearn.distributed import train_task_distributed
+
+    common = dict(task="syn_a", method="adapter", model="tiny-bert-nodropout", seed=0, batch_size=8, epochs=1,
+                  max_steps=6, learning_rate=0.01, cache_dir=cache_dir)  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        two = train_task_distributed(2, storage_path=str(tmp_path / "ray"), output_dir=tmp_path / "two", **common)
+    finally:
+        ray.shutdown()
+    one, one_model = train_task(**common)
+    assert two["provenance"]["world_size"] == 2 and two["provenance"]["engine"] == "deepspeed"
+    assert two["losses"] == pytest.approx(one.losses, abs=1e-5)  # the global batch's loss, step by step
+    assert two["test"]["loss"] == pytest.approx(one.test["loss"], abs=1e-5)
+    _, tensors, _ = load_adapter(tmp_path / "two" / "adapter")
+    torch.testing.assert_close(tensors["up.weight"], one_model.adapters.adapter_state(0)["up.weight"],
+                               atol=1e-5, rtol=1e-4)  # fmt: skip

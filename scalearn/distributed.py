@@ -1,0 +1,49 @@
+"""One trial on several processes (GPUs on a cluster, CPU ranks here) through Ray Train's TorchTrainer.
+
+Ray starts the ranks and their process group (gloo on CPUs, NCCL on GPUs); each rank runs the same
+``train_task`` with the DeepSpeed engine, which shards every global batch over the ranks. Rank 0 saves
+and reports. The global batch stays ``batch_size``, so N ranks train on the same batches as one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+
+def _worker(config: dict) -> None:
+    import ray.train
+
+    from scalearn.run import train_task
+
+    result_path = Path(config.pop("result_path"))
+    result, _ = train_task(**config)
+    if ray.train.get_context().get_world_rank() == 0:
+        result_path.write_text(json.dumps(result.to_dict(), default=str))
+
+
+def train_task_distributed(num_workers: int, use_gpu: bool = False, storage_path: str | None = None, **kwargs):
+    """``train_task(**kwargs)`` on ``num_workers`` ranks (engine deepspeed); returns rank 0's result dict.
+
+    The ranks must share a filesystem with the caller (the result comes back as a file; on a cluster,
+    ``storage_path`` and the output folder live on the shared store)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    storage = Path(storage_path or tempfile.mkdtemp(prefix="scalearn-ray-"))
+    config = {"engine": "deepspeed", **{k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}}
+    if config.get("sources"):
+        config["sources"] = [str(s) for s in config["sources"]]
+    config["result_path"] = str(storage / "result.json")
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=RunConfig(storage_path=str(storage)),
+    )
+    outcome = trainer.fit()
+    if outcome.error is not None:
+        raise outcome.error
+    return json.loads((storage / "result.json").read_text())
