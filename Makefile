@@ -44,6 +44,7 @@ test: lint
 bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --threads 1
 	$(PY) benchmarks/data_cache.py
+	$(PY) benchmarks/loop_overhead.py
 
 # The offline demo sweep arrives with the harness (issue 5); until then, the core's parameter counts.
 demo: $(STAMP)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 def load(name):
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
 
@@ -33,3 +35,10 @@ def test_data_cache_benchmark_runs_and_writes_its_json(tmp_path):
     assert load("data_cache").main(args) == 0
     result = json.loads(out.read_text())
     assert result["tasks"]["vader_amazon"]["hit_seconds"] < result["tasks"]["vader_amazon"]["miss_seconds"]
+
+
+def test_loop_overhead_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "loop_overhead.json"
+    assert load("loop_overhead").main(["--model", "tiny-bert", "--steps", "3", "--rounds", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["steps_per_second"]) == {"bare_torch_loop", "fit_torch", "fit_deepspeed_zero2"}

@@ -157,3 +157,22 @@ def test_minilm_adapter_learns_rotten_tomatoes(cache_dir):
                            few_shot_k=640, learning_rate=2e-3, max_length=64, cache_dir=cache_dir)  # fmt: skip
     print(f"MiniLM adapter on rt_polarity: test accuracy {result.test['accuracy']:.4f} (majority 0.573)")
     assert result.test["accuracy"] > 0.573 + 0.07, result.test
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, tmp_path):
+    from conftest import random_sources
+
+    from scalearn import save_adapter
+
+    bank = random_sources(load_encoder(TINY), 3)
+    folders = []
+    for index in range(3):
+        save_adapter(tmp_path / f"s{index}", bank, index=index)
+        folders.append(tmp_path / f"s{index}")
+    fp16, _ = run(cache_dir, method="adapterfusion", sources=folders, max_steps=5, epochs=1, precision="fp16",
+                  device="cuda")  # fmt: skip
+    fp32, _ = run(cache_dir, method="adapterfusion", sources=folders, max_steps=5, epochs=1, device="cuda")
+    assert all(math.isfinite(x) for x in fp16.losses)
+    assert fp16.losses == pytest.approx(fp32.losses, abs=5e-3)

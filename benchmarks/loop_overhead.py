@@ -1,0 +1,130 @@
+"""What our training loop costs over a bare PyTorch loop, and DeepSpeed ZeRO-2 against plain torch (CPU).
+
+Same model (real MiniLM-L6 + a trainable adapter), same batches (rt_polarity, batch 32, length ≤ 64),
+same number of optimizer steps. The bare loop is: forward, loss, backward, clip, AdamW step, schedule
+step, zero_grad. Both are timed in steady state, from the end of the first step to the end of the last
+(set-up and the final evaluation are not the loop's per-step cost). Configurations alternate over
+rounds; medians of steps per second.
+
+    python benchmarks/loop_overhead.py [--steps 20] [--rounds 3] [--out benchmarks/results/loop_overhead.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scalearn import HeadConfig, get_method, load_encoder, load_tokenizer
+from scalearn.data import tokenized_task
+from scalearn.engines import linear_schedule, make_optimizer
+from scalearn.tasks import get_task
+from scalearn.train import TrainConfig, batches, epoch_order, fit, seed_everything
+
+TARGET_OVERHEAD_MAX = 0.05
+
+
+@dataclass
+class Data:
+    splits: dict
+    key: str = "benchmark"
+
+
+def build(model_name: str):
+    seed_everything(0)
+    encoder = load_encoder(model_name)
+    return get_method("adapter").build(encoder, HeadConfig("classification", encoder.config.hidden_size, 2))
+
+
+def bare_loop(model, data, config: TrainConfig, steps: int) -> float:
+    """Steady-state steps per second (clock from the end of step 1 to the end of the last step)."""
+    model.train()
+    train = data.splits["train"]
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+    scheduler = linear_schedule(optimizer, steps, 0.0)
+    order = epoch_order(len(train), config.seed, 0)
+    stamps = []
+    for step, batch in enumerate(batches(train, config.batch_size, 0, "classification", order)):
+        if step == steps:
+            break
+        labels = batch.pop("labels")
+        loss = model.head.loss(model(**batch), labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()  # as our loop records each step's loss
+        stamps.append(time.perf_counter())
+    return (steps - 1) / (stamps[-1] - stamps[0])
+
+
+def our_loop(model, data, config: TrainConfig, steps: int) -> float:
+    """Steady-state steps per second of ``fit``, from its own step events (setup and evaluation excluded)."""
+    stamps = []
+    result = fit(model, get_task("rt_polarity"), data, config,
+                 callback=lambda event, _: stamps.append(time.perf_counter()) if event == "step" else None)  # fmt: skip
+    assert result.steps == steps and len(stamps) == steps
+    return (steps - 1) / (stamps[-1] - stamps[0])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/loop_overhead.json")
+    args = parser.parse_args(argv)
+
+    splits = tokenized_task("rt_polarity", load_tokenizer(args.model), max_length=64).splits
+    data = Data({"train": splits["train"], "dev": splits["dev"].select(range(32)),
+                 "test": splits["test"].select(range(32))})  # fmt: skip
+    base = dict(learning_rate=3e-4, epochs=1, max_steps=args.steps, batch_size=32, patience=5, log_every_steps=1)
+    configs = {
+        "bare_torch_loop": (bare_loop, TrainConfig(**base)),
+        "fit_torch": (our_loop, TrainConfig(**base)),
+        "fit_deepspeed_zero2": (our_loop, TrainConfig(**base, engine="deepspeed", zero_stage=2)),
+    }
+    rates = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, (loop, config) in configs.items():
+            model = build(args.model)
+            rates[name].append(loop(model, data, config, args.steps))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    overhead = median["bare_torch_loop"] / median["fit_torch"] - 1
+    result = {
+        "benchmark": "loop_overhead",
+        "setup": {
+            "model": args.model,
+            "task": "rt_polarity",
+            "batch_size": 32,
+            "max_length": 64,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },  # fmt: skip
+        "steps_per_second": median,
+        "fit_overhead_over_bare_loop": overhead,
+        "deepspeed_zero2_over_torch_time": median["fit_torch"] / median["fit_deepspeed_zero2"],
+        "target_overhead_max": TARGET_OVERHEAD_MAX,
+        "target_met": overhead <= TARGET_OVERHEAD_MAX,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for name, value in median.items():
+        print(f"{name:22s} {value:6.3f} steps/s")
+    print(f"fit overhead over a bare loop: {100 * overhead:+.1f}% (target <= {100 * TARGET_OVERHEAD_MAX:.0f}%)")
+    print(f"DeepSpeed ZeRO-2 step time / torch: {result['deepspeed_zero2_over_torch_time']:.2f}x; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
