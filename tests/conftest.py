@@ -6,6 +6,10 @@ for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tokenised data of the tests goes to a throw-away folder, not the user's cache
+import tempfile  # noqa: E402
+
+os.environ.setdefault("SCALEARN_CACHE_DIR", tempfile.mkdtemp(prefix="scalearn-test-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
