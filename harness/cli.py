@@ -1,4 +1,4 @@
-"""`harness` command line. Sub-commands arrive with their issues; today: params, ls, data prepare."""
+"""`harness` command line: validate, plan, submit, status; ls, params, data prepare. (report, ui: next.)"""
 
 from __future__ import annotations
 
@@ -72,6 +72,92 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(path: str):
+    from harness.plan import expand
+    from harness.spec import load_spec
+
+    spec = load_spec(path)
+    return spec, expand(spec)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    spec, trials = _load(args.file)
+    stages = {stage: sum(t.stage == stage for t in trials) for stage in (1, 2)}
+    print(f"ok: {len(trials)} trials ({stages[1]} stage 1, {stages[2]} stage 2) in {spec.name}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.store import Store
+
+    _, trials = _load(args.file)
+    store = Store(args.store)
+    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in trials]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        mark = "done" if row["done"] else "todo"
+        deps = f" ← {len(row['depends_on'])} sources" if row["depends_on"] else ""
+        print(f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {row['task']:16s} "
+              f"seed {row['seed']:<3d} {row['model']}{deps}")  # fmt: skip
+    print(f"{len(rows)} trials, {sum(r['done'] for r in rows)} done")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from harness.store import STATES, Store
+
+    _, trials = _load(args.file)
+    store = Store(args.store)
+    counts = Counter((t.stage, store.state(t.key)) for t in trials)
+    for stage in (1, 2):
+        total = sum(counts[(stage, state)] for state in STATES)
+        print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
+    failed = [t for t in trials if counts and store.state(t.key) == "failed"]
+    for trial in failed:
+        reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
+        print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")
+    return 1 if failed else 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import ray
+
+    from harness.report import results_table
+    from harness.scheduler import run_trials
+    from harness.store import Store
+
+    spec, trials = _load(args.file)
+    store = Store(args.store)
+    todo = [t for t in trials if not store.is_done(t.key)]
+    print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    if todo:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
+                 **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
+        try:
+
+            def progress(counts, waiting):
+                done = sum(v for (_, state), v in counts.items() if state == "done")
+                failed = sum(v for (_, state), v in counts.items() if state == "failed")
+                print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
+
+            outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
+                                 options={"data_dir": args.data_dir}, on_update=progress)  # fmt: skip
+        finally:
+            ray.shutdown()
+        print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
+        for key, reason in outcome.failed.items():
+            print(f"  failed {key}: {reason}")
+    print(results_table(trials, store, spec.target_list()))
+    failed = [t for t in trials if store.state(t.key) == "failed"]
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="ScaLearn benchmarking harness")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", help="list registered things")
     ls.add_argument("what", choices=["tasks", "benchmarks", "methods", "models"])
     ls.set_defaults(run=_cmd_ls)
+    for name, handler, text in (("validate", _cmd_validate, "check an experiment file; print ok and its trials"),
+                                ("plan", _cmd_plan, "the trials an experiment file needs, in stage order"),
+                                ("status", _cmd_status, "done / running / failed / pending per stage"),
+                                ("submit", _cmd_submit, "run what is not done yet, on Ray")):  # fmt: skip
+        command = commands.add_parser(name, help=text)
+        command.add_argument("file", help="experiment file (experiments/*.yaml)")
+        if name != "validate":
+            command.add_argument("--store", default="store", help="the results store (default ./store)")
+        if name == "plan":
+            command.add_argument("--json", action="store_true", help="a JSON array instead of lines")
+        if name == "submit":
+            command.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
+            command.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+            command.add_argument("--data-dir", default=None, help="task data in the hub's layout (offline)")
+        command.set_defaults(run=handler)
+
     data = commands.add_parser("data", help="task data: fetch ahead for machines without internet")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     prepare = data_commands.add_parser("prepare", help="write tasks' raw data in the hub's layout to a folder")
@@ -97,9 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.spec import SpecError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except SpecError as error:
+        print(error, file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError) as error:
         print(f"harness {args.command}: {error}", file=sys.stderr)
         return 2

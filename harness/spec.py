@@ -1,0 +1,253 @@
+"""Experiment files: YAML → a validated ExperimentSpec, or one line `FILE:key.path: what is wrong (expected)`.
+
+version: 1
+name: glue-roberta-base          # the MLflow experiment; default: the file's stem
+include: base.yaml               # optional; this file's keys override the included file's
+models: [roberta-base]
+methods: [adapter, adapterfusion, scalearn, scalearn_pp]
+benchmark: glue                  # or `tasks: [...]` (then sources default to those tasks)
+targets: [rte, mrpc]             # default: every task of the benchmark
+sources: [mnli, qnli, rte]       # default: every task of the benchmark; the target's own goes last
+seeds: 3                         # a count (0..n-1) or a list
+seeds_per_task: {rte: 10}        # the paper: 10 seeds for small tasks, 3 for large ones
+source_seed: 0                   # stage-1 adapters used as sources (the paper always uses seed 0)
+hyperparameters:                 # per method, or `all`; method fields or training-loop fields
+  all: {epochs: 30}
+  scalearn: {learning_rate: 0.006}
+data: {max_length: 128, few_shot: null}
+resources: {cpus: 1, gpus: 0, memory_gb: 4}
+retries: 1
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SPEC_VERSION = 1
+
+
+class SpecError(ValueError):
+    """A malformed experiment file; str() is the one line shown to the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Resources(_Strict):
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+    memory_gb: float | None = Field(None, gt=0)
+
+
+class DataOptions(_Strict):
+    max_length: int | None = Field(None, gt=0)
+    few_shot: int | None = Field(None, gt=0)
+
+
+class ExperimentSpec(_Strict):
+    version: int
+    name: str | None = None
+    include: str | None = None
+    models: list[str] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    benchmark: str | None = None
+    tasks: list[str] | None = Field(None, min_length=1)
+    targets: list[str] | None = Field(None, min_length=1)
+    sources: list[str] | None = Field(None, min_length=1)
+    seeds: int | list[int] = 1
+    seeds_per_task: dict[str, int | list[int]] = Field(default_factory=dict)
+    source_seed: int = Field(0, ge=0)
+    hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    data: DataOptions = Field(default_factory=DataOptions)
+    resources: Resources = Field(default_factory=Resources)
+    retries: int = Field(1, ge=0)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != SPEC_VERSION:
+            raise ValueError(f"version {value} is not supported (expected {SPEC_VERSION})")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value):
+        return _check_seeds(value)
+
+    @field_validator("seeds_per_task")
+    @classmethod
+    def _seeds_per_task(cls, value: dict) -> dict:
+        return {task: _check_seeds(seeds) for task, seeds in value.items()}
+
+    # -- derived --------------------------------------------------------------------------------
+
+    def task_list(self) -> list[str]:
+        from scalearn.tasks import BENCHMARKS
+
+        return list(self.tasks) if self.tasks is not None else list(BENCHMARKS[self.benchmark])
+
+    def target_list(self) -> list[str]:
+        return list(self.targets) if self.targets is not None else self.task_list()
+
+    def source_list(self, target: str) -> list[str]:
+        """The sources of a transfer trial: the source set with the target's own adapter moved last."""
+        sources = list(self.sources) if self.sources is not None else self.task_list()
+        return [s for s in sources if s != target] + [target]
+
+    def seeds_for(self, task: str) -> list[int]:
+        seeds = self.seeds_per_task.get(task, self.seeds)
+        return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+    def overrides_for(self, method: str) -> dict:
+        from scalearn.run import split_overrides
+
+        general = self.hyperparameters.get("all", {})
+        try:
+            split_overrides(method, general)
+        except ValueError:  # keys of `all` that this method does not have are for the others
+            general = {k: v for k, v in general.items() if _fits(method, k, v)}
+        return {**general, **self.hyperparameters.get(method, {})}
+
+
+def _fits(method: str, key: str, value) -> bool:
+    from scalearn.run import split_overrides
+
+    try:
+        split_overrides(method, {key: value})
+        return True
+    except ValueError:
+        return False
+
+
+def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """(key.path, message) for names that do not exist and sets that do not fit together."""
+    from scalearn.backbones import ALIASES, KNOWN_CONFIGS, MINILM, TINY_CONFIGS
+    from scalearn.methods import method_names
+    from scalearn.tasks import BENCHMARKS, TASKS
+
+    errors = []
+    models = sorted(set(KNOWN_CONFIGS) | set(ALIASES) | set(TINY_CONFIGS) | {MINILM})
+    for i, model in enumerate(spec.models):
+        if model not in models and not Path(model).is_dir():
+            errors.append((f"models.{i}", _unknown("model", model, models, "`harness ls models`, or a local folder")))
+    for i, method in enumerate(spec.methods):
+        if method not in method_names():
+            errors.append((f"methods.{i}", _unknown("method", method, method_names(), "`harness ls methods`")))
+    if spec.benchmark is None and spec.tasks is None:
+        errors.append(("benchmark", "missing: needs `benchmark` or `tasks` (expected one of them)"))
+    if spec.benchmark is not None and spec.benchmark not in BENCHMARKS:
+        errors.append(("benchmark", _unknown("benchmark", spec.benchmark, list(BENCHMARKS), ", ".join(BENCHMARKS))))
+    for field_name in ("tasks", "targets", "sources"):
+        for i, task in enumerate(getattr(spec, field_name) or []):
+            if task not in TASKS:
+                errors.append((f"{field_name}.{i}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
+    for task in spec.seeds_per_task:
+        if task not in TASKS:
+            errors.append((f"seeds_per_task.{task}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
+    if errors:
+        return errors  # the checks below need valid names
+    universe = spec.task_list()
+    for field_name in ("targets", "sources"):
+        for i, task in enumerate(getattr(spec, field_name) or []):
+            if task not in universe:
+                errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
+    for method, overrides in spec.hyperparameters.items():
+        if method != "all" and method not in method_names():
+            errors.append((f"hyperparameters.{method}", _unknown("method", method, ["all", *method_names()],
+                                                                "a method name or `all`")))  # fmt: skip
+            continue
+        for key, value in overrides.items():
+            owners = method_names() if method == "all" else [method]
+            if not any(_fits(owner, key, value) for owner in owners):
+                errors.append((f"hyperparameters.{method}.{key}",
+                               f"unknown hyper-parameter for {method} (expected a method field or a training-loop "
+                               "field such as learning_rate, epochs, precision)"))  # fmt: skip
+    return errors
+
+
+def _check_seeds(value):
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a seed count must be >= 1, got {value}")
+    elif not value:
+        raise ValueError("an empty seed list (expected at least one seed)")
+    elif any(seed < 0 for seed in value):
+        raise ValueError("seeds must be >= 0")
+    return value
+
+
+def _unknown(kind: str, value: str, known: list[str], expected: str) -> str:
+    close = difflib.get_close_matches(value, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {value!r}{hint} (expected {expected})"
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    if path in chain:
+        raise SpecError(f"{path}:include: includes itself through {' → '.join(str(p) for p in chain)}")
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise SpecError(f"{path}:{where}: YAML syntax: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the file must hold a mapping of keys (expected `key: value` lines)")
+    include = data.get("include")
+    if include is not None:
+        if not isinstance(include, str):
+            raise SpecError(f"{path}:include: expected a file name")
+        base = _read_yaml((path.parent / include).resolve(), (*chain, path))
+        data = {**base, **data}
+    return data
+
+
+def _format(path: Path, error: dict, fields: list[str]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{path}:{location}: unknown key{hint} (expected one of {', '.join(fields)})"
+    if kind == "missing":
+        return f"{path}:{location}: missing (required)"
+    message = message.removeprefix("Value error, ")
+    return f"{path}:{location}: {message}"
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """The validated spec of an experiment file; raises SpecError with one line on any problem."""
+    path = Path(path)
+    data = _read_yaml(path.resolve())
+    data.pop("include", None)
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        fields = list(ExperimentSpec.model_fields)
+        if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
+            fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
+        raise SpecError(_format(path, first, fields)) from None
+    errors = semantic_errors(spec)
+    if errors:
+        location, message = errors[0]
+        raise SpecError(f"{path}:{location}: {message}")
+    if spec.name is None:
+        spec.name = path.stem
+    return spec
