@@ -201,10 +201,11 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise SpecError(f"{path}:{where}: YAML syntax: {problem}") from None
+        opened = f" ({error.context} at line {context.line + 1})" if context is not None and error.context else ""
+        raise SpecError(f"{path}:{where}: YAML syntax: {problem}{opened}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -218,9 +219,20 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     return data
 
 
-def _format(path: Path, error: dict, fields: list[str]) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+_TYPE_TAGS = {"int", "float", "str", "bool"}
+
+
+def _is_type_tag(part) -> bool:
+    """Pydantic puts the member type of a union into the location (``seeds.int``); users do not need it."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
+
+
+def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) -> str:
+    location = ".".join(str(part) for part in error["loc"] if not _is_type_tag(part)) or "(top level)"
     kind, message = error["type"], error["msg"]
+    tags = [str(e["loc"][-1]) for e in all_errors if e["loc"] and _is_type_tag(e["loc"][-1])]
+    if tags and kind.endswith(("_type", "_parsing")):
+        return f"{path}:{location}: wrong type (expected {' or '.join(dict.fromkeys(tags))})"
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -243,7 +255,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         fields = list(ExperimentSpec.model_fields)
         if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
             fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
-        raise SpecError(_format(path, first, fields)) from None
+        raise SpecError(_format(path, first, fields, error.errors())) from None
     errors = semantic_errors(spec)
     if errors:
         location, message = errors[0]

@@ -1,0 +1,118 @@
+"""Experiment files: every malformed file is exit code 2 and one line `FILE:key.path: what (expected)`."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+GOOD = """\
+version: 1
+models: [tiny-bert]
+methods: [adapter, scalearn]
+benchmark: synthetic
+targets: [syn_a_low]
+sources: [syn_a, syn_b, syn_a_low]
+seeds: 2
+hyperparameters:
+  all: {epochs: 1, max_steps: 2}
+"""
+
+# (what is wrong, file text, the key path in the message, a fragment of the message)
+MALFORMED = [
+    ("unknown top-level key", GOOD + "sedes: 3\n", "sedes", "did you mean 'seeds'"),
+    ("unknown key in resources", GOOD + "resources: {cpu: 1}\n", "resources.cpu", "did you mean 'cpus'"),
+    ("unknown key in data", GOOD + "data: {max_len: 64}\n", "data.max_len", "unknown key"),
+    ("missing version", GOOD.replace("version: 1\n", ""), "version", "missing"),
+    ("wrong version", GOOD.replace("version: 1", "version: 7"), "version", "not supported"),
+    ("missing models", GOOD.replace("models: [tiny-bert]\n", ""), "models", "missing"),
+    ("empty models", GOOD.replace("[tiny-bert]", "[]"), "models", "at least 1"),
+    ("empty methods", GOOD.replace("[adapter, scalearn]", "[]"), "methods", "at least 1"),
+    ("unknown model", GOOD.replace("tiny-bert", "robreta-base"), "models.0", "did you mean 'roberta-base'"),
+    ("unknown method", GOOD.replace("scalearn]", "scalarn]"), "methods.1", "did you mean 'scalearn'"),
+    ("unknown benchmark", GOOD.replace("synthetic", "glu"), "benchmark", "unknown benchmark 'glu'"),
+    ("unknown target", GOOD.replace("targets: [syn_a_low]", "targets: [syn_q]"), "targets.0", "unknown task"),
+    ("target outside the tasks", GOOD.replace("targets: [syn_a_low]", "targets: [rte]"), "targets.0",
+     "not among the experiment's tasks"),
+    ("source outside the tasks", GOOD.replace("sources: [syn_a,", "sources: [mrpc,"), "sources.0",
+     "not among the experiment's tasks"),
+    ("zero seeds", GOOD.replace("seeds: 2", "seeds: 0"), "seeds", ">= 1"),
+    ("negative seeds", GOOD.replace("seeds: 2", "seeds: -3"), "seeds", ">= 1"),
+    ("empty seed list", GOOD.replace("seeds: 2", "seeds: []"), "seeds", "empty seed list"),
+    ("seeds of wrong type", GOOD.replace("seeds: 2", "seeds: many"), "seeds", "expected int or list[int]"),
+    ("models not a list", GOOD.replace("models: [tiny-bert]", "models: {a: 1}"), "models", "list"),
+    ("no benchmark and no tasks", GOOD.replace("benchmark: synthetic\n", "").replace("targets: [syn_a_low]\n", "")
+     .replace("sources: [syn_a, syn_b, syn_a_low]\n", ""), "benchmark", "needs `benchmark` or `tasks`"),
+    ("unknown hyper-parameter", GOOD.replace("{epochs: 1, max_steps: 2}", "{epohcs: 1}"), "hyperparameters.all.epohcs",
+     "unknown hyper-parameter"),
+    ("hyper-parameter for an unknown method", GOOD + "  scalarn: {learning_rate: 0.1}\n",
+     "hyperparameters.scalarn", "unknown method"),
+    ("method field on the wrong method", GOOD + "  adapter: {omega_dropout: 0.1}\n",
+     "hyperparameters.adapter.omega_dropout", "unknown hyper-parameter"),
+    ("negative retries", GOOD + "retries: -1\n", "retries", "greater than or equal to 0"),
+    ("zero cpus", GOOD + "resources: {cpus: 0}\n", "resources.cpus", "greater than 0"),
+    ("seeds_per_task for an unknown task", GOOD + "seeds_per_task: {rtee: 10}\n", "seeds_per_task.rtee",
+     "unknown task"),
+    ("not a mapping", "- just\n- a list\n", None, "must hold a mapping"),
+    ("bad YAML syntax", GOOD.replace("seeds: 2", "seeds: [2"), "line 8", "flow sequence at line 7"),
+    ("include of a missing file", "include: nowhere.yaml\n" + GOOD, None, "cannot read"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("what,text,location,fragment", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_file_is_one_clear_line(what, text, location, fragment, tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith(str(path)) or lines[0].startswith(str(path.resolve())) or "nowhere" in lines[0]
+    if location is not None:
+        assert f":{location}:" in lines[0], lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+def test_at_least_twenty_kinds_of_malformed_files():
+    assert len(MALFORMED) >= 20
+
+
+def test_good_file_validates_and_counts_trials(tmp_path, capsys):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    assert main(["validate", str(path)]) == 0
+    # stage 1: adapter on syn_a_low × 2 seeds + sources syn_a, syn_b (syn_a_low seed 0 is shared); stage 2: 2
+    assert capsys.readouterr().out.strip() == "ok: 6 trials (4 stage 1, 2 stage 2) in good"
+
+
+def test_include_merges_a_base_file(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(GOOD)
+    (tmp_path / "child.yaml").write_text("include: base.yaml\nseeds: 1\nname: child\n")
+    assert main(["validate", str(tmp_path / "child.yaml")]) == 0
+    assert "ok: 4 trials" in capsys.readouterr().out
+
+
+def test_shipped_experiment_files_validate(capsys):
+    for path in sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml")):
+        assert main(["validate", str(path)]) == 0, path
+    assert capsys.readouterr().out.count("ok:") >= 1
+
+
+def test_plan_json_lists_the_fields(tmp_path, capsys):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    assert main(["plan", str(path), "--json", "--store", str(tmp_path / "store")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"key", "stage", "method", "task", "seed", "model", "depends_on", "done"} <= set(rows[0])
+    assert [r["stage"] for r in rows] == sorted(r["stage"] for r in rows)
+    transfer = [r for r in rows if r["stage"] == 2]
+    by_key = {r["key"]: r for r in rows}
+    for row in transfer:
+        assert [by_key[k]["task"] for k in row["depends_on"]] == ["syn_a", "syn_b", "syn_a_low"]  # target last
+        assert all(by_key[k]["seed"] == 0 for k in row["depends_on"])  # the seed-0 source adapters
+
+
+def dedent(text):
+    return textwrap.dedent(text)
