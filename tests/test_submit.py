@@ -1,0 +1,76 @@
+"""`harness submit` end to end on real Ray (a local cluster started per submit), tiny models, synthetic data:
+the two-stage sweep runs, a resubmit runs nothing, a new seed runs only the delta, and a driver killed
+with SIGKILL mid-sweep loses nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.plan import expand
+from harness.spec import load_spec
+from harness.store import Store
+
+pytestmark = pytest.mark.slow
+TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
+
+
+def result_times(store: Store, trials) -> dict[str, float]:
+    return {t.key: os.stat(store.trial_dir(t.key) / "result.json").st_mtime_ns for t in trials if store.is_done(t.key)}
+
+
+def test_two_stage_sweep_then_resubmit_then_a_new_seed(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    assert main(["submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    out = capsys.readouterr().out
+    trials = expand(load_spec(TINY))
+    assert f"{len(trials)} to run" in out and "| tiny-bert | scalearn |" in out
+    assert all(store.is_done(t.key) for t in trials)
+    for trial in trials:
+        result = store.result(trial.key)
+        assert result["trial"]["key"] == trial.key and "accuracy" in result["test"]
+        if trial.stage == 2:  # it consumed exactly the artifacts of the trials it depends on
+            expected = [str(store.trial_dir(k) / "artifacts" / "adapter") for k in trial.depends_on]
+            assert result["config"]["sources"] == expected
+    before = result_times(store, trials)
+
+    assert main(["submit", str(TINY), "--store", str(store.root)]) == 0
+    assert f"{len(trials)} already done, 0 to run" in capsys.readouterr().out
+    assert result_times(store, trials) == before
+
+    more = tmp_path / "more.yaml"
+    more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 3"))
+    assert main(["submit", str(more), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    new = [t for t in expand(load_spec(more)) if t.key not in before]
+    assert len(new) == 4  # seed 2 of adapter, scalearn, scalearn_uniform_pp, adapterfusion; sources reused
+    assert "4 to run" in capsys.readouterr().out
+    assert {k: v for k, v in result_times(store, expand(load_spec(more))).items() if k in before} == before
+
+
+def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
+    store = Store(tmp_path / "store")
+    trials = expand(load_spec(TINY))
+    command = [sys.executable, "-m", "harness.cli", "submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]
+    driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(store.is_done(t.key) for t in trials):
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
+    driver.wait()
+    done_before = result_times(store, trials)
+    assert 0 < len(done_before) < len(trials)
+    for key in done_before:  # what is there is whole
+        assert store.result(key)["trial"]["key"] == key
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(store.is_done(t.key) for t in trials)
+    after = result_times(store, trials)
+    assert {k: after[k] for k in done_before} == done_before  # finished trials were not run again
+    # (tasks already running in Ray's own processes when the driver died may still have finished)
+    already = int(result.stdout.split(" already done")[0].rsplit(" ", 1)[-1])
+    assert len(done_before) <= already < len(trials)
