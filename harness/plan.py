@@ -44,7 +44,7 @@ def resolved_config(spec: ExperimentSpec, method: str, task: str, seed: int, mod
     from scalearn.tasks import get_task
     from scalearn.train import TrainConfig
 
-    method_kw, loop_kw = split_overrides(method, spec.overrides_for(method))
+    method_kw, loop_kw = split_overrides(method, spec.overrides_for(method, task))
     resolved_method = get_method(method, **method_kw)
     loop = TrainConfig.for_method(resolved_method, seed=seed, **loop_kw)
     spec_task = get_task(task)

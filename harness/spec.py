@@ -64,6 +64,7 @@ class ExperimentSpec(_Strict):
     seeds_per_task: dict[str, int | list[int]] = Field(default_factory=dict)
     source_seed: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
     retries: int = Field(1, ge=0)
@@ -104,15 +105,12 @@ class ExperimentSpec(_Strict):
         seeds = self.seeds_per_task.get(task, self.seeds)
         return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
-    def overrides_for(self, method: str) -> dict:
-        from scalearn.run import split_overrides
-
-        general = self.hyperparameters.get("all", {})
-        try:
-            split_overrides(method, general)
-        except ValueError:  # keys of `all` that this method does not have are for the others
-            general = {k: v for k, v in general.items() if _fits(method, k, v)}
-        return {**general, **self.hyperparameters.get(method, {})}
+    def overrides_for(self, method: str, task: str | None = None) -> dict:
+        """`all`, then the method's own, then the task's (e.g. ReCoRD's 3 epochs); keys a method lacks are
+        for the other methods."""
+        merged = {**self.hyperparameters.get("all", {}), **self.hyperparameters.get(method, {})}
+        merged.update(self.task_hyperparameters.get(task, {}) if task is not None else {})
+        return {k: v for k, v in merged.items() if _fits(method, k, v)}
 
 
 def _fits(method: str, key: str, value) -> bool:
@@ -147,9 +145,10 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
         for i, task in enumerate(getattr(spec, field_name) or []):
             if task not in TASKS:
                 errors.append((f"{field_name}.{i}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
-    for task in spec.seeds_per_task:
-        if task not in TASKS:
-            errors.append((f"seeds_per_task.{task}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
+    for field_name in ("seeds_per_task", "task_hyperparameters"):
+        for task in getattr(spec, field_name):
+            if task not in TASKS:
+                errors.append((f"{field_name}.{task}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
     if errors:
         return errors  # the checks below need valid names
     universe = spec.task_list()
@@ -168,6 +167,11 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 errors.append((f"hyperparameters.{method}.{key}",
                                f"unknown hyper-parameter for {method} (expected a method field or a training-loop "
                                "field such as learning_rate, epochs, precision)"))  # fmt: skip
+    for task, overrides in spec.task_hyperparameters.items():
+        for key, value in overrides.items():
+            if not any(_fits(owner, key, value) for owner in method_names()):
+                errors.append((f"task_hyperparameters.{task}.{key}", "unknown hyper-parameter (expected a method "
+                               "field or a training-loop field such as learning_rate, epochs)"))  # fmt: skip
     return errors
 
 
