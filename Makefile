@@ -46,9 +46,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/data_cache.py
 	$(PY) benchmarks/loop_overhead.py
 
-# The offline demo sweep arrives with the harness (issue 5); until then, the core's parameter counts.
+# The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)
-	$(PY) -m harness.demo
+	$(VENV)/bin/harness submit experiments/demo.yaml --store runs/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,4 +1,4 @@
-"""`harness` command line: validate, plan, submit, status; ls, params, data prepare. (report, ui: next.)"""
+"""`harness` command line: validate, plan, submit, status, ui; ls, params, data prepare. (report: next.)"""
 
 from __future__ import annotations
 
@@ -126,36 +126,61 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    import contextlib
+
     import ray
 
     from harness.report import results_table
     from harness.scheduler import run_trials
     from harness.store import Store
+    from harness.tracking import EmbeddedServer, Tracker
 
     spec, trials = _load(args.file)
     store = Store(args.store)
     todo = [t for t in trials if not store.is_done(t.key)]
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    if todo:
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
-                 **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
-        try:
+    server = EmbeddedServer(store) if args.tracking_uri is None else contextlib.nullcontext()
+    with server:
+        uri = args.tracking_uri or server.uri
+        tracker = Tracker(uri, spec.name)
+        for trial in trials:  # finished earlier but not logged (e.g. the driver was killed): log them now
+            tracker.log_trial(trial, store)
+        if todo:
+            ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
+                     **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
+            try:
 
-            def progress(counts, waiting):
-                done = sum(v for (_, state), v in counts.items() if state == "done")
-                failed = sum(v for (_, state), v in counts.items() if state == "failed")
-                print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
+                def progress(counts, waiting):
+                    done = sum(v for (_, state), v in counts.items() if state == "done")
+                    failed = sum(v for (_, state), v in counts.items() if state == "failed")
+                    print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
 
-            outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
-                                 options={"data_dir": args.data_dir}, on_update=progress)  # fmt: skip
-        finally:
-            ray.shutdown()
-        print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
-        for key, reason in outcome.failed.items():
-            print(f"  failed {key}: {reason}")
+                outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
+                                     options={"data_dir": args.data_dir}, on_update=progress,
+                                     on_finished=lambda trial: tracker.log_trial(trial, store))  # fmt: skip
+            finally:
+                ray.shutdown()
+            print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
+            for key, reason in outcome.failed.items():
+                print(f"  failed {key}: {reason}")
+        tracker.log_aggregates(trials, store)
     print(results_table(trials, store, spec.target_list()))
+    where = f"--store {args.store}" if args.tracking_uri is None else f"(tracking server {args.tracking_uri})"
+    print(f"MLflow: experiment {spec.name!r}; open the UI with: harness ui {where}")
     failed = [t for t in trials if store.state(t.key) == "failed"]
     return 1 if failed else 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from harness.store import Store
+    from harness.tracking import ui_command
+
+    store = Store(args.store)
+    command = [*ui_command(store), "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    return subprocess.call(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
             command.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
             command.add_argument("--data-dir", default=None, help="task data in the hub's layout (offline)")
+            command.add_argument(
+                "--tracking-uri",
+                default=None,
+                help="an MLflow server (default: an embedded one on 127.0.0.1 over the store)",
+            )
         command.set_defaults(run=handler)
+
+    ui = commands.add_parser("ui", help="the MLflow UI over the store's tracking data, on 127.0.0.1")
+    ui.add_argument("--store", default="store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=_cmd_ui)
 
     data = commands.add_parser("data", help="task data: fetch ahead for machines without internet")
     data_commands = data.add_subparsers(dest="data_command", required=True)

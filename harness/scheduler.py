@@ -44,6 +44,7 @@ def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str
         store.write_trial(trial.key, trial.summary() | {"config": trial.config})
         result = options.get("body", run_trial)(trial, store, data_dir=options.get("data_dir"),
                                                 cache_dir=options.get("cache_dir"))  # fmt: skip
+        result["node"] = _node_id()
         store.write_result(trial.key, result)
         return trial.key
     except Exception:
@@ -55,7 +56,7 @@ def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str
 
 
 def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: int, options: dict | None = None,
-               on_update=None) -> Outcome:  # fmt: skip
+               on_update=None, on_finished=None) -> Outcome:  # fmt: skip
     """Submit every trial not done yet; wait for all; report progress through ``on_update(counts)``."""
     import ray
 
@@ -67,31 +68,44 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
         memory=int(resources["memory_gb"] * 2**30) if resources.get("memory_gb") else None,
         max_retries=retries, retry_exceptions=True,
     )  # fmt: skip
+    shared_options = ray.put(options)  # once, not pickled again with every trial
     refs, pending = {}, {}
     for trial in trials:  # stage order: a trial's sources are submitted before it
         if store.is_done(trial.key):
             outcome.skipped.append(trial.key)
             continue
         ready = [refs[key] for key in trial.depends_on if key in refs]
-        refs[trial.key] = remote.remote(trial, str(store.root), options, *ready)
+        refs[trial.key] = remote.remote(trial, str(store.root), shared_options, *ready)
         pending[refs[trial.key]] = trial
     counts = Counter()
     waiting = list(pending)
     while waiting:
-        finished, waiting = ray.wait(waiting, num_returns=1)
+        # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
+        finished, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.5)
         for ref in finished:
             trial = pending[ref]
             try:
                 ray.get(ref)
                 outcome.done.append(trial.key)
                 counts[(trial.stage, "done")] += 1
+                if on_finished is not None:
+                    on_finished(trial)
             except Exception as error:  # the trial (or a source it needs) failed after its retries
                 outcome.failed[trial.key] = _reason(error)
                 counts[(trial.stage, "failed")] += 1
-        if on_update is not None:
+        if finished and on_update is not None:
             on_update(counts, len(waiting))
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    except Exception:  # outside a Ray worker
+        return ""
 
 
 def _reason(error: Exception) -> str:

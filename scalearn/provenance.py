@@ -43,8 +43,8 @@ def git_commit() -> str:
 
 def hardware(device: torch.device | str = "cpu") -> dict:
     device = torch.device(device)
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": device.type}  # fmt: skip
+    info = {"host": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": device.type}  # fmt: skip
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

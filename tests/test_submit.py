@@ -20,6 +20,18 @@ pytestmark = pytest.mark.slow
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
 
 
+def logged_runs(store: Store, experiment: str = "tiny") -> list:
+    """Every child run in the store's MLflow database, read through a fresh embedded server."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import KEY_TAG, EmbeddedServer
+
+    with EmbeddedServer(store) as server:
+        client = MlflowClient(tracking_uri=server.uri)
+        experiment_id = client.get_experiment_by_name(experiment).experiment_id
+        return list(client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=5000))
+
+
 def result_times(store: Store, trials) -> dict[str, float]:
     return {t.key: os.stat(store.trial_dir(t.key) / "result.json").st_mtime_ns for t in trials if store.is_done(t.key)}
 
@@ -38,10 +50,17 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(tmp_path, capsys):
             expected = [str(store.trial_dir(k) / "artifacts" / "adapter") for k in trial.depends_on]
             assert result["config"]["sources"] == expected
     before = result_times(store, trials)
+    runs = logged_runs(store)
+    assert sorted(r.data.tags["harness.trial_key"] for r in runs) == sorted(t.key for t in trials)
+    transfer = next(r for r in runs if r.data.tags["method"] == "scalearn")
+    assert transfer.data.tags["source_keys"] and transfer.data.tags["node"] and transfer.data.tags["mlflow.parentRunId"]
+    assert "test_accuracy" in transfer.data.metrics and "dev_loss" in transfer.data.metrics
+    assert transfer.data.params["method_config.omega_init_scale"] in ("2.0", "2")
 
     assert main(["submit", str(TINY), "--store", str(store.root)]) == 0
     assert f"{len(trials)} already done, 0 to run" in capsys.readouterr().out
     assert result_times(store, trials) == before
+    assert len(logged_runs(store)) == len(trials)  # no twins after a resubmit
 
     more = tmp_path / "more.yaml"
     more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 3"))
@@ -74,3 +93,5 @@ def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
     # (tasks already running in Ray's own processes when the driver died may still have finished)
     already = int(result.stdout.split(" already done")[0].rsplit(" ", 1)[-1])
     assert len(done_before) <= already < len(trials)
+    keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store)]
+    assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice

@@ -1,0 +1,88 @@
+"""The harness's own cost per trial: 10,000 trials (100 stage-1 + 9,900 stage-2, each consuming 8 sources)
+through the real content keys, store and Ray Core scheduler, with a trial body that returns at once.
+
+Also a no-op resubmit of the same plan (everything done: only store lookups). Figures into
+benchmarks/results/scheduler_overhead.json. Targets (issue 5): ≤ 20 s for the 10,000, ≤ 3 s no-op resubmit.
+
+    python benchmarks/scheduler_overhead.py [--stage1 100] [--stage2 9900] [--sources 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.plan import Trial, trial_key
+from harness.scheduler import run_trials
+from harness.store import Store
+
+
+def instant_body(trial, store, **_):
+    return {"trial": {"key": trial.key}, "test": {"accuracy": 0.5}}
+
+
+def synthetic_plan(stage1: int, stage2: int, sources: int) -> list[Trial]:
+    firsts = []
+    for i in range(stage1):
+        config = {"method": "adapter", "task": f"task{i}", "seed": 0}
+        firsts.append(Trial(trial_key(config, ()), 1, "adapter", f"task{i}", 0, "m", config))
+    seconds = []
+    for j in range(stage2):
+        picked = tuple(firsts[(j + s) % stage1].key for s in range(sources))
+        config = {"method": "scalearn", "task": f"target{j}", "seed": 0}
+        seconds.append(Trial(trial_key(config, picked), 2, "scalearn", f"target{j}", 0, "m", config, picked))
+    return firsts + seconds
+
+
+def main(argv=None) -> int:
+    import ray
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage1", type=int, default=100)
+    parser.add_argument("--stage2", type=int, default=9900)
+    parser.add_argument("--sources", type=int, default=8)
+    parser.add_argument("--out", default="benchmarks/results/scheduler_overhead.json")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    trials = synthetic_plan(args.stage1, args.stage2, args.sources)
+    plan_seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as root:
+        store = Store(Path(root) / "store")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            start = time.perf_counter()
+            outcome = run_trials(trials, store, resources={"cpus": 0.01}, retries=0, options={"body": instant_body})
+            run_seconds = time.perf_counter() - start
+            assert len(outcome.done) == len(trials) and not outcome.failed
+            start = time.perf_counter()
+            again = run_trials(trials, store, resources={"cpus": 0.01}, retries=0, options={"body": instant_body})
+            resubmit_seconds = time.perf_counter() - start
+            assert len(again.skipped) == len(trials)
+        finally:
+            ray.shutdown()
+    n = len(trials)
+    result = {
+        "benchmark": "scheduler_overhead",
+        "trials": n,
+        "plan_seconds": plan_seconds,
+        "run_seconds": run_seconds,
+        "per_trial_ms": 1000 * run_seconds / n,
+        "noop_resubmit_seconds": resubmit_seconds,
+        "targets": {"run_seconds_max": 20.0, "noop_resubmit_seconds_max": 3.0},
+        "targets_met": {"run": run_seconds <= 20.0, "noop_resubmit": resubmit_seconds <= 3.0},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{n} trials: {run_seconds:.1f} s ({result['per_trial_ms']:.2f} ms/trial); "
+          f"no-op resubmit {resubmit_seconds:.2f} s; wrote {out}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
