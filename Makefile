@@ -45,6 +45,7 @@ bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --threads 1
 	$(PY) benchmarks/data_cache.py
 	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/scheduler_overhead.py
 
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)

@@ -17,12 +17,8 @@ import time
 from pathlib import Path
 
 from harness.plan import Trial, trial_key
-from harness.scheduler import run_trials
+from harness.scheduler import noop_body, run_trials
 from harness.store import Store
-
-
-def instant_body(trial, store, **_):
-    return {"trial": {"key": trial.key}, "test": {"accuracy": 0.5}}
 
 
 def synthetic_plan(stage1: int, stage2: int, sources: int) -> list[Trial]:
@@ -56,11 +52,11 @@ def main(argv=None) -> int:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             start = time.perf_counter()
-            outcome = run_trials(trials, store, resources={"cpus": 0.01}, retries=0, options={"body": instant_body})
+            outcome = run_trials(trials, store, resources={"cpus": 1}, retries=0, options={"body": noop_body})
             run_seconds = time.perf_counter() - start
             assert len(outcome.done) == len(trials) and not outcome.failed
             start = time.perf_counter()
-            again = run_trials(trials, store, resources={"cpus": 0.01}, retries=0, options={"body": instant_body})
+            again = run_trials(trials, store, resources={"cpus": 1}, retries=0, options={"body": noop_body})
             resubmit_seconds = time.perf_counter() - start
             assert len(again.skipped) == len(trials)
         finally:

@@ -27,6 +27,11 @@ class Outcome:
     seconds: float = 0.0
 
 
+def noop_body(trial: Trial, store: Store, **_) -> dict:
+    """A trial body that returns at once: for measuring the harness's own overhead, and for dry runs."""
+    return {"trial": trial.summary(), "test": {}}
+
+
 def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str:
     """The body of one remote task: lease, train (or wait for the holder of the lease), record."""
     from harness.trial import run_trial

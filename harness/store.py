@@ -15,13 +15,31 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from scalearn.io import read_json, write_json
-
 STATES = ("done", "running", "failed", "pending")
+
+
+# The store stays free of torch imports: every Ray worker imports it, and a sweep has thousands of trials.
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
 
 
 class Store:

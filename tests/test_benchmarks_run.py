@@ -42,3 +42,10 @@ def test_loop_overhead_benchmark_runs_and_writes_its_json(tmp_path):
     assert load("loop_overhead").main(["--model", "tiny-bert", "--steps", "3", "--rounds", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["steps_per_second"]) == {"bare_torch_loop", "fit_torch", "fit_deepspeed_zero2"}
+
+
+def test_scheduler_overhead_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "scheduler_overhead.json"
+    assert load("scheduler_overhead").main(["--stage1", "4", "--stage2", "20", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["trials"] == 24 and result["noop_resubmit_seconds"] < result["run_seconds"]
