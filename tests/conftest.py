@@ -31,3 +31,24 @@ def random_sources(encoder, num_sources: int, seed: int = 0) -> BottleneckAdapte
 @pytest.fixture
 def make_sources():
     return random_sources
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A tokenisation cache shared by the tests of one module."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Three stage-1 adapter artifacts for tiny-bert (random but fixed weights), the target's (syn_a) last."""
+    from scalearn import load_encoder, save_adapter
+
+    root = tmp_path_factory.mktemp("sources")
+    bank = random_sources(load_encoder("tiny-bert"), 3)
+    folders = []
+    for index, name in enumerate(["syn_b", "syn_c", "syn_a"]):
+        bank.names[index] = name
+        save_adapter(root / name, bank, index=index)
+        folders.append(root / name)
+    return folders

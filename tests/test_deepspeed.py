@@ -13,24 +13,6 @@ pytest.importorskip("deepspeed")
 TINY = "tiny-bert"
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    from conftest import random_sources
-
-    from scalearn import save_adapter
-
-    root = tmp_path_factory.mktemp("sources")
-    bank = random_sources(load_encoder(TINY), 3)
-    for index in range(3):
-        save_adapter(root / f"s{index}", bank, index=index)
-    return [root / f"s{index}" for index in range(3)]
-
-
 def run(cache_dir, **kw):
     kw = {"task": "syn_a", "model": TINY, "seed": 0, "batch_size": 8, "epochs": 1, "max_steps": 6,
           "cache_dir": cache_dir, **kw}  # fmt: skip

@@ -6,31 +6,10 @@ import math
 import pytest
 import torch
 
-from scalearn import load_encoder, save_adapter
 from scalearn.run import train_task
 from scalearn.train import TrainConfig
 
 TINY = "tiny-bert"
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    """Three stage-1 adapter artifacts (random but fixed weights), the target's own last."""
-    from conftest import random_sources
-
-    root = tmp_path_factory.mktemp("sources")
-    bank = random_sources(load_encoder(TINY), 3)
-    folders = []
-    for index, name in enumerate(["syn_b", "syn_c", "syn_a"]):
-        bank.names[index] = name
-        save_adapter(root / name, bank, index=index)
-        folders.append(root / name)
-    return folders
 
 
 def run(cache_dir, **kw):
@@ -161,18 +140,9 @@ def test_minilm_adapter_learns_rotten_tomatoes(cache_dir):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, tmp_path):
-    from conftest import random_sources
-
-    from scalearn import save_adapter
-
-    bank = random_sources(load_encoder(TINY), 3)
-    folders = []
-    for index in range(3):
-        save_adapter(tmp_path / f"s{index}", bank, index=index)
-        folders.append(tmp_path / f"s{index}")
-    fp16, _ = run(cache_dir, method="adapterfusion", sources=folders, max_steps=5, epochs=1, precision="fp16",
+def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, sources):
+    fp16, _ = run(cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, precision="fp16",
                   device="cuda")  # fmt: skip
-    fp32, _ = run(cache_dir, method="adapterfusion", sources=folders, max_steps=5, epochs=1, device="cuda")
+    fp32, _ = run(cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, device="cuda")
     assert all(math.isfinite(x) for x in fp16.losses)
     assert fp16.losses == pytest.approx(fp32.losses, abs=5e-3)
