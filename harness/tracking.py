@@ -37,8 +37,8 @@ def _free_port() -> int:
 class EmbeddedServer:
     """`mlflow server` over the store's SQLite file, bound to 127.0.0.1, stopped with its process group."""
 
-    def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1"):
-        self.store, self.host, self.port = store, host, port or _free_port()
+    def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1", workers: int = 1):
+        self.store, self.host, self.port, self.workers = store, host, port or _free_port(), workers
         self.process: subprocess.Popen | None = None
 
     @property
@@ -49,7 +49,8 @@ class EmbeddedServer:
         self.store.root.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--host", self.host, "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{self.store.root / 'mlflow.db'}",
-                   "--default-artifact-root", str(self.store.root / "mlartifacts"), "--workers", "1"]  # fmt: skip
+                   "--default-artifact-root", str(self.store.root / "mlartifacts"),
+                   "--workers", str(self.workers)]  # fmt: skip
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers outliving us
         log = open(self.store.root / "mlflow-server.log", "ab")  # noqa: SIM115 — lives as long as the server
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)

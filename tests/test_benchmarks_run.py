@@ -49,3 +49,9 @@ def test_scheduler_overhead_benchmark_runs_and_writes_its_json(tmp_path):
     assert load("scheduler_overhead").main(["--stage1", "4", "--stage2", "20", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["trials"] == 24 and result["noop_resubmit_seconds"] < result["run_seconds"]
+
+
+def test_mlflow_throughput_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "mlflow_throughput.json"
+    assert load("mlflow_throughput").main(["--runs", "20", "--threads", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["all_logged"] is True
