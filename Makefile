@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/data_cache.py
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/scheduler_overhead.py
-	$(PY) benchmarks/mlflow_throughput.py --runs 1000
+	$(PY) benchmarks/mlflow_throughput.py
 
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)

@@ -126,44 +126,42 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    import contextlib
-
     import ray
 
     from harness.report import results_table
     from harness.scheduler import run_trials
     from harness.store import Store
-    from harness.tracking import EmbeddedServer, Tracker
+    from harness.tracking import Tracker, store_tracking_uri
 
     spec, trials = _load(args.file)
     store = Store(args.store)
     todo = [t for t in trials if not store.is_done(t.key)]
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    server = EmbeddedServer(store) if args.tracking_uri is None else contextlib.nullcontext()
-    with server:
-        uri = args.tracking_uri or server.uri
-        tracker = Tracker(uri, spec.name)
-        for trial in trials:  # finished earlier but not logged (e.g. the driver was killed): log them now
-            tracker.log_trial(trial, store)
-        if todo:
-            ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
-                     **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
-            try:
+    if args.tracking_uri is None:
+        tracker = Tracker(store_tracking_uri(store), spec.name, (store.root / "mlartifacts" / spec.name).as_uri())
+    else:
+        tracker = Tracker(args.tracking_uri, spec.name)
+    for trial in trials:  # finished earlier but not logged (e.g. the driver was killed): log them now
+        tracker.log_trial(trial, store)
+    if todo:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
+                 **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
+        try:
 
-                def progress(counts, waiting):
-                    done = sum(v for (_, state), v in counts.items() if state == "done")
-                    failed = sum(v for (_, state), v in counts.items() if state == "failed")
-                    print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
+            def progress(counts, waiting):
+                done = sum(v for (_, state), v in counts.items() if state == "done")
+                failed = sum(v for (_, state), v in counts.items() if state == "failed")
+                print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
 
-                outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
-                                     options={"data_dir": args.data_dir}, on_update=progress,
-                                     on_finished=lambda trial: tracker.log_trial(trial, store))  # fmt: skip
-            finally:
-                ray.shutdown()
-            print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
-            for key, reason in outcome.failed.items():
-                print(f"  failed {key}: {reason}")
-        tracker.log_aggregates(trials, store)
+            outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
+                                 options={"data_dir": args.data_dir}, on_update=progress,
+                                 on_finished=lambda trial: tracker.log_trial(trial, store))  # fmt: skip
+        finally:
+            ray.shutdown()
+        print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
+        for key, reason in outcome.failed.items():
+            print(f"  failed {key}: {reason}")
+    tracker.log_aggregates(trials, store)
     print(results_table(trials, store, spec.target_list()))
     where = f"--store {args.store}" if args.tracking_uri is None else f"(tracking server {args.tracking_uri})"
     print(f"MLflow: experiment {spec.name!r}; open the UI with: harness ui {where}")
