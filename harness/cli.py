@@ -114,11 +114,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     _, trials = _load(args.file)
     store = Store(args.store)
-    counts = Counter((t.stage, store.state(t.key)) for t in trials)
+    states = {t.key: store.state(t.key) for t in trials}
+    counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):
         total = sum(counts[(stage, state)] for state in STATES)
         print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
-    failed = [t for t in trials if counts and store.state(t.key) == "failed"]
+    failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
         print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,22 +23,17 @@ import urllib.request
 
 from harness.plan import Trial
 from harness.store import Store
+from scalearn.engines import free_port
 
 KEY_TAG = "harness.trial_key"
 GROUP_TAG = "harness.group"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class EmbeddedServer:
     """`mlflow server` over the store's SQLite file, bound to 127.0.0.1, stopped with its process group."""
 
     def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1", workers: int = 1):
-        self.store, self.host, self.port, self.workers = store, host, port or _free_port(), workers
+        self.store, self.host, self.port, self.workers = store, host, port or free_port(), workers
         self.process: subprocess.Popen | None = None
 
     @property

@@ -16,7 +16,7 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     from scalearn.run import train_task
 
     config = trial.config
-    overrides = {**{k: v for k, v in config["method_config"].items()}, **config["train"]}
+    overrides = {**config["method_config"], **config["train"]}
     overrides.pop("seed", None)
     sources = [store.trial_dir(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
     result, _ = train_task(

@@ -1,7 +1,6 @@
 """Experiment files: every malformed file is exit code 2 and one line `FILE:key.path: what (expected)`."""
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -112,7 +111,3 @@ def test_plan_json_lists_the_fields(tmp_path, capsys):
     for row in transfer:
         assert [by_key[k]["task"] for k in row["depends_on"]] == ["syn_a", "syn_b", "syn_a_low"]  # target last
         assert all(by_key[k]["seed"] == 0 for k in row["depends_on"])  # the seed-0 source adapters
-
-
-def dedent(text):
-    return textwrap.dedent(text)
