@@ -142,21 +142,18 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         tracker = Tracker(store_tracking_uri(store), spec.name, (store.root / "mlartifacts" / spec.name).as_uri())
     else:
         tracker = Tracker(args.tracking_uri, spec.name)
-    for trial in trials:  # finished earlier but not logged (e.g. the driver was killed): log them now
-        tracker.log_trial(trial, store)
+    tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
     if todo:
+        from harness.progress import LiveView
+
         ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
                  **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
         try:
-
-            def progress(counts, waiting):
-                done = sum(v for (_, state), v in counts.items() if state == "done")
-                failed = sum(v for (_, state), v in counts.items() if state == "failed")
-                print(f"  {done} done, {failed} failed, {waiting} left", flush=True)
-
-            outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
-                                 options={"data_dir": args.data_dir}, on_update=progress,
-                                 on_finished=lambda trial: tracker.log_trial(trial, store))  # fmt: skip
+            with LiveView() as view:
+                outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
+                                     options={"data_dir": args.data_dir}, max_concurrent=args.max_concurrent,
+                                     on_update=view.update,
+                                     on_finished=lambda batch: tracker.log_trials(batch, store))  # fmt: skip
         finally:
             ray.shutdown()
         print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
@@ -180,6 +177,12 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     command = [*ui_command(store), "--port", str(args.port)]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
     return subprocess.call(command)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
             command.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
             command.add_argument("--data-dir", default=None, help="task data in the hub's layout (offline)")
+            command.add_argument("--max-concurrent", type=_positive_int, default=None, metavar="N",
+                                 help="at most N trials handed to Ray at once (default: as many as fit)")
             command.add_argument(
                 "--tracking-uri",
                 default=None,

@@ -60,9 +60,32 @@ def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str
         store.release(trial.key, owner)
 
 
+@dataclass
+class Progress:
+    """What `run_trials` reports after each batch of finished trials: counts per (stage, state) over the
+    trials of this submit, how many are in flight with their sources done ("running", at most the slots),
+    and how long each finished trial took from the moment it could start (for time estimates)."""
+
+    total: Counter
+    counts: Counter = field(default_factory=Counter)
+    running: Counter = field(default_factory=Counter)
+    slots: int | None = None
+    seconds: float = 0.0
+    durations: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
+
+    def left(self, stage: int) -> int:
+        return self.total[stage] - self.counts[(stage, "done")] - self.counts[(stage, "failed")]
+
+
 def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: int, options: dict | None = None,
-               on_update=None, on_finished=None) -> Outcome:  # fmt: skip
-    """Submit every trial not done yet; wait for all; report progress through ``on_update(counts)``."""
+               max_concurrent: int | None = None, on_update=None, on_finished=None) -> Outcome:  # fmt: skip
+    """Run every trial not done yet and wait for all. ``on_finished(trials)`` gets each batch of newly
+    finished trials (e.g. to log them to MLflow in one transaction), ``on_update(progress)`` the state.
+
+    ``max_concurrent`` caps the trials handed to Ray at once (queued or running): trials are submitted in
+    stage order through a window of that size, so a sweep can leave room on a shared cluster. The window
+    never deadlocks: a trial's sources come before it in the order, so they are finished or in the window.
+    """
     import ray
 
     start = time.perf_counter()
@@ -74,34 +97,68 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
         max_retries=retries, retry_exceptions=True,
     )  # fmt: skip
     shared_options = ray.put(options)  # once, not pickled again with every trial
-    refs, pending = {}, {}
+    queue = []
     for trial in trials:  # stage order: a trial's sources are submitted before it
         if store.is_done(trial.key):
             outcome.skipped.append(trial.key)
-            continue
-        ready = [refs[key] for key in trial.depends_on if key in refs]
-        refs[trial.key] = remote.remote(trial, str(store.root), shared_options, *ready)
-        pending[refs[trial.key]] = trial
-    counts = Counter()
-    waiting = list(pending)
-    while waiting:
+        else:
+            queue.append(trial)
+    progress = Progress(total=Counter(t.stage for t in queue), slots=_slots(resources, max_concurrent))
+    refs, pending, finished_keys, failed_keys = {}, {}, set(), set()
+    ready_since: dict[str, float] = {}
+    window = max_concurrent or len(queue) or 1
+    position = 0
+    while position < len(queue) or pending:
+        while position < len(queue) and len(pending) < window:
+            trial = queue[position]
+            position += 1
+            ready = [refs[key] for key in trial.depends_on if key in refs]
+            refs[trial.key] = remote.remote(trial, str(store.root), shared_options, *ready)
+            pending[refs[trial.key]] = trial
         # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
-        finished, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.5)
+        finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+        batch = []
+        now = time.perf_counter()
         for ref in finished:
-            trial = pending[ref]
+            trial = pending.pop(ref)
             try:
                 ray.get(ref)
                 outcome.done.append(trial.key)
-                counts[(trial.stage, "done")] += 1
-                if on_finished is not None:
-                    on_finished(trial)
+                finished_keys.add(trial.key)
+                progress.counts[(trial.stage, "done")] += 1
+                progress.durations[trial.stage].append(now - ready_since.get(trial.key, start))
+                batch.append(trial)
             except Exception as error:  # the trial (or a source it needs) failed after its retries
                 outcome.failed[trial.key] = _reason(error)
-                counts[(trial.stage, "failed")] += 1
-        if finished and on_update is not None:
-            on_update(counts, len(waiting))
+                failed_keys.add(trial.key)
+                progress.counts[(trial.stage, "failed")] += 1
+        progress.running.clear()
+        for trial in pending.values():
+            if all(key in finished_keys or key not in refs for key in trial.depends_on):
+                ready_since.setdefault(trial.key, now)
+                progress.running[trial.stage] += 1
+        if progress.slots is not None:  # more may be ready than can run at once
+            for stage in (1, 2):
+                progress.running[stage] = min(progress.running[stage], progress.slots)
+        progress.seconds = now - start
+        if batch and on_finished is not None:
+            on_finished(batch)
+        if on_update is not None:
+            on_update(progress)
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _slots(resources: dict, max_concurrent: int | None) -> int | None:
+    """How many trials can run at once on the connected Ray (CPU- or GPU-bound), capped by max_concurrent."""
+    import ray
+
+    cluster = ray.cluster_resources()
+    limits = [max_concurrent] if max_concurrent else []
+    for name, need in (("CPU", resources.get("cpus", 1)), ("GPU", resources.get("gpus", 0))):
+        if need:
+            limits.append(max(1, int(cluster.get(name, 0) / need)))
+    return min(limits) if limits else None
 
 
 def _node_id() -> str:

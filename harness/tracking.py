@@ -13,6 +13,7 @@ that database on 127.0.0.1; `EmbeddedServer` starts `mlflow server` over it wher
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import statistics
@@ -20,6 +21,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.plan import Trial
 from harness.store import Store
@@ -27,6 +31,110 @@ from scalearn.engines import free_port
 
 KEY_TAG = "harness.trial_key"
 GROUP_TAG = "harness.group"
+
+
+@dataclass
+class RunRecord:
+    """One finished child run, backend-neutral. Metrics are (key, value, timestamp ms, step)."""
+
+    name: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: list[tuple[str, float, int, int]]
+    start_ms: int
+    end_ms: int
+    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)  # (file or folder, artifact path)
+
+
+def _copy_artifacts(artifact_uri: str, record: RunRecord) -> None:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    if not record.artifacts:
+        return
+    repository = get_artifact_repository(artifact_uri)
+    for path, artifact_path in record.artifacts:
+        if path.is_dir():
+            repository.log_artifacts(str(path), artifact_path)
+        else:
+            repository.log_artifact(str(path), artifact_path)
+
+
+def write_runs_api(client, experiment_id: str, records: list[RunRecord]) -> list[str]:
+    """Through MLflow's client (any backend, HTTP included): create with tags, batched params and metrics, end."""
+    from mlflow.entities import Metric, Param
+
+    ids = []
+    for record in records:
+        run = client.create_run(experiment_id, start_time=record.start_ms,
+                                tags={**record.tags, "mlflow.runName": record.name})  # fmt: skip
+        run_id = run.info.run_id
+        params = [Param(k, v) for k, v in record.params.items()]
+        metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.metrics]
+        for start in range(0, len(params), 100):  # MLflow's limits per request: 100 params, 1000 metrics
+            client.log_batch(run_id, params=params[start : start + 100])
+        for start in range(0, len(metrics), 1000):
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        _copy_artifacts(run.info.artifact_uri, record)
+        client.set_terminated(run_id, end_time=record.end_ms)
+        ids.append(run_id)
+    return ids
+
+
+def _sql_store(client):
+    """The client's SqlAlchemyStore when the tracking URI is a database, else None (then the API path)."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:  # pragma: no cover — an MLflow without the SQL store
+        return None
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def write_runs_sql(sql_store, experiment_id: str, records: list[RunRecord], artifact_location: str | None = None
+                   ) -> list[str]:  # fmt: skip
+    """Bulk path: every run of ``records`` in ONE transaction of multi-row inserts into MLflow's own tables
+    (their SQLAlchemy definitions, so the installed MLflow's schema): exactly the rows that `create_run` +
+    `log_batch` + `set_terminated` write, latest_metrics by MLflow's rule (greatest (step, timestamp, value)).
+    Artifacts are copied first, so a kill between the two leaves at worst an orphan artifact folder, never a
+    run without its artifacts; a kill inside the transaction leaves nothing. 5× the API path's runs per second
+    with one run per transaction, ~45× with 100 (benchmarks/mlflow_throughput.json)."""
+    from mlflow.entities import LifecycleStage, RunStatus, SourceType
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.utils.uri import append_to_uri_path
+    from sqlalchemy import insert
+
+    location = artifact_location or sql_store.get_experiment(experiment_id).artifact_location
+    rows: dict = {SqlRun: [], SqlTag: [], SqlParam: [], SqlMetric: [], SqlLatestMetric: []}
+    ids = []
+    for record in records:
+        run_id = uuid.uuid4().hex
+        artifact_uri = append_to_uri_path(location, run_id, "artifacts")
+        _copy_artifacts(artifact_uri, record)
+        rows[SqlRun].append(dict(run_uuid=run_id, name=record.name, artifact_uri=artifact_uri,
+                                 experiment_id=int(experiment_id), source_type=SourceType.to_string(SourceType.UNKNOWN),
+                                 source_name="", entry_point_name="", user_id=record.tags.get("mlflow.user", "unknown"),
+                                 status=RunStatus.to_string(RunStatus.FINISHED), start_time=record.start_ms,
+                                 end_time=record.end_ms, deleted_time=None, source_version="",
+                                 lifecycle_stage=LifecycleStage.ACTIVE))  # fmt: skip
+        tags = {**record.tags, "mlflow.runName": record.name}
+        rows[SqlTag] += [dict(key=k, value=v, run_uuid=run_id) for k, v in tags.items()]
+        rows[SqlParam] += [dict(key=k, value=v, run_uuid=run_id) for k, v in record.params.items()]
+        latest: dict[str, dict] = {}
+        for key, value, timestamp, step in record.metrics:
+            is_nan = math.isnan(value)
+            row = dict(key=key, value=0.0 if is_nan else value, timestamp=timestamp, step=step, is_nan=is_nan,
+                       run_uuid=run_id)  # fmt: skip
+            rows[SqlMetric].append(row)
+            old = latest.get(key)
+            if old is None or (step, timestamp, row["value"]) > (old["step"], old["timestamp"], old["value"]):
+                latest[key] = row
+        rows[SqlLatestMetric] += latest.values()
+        ids.append(run_id)
+    with sql_store.ManagedSessionMaker(read_only=False) as session:
+        for model, values in rows.items():  # runs first: the other tables point at them
+            if values:
+                session.execute(insert(model.__table__), values)
+    return ids
 
 
 class EmbeddedServer:
@@ -104,6 +212,7 @@ class Tracker:
         self.experiment_id = (
             found.experiment_id if found else self.client.create_experiment(experiment, artifact_location)
         )
+        self.artifact_location: str | None = None
         self.logged = self._existing(KEY_TAG)
         self.parents = self._existing(GROUP_TAG)
 
@@ -129,42 +238,55 @@ class Tracker:
             self.parents[group] = run.info.run_id
         return self.parents[group]
 
-    def log_trial(self, trial: Trial, store: Store) -> str | None:
-        """One child run for a finished trial (none if it exists already): few requests, batched."""
-        from mlflow.entities import Metric, Param
-
-        if trial.key in self.logged or not store.is_done(trial.key):
-            return self.logged.get(trial.key)
+    def run_record(self, trial: Trial, store: Store) -> RunRecord:
+        """What the child run of a finished trial holds: tags, params, per-evaluation and final metrics."""
         result = store.result(trial.key)
         provenance = result.get("provenance", {})
         tags = {"mlflow.parentRunId": self._parent(trial), KEY_TAG: trial.key, "stage": str(trial.stage),
                 "method": trial.method, "task": trial.task, "seed": str(trial.seed), "model": trial.model,
                 "source_keys": ",".join(trial.depends_on), "source_tasks": ",".join(trial.source_tasks),
                 "node": result.get("node", ""), "host": provenance.get("hardware", {}).get("host", ""),
-                "git_commit": provenance.get("git_commit", ""),
-                "mlflow.runName": f"{trial.method}/{trial.task}/seed{trial.seed}"}  # fmt: skip
-        run = self.client.create_run(self.experiment_id, tags=tags)
-        now = int(time.time() * 1000)
-        metrics = [Metric(f"dev_{k[4:]}" if k.startswith("dev_") else k, float(v), now, int(row.get("epoch", 0)))
+                "git_commit": provenance.get("git_commit", "")}  # fmt: skip
+        end = int((store.trial_dir(trial.key) / "result.json").stat().st_mtime * 1000)
+        start = end - int(1000 * float(result.get("wall_seconds", 0)))
+        metrics = [(k, float(v), end, int(row.get("epoch", 0)))
                    for row in result.get("history", []) for k, v in row.items()
                    if k.startswith("dev_") and isinstance(v, int | float)]  # fmt: skip
-        metrics += [Metric(f"test_{k}", float(v), now, 0) for k, v in result.get("test", {}).items()]
-        metrics += [Metric(f"params_{k}", float(v), now, 0) for k, v in result.get("parameters", {}).items()]
-        metrics += [Metric("wall_seconds", float(result.get("wall_seconds", 0)), now, 0),
-                    Metric("best_epoch", float(result.get("best_epoch", -1)), now, 0)]  # fmt: skip
-        params = [Param(k, v[:6000]) for k, v in _flatten("", trial.config, {}).items()]
-        for start in range(0, len(params), 100):  # MLflow's limits per request: 100 params, 1000 metrics
-            self.client.log_batch(run.info.run_id, params=params[start : start + 100])
-        for start in range(0, len(metrics), 1000):
-            self.client.log_batch(run.info.run_id, metrics=metrics[start : start + 1000])
-        artifacts = store.trial_dir(trial.key)
-        self.client.log_artifact(run.info.run_id, str(artifacts / "result.json"))
-        model_dir = artifacts / "artifacts" / "model"
-        if model_dir.exists():
-            self.client.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
-        self.client.set_terminated(run.info.run_id)
-        self.logged[trial.key] = run.info.run_id
-        return run.info.run_id
+        metrics += [(f"test_{k}", float(v), end, 0) for k, v in result.get("test", {}).items()]
+        metrics += [(f"params_{k}", float(v), end, 0) for k, v in result.get("parameters", {}).items()]
+        metrics += [("wall_seconds", float(result.get("wall_seconds", 0)), end, 0),
+                    ("best_epoch", float(result.get("best_epoch", -1)), end, 0)]  # fmt: skip
+        folder = store.trial_dir(trial.key)
+        artifacts = [(folder / "result.json", None)]
+        if (folder / "artifacts" / "model").exists():
+            artifacts.append((folder / "artifacts" / "model", "model"))
+        return RunRecord(name=f"{trial.method}/{trial.task}/seed{trial.seed}", tags=tags,
+                         params={k: v[:6000] for k, v in _flatten("", trial.config, {}).items()},
+                         metrics=metrics, start_ms=start, end_ms=end, artifacts=artifacts)  # fmt: skip
+
+    def log_trials(self, trials: list[Trial], store: Store) -> int:
+        """A child run for each finished trial not logged yet (found by its key tag); returns how many.
+
+        On a SQL backend all runs of the call go in one transaction (`write_runs_sql`); elsewhere, e.g. over
+        HTTP, three batched requests per run (`write_runs_api`)."""
+        todo = [t for t in trials if t.key not in self.logged and store.is_done(t.key)]
+        if not todo:
+            return 0
+        records = [self.run_record(t, store) for t in todo]
+        sql_store = _sql_store(self.client)
+        if sql_store is not None:
+            if self.artifact_location is None:
+                self.artifact_location = self.client.get_experiment(self.experiment_id).artifact_location
+            ids = write_runs_sql(sql_store, self.experiment_id, records, self.artifact_location)
+        else:
+            ids = write_runs_api(self.client, self.experiment_id, records)
+        self.logged.update({t.key: run_id for t, run_id in zip(todo, ids, strict=True)})
+        return len(todo)
+
+    def log_trial(self, trial: Trial, store: Store) -> str | None:
+        """One trial's child run (none if it exists already); its run id."""
+        self.log_trials([trial], store)
+        return self.logged.get(trial.key)
 
     def log_aggregates(self, trials: list[Trial], store: Store) -> None:
         """Seed mean and sd of every test metric on each parent run."""
@@ -190,4 +312,12 @@ def ui_command(store: Store) -> list[str]:
             "--host", "127.0.0.1"]  # fmt: skip
 
 
-__all__ = ["EmbeddedServer", "Tracker", "store_tracking_uri", "ui_command"]
+__all__ = [
+    "EmbeddedServer",
+    "RunRecord",
+    "Tracker",
+    "store_tracking_uri",
+    "ui_command",
+    "write_runs_api",
+    "write_runs_sql",
+]

@@ -53,5 +53,7 @@ def test_scheduler_overhead_benchmark_runs_and_writes_its_json(tmp_path):
 
 def test_mlflow_throughput_benchmark_runs_and_writes_its_json(tmp_path):
     out = tmp_path / "mlflow_throughput.json"
-    assert load("mlflow_throughput").main(["--runs", "20", "--threads", "2", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["all_logged"] is True
+    assert load("mlflow_throughput").main(["--runs", "20", "--api-runs", "5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [row["path"] for row in result["rows"]] == ["bulk", "bulk", "api"]
+    assert all(row["all_logged"] for row in result["rows"]) and result["bulk_speedup_over_api"] > 0

@@ -84,3 +84,33 @@ def test_two_submits_at_once_train_each_trial_once(ray_cluster, tmp_path):
     assert all(store.is_done(t.key) for t in trials)
     log = runs(tmp_path)
     assert sorted(log) == sorted(t.key for t in trials)  # each trial trained exactly once
+
+
+def test_max_concurrent_caps_the_trials_in_flight_and_progress_adds_up(ray_cluster, tmp_path):
+    trials = expand(ExperimentSpec.model_validate(SPEC))
+    store = Store(tmp_path / "store")
+
+    def body(trial, store, **_):
+        import os
+        import time
+
+        start = time.time()
+        time.sleep(0.2)
+        with open(os.path.join(str(tmp_path), "spans.log"), "a") as f:
+            f.write(f"{start} {time.time()}\n")
+        return {"trial": trial.summary(), "test": {}}
+
+    updates, batches = [], []
+    outcome = run_trials(trials, store, resources={"cpus": 0.25}, retries=0, options={"body": body},
+                         max_concurrent=2, on_update=updates.append, on_finished=batches.append)  # fmt: skip
+    assert len(outcome.done) == len(trials)
+    spans = [tuple(map(float, line.split())) for line in (tmp_path / "spans.log").read_text().splitlines()]
+    # 8 trials could run at once on 2 CPUs at 0.25 each; the window lets at most 2 overlap
+    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert overlap == 2
+    final = updates[-1]
+    assert sorted(t.key for batch in batches for t in batch) == sorted(t.key for t in trials)
+    assert final.slots == 2 and all(final.left(stage) == 0 for stage in (1, 2))
+    stage1 = sum(t.stage == 1 for t in trials)
+    assert final.counts[(1, "done")] == stage1 and final.counts[(2, "done")] == len(trials) - stage1
+    assert len(final.durations[2]) == len(trials) - stage1 and all(d > 0.15 for d in final.durations[2])

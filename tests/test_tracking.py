@@ -1,0 +1,67 @@
+"""The bulk MLflow path writes exactly what MLflow's own client writes: the same run, read back through the
+client (tags, params, latest metrics, full metric histories, status, times, artifacts), whether a batch
+holds one run or many; NaN metrics round-trip as NaN."""
+
+import math
+
+import pytest
+
+from harness.store import Store
+from harness.tracking import RunRecord, _sql_store, store_tracking_uri, write_runs_api, write_runs_sql
+
+
+def record(index: int, tmp_path) -> RunRecord:
+    artifact = tmp_path / f"result{index}.json"
+    artifact.write_text('{"ok": true}')
+    folder = tmp_path / f"model{index}"
+    folder.mkdir()
+    (folder / "omega.json").write_text("[0.5, 0.5]")
+    metrics = [("dev_loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s) for s in range(5)]
+    metrics += [
+        ("dev_loss", 9.0, 1_700_000_000_000, 1),  # older point of a step already logged
+        ("test_accuracy", 0.75, 1_700_000_000_500, 0),
+        ("test_mcc", float("nan"), 1_700_000_000_500, 0),
+    ]
+    return RunRecord(name=f"scalearn/rte/seed{index}", tags={"harness.trial_key": f"k{index}", "stage": "2"},
+                     params={"lr": "0.006", "method_config.shape": "vector"}, metrics=metrics,
+                     start_ms=1_699_999_990_000, end_ms=1_700_000_001_000,
+                     artifacts=[(artifact, None), (folder, "model")])  # fmt: skip
+
+
+def snapshot(client, run_id: str) -> dict:
+    run = client.get_run(run_id)
+    histories = {k: sorted((m.step, m.timestamp, m.value if not math.isnan(m.value) else "nan")
+                           for m in client.get_metric_history(run_id, k)) for k in run.data.metrics}  # fmt: skip
+    return {
+        "tags": {k: v for k, v in run.data.tags.items()},
+        "params": run.data.params,
+        "metrics": {k: "nan" if math.isnan(v) else v for k, v in run.data.metrics.items()},
+        "histories": histories,
+        "status": run.info.status,
+        "times": (run.info.start_time, run.info.end_time),
+        "name": run.info.run_name,
+        "user": run.info.user_id,
+        "lifecycle": run.info.lifecycle_stage,
+        "artifacts": sorted(f.path for f in client.list_artifacts(run_id)),
+        "model": sorted(f.path for f in client.list_artifacts(run_id, "model")),
+    }
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
+    from mlflow.tracking import MlflowClient
+
+    store = Store(tmp_path / "store")
+    client = MlflowClient(tracking_uri=store_tracking_uri(store))
+    experiment = client.create_experiment("x", (store.root / "mlartifacts").as_uri())
+    records = [record(i, tmp_path) for i in range(batch)]
+    by_api = write_runs_api(client, experiment, records)
+    by_sql = write_runs_sql(_sql_store(client), experiment, records)
+    assert len(set(by_api + by_sql)) == 2 * batch
+    for api_id, sql_id in zip(by_api, by_sql, strict=True):
+        api, sql = snapshot(client, api_id), snapshot(client, sql_id)
+        assert sql == api
+        assert sql["metrics"]["dev_loss"] == 0.2 and sql["metrics"]["test_mcc"] == "nan"  # greatest step wins
+        assert sql["status"] == "FINISHED" and sql["model"] == ["model/omega.json"]
+    found = client.search_runs([experiment], filter_string="tags.`harness.trial_key` = 'k0'")
+    assert len(found) == 2  # searchable by the key tag like any run
