@@ -1,4 +1,4 @@
-"""`harness` command line: validate, plan, submit, status, ui; ls, params, data prepare. (report: next.)"""
+"""`harness` command line: validate, plan, submit, status, report, ui; ls, params, data prepare."""
 
 from __future__ import annotations
 
@@ -167,6 +167,26 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import FORMATS, build_report, render, write_report
+    from harness.store import Store
+
+    if args.format not in FORMATS:
+        raise ValueError(f"unknown --format {args.format!r} (expected one of {', '.join(FORMATS)})")
+    if args.compare not in (None, "paper"):
+        raise ValueError(f"unknown --compare {args.compare!r} (expected paper)")
+    store = Store(args.store)
+    if not store.root.is_dir():
+        raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
+    spec, trials = _load(args.file)
+    report = build_report(spec, trials, store, baseline=args.baseline, compare_paper=args.compare == "paper")
+    print(render(report, args.format))
+    if args.out is not None:
+        written = write_report(report, args.out)
+        print(f"wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -213,14 +233,28 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
             command.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
             command.add_argument("--data-dir", default=None, help="task data in the hub's layout (offline)")
-            command.add_argument("--max-concurrent", type=_positive_int, default=None, metavar="N",
-                                 help="at most N trials handed to Ray at once (default: as many as fit)")
+            command.add_argument(
+                "--max-concurrent",
+                type=_positive_int,
+                default=None,
+                metavar="N",
+                help="at most N trials handed to Ray at once (default: as many as fit)",
+            )
             command.add_argument(
                 "--tracking-uri",
                 default=None,
                 help="an MLflow server (default: an embedded one on 127.0.0.1 over the store)",
             )
         command.set_defaults(run=handler)
+
+    report = commands.add_parser("report", help="paper tables from the store: mean ± sd over seeds, significance")
+    report.add_argument("file", help="experiment file (experiments/*.yaml)")
+    report.add_argument("--store", default="store", help="the results store (default ./store)")
+    report.add_argument("--format", default="md", help="md, latex, csv or json (default md), printed to stdout")
+    report.add_argument("--out", default=None, help="also write report.md/.tex/.csv/.json to this folder")
+    report.add_argument("--baseline", default="adapterfusion", help="significance against this method")
+    report.add_argument("--compare", default=None, help="paper: the published numbers beside ours, with Δ")
+    report.set_defaults(run=_cmd_report)
 
     ui = commands.add_parser("ui", help="the MLflow UI over the store's tracking data, on 127.0.0.1")
     ui.add_argument("--store", default="store")

@@ -1,0 +1,285 @@
+"""`harness report`: aggregation against hand-computed numbers, the statistics, the four formats, partial sweeps,
+the paper's numbers lined up, and the command line. Fake result.json files only; nothing trains."""
+
+import csv
+import io
+import json
+import re
+import statistics
+
+import pytest
+from scipy import stats as scipy_stats
+
+from harness import paper
+from harness.cli import main
+from harness.plan import expand
+from harness.report import build_report, render, report_dict, results_table
+from harness.spec import load_spec
+from harness.stats import paired_bootstrap_p, summarize, welch_p
+from harness.store import Store
+
+SPEC = """\
+version: 1
+name: mini-glue
+models: [roberta-base]
+methods: [scalearn, adapterfusion, adapter, scalearn_uniform_pp]
+benchmark: glue
+targets: [rte, stsb]
+seeds: 3
+seeds_per_task: {rte: 5}
+"""
+# test scores (the metric each task reports: RTE accuracy, STS-B pearson) by method, task, seed 0, 1, …
+SCORES = {
+    ("scalearn", "rte"): [0.70, 0.72, 0.77, 0.71, 0.75],
+    ("scalearn", "stsb"): [0.90, 0.92, 0.91],
+    ("adapterfusion", "rte"): [0.60, 0.61, 0.62, 0.60, 0.62],
+    ("adapterfusion", "stsb"): [0.89, 0.93, 0.91],
+    ("adapter", "rte"): [0.65, 0.66, 0.64, 0.65, 0.65],
+    ("adapter", "stsb"): [0.88, 0.89, 0.90],
+}
+PARAMS = {"scalearn": 73728, "adapterfusion": 21252096, "adapter": 894528}
+
+
+def write_results(store: Store, trials, scores=SCORES, skip=()) -> None:
+    """A result.json for every planned trial of `scores` (less `skip`), and for the source adapters."""
+    for trial in trials:
+        if (trial.method, trial.task, trial.seed) in skip:
+            continue
+        if (trial.method, trial.task) in scores:
+            value = scores[(trial.method, trial.task)][trial.seed]
+        elif trial.method == "adapter":  # a source adapter of a task that is not a target: an input
+            value = 0.5
+        else:
+            continue
+        test = {"loss": 1.0, "pearson": value, "spearman": value - 0.1} if trial.task == "stsb" else {"accuracy": value}
+        store.write_result(trial.key, {"trial": trial.summary(), "test": test,
+                                       "parameters": {"transfer": PARAMS[trial.method], "head": 1538}})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    (root / "mini.yaml").write_text(SPEC)
+    spec = load_spec(root / "mini.yaml")
+    trials = expand(spec)
+    store = Store(root / "store")
+    write_results(store, trials)
+    return root / "mini.yaml", spec, trials, store
+
+
+@pytest.fixture(scope="module")
+def full(sweep):
+    _, spec, trials, store = sweep
+    return build_report(spec, trials, store, compare_paper=True)
+
+
+def rows_of(report) -> dict:
+    return {row["method"]: row for row in report_dict(report)["tables"][0]["rows"]}
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def test_summary_and_welch_against_hand_computed_values():
+    s = summarize([70.0, 72.0, 77.0])
+    assert s.mean == pytest.approx(73.0) and s.sd == pytest.approx(13**0.5) and s.n == 3
+    assert summarize([5.0]).sd is None
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.mean(a) - statistics.mean(b)) / (va + vb) ** 0.5
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    assert welch_p(a, b) == pytest.approx(2 * scipy_stats.t.sf(abs(t), df), rel=1e-9)
+    assert welch_p(a, b) == pytest.approx(0.06913, abs=1e-5)  # t = -2.251, df = 5.52
+    assert welch_p([1.0], b) is None
+
+
+def test_paired_bootstrap_is_deterministic_and_separates():
+    a, b = [80.1, 81.3, 79.8, 80.6, 81.0], [70.2, 71.0, 69.5, 70.9, 70.4]
+    assert paired_bootstrap_p(a, b, seed=3) == paired_bootstrap_p(a, b, seed=3)
+    assert paired_bootstrap_p(a, b) < 0.001
+    assert paired_bootstrap_p(a, a) == 1.0
+    noisy = [70.0, 72.5, 69.0, 71.8, 70.1]
+    assert paired_bootstrap_p(noisy, [71.0, 71.5, 70.5, 70.2, 70.9]) > 0.3
+    assert paired_bootstrap_p([1.0, 2.0, 3.0, 4.0], [0.0] * 4) is None  # too few pairs to say anything
+
+
+# -- aggregation ----------------------------------------------------------------------------------
+
+
+def test_cells_are_seed_mean_and_sd_times_100_and_avg_is_the_mean_over_tasks(full):
+    rows = rows_of(full)
+    assert list(rows) == ["adapter", "adapterfusion", "scalearn", "scalearn_uniform_pp"]  # the paper's order
+    rte, stsb = rows["scalearn"]["cells"]["rte"], rows["scalearn"]["cells"]["stsb"]
+    assert (rte["mean"], rte["sd"], rte["n"]) == (pytest.approx(73.0), pytest.approx(8.5**0.5), 5)
+    assert (stsb["mean"], stsb["sd"]) == (pytest.approx(91.0), pytest.approx(1.0))  # pearson, not spearman
+    assert stsb["other_metrics"]["spearman"]["mean"] == pytest.approx(81.0)
+    assert rows["scalearn"]["avg"] == pytest.approx(82.0)
+    assert "| scalearn | 73.00 ± 2.92" in render(full, "md")
+
+
+def test_source_adapters_of_non_targets_stay_out_and_the_adapter_baseline_stays_in(full):
+    table = report_dict(full)["tables"][0]
+    assert table["tasks"] == ["rte", "stsb"]
+    adapter = rows_of(full)["adapter"]["cells"]
+    assert adapter["rte"]["seeds"] == [0, 1, 2, 3, 4] and adapter["rte"]["mean"] == pytest.approx(65.0)
+
+
+def test_transfer_parameters_from_results_else_from_the_formula(full):
+    rows = rows_of(full)
+    assert (rows["scalearn"]["transfer_parameters"], rows["scalearn"]["parameters_from"]) == (73728, "results")
+    # no finished trial: the formula from the config, 8 GLUE sources → 8 (reference §1.6)
+    assert (rows["scalearn_uniform_pp"]["transfer_parameters"], rows["scalearn_uniform_pp"]["parameters_from"]) == (
+        8,
+        "formula",
+    )
+    assert "| 8* |" in render(full, "md")
+
+
+def test_significance_against_the_baseline(full):
+    rows = rows_of(full)
+    rte = rows["scalearn"]["cells"]["rte"]
+    a, b = [100 * v for v in SCORES[("scalearn", "rte")]], [100 * v for v in SCORES[("adapterfusion", "rte")]]
+    assert rte["p_welch"] == pytest.approx(welch_p(a, b)) and rte["p_welch"] < 0.05
+    assert rte["p_bootstrap"] == pytest.approx(paired_bootstrap_p(a, b)) and rte["p_bootstrap"] < 0.05
+    assert rows["scalearn"]["cells"]["stsb"]["p_welch"] > 0.05  # 91.0 ± 1.0 vs 91.0 ± 2.0
+    assert rows["scalearn"]["cells"]["stsb"]["p_bootstrap"] is None  # 3 seeds: too few pairs
+    assert rows["adapterfusion"]["cells"]["rte"]["p_welch"] is None  # the baseline itself
+    md = render(full, "md")
+    scalearn_line = next(line for line in md.splitlines() if line.startswith("| scalearn |"))
+    assert "73.00 ± 2.92†‡" in scalearn_line and "91.00 ± 1.00 " in scalearn_line
+    assert "p < 0.05" in md
+
+
+def test_no_baseline_in_the_sweep_means_no_marks_and_a_note(sweep):
+    _, spec, trials, store = sweep
+    report = build_report(spec, trials, store, baseline="full_ft")
+    md = render(report, "md")
+    assert "†" not in md.split("\n- ")[0] and "no significance marks: the baseline full_ft" in md
+    with pytest.raises(ValueError, match="unknown --baseline"):
+        build_report(spec, trials, store, baseline="adapterfusin")
+
+
+def test_a_partial_sweep_marks_missing_cells_and_shows_n(tmp_path, sweep):
+    _, spec, trials, _ = sweep
+    store = Store(tmp_path / "partial")
+    skip = {("scalearn", "rte", 4)} | {("adapterfusion", "stsb", seed) for seed in range(3)}
+    write_results(store, trials, skip=skip)
+    report = build_report(spec, trials, store)
+    rows = rows_of(report)
+    assert rows["scalearn"]["cells"]["rte"]["n"] == 4 and rows["adapterfusion"]["cells"]["stsb"]["mean"] is None
+    assert rows["adapterfusion"]["avg"] is None
+    lines = {line.split(" | ")[0]: line for line in render(report, "md").splitlines() if line.startswith("| ")}
+    assert "72.50 ± 3.11" in lines["| scalearn"] and "(n=4)" in lines["| scalearn"]
+    assert "(n=" not in lines["| adapter"]
+    assert lines["| adapterfusion"].split(" | ")[2:4] == ["–", "–"]  # stsb and Avg
+
+
+# -- formats --------------------------------------------------------------------------------------
+
+
+def test_latex_is_balanced_escaped_and_square(full):
+    tex = render(full, "latex")
+    unescaped = re.sub(r"\\[{}]", "", tex)
+    depth = 0
+    for char in unescaped:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0
+    assert re.search(r"(?<!\\)_", tex) is None and "scalearn\\_uniform\\_pp" in tex
+    assert tex.count(r"$") % 2 == 0 and "$$" not in tex and "<" not in tex.replace("$<$", "")
+    spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", tex).group(1)
+    body = tex.split("\\toprule")[1].split("\\bottomrule")[0]
+    rows = [line for line in body.splitlines() if line.endswith(r"\\")]
+    assert len(rows) == 5  # header + 4 methods
+    assert all(row.count(" & ") + 1 == len(spec) for row in rows)
+    assert "\\usepackage{booktabs}" in tex
+
+
+def test_csv_and_json_parse_back(full):
+    records = list(csv.DictReader(io.StringIO(render(full, "csv"))))
+    assert len(records) == 4 * 3  # 4 methods × (2 tasks + Avg)
+    row = next(r for r in records if r["method"] == "scalearn" and r["task"] == "rte")
+    assert float(row["mean"]) == pytest.approx(73.0) and row["n"] == "5" and row["metric"] == "accuracy"
+    assert row["seeds"] == "0 1 2 3 4" and float(row["p_welch"]) < 0.05 and row["baseline"] == "adapterfusion"
+    data = json.loads(render(full, "json"))
+    assert data["tables"][0]["model"] == "roberta-base" and data["citation"] == paper.CITATION
+    assert data["tables"][0]["rows"][2]["cells"]["rte"]["scores"] == pytest.approx([70.0, 72.0, 77.0, 71.0, 75.0])
+
+
+# -- the paper ------------------------------------------------------------------------------------
+
+
+def test_compare_paper_lines_up_rows_and_columns(full):
+    rows = rows_of(full)
+    rte = rows["scalearn"]["cells"]["rte"]
+    assert rte["paper"] == 82.06 and rte["diff"] == pytest.approx(73.0 - 82.06)  # GLUE table, ScaLearn, RTE
+    assert rows["adapterfusion"]["cells"]["stsb"]["paper"] == 90.37
+    assert rows["scalearn"]["paper_avg"] == pytest.approx((82.06 + 90.96) / 2)  # over the same targets
+    md = render(full, "md")
+    assert "| Method | rte (n=5) | paper | Δ | stsb (n=3) | paper | Δ | Avg | paper | Δ | Params |" in md
+    line = next(line for line in md.splitlines() if line.startswith("| scalearn |"))
+    assert line.split(" | ")[2:4] == ["82.06", "-9.06"]
+    record = next(r for r in csv.DictReader(io.StringIO(render(full, "csv")))
+                  if r["method"] == "scalearn" and r["task"] == "rte")  # fmt: skip
+    assert float(record["paper"]) == 82.06 and float(record["diff"]) == pytest.approx(-9.06)
+
+
+def test_paper_tables_are_chosen_by_model_and_benchmark():
+    roberta = "FacebookAI/roberta-base"
+    assert paper.find_table(roberta, "glue", []) == "glue"
+    assert paper.find_table(roberta, None, ["rte", "cb", "boolq"]) == "superglue"
+    assert paper.find_table("FacebookAI/roberta-large", "glue", []) is None
+    assert paper.paper_scores("superglue", "scalearn")["rte"] == 78.88  # SuperGLUE sources: another RTE number
+    assert paper.paper_scores("glue", "adapter_soup") == {"avg": 71.52}
+    assert paper.paper_scores("glue", "probe") == {}
+
+
+def test_paper_data_averages_match_the_cells():
+    """The copied numbers hold together: each row's Avg is the mean of its cells (reference §4.2), except the
+    README's one known slip (ProPETL on SuperGLUE: the cells give 73.66, the table says 73.69)."""
+    for name, table in paper.PAPER.items():
+        for method, values in table["rows"].items():
+            if (name, method) == ("superglue", "ProPETL"):
+                assert statistics.mean(values[:-1]) == pytest.approx(73.66, abs=0.01)
+                continue
+            assert len(values) == len(table["tasks"]) + 1
+            assert statistics.mean(values[:-1]) == pytest.approx(values[-1], abs=0.011), (name, method)
+
+
+# -- command line and the submit summary --------------------------------------------------------
+
+
+def test_cli_prints_and_writes_every_format(sweep, tmp_path, capsys):
+    spec_file, _, _, store = sweep
+    assert main(["report", str(spec_file), "--store", str(store.root), "--format", "md",
+                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("### mini-glue: roberta-base") and "| scalearn | 73.00 ± 2.92" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.csv", "report.json", "report.md",
+                                                                    "report.tex"]  # fmt: skip
+    assert (tmp_path / "out" / "report.md").read_text().strip() == out.strip()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--format", "xls"], "unknown --format 'xls'"), (["--compare", "readme"], "unknown --compare")],
+)
+def test_cli_rejects_bad_options_in_one_line(sweep, capsys, extra, message):
+    spec_file, _, _, store = sweep
+    assert main(["report", str(spec_file), "--store", str(store.root), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness report: ") and message in err and "\n" not in err
+
+
+def test_cli_missing_store(sweep, tmp_path, capsys):
+    spec_file = sweep[0]
+    assert main(["report", str(spec_file), "--store", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no results store at" in err and "\n" not in err
+
+
+def test_results_table_keeps_its_role(sweep):
+    _, spec, trials, store = sweep
+    text = results_table(trials, store, spec.target_list())
+    assert "| roberta-base | scalearn | 91.00 ± 1.00 (n=3) | 73.00 ± 2.92 (n=5) |" in text
+    assert "mnli" not in text  # a source adapter, not a result
