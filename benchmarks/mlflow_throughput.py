@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from harness.store import Store
 from harness.tracking import EmbeddedServer, RunRecord, _sql_store, store_tracking_uri, write_runs_api, write_runs_sql
+
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no line per run over HTTP
 
 
 def record(index: int, parent: str) -> RunRecord:

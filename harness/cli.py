@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -132,16 +133,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from harness.report import results_table
     from harness.scheduler import run_trials
     from harness.store import Store
-    from harness.tracking import Tracker, store_tracking_uri
+    from harness.tracking import Tracker, store_tracker
 
     spec, trials = _load(args.file)
     store = Store(args.store)
     todo = [t for t in trials if not store.is_done(t.key)]
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    if args.tracking_uri is None:
-        tracker = Tracker(store_tracking_uri(store), spec.name, (store.root / "mlartifacts" / spec.name).as_uri())
-    else:
-        tracker = Tracker(args.tracking_uri, spec.name)
+    tracker = store_tracker(store, spec.name) if args.tracking_uri is None else Tracker(args.tracking_uri, spec.name)
     tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
     if todo:
         from harness.progress import LiveView
@@ -182,8 +180,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     report = build_report(spec, trials, store, baseline=args.baseline, compare_paper=args.compare == "paper")
     print(render(report, args.format))
     if args.out is not None:
+        from harness.plots import report_figures
+
         written = write_report(report, args.out)
-        print(f"wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+        figures = report_figures(trials, store, spec.target_list(), args.out)
+        print(f"wrote {', '.join(str(path) for path in written)} and {len(figures['sweep'])} figures under "
+              f"{Path(args.out) / 'figures'}", file=sys.stderr)  # fmt: skip
+        if (store.root / "mlflow.db").exists():  # attach it to the sweep in MLflow, as submit logged it
+            from harness.tracking import store_tracker
+
+            store_tracker(store, spec.name).log_report(written, figures)
+            print(f"attached to MLflow experiment {spec.name!r} (run 'report'); harness ui --store {args.store}",
+                  file=sys.stderr)  # fmt: skip
     return 0
 
 

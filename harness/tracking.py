@@ -31,6 +31,7 @@ from scalearn.engines import free_port
 
 KEY_TAG = "harness.trial_key"
 GROUP_TAG = "harness.group"
+REPORT_GROUP = "report"
 
 
 @dataclass
@@ -202,6 +203,11 @@ def store_tracking_uri(store: Store) -> str:
     return f"sqlite:///{store.root / 'mlflow.db'}"
 
 
+def store_tracker(store: Store, experiment: str) -> Tracker:
+    """The tracker over the store's own database, artifacts under store/mlartifacts/<experiment>."""
+    return Tracker(store_tracking_uri(store), experiment, (store.root / "mlartifacts" / experiment).as_uri())
+
+
 class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # one line per run is noise here
@@ -288,6 +294,22 @@ class Tracker:
         self.log_trials([trial], store)
         return self.logged.get(trial.key)
 
+    def log_report(self, files: list, figures: dict[str, list]) -> str:
+        """The report on the sweep's "report" run (tables and every figure under report/), and each (method,
+        target)'s mixing figure on its parent run, so the UI shows them where one looks. Returns the run id."""
+        if REPORT_GROUP not in self.parents:
+            run = self.client.create_run(self.experiment_id, run_name="report", tags={GROUP_TAG: REPORT_GROUP})
+            self.client.set_terminated(run.info.run_id)
+            self.parents[REPORT_GROUP] = run.info.run_id
+        run_id = self.parents[REPORT_GROUP]
+        for path in files:
+            self.client.log_artifact(run_id, str(path), artifact_path="report")
+        for group, paths in figures.items():
+            target, folder = (run_id, "report/figures") if group == "sweep" else (self.parents.get(group), "figures")
+            for path in paths if target else []:
+                self.client.log_artifact(target, str(path), artifact_path=folder)
+        return run_id
+
     def log_aggregates(self, trials: list[Trial], store: Store) -> None:
         """Seed mean and sd of every test metric on each parent run."""
         from mlflow.entities import Metric
@@ -316,6 +338,7 @@ __all__ = [
     "EmbeddedServer",
     "RunRecord",
     "Tracker",
+    "store_tracker",
     "store_tracking_uri",
     "ui_command",
     "write_runs_api",

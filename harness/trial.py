@@ -2,7 +2,8 @@
 
 The only module of harness/ that imports scalearn's training code. Given a trial and the store, it
 trains (``scalearn.run.train_task``) with the source adapters of the trials it consumes, writes the
-artifacts under the trial's folder, and returns the result; the caller records it in the store.
+artifacts under the trial's folder (with a figure of the learned mixing for transfer trials), and returns
+the result; the caller records it in the store.
 """
 
 from __future__ import annotations
@@ -33,4 +34,23 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
         callback=callback,
         **overrides,
     )
+    if trial.depends_on:
+        plot_mixing(trial, store.trial_dir(trial.key) / "artifacts" / "model")
     return {"trial": trial.summary(), **result.to_dict()}
+
+
+def plot_mixing(trial: Trial, model_dir) -> None:
+    """omega.png (ScaLearn) or attention.png (AdapterFusion) beside the checkpoint; MLflow logs it with the
+    run. A figure that cannot be drawn is reported, never a reason to lose a trained trial."""
+    import warnings
+
+    from harness.plots import omega_figure, read_mixing
+
+    try:
+        mixing = read_mixing(model_dir)
+        if mixing is not None:
+            name = "omega.png" if mixing["kind"] == "omega" else "attention.png"
+            title = f"{trial.method} · {trial.task} · seed {trial.seed} · {trial.model}"
+            omega_figure(mixing, list(trial.source_tasks), trial.task, title, model_dir / name)
+    except Exception as error:  # noqa: BLE001 — a figure is never worth a trial
+        warnings.warn(f"{model_dir}: no mixing figure ({error})", stacklevel=2)

@@ -120,7 +120,8 @@ def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | N
     for directory, (other, _, _) in zip(directories, loaded, strict=True):
         if other != config:
             raise ArtifactError(f"{directory}: adapter shape {other} differs from the first source's {config}")
-    names = list(names) if names is not None else [manifest["name"] for _, _, manifest in loaded]
+    if names is None:  # the task an adapter was trained on names it (its own name is the generic "task")
+        names = [manifest.get("metadata", {}).get("task") or manifest["name"] for _, _, manifest in loaded]
     bank = BottleneckAdapters.stack(config, [state for _, state, _ in loaded], names=names)
     return bank.requires_grad_(False)
 

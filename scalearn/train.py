@@ -30,7 +30,7 @@ from scalearn import provenance
 from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
-from scalearn.io import save_adapter, save_model
+from scalearn.io import save_adapter, save_model, write_json
 from scalearn.model import TransferModel
 from scalearn.tasks.base import TaskSpec
 
@@ -355,12 +355,20 @@ def fit(
     best = progress["best"] or {}
     result.best_epoch, result.best_step = best.get("epoch", -1), best.get("step", -1)
     result.best_dev = {k: v for k, v in best.items() if k not in ("epoch", "step")}
+    recording = hasattr(model.transfer, "record_attention")  # AdapterFusion: its attention over the test split
+    if recording:
+        model.transfer.record_attention, model.transfer.attention, model.transfer.attention_tokens = True, {}, {}
     for name in ["test", *task.extra_test_splits]:
         if name in splits:
             scores = evaluate_split(model, engine, task, splits[name], config, pad_id)
             result.test.update({(k if name == "test" else f"{k}_{name[5:]}"): v for k, v in scores.items()})
+        if recording:
+            model.transfer.record_attention = False
     if save_dir is not None:
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
+        if recording and rank == 0 and model.transfer.attention:
+            write_json(Path(save_dir) / "model" / "attention.json",
+                       {"split": "test", "mean_attention": model.transfer.mean_attention()})  # fmt: skip
     result.wall_seconds = time.perf_counter() - start
     result.peak_memory_mb = provenance.peak_memory_mb(device)
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}

@@ -2,6 +2,7 @@
 the two-stage sweep runs, a resubmit runs nothing, a new seed runs only the delta, and a driver killed
 with SIGKILL mid-sweep loses nothing."""
 
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,30 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(tmp_path, capsys):
     assert transfer.data.tags["source_keys"] and transfer.data.tags["node"] and transfer.data.tags["mlflow.parentRunId"]
     assert "test_accuracy" in transfer.data.metrics and "dev_loss" in transfer.data.metrics
     assert transfer.data.params["method_config.omega_init_scale"] in ("2.0", "2")
+    # figures of the learned mixing beside each transfer checkpoint, logged with its run
+    for trial in trials:
+        model_dir = store.trial_dir(trial.key) / "artifacts" / "model"
+        expected = {"scalearn": "omega.png", "scalearn_uniform_pp": "omega.png", "adapterfusion": "attention.png"}
+        if trial.method in expected:
+            assert (model_dir / expected[trial.method]).stat().st_size > 5000
+    fusion = next(t for t in trials if t.method == "adapterfusion")
+    attention = json.loads((store.trial_dir(fusion.key) / "artifacts" / "model" / "attention.json").read_text())
+    assert all(
+        abs(sum(layer) - 1) < 1e-4 and len(layer) == len(fusion.depends_on) for layer in attention["mean_attention"]
+    )
+
+    # the report: tables in four formats and figures, attached to the sweep in MLflow
+    out = tmp_path / "report"
+    assert main(["report", str(TINY), "--store", str(store.root), "--out", str(out)]) == 0
+    assert "| scalearn |" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.tex", "report.csv", "report.json", "figures"}
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert "omega_summary_tiny-bert.png" in figures and "curves_tiny-bert_syn_a_low.png" in figures
+    assert "mixing_tiny-bert_scalearn_syn_a_low.png" in figures
+    artifacts = store.root / "mlartifacts" / "tiny"
+    assert len(list(artifacts.glob("*/artifacts/report/report.md"))) == 1  # the sweep's report run
+    assert len(list(artifacts.glob("*/artifacts/figures/mixing_*.png"))) == 3  # on the (method, target) parents
+    assert len(list(artifacts.glob("*/artifacts/model/omega.png"))) == 4  # per trial: 2 variants × 2 seeds
 
     assert main(["submit", str(TINY), "--store", str(store.root)]) == 0
     assert f"{len(trials)} already done, 0 to run" in capsys.readouterr().out

@@ -55,8 +55,9 @@ class AdapterFusion(nn.Module):
         self.query = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(num_layers))
         self.key = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(num_layers))
         self.value = nn.ModuleList(nn.Linear(hidden_size, hidden_size, bias=False) for _ in range(num_layers))
-        self.record_attention = False
-        self.attention: dict[int, torch.Tensor] = {}
+        self.record_attention = False  # while on, forward passes add to the per-layer attention sums
+        self.attention: dict[int, torch.Tensor] = {}  # layer → Σ over tokens of the softmax over sources [S]
+        self.attention_tokens: dict[int, int] = {}
         self.reset_parameters()
 
     @torch.no_grad()
@@ -89,11 +90,16 @@ class AdapterFusion(nn.Module):
         scores = F.dropout(scores, self.dropout, self.training)
         probs = torch.softmax(scores / self.temperature, dim=-1)  # [N, S]
         if self.record_attention:
-            self.attention[layer] = probs.detach().mean(0)
+            self.attention[layer] = self.attention.get(layer, 0) + probs.detach().float().sum(0)
+            self.attention_tokens[layer] = self.attention_tokens.get(layer, 0) + probs.shape[0]
 
         weighted = torch.cat([(hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2), probs], dim=1)
         mixed = weighted @ (up_all @ value.weight.T)  # Σ_s p_s W_V a_s
         return mixed.reshape(*x.shape[:-1], d)
+
+    def mean_attention(self) -> list[list[float]]:
+        """[L][S]: the recorded attention per source, averaged over every token seen (padding included)."""
+        return [(self.attention[layer] / self.attention_tokens[layer]).tolist() for layer in sorted(self.attention)]
 
     def regularization_loss(self) -> torch.Tensor:
         """reg_weight · Σ_l ‖I − W_V,l‖²_F."""

@@ -1,0 +1,219 @@
+"""Figures of a sweep: where ScaLearn puts its weight, where AdapterFusion attends, and how training went.
+
+- ω of one trial (``omega_figure``): heatmap of layers × sources (for vector ω the mean over dimensions,
+  beside it the spread), and per layer Σ_s ω and the weight on the target's own adapter (the last source).
+- AdapterFusion's mean attention per layer and source, when the trial recorded it (``attention.json``).
+- Across targets (``summary_figure``): for each (method, target) the share of the total |ω| (or attention)
+  each source gets, averaged over layers and seeds: which sources each target leans on.
+- Learning curves (``curves_figure``): dev metric per epoch, one line per method (mean over seeds).
+
+Everything is read from a trial's artifacts (safetensors, read as numpy, never unpickled) and written as
+PNG with matplotlib's Agg backend, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+OWN = "(own)"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        _pyplot().close(figure)
+    return path
+
+
+def source_labels(source_tasks: list[str], target: str) -> list[str]:
+    """Source names for axes; the target's own adapter (last, as the paper orders them) is marked."""
+    return [f"{task} {OWN}" if task == target and i == len(source_tasks) - 1 else task
+            for i, task in enumerate(source_tasks)]  # fmt: skip
+
+
+def read_mixing(model_dir: str | Path) -> dict | None:
+    """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared"}; None if it has none.
+
+    ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). AdapterFusion: the
+    recorded mean attention [L, S, 1] from attention.json."""
+    from safetensors.numpy import load_file
+
+    model_dir = Path(model_dir)
+    manifest_path = model_dir / "model.json"
+    if not manifest_path.exists():
+        return None
+    transfer = json.loads(manifest_path.read_text()).get("transfer") or {}
+    if transfer.get("kind") == "scalearn" and (model_dir / "transfer.safetensors").exists():
+        omega = load_file(str(model_dir / "transfer.safetensors"))["omega"].astype(np.float64)
+        return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared"))}
+    if (model_dir / "attention.json").exists():
+        attention = np.asarray(json.loads((model_dir / "attention.json").read_text())["mean_attention"])
+        return {"kind": "attention", "weights": attention[..., None], "shared": False}
+    return None
+
+
+def layer_source_matrix(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[L', S, d'] → (mean over d', sd over d') as [L', S] each (sd zero for scalar ω)."""
+    return weights.mean(-1), weights.std(-1) if weights.shape[-1] > 1 else np.zeros(weights.shape[:2])
+
+
+def _heatmap(axis, matrix: np.ndarray, rows: list[str], columns: list[str], title: str, colour_label: str):
+    image = axis.imshow(matrix, aspect="auto", cmap="viridis")
+    axis.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
+    axis.set_yticks(range(len(rows)), rows)
+    axis.set_xlabel("source adapter")
+    axis.set_ylabel("layer")
+    axis.set_title(title)
+    if matrix.size <= 200:
+        finite = matrix[np.isfinite(matrix)]
+        digits = 3 if finite.size and np.ptp(finite) < 0.05 else 2  # small differences still readable
+        for (i, j), value in np.ndenumerate(matrix):
+            axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=7, color="white")
+    axis.figure.colorbar(image, ax=axis, label=colour_label)
+    return image
+
+
+def mixing_figure(mixing: dict, source_tasks: list[str], target: str, title: str):
+    """The per-trial figure (not saved): heatmap(s) of the mixing weights and their per-layer sums."""
+    plt = _pyplot()
+    mean, spread = layer_source_matrix(mixing["weights"])
+    labels = source_labels(source_tasks, target)
+    layers = ["all (shared)"] if mixing["shared"] else [str(i) for i in range(mean.shape[0])]
+    is_vector = mixing["kind"] == "omega" and mixing["weights"].shape[-1] > 1
+    what = "ω" if mixing["kind"] == "omega" else "attention"
+    panels = 3 if is_vector else 2
+    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels + 1, 0.45 * len(layers) + 2.8))
+    _heatmap(axes[0], mean, layers, labels, f"{what}: mean over dimensions" if is_vector else what, what)
+    if is_vector:
+        _heatmap(axes[1], spread, layers, labels, "ω: sd over dimensions", "sd")
+    axis = axes[-1]
+    x = np.arange(len(layers))
+    axis.plot(x, mean.sum(1), marker="o", label=f"Σ_s {what}")
+    axis.plot(x, mean[:, -1], marker="s", label=f"{what} on the target's own adapter")
+    axis.set_xticks(x, layers)
+    axis.set_xlabel("layer")
+    axis.set_ylabel(what)
+    axis.set_title("per layer")
+    axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def omega_figure(mixing: dict, source_tasks: list[str], target: str, title: str, path: str | Path) -> Path:
+    """`mixing_figure`, saved as PNG."""
+    return _save(mixing_figure(mixing, source_tasks, target, title), Path(path))
+
+
+def source_shares(mixing: dict) -> np.ndarray:
+    """[S]: each source's share of the total |weight|, averaged over layers (sums to 1)."""
+    mean, _ = layer_source_matrix(np.abs(mixing["weights"]))
+    per_layer = mean / np.clip(mean.sum(1, keepdims=True), 1e-12, None)
+    return per_layer.mean(0)
+
+
+def summary_figure(shares: dict[str, np.ndarray], source_names: list[str], title: str, path: str | Path) -> Path:
+    """Rows "method · target", columns sources (own adapter last): which sources each target leans on."""
+    plt = _pyplot()
+    rows = list(shares)
+    matrix = np.stack([shares[row] for row in rows])
+    figure, axis = plt.subplots(figsize=(1.2 * len(source_names) + 3, 0.5 * len(rows) + 2.5))
+    _heatmap(axis, matrix, rows, source_names, title, "share of |weight|")
+    axis.set_ylabel("method · target")
+    return _save(figure, Path(path))
+
+
+def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title: str, path: str | Path) -> Path:
+    """``curves``: method → epoch → the seeds' dev values; a line per method (mean), a band for min–max."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method, by_epoch in curves.items():
+        epochs = sorted(by_epoch)
+        values = [by_epoch[e] for e in epochs]
+        axis.plot(epochs, [np.mean(v) for v in values], marker="o", label=method)
+        axis.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], alpha=0.15)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(f"dev {metric}")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    return _save(figure, Path(path))
+
+
+def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> dict[str, list[Path]]:
+    """The figures of `harness report --out`: for each model, the ω / attention summary across targets and
+    each (method, target)'s seed-averaged mixing; for each target, the learning curves per method.
+
+    Returns {"sweep": [...], "<stage2 group>": [...]} — the MLflow run each figure belongs on: the sweep's
+    report run, or the parent run of that (stage, method, task, model)."""
+    from scalearn.tasks import get_task
+
+    out = Path(out_dir) / "figures"
+    grouped: dict[tuple, list] = {}
+    for trial in trials:
+        if trial.task in targets and store.is_done(trial.key):
+            grouped.setdefault((trial.model, trial.method, trial.task), []).append(trial)
+    figures: dict[str, list[Path]] = {"sweep": []}
+    shares: dict[str, dict[str, np.ndarray]] = {}
+    names: dict[str, list[str]] = {}
+    row_sources: dict[tuple[str, str], list[str]] = {}
+    for (model, method, task), group in grouped.items():
+        mixings = [read_mixing(store.trial_dir(t.key) / "artifacts" / "model") for t in group if t.depends_on]
+        mixings = [m for m in mixings if m is not None]
+        if not mixings:
+            continue
+        sources = list(group[0].source_tasks)
+        mean = {"kind": mixings[0]["kind"], "shared": mixings[0]["shared"],
+                "weights": np.mean([m["weights"] for m in mixings], axis=0)}  # fmt: skip
+        title = f"{method} · {task} · {model} · mean of {len(mixings)} seed(s)"
+        path = omega_figure(mean, sources, task, title, out / f"mixing_{model}_{method}_{task}.png")
+        figures.setdefault(f"stage{group[0].stage}/{method}/{task}/{model}", []).append(path)
+        figures["sweep"].append(path)
+        own = [s if s != task else OWN for s in sources[:-1]] + [OWN]
+        shares.setdefault(model, {})[f"{method} · {task}"] = np.mean([source_shares(m) for m in mixings], axis=0)
+        row_sources[(model, f"{method} · {task}")] = own
+        known = names.setdefault(model, [])
+        known.extend(n for n in own if n not in known)
+    for model, rows in shares.items():
+        # sources may differ per target (its own adapter): align on names, the own adapter last
+        columns = [n for n in names[model] if n != OWN] + [OWN]
+        aligned = {}
+        for label, share in rows.items():
+            by_name = dict(zip(row_sources[(model, label)], share, strict=True))
+            aligned[label] = np.array([by_name.get(c, np.nan) for c in columns])
+        title = f"which sources each target leans on · {model}"
+        figures["sweep"].append(summary_figure(aligned, columns, title, out / f"omega_summary_{model}.png"))
+    for model in sorted({m for m, _, _ in grouped}):
+        for task in targets:
+            metric = get_task(task).metric
+            curves: dict[str, dict[int, list[float]]] = {}
+            for (m, method, t), group in grouped.items():
+                if m != model or t != task:
+                    continue
+                for trial in group:
+                    for row in store.result(trial.key).get("history", []):
+                        if f"dev_{metric}" in row:
+                            curves.setdefault(method, {}).setdefault(int(row["epoch"]), []).append(row[f"dev_{metric}"])
+            if curves:
+                path = out / f"curves_{model}_{task}.png"
+                figures["sweep"].append(curves_figure(curves, metric, f"{task} · {model}", path))
+    return figures

@@ -1,0 +1,80 @@
+"""Figures: one heatmap cell per layer × source with labelled axes; the summary's shares sum to one per row;
+mixing weights read back from a real checkpoint's safetensors."""
+
+import numpy as np
+import pytest
+
+from harness.plots import (
+    OWN,
+    curves_figure,
+    layer_source_matrix,
+    mixing_figure,
+    omega_figure,
+    read_mixing,
+    source_shares,
+    summary_figure,
+)
+
+
+def vector_mixing(layers=6, sources=4, dims=8):
+    rng = np.random.default_rng(0)
+    return {"kind": "omega", "shared": False, "weights": rng.normal(0.5, 0.1, (layers, sources, dims))}
+
+
+def test_a_vector_omega_figure_has_one_cell_per_layer_and_source_and_its_spread():
+    mixing = vector_mixing()
+    figure = mixing_figure(mixing, ["rte", "mnli", "sst2", "rte"], "rte", "scalearn · rte")
+    heatmaps = [a for a in figure.axes if a.images and a.get_xlabel() == "source adapter"]
+    mean_axis, spread_axis = heatmaps
+    per_layer = next(a for a in figure.axes if a.lines)
+    mean, spread = layer_source_matrix(mixing["weights"])
+    np.testing.assert_allclose(mean_axis.images[0].get_array(), mean)
+    np.testing.assert_allclose(spread_axis.images[0].get_array(), spread)
+    assert mean_axis.images[0].get_array().shape == (6, 4)
+    assert [t.get_text() for t in mean_axis.get_xticklabels()] == ["rte", "mnli", "sst2", f"rte {OWN}"]
+    assert mean_axis.get_xlabel() == "source adapter" and mean_axis.get_ylabel() == "layer"
+    sums = per_layer.lines[0].get_ydata()
+    np.testing.assert_allclose(sums, mean.sum(1))  # Σ_s ω per layer
+    np.testing.assert_allclose(per_layer.lines[1].get_ydata(), mean[:, -1])  # the target's own adapter
+
+
+def test_shared_scalar_omega_has_one_row_and_no_spread_panel():
+    mixing = {"kind": "omega", "shared": True, "weights": np.array([[[0.2], [0.6]]])}
+    figure = mixing_figure(mixing, ["a", "b"], "b", "scalearn_uniform_pp · b")
+    heatmaps = [a for a in figure.axes if a.images and a.get_xlabel() == "source adapter"]
+    assert len(heatmaps) == 1 and heatmaps[0].images[0].get_array().shape == (1, 2)
+    assert [t.get_text() for t in heatmaps[0].get_yticklabels()] == ["all (shared)"]
+
+
+def test_shares_sum_to_one_and_follow_the_weights():
+    mixing = {"kind": "omega", "shared": False, "weights": np.array([[[3.0], [1.0]], [[1.0], [1.0]]])}
+    np.testing.assert_allclose(source_shares(mixing), [(0.75 + 0.5) / 2, (0.25 + 0.5) / 2])
+
+
+def test_figures_are_written_as_png(tmp_path):
+    omega = omega_figure(vector_mixing(), ["a", "b", "c", "d"], "d", "t", tmp_path / "o.png")
+    summary = summary_figure({"scalearn · d": np.array([0.1, 0.2, 0.3, 0.4])}, ["a", "b", "c", OWN], "s",
+                             tmp_path / "s.png")  # fmt: skip
+    curves = curves_figure({"adapter": {0: [0.5, 0.6], 1: [0.7, 0.8]}}, "accuracy", "c", tmp_path / "c.png")
+    for path in (omega, summary, curves):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_read_mixing_from_a_saved_scalearn_checkpoint(tmp_path, make_sources):
+    torch = pytest.importorskip("torch")
+    from scalearn.backbones import load_encoder
+    from scalearn.heads import HeadConfig
+    from scalearn.io import save_model
+    from scalearn.methods import get_method
+
+    encoder = load_encoder("tiny-bert")
+    bank = make_sources(encoder, 3)
+    model = get_method("scalearn").build(encoder, HeadConfig("classification", encoder.config.hidden_size, 2), bank)
+    with torch.no_grad():
+        model.transfer.omega.fill_(0.25)
+    save_model(tmp_path, model)
+    mixing = read_mixing(tmp_path)
+    assert mixing["kind"] == "omega" and not mixing["shared"]
+    assert mixing["weights"].shape == (encoder.config.num_hidden_layers, 3, encoder.config.hidden_size)
+    np.testing.assert_allclose(mixing["weights"], 0.25)
