@@ -174,7 +174,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.compare not in (None, "paper"):
         raise ValueError(f"unknown --compare {args.compare!r} (expected paper)")
     store = Store(args.store)
-    if not store.root.is_dir():
+    if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
     spec, trials = _load(args.file)
     report = build_report(spec, trials, store, baseline=args.baseline, compare_paper=args.compare == "paper")

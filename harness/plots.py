@@ -177,7 +177,7 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
     names: dict[str, list[str]] = {}
     row_sources: dict[tuple[str, str], list[str]] = {}
     for (model, method, task), group in grouped.items():
-        mixings = [read_mixing(store.trial_dir(t.key) / "artifacts" / "model") for t in group if t.depends_on]
+        mixings = [read_mixing(store.pull(t.key) / "artifacts" / "model") for t in group if t.depends_on]
         mixings = [m for m in mixings if m is not None]
         if not mixings:
             continue

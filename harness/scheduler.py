@@ -32,11 +32,11 @@ def noop_body(trial: Trial, store: Store, **_) -> dict:
     return {"trial": trial.summary(), "test": {}}
 
 
-def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str:
+def execute(trial: Trial, store_location: str, options: dict, *sources_ready) -> str:
     """The body of one remote task: lease, train (or wait for the holder of the lease), record."""
     from harness.trial import run_trial
 
-    store = Store(store_root)
+    store = Store(store_location)
     if store.is_done(trial.key):
         return trial.key
     owner = store.acquire(trial.key)
@@ -47,6 +47,8 @@ def execute(trial: Trial, store_root: str, options: dict, *sources_ready) -> str
         owner = store.acquire(trial.key)
     try:
         store.write_trial(trial.key, trial.summary() | {"config": trial.config})
+        for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
+            store.pull(key)
         result = options.get("body", run_trial)(trial, store, data_dir=options.get("data_dir"),
                                                 cache_dir=options.get("cache_dir"))  # fmt: skip
         result["node"] = _node_id()
@@ -113,7 +115,7 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
             trial = queue[position]
             position += 1
             ready = [refs[key] for key in trial.depends_on if key in refs]
-            refs[trial.key] = remote.remote(trial, str(store.root), shared_options, *ready)
+            refs[trial.key] = remote.remote(trial, store.location, shared_options, *ready)
             pending[refs[trial.key]] = trial
         # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
         finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
@@ -137,9 +139,11 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
             if all(key in finished_keys or key not in refs for key in trial.depends_on):
                 ready_since.setdefault(trial.key, now)
                 progress.running[trial.stage] += 1
-        if progress.slots is not None:  # more may be ready than can run at once
+        if progress.slots is not None:  # more may be ready than can run at once; earlier stages first
+            free = progress.slots
             for stage in (1, 2):
-                progress.running[stage] = min(progress.running[stage], progress.slots)
+                progress.running[stage] = min(progress.running[stage], free)
+                free -= progress.running[stage]
         progress.seconds = now - start
         if batch and on_finished is not None:
             on_finished(batch)

@@ -2,18 +2,25 @@
 
     <root>/trials/<key>/trial.json     the resolved config (written when the trial is first planned to run)
     <root>/trials/<key>/result.json    written last and atomically: its presence means "done"
-    <root>/trials/<key>/model/ …       artifacts (adapter/, model/) written by the training loop
+    <root>/trials/<key>/artifacts/ …   what training wrote (adapter/, model/), complete before result.json
     <root>/trials/<key>/failed.json    the last failure: attempts and traceback
     <root>/trials/<key>/lease.json     who is running it, until when (so two submits never train it twice)
 
-A local directory by default. (fsspec URLs for object stores are the next step; a shared POSIX path,
-e.g. NFS on a cluster, works today.)
+``root`` is a local or shared path (NFS on a cluster), or any fsspec URL (``s3://bucket/sweeps/glue``,
+``gs://…``, with the filesystem's package installed: s3fs, gcsfs). A remote store keeps the same layout:
+JSON records are single PUTs (atomic on object stores), the lease is an exclusive create (S3's
+If-None-Match), and artifacts are trained into a local mirror (``Store.root``, under the cache folder),
+uploaded before the result is written and downloaded by the trials and the driver that read them. The
+driver's MLflow database also lives in that mirror unless ``--tracking-uri`` names a server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -42,78 +49,169 @@ def read_json(path: Path) -> dict:
         return json.load(f)
 
 
+def _mirror_dir(url: str) -> Path:
+    cache = Path(os.environ.get("SCALEARN_CACHE_DIR") or Path.home() / ".cache" / "scalearn")
+    return cache / "stores" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 class Store:
     def __init__(self, root: str | Path):
-        if "://" in str(root) and not str(root).startswith("file://"):
-            raise ValueError(f"--store {root}: only local or shared paths are supported so far")
-        self.root = Path(str(root).removeprefix("file://")).expanduser().resolve()
+        text = str(root)
+        self.fs, self.base = None, None  # a remote store: its fsspec filesystem and path in it
+        if "://" in text and not text.startswith("file://"):
+            try:
+                import fsspec
+
+                self.fs, self.base = fsspec.core.url_to_fs(text)
+            except (ImportError, ValueError) as error:  # unknown protocol, or its package missing
+                raise ValueError(f"--store {text}: {error}") from None
+            self.location = text.rstrip("/")
+            self.base = self.base.rstrip("/")
+            self.root = _mirror_dir(self.location)
+        else:
+            self.root = Path(text.removeprefix("file://")).expanduser().resolve()
+            self.location = str(self.root)
+
+    @property
+    def remote(self) -> bool:
+        return self.fs is not None
+
+    def exists(self) -> bool:
+        return self.fs.exists(self.base) if self.remote else self.root.is_dir()
 
     def trial_dir(self, key: str) -> Path:
+        """The trial's local folder (for a remote store, its mirror: see `pull`)."""
         return self.root / "trials" / key
 
+    def _remote(self, key: str, name: str = "") -> str:
+        return f"{self.base}/trials/{key}" + (f"/{name}" if name else "")
+
+    def _read(self, key: str, name: str) -> dict | None:
+        try:
+            if self.remote:
+                return json.loads(self.fs.cat_file(self._remote(key, name)))
+            return read_json(self.trial_dir(key) / name)
+        except FileNotFoundError:
+            return None
+
+    def _write(self, key: str, name: str, data: dict) -> None:
+        if self.remote:
+            self.fs.pipe_file(self._remote(key, name), json.dumps(data, default=str).encode())
+        else:
+            write_json(self.trial_dir(key) / name, data)
+
+    def _exists(self, key: str, name: str) -> bool:
+        return self.fs.exists(self._remote(key, name)) if self.remote else (self.trial_dir(key) / name).exists()
+
+    def _remove(self, key: str, name: str) -> None:
+        if self.remote:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self._remote(key, name))
+        else:
+            (self.trial_dir(key) / name).unlink(missing_ok=True)
+
     def is_done(self, key: str) -> bool:
-        return (self.trial_dir(key) / "result.json").exists()
+        return self._exists(key, "result.json")
 
     def result(self, key: str) -> dict:
-        return read_json(self.trial_dir(key) / "result.json")
+        result = self._read(key, "result.json")
+        if result is None:
+            raise FileNotFoundError(f"{self.location}/trials/{key}/result.json")
+        return result
 
     def write_trial(self, key: str, summary: dict) -> None:
-        path = self.trial_dir(key) / "trial.json"
-        if not path.exists():
-            write_json(path, summary)
+        if not self._exists(key, "trial.json"):
+            self._write(key, "trial.json", summary)
 
     def write_result(self, key: str, result: dict) -> None:
-        write_json(self.trial_dir(key) / "result.json", result)
-        (self.trial_dir(key) / "failed.json").unlink(missing_ok=True)
+        """Last step of a trial: artifacts first (uploaded, for a remote store), then the result."""
+        self.push(key)
+        self._write(key, "result.json", {"finished_at": time.time(), **result})
+        self._remove(key, "failed.json")
 
     def write_failure(self, key: str, attempts: int, traceback: str) -> None:
-        write_json(self.trial_dir(key) / "failed.json", {"attempts": attempts, "traceback": traceback,
-                                                          "time": time.time()})  # fmt: skip
+        self._write(key, "failed.json", {"attempts": attempts, "traceback": traceback, "time": time.time()})
 
     def failure(self, key: str) -> dict | None:
-        path = self.trial_dir(key) / "failed.json"
-        return read_json(path) if path.exists() else None
+        return self._read(key, "failed.json")
+
+    # -- artifacts of a remote store ----------------------------------------------------------------
+
+    def push(self, key: str) -> None:
+        """Upload the trial's local artifacts (no-op for a local store), file by file."""
+        if not self.remote:
+            return
+        local = self.trial_dir(key) / "artifacts"
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            self.fs.put_file(str(path), self._remote(key, f"artifacts/{path.relative_to(local).as_posix()}"))
+
+    def pull(self, key: str) -> Path:
+        """The finished trial's folder, local: for a remote store, its result and artifacts downloaded once
+        into the mirror (staged, then renamed, so concurrent pulls on one machine never see half a folder)."""
+        folder = self.trial_dir(key)
+        if not self.remote or (folder / "result.json").exists():
+            return folder
+        if (folder / "artifacts").exists():  # trained on this machine: only the result is missing
+            write_json(folder / "result.json", self.result(key))
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+        try:
+            prefix = self._remote(key)
+            for remote in self.fs.find(prefix):
+                relative = remote[len(prefix) :].lstrip("/")
+                if relative.startswith("artifacts/"):
+                    (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                    self.fs.get_file(remote, str(staging / relative))
+            write_json(staging / "result.json", self.result(key))
+            with contextlib.suppress(OSError):  # another worker of this machine pulled it first
+                os.rename(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
 
     # -- leases ---------------------------------------------------------------------------------
 
     def acquire(self, key: str, ttl_seconds: float = 6 * 3600) -> str | None:
-        """A lease on the trial, or None when another live owner holds it. Created with O_EXCL."""
-        path = self.trial_dir(key) / "lease.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """A lease on the trial, or None when another live owner holds it. Created exclusively (O_EXCL; on a
+        remote store an exclusive create, e.g. S3's If-None-Match), so two submits never both get it."""
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        lease = json.dumps({"owner": owner, "expires": time.time() + ttl_seconds}).encode()
         for _ in range(2):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create_exclusive(key, lease)
+                return owner
             except FileExistsError:
-                try:
-                    lease = json.loads(path.read_text())
-                except (OSError, json.JSONDecodeError):
-                    lease = {"expires": 0}
-                if lease.get("expires", 0) > time.time():
+                held = self._read_lease(key)
+                if held.get("expires", 0) > time.time():
                     return None
-                path.unlink(missing_ok=True)  # stale: its owner died
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"owner": owner, "expires": time.time() + ttl_seconds}, f)
-            return owner
+                self._remove(key, "lease.json")  # stale: its owner died
         return None
 
-    def release(self, key: str, owner: str) -> None:
+    def _create_exclusive(self, key: str, data: bytes) -> None:
+        if self.remote:
+            with self.fs.open(self._remote(key, "lease.json"), "xb") as f:
+                f.write(data)
+            return
         path = self.trial_dir(key) / "lease.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def _read_lease(self, key: str) -> dict:
         try:
-            if json.loads(path.read_text()).get("owner") == owner:
-                path.unlink()
+            return self._read(key, "lease.json") or {}
         except (OSError, json.JSONDecodeError):
-            pass
+            return {"expires": 0}
+
+    def release(self, key: str, owner: str) -> None:
+        if self._read_lease(key).get("owner") == owner:
+            self._remove(key, "lease.json")
 
     def state(self, key: str) -> str:
         if self.is_done(key):
             return "done"
-        lease = self.trial_dir(key) / "lease.json"
-        if lease.exists():
-            try:
-                if json.loads(lease.read_text()).get("expires", 0) > time.time():
-                    return "running"
-            except (OSError, json.JSONDecodeError):
-                pass
-        return "failed" if (self.trial_dir(key) / "failed.json").exists() else "pending"
+        if self._read_lease(key).get("expires", 0) > time.time():
+            return "running"
+        return "failed" if self._exists(key, "failed.json") else "pending"

@@ -253,7 +253,9 @@ class Tracker:
                 "source_keys": ",".join(trial.depends_on), "source_tasks": ",".join(trial.source_tasks),
                 "node": result.get("node", ""), "host": provenance.get("hardware", {}).get("host", ""),
                 "git_commit": provenance.get("git_commit", "")}  # fmt: skip
-        end = int((store.trial_dir(trial.key) / "result.json").stat().st_mtime * 1000)
+        folder = store.pull(trial.key)  # a remote store's artifacts, downloaded once to log them
+        finished = result.get("finished_at") or (folder / "result.json").stat().st_mtime
+        end = int(finished * 1000)
         start = end - int(1000 * float(result.get("wall_seconds", 0)))
         metrics = [(k, float(v), end, int(row.get("epoch", 0)))
                    for row in result.get("history", []) for k, v in row.items()
@@ -262,7 +264,6 @@ class Tracker:
         metrics += [(f"params_{k}", float(v), end, 0) for k, v in result.get("parameters", {}).items()]
         metrics += [("wall_seconds", float(result.get("wall_seconds", 0)), end, 0),
                     ("best_epoch", float(result.get("best_epoch", -1)), end, 0)]  # fmt: skip
-        folder = store.trial_dir(trial.key)
         artifacts = [(folder / "result.json", None)]
         if (folder / "artifacts" / "model").exists():
             artifacts.append((folder / "artifacts" / "model", "model"))
