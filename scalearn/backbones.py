@@ -252,6 +252,32 @@ TINY_CONFIGS: dict[str, dict] = {
         "max_position_embeddings": 128,
         "dropout": 0.1,
     },
+    # A frozen random encoder on which adapters *can* learn the synthetic tasks, for transfer tests
+    # (tests/test_synthetic_transfer.py). The 32-wide configs above cannot: their first-token state
+    # barely varies. What makes this one work:
+    # - no position information at all (no absolute positions, no relative attention): a bag-of-words
+    #   encoder, so a token's state depends on its word alone and an adapter can pick out a concept's
+    #   30 words (with BERT's random position vectors added, learning stalls for epochs or fails);
+    # - width 128: 30 random vectors can be cut off linearly from 870 others (at 32 or 64 they cannot);
+    # - init std 0.05: attention logits have std ≈ 0.05²·128 ≈ 0.3 (near-uniform, so [CLS] averages
+    #   the sequence) while the value and output maps keep a gain ≈ 0.05·√128 ≈ 0.6 (at the usual 0.02,
+    #   the [CLS] state hardly moves); no dropout.
+    "tiny-bow": {
+        "model_type": "deberta-v2",
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 1,
+        "intermediate_size": 256,
+        "vocab_size": 1000,
+        "max_position_embeddings": 128,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.05,
+        "relative_attention": False,
+        "position_biased_input": False,
+        "pos_att_type": [],
+        "type_vocab_size": 0,
+    },
 }
 
 

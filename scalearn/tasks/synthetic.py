@@ -15,6 +15,11 @@ tasks on different concepts share none:
 
 Transfer to ``syn_a_low`` from the A sources must beat transfer from B and C. Generation is seeded by the
 task name, so every run, machine and process sees the same data. Dev 256 and test 512 rows per task.
+
+For transfer, train on the tiny encoder ``tiny-bow`` (a frozen, random, position-free encoder; see
+scalearn/backbones.py): adapters on it learn these tasks (~80% test accuracy on syn_a in 8 epochs), and
+ScaLearn on syn_a_low from syn_a beats ScaLearn from syn_b by ~0.3 (tests/test_synthetic_transfer.py).
+On the 32-wide tiny encoders an adapter stays at the majority class: their [CLS] state barely varies.
 """
 
 from __future__ import annotations
