@@ -144,7 +144,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     if todo:
         from harness.progress import LiveView
 
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
+        # no --address: a new embedded Ray, never a cluster that `ray start` left running on this machine
+        ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False,
                  **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
         try:
             with LiveView() as view:
@@ -161,7 +162,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(results_table(trials, store, spec.target_list()))
     where = f"--store {args.store}" if args.tracking_uri is None else f"(tracking server {args.tracking_uri})"
     print(f"MLflow: experiment {spec.name!r}; open the UI with: harness ui {where}")
-    failed = [t for t in trials if store.state(t.key) == "failed"]
+    # a trial whose worker or node died records no failure in the store, but Ray reported it to us
+    failed = [t for t in trials if store.state(t.key) == "failed" or (todo and t.key in outcome.failed)]
     return 1 if failed else 0
 
 

@@ -8,13 +8,14 @@ are written atomically, so a killed driver or worker leaves either a finished tr
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
 from harness.plan import Trial
-from harness.store import Store
+from harness.store import Store, lease_seconds
 
 LEASE_POLL_SECONDS = 2.0
 
@@ -45,6 +46,8 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
         if store.is_done(trial.key):
             return trial.key
         owner = store.acquire(trial.key)
+    stop = threading.Event()
+    threading.Thread(target=_keep_lease, args=(store, trial.key, owner, stop), daemon=True).start()
     try:
         store.write_trial(trial.key, trial.summary() | {"config": trial.config})
         for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
@@ -59,7 +62,18 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
         store.write_failure(trial.key, previous["attempts"] + 1, traceback.format_exc())
         raise
     finally:
+        stop.set()
         store.release(trial.key, owner)
+
+
+def _keep_lease(store: Store, key: str, owner: str, stop: threading.Event) -> None:
+    """Renew the lease every third of its life until the trial ends (or the lease was lost)."""
+    while not stop.wait(lease_seconds() / 3):
+        try:
+            if not store.renew(key, owner):
+                return
+        except OSError:  # a store hiccup: try again next round; the lease has two more rounds of life
+            continue
 
 
 @dataclass

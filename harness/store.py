@@ -49,6 +49,11 @@ def read_json(path: Path) -> dict:
         return json.load(f)
 
 
+def lease_seconds() -> float:
+    """How long a lease lives without renewal (``HARNESS_LEASE_SECONDS``, default 60)."""
+    return float(os.environ.get("HARNESS_LEASE_SECONDS") or 60)
+
+
 def _mirror_dir(url: str) -> Path:
     cache = Path(os.environ.get("SCALEARN_CACHE_DIR") or Path.home() / ".cache" / "scalearn")
     return cache / "stores" / hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -172,11 +177,15 @@ class Store:
 
     # -- leases ---------------------------------------------------------------------------------
 
-    def acquire(self, key: str, ttl_seconds: float = 6 * 3600) -> str | None:
+    def acquire(self, key: str, ttl_seconds: float | None = None) -> str | None:
         """A lease on the trial, or None when another live owner holds it. Created exclusively (O_EXCL; on a
-        remote store an exclusive create, e.g. S3's If-None-Match), so two submits never both get it."""
+        remote store an exclusive create, e.g. S3's If-None-Match), so two submits never both get it.
+
+        Leases are short (``lease_seconds()``, 60 s by default) and renewed by their holder while it runs
+        (`renew`): the lease of a holder that died, e.g. with its node, lapses within a minute, and Ray's
+        retry of the trial on another node takes over."""
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        lease = json.dumps({"owner": owner, "expires": time.time() + ttl_seconds}).encode()
+        lease = json.dumps({"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())}).encode()
         for _ in range(2):
             try:
                 self._create_exclusive(key, lease)
@@ -204,6 +213,13 @@ class Store:
             return self._read(key, "lease.json") or {}
         except (OSError, json.JSONDecodeError):
             return {"expires": 0}
+
+    def renew(self, key: str, owner: str, ttl_seconds: float | None = None) -> bool:
+        """Push the lease's expiry forward; False if ``owner`` no longer holds it."""
+        if self._read_lease(key).get("owner") != owner:
+            return False
+        self._write(key, "lease.json", {"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())})
+        return True
 
     def release(self, key: str, owner: str) -> None:
         if self._read_lease(key).get("owner") == owner:

@@ -1,0 +1,172 @@
+"""A real two-node Ray cluster on one machine: a head and a worker started as separate `ray start` processes
+on 127.0.0.1 (token-authenticated, as Ray's default asks), a tiny two-stage sweep submitted with --address.
+
+1. Trials run on both nodes, and every MLflow run carries the node it ran on.
+2. The worker node is killed (SIGKILL of its whole process group) while one of its trials runs: Ray
+   retries the trial on the head, its lease lapses in seconds (HARNESS_LEASE_SECONDS), the sweep
+   completes, and every trial has exactly one result and one MLflow run.
+Everything the test starts is stopped by it (process groups, not `ray stop`, which would kill any Ray
+on the machine)."""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.plan import expand
+from harness.spec import load_spec
+from harness.store import Store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def ray_env(tmp_path) -> dict:
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+            "RAY_USAGE_STATS_ENABLED": "0", "HARNESS_LEASE_SECONDS": "6",
+            "SCALEARN_CACHE_DIR": os.environ.get("SCALEARN_CACHE_DIR", str(tmp_path / "cache"))}  # fmt: skip
+
+
+def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                                 *args], env=env, stdout=out, stderr=out, start_new_session=True)  # fmt: skip
+
+
+def alive_nodes(address: str, env: dict) -> list[dict]:
+    code = (
+        f"import json, ray; ray.init(address={address!r}, log_to_driver=False); "
+        "print(json.dumps([{'id': n['NodeID'], **n['Resources']} for n in ray.nodes() if n['Alive']]))"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return []
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
+
+
+def listening(address: str) -> bool:
+    host, port = address.split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    from scalearn.engines import free_port
+
+    env = ray_env(tmp_path)
+    address = f"127.0.0.1:{free_port()}"
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    nodes = {}
+    try:
+        nodes["head"] = start_node(["--head", f"--port={address.split(':')[1]}", "--num-cpus=1",
+                                    "--resources={\"head\": 1}", "--include-dashboard=false",
+                                    f"--temp-dir={temp}"], env, tmp_path / "head.log")  # fmt: skip
+        deadline = time.time() + 180
+        while not listening(address):
+            assert time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(0.5)
+        while not alive_nodes(address, env):
+            assert time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(1)
+        nodes["worker"] = start_node([f"--address={address}", "--num-cpus=1", "--resources={\"worker\": 1}"],
+                                     env, tmp_path / "worker.log")  # fmt: skip
+        while len(alive_nodes(address, env)) < 2:
+            ok = time.time() < deadline and nodes["worker"].poll() is None
+            assert ok, (tmp_path / "worker.log").read_text()[-2000:]
+            time.sleep(1)
+        head_id = next(n["id"] for n in alive_nodes(address, env) if "head" in n)
+        yield address, env, nodes, head_id
+    finally:
+        for process in nodes.values():
+            stop(process)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def ancestors(pid: int) -> list[int]:
+    """The process's parent chain, from /proc (a Ray worker descends from its node's `ray start`)."""
+    chain = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
+
+
+def submit(spec: Path, store: Store, address: str, env: dict) -> subprocess.Popen:
+    command = [sys.executable, "-m", "harness.cli", "submit", str(spec), "--store", str(store.root),
+               "--address", address]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def mlflow_runs(store: Store, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import KEY_TAG, store_tracking_uri
+
+    client = MlflowClient(tracking_uri=store_tracking_uri(store))
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=5000)
+
+
+def test_trials_run_on_both_nodes_then_a_killed_node_loses_nothing(cluster, tmp_path):
+    address, env, nodes, head_id = cluster
+    spec = ROOT / "experiments" / "tiny.yaml"
+    trials = expand(load_spec(spec))
+    store = Store(tmp_path / "store")
+    process = submit(spec, store, address, env)
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out[-3000:]
+    runs = mlflow_runs(store, "tiny")
+    assert sorted(r.data.tags["harness.trial_key"] for r in runs) == sorted(t.key for t in trials)
+    assert len({r.data.tags["node"] for r in runs}) == 2  # trials ran on both nodes, each run says where
+
+    # a second sweep (three seeds: the new seed's trials) with the worker node killed mid-trial
+    more = tmp_path / "more.yaml"
+    more.write_text(spec.read_text().replace("seeds: 2", "seeds: 3").replace("max_steps: 3", "max_steps: 40"))
+    new = [t for t in expand(load_spec(more)) if not store.is_done(t.key)]
+    process = submit(more, store, address, env)
+    worker_group = nodes["worker"].pid
+    victim, deadline = None, time.time() + 300
+    while victim is None:  # a trial whose lease holder is a process of the worker node
+        assert time.time() < deadline and process.poll() is None, "no trial ran on the worker node"
+        for trial in new:
+            lease = store.trial_dir(trial.key) / "lease.json"
+            try:
+                pid = int(json.loads(lease.read_text())["owner"].split(":")[1])
+                if worker_group in ancestors(pid):
+                    victim = trial
+            except (OSError, ValueError, KeyError):
+                continue
+        time.sleep(0.2)
+    os.killpg(worker_group, signal.SIGKILL)
+    nodes["worker"].wait()
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out[-3000:]
+    every = expand(load_spec(more))
+    assert all(store.is_done(t.key) for t in every)
+    assert store.result(victim.key)["node"] == head_id  # finished after all, on the surviving node
+    keys = [r.data.tags["harness.trial_key"] for r in mlflow_runs(store, "tiny")]
+    assert sorted(keys) == sorted({t.key for t in trials} | {t.key for t in every})  # none lost, none twice
