@@ -139,10 +139,13 @@ def write_runs_sql(sql_store, experiment_id: str, records: list[RunRecord], arti
 
 
 class EmbeddedServer:
-    """`mlflow server` over the store's SQLite file, bound to 127.0.0.1, stopped with its process group."""
+    """`mlflow server` bound to 127.0.0.1 (by default over the store's SQLite file, artifacts in the store;
+    ``backend_uri`` names another database, e.g. PostgreSQL), stopped with its process group."""
 
-    def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1", workers: int = 1):
+    def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1", workers: int = 1,
+                 backend_uri: str | None = None):  # fmt: skip
         self.store, self.host, self.port, self.workers = store, host, port or free_port(), workers
+        self.backend_uri = backend_uri or f"sqlite:///{store.root / 'mlflow.db'}"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -152,7 +155,7 @@ class EmbeddedServer:
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         self.store.root.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--host", self.host, "--port", str(self.port),
-                   "--backend-store-uri", f"sqlite:///{self.store.root / 'mlflow.db'}",
+                   "--backend-store-uri", self.backend_uri,
                    "--default-artifact-root", str(self.store.root / "mlartifacts"),
                    "--workers", str(self.workers)]  # fmt: skip
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers outliving us

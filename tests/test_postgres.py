@@ -1,0 +1,78 @@
+"""MLflow on a real PostgreSQL (the server binaries ship in the `pgserver` wheel, started here in a temporary
+folder on a Unix socket): `mlflow server` over it, four client processes logging at once, then a tiny
+sweep submitted with --tracking-uri pointing at that server. Every run and metric arrives, none twice."""
+
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from harness.store import Store
+
+pytestmark = pytest.mark.slow
+RUNS_PER_CLIENT, CLIENTS, POINTS = 25, 4, 20
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    pgserver = pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg2")  # MLflow 3 would pick psycopg 3 for a bare postgresql:// URI
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    server.psql("CREATE DATABASE mlflow;")
+    socket_dir = server.get_uri().split("host=")[1]
+    yield f"postgresql+psycopg2://postgres@/mlflow?host={socket_dir}"
+    server.cleanup()
+
+
+def log_runs(uri: str, experiment_id: str, client_index: int) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import RunRecord, write_runs_api
+
+    now = int(time.time() * 1000)
+    records = [RunRecord(name=f"c{client_index}/r{i}", tags={"harness.trial_key": f"c{client_index}-r{i}"},
+                         params={f"p{j}": str(j) for j in range(10)},
+                         metrics=[("dev_loss", 1.0 / (s + 1), now + s, s) for s in range(POINTS)],
+                         start_ms=now, end_ms=now + 1)
+               for i in range(RUNS_PER_CLIENT)]  # fmt: skip
+    write_runs_api(MlflowClient(tracking_uri=uri), experiment_id, records)
+
+
+def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(postgres, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from harness.cli import main
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.tracking import KEY_TAG, EmbeddedServer
+
+    store = Store(tmp_path / "store")
+    with EmbeddedServer(store, workers=2, backend_uri=postgres) as server:
+        client = MlflowClient(tracking_uri=server.uri)
+        experiment_id = client.create_experiment("concurrent", (tmp_path / "artifacts").as_uri())
+        context = multiprocessing.get_context("spawn")
+        clients = [context.Process(target=log_runs, args=(server.uri, experiment_id, c)) for c in range(CLIENTS)]
+        for process in clients:
+            process.start()
+        for process in clients:
+            process.join(timeout=300)
+            assert process.exitcode == 0
+        runs = client.search_runs([experiment_id], max_results=1000)
+        keys = [r.data.tags[KEY_TAG] for r in runs]
+        assert len(keys) == len(set(keys)) == CLIENTS * RUNS_PER_CLIENT  # all arrived, none twice
+        for run in runs[:: len(runs) // 10]:
+            history = client.get_metric_history(run.info.run_id, "dev_loss")
+            assert sorted(m.step for m in history) == list(range(POINTS)) and run.info.status == "FINISHED"
+            assert len(run.data.params) == 10
+
+        tiny = os.path.join(os.path.dirname(__file__), "..", "experiments", "tiny.yaml")
+        argv = ["submit", tiny, "--store", str(store.root), "--tracking-uri", server.uri, "--num-cpus", "2"]
+        assert main(argv) == 0
+        assert main(argv) == 0  # a resubmit logs nothing twice
+        trials = expand(load_spec(tiny))
+        found = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
+                                   filter_string=f"tags.`{KEY_TAG}` != ''", max_results=1000)  # fmt: skip
+        assert sorted(r.data.tags[KEY_TAG] for r in found) == sorted(t.key for t in trials)
+    assert "(tracking server http://127.0.0.1" in capsys.readouterr().out
+    assert not (store.root / "mlflow.db").exists()  # nothing went to the store's own database
