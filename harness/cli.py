@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -144,9 +145,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     if todo:
         from harness.progress import LiveView
 
-        # no --address: a new embedded Ray, never a cluster that `ray start` left running on this machine
-        ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False,
-                 **({} if args.address else {"num_cpus": args.num_cpus}))  # fmt: skip
+        # no --address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
+        # `ray start` happened to leave running on this machine
+        address = args.address or os.environ.get("RAY_ADDRESS") or "local"
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({"num_cpus": args.num_cpus} if address == "local" else {}))  # fmt: skip
         try:
             with LiveView() as view:
                 outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
@@ -160,8 +163,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             print(f"  failed {key}: {reason}")
     tracker.log_aggregates(trials, store)
     print(results_table(trials, store, spec.target_list()))
-    where = f"--store {args.store}" if args.tracking_uri is None else f"(tracking server {args.tracking_uri})"
-    print(f"MLflow: experiment {spec.name!r}; open the UI with: harness ui {where}")
+    where = f"open the UI with: harness ui --store {args.store}" if args.tracking_uri is None else (
+        f"its UI is the tracking server's, {args.tracking_uri}")  # fmt: skip
+    print(f"MLflow: experiment {spec.name!r}; {where}")
     # a trial whose worker or node died records no failure in the store, but Ray reported it to us
     failed = [t for t in trials if store.state(t.key) == "failed" or (todo and t.key in outcome.failed)]
     return 1 if failed else 0

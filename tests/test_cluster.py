@@ -164,7 +164,7 @@ def test_rayjob_uses_known_kuberay_fields_and_runs_a_sweep():
     assert not problems, problems
     commands = harness_commands(spec["entrypoint"], strict=True)
     assert [argv[:2] for argv in commands] == [["submit", "experiments/glue.yaml"]]
-    assert "--tracking-uri" in commands[0] and "--store" in commands[0]
+    assert {"--address", "--store", "--tracking-uri"} <= set(commands[0])
 
 
 # -- every `harness` command line in cluster/ -------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def harness_commands(text: str, strict: bool) -> list[list[str]]:
     units = [text] if strict or "`" not in text else re.findall(r"`([^`]*)`", text)
     commands = []
     for unit in units:
-        if not strict and not COMMAND_IN_PROSE.search(unit):
+        if not re.search(r"\bharness\b", unit) or not strict and not COMMAND_IN_PROSE.search(unit):
             continue
         lexer = shlex.shlex(unit, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
@@ -279,8 +279,10 @@ def test_every_harness_command_line_in_cluster_parses():
         named = re.search(r"experiments/[\w.-]+\.ya?ml", getattr(args, "file", "") or "")
         if named and not (ROOT / named.group()).is_file():
             failures.append(f"{where}: harness {shlex.join(argv)}: no {named.group()} in the repository")
-        if args.command == "submit" and "--store" not in argv:  # ./store would be one node's local disk
-            failures.append(f"{where}: harness {shlex.join(argv)}: a cluster submit must name its --store")
+        # without them a submit trains on a Ray of its own, into ./store on one machine's disk
+        missing = [flag for flag in ("--address", "--store") if args.command == "submit" and flag not in argv]
+        if missing:
+            failures.append(f"{where}: harness {shlex.join(argv)}: a cluster submit must name {' and '.join(missing)}")
     assert not failures, "\n".join(failures)
 
 

@@ -74,5 +74,5 @@ def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(postg
         found = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
                                    filter_string=f"tags.`{KEY_TAG}` != ''", max_results=1000)  # fmt: skip
         assert sorted(r.data.tags[KEY_TAG] for r in found) == sorted(t.key for t in trials)
-    assert "(tracking server http://127.0.0.1" in capsys.readouterr().out
+    assert "its UI is the tracking server's, http://127.0.0.1" in capsys.readouterr().out
     assert not (store.root / "mlflow.db").exists()  # nothing went to the store's own database
