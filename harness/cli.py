@@ -132,7 +132,6 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     import ray
 
     from harness.report import results_table
-    from harness.scheduler import run_trials
     from harness.store import Store
     from harness.tracking import Tracker, store_tracker
 
@@ -143,24 +142,20 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     tracker = store_tracker(store, spec.name) if args.tracking_uri is None else Tracker(args.tracking_uri, spec.name)
     tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
     if todo:
-        from harness.progress import LiveView
-
         # no --address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
         # `ray start` happened to leave running on this machine
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({"num_cpus": args.num_cpus} if address == "local" else {}))  # fmt: skip
         try:
-            with LiveView() as view:
-                outcome = run_trials(todo, store, resources=spec.resources.model_dump(), retries=spec.retries,
-                                     options={"data_dir": args.data_dir}, max_concurrent=args.max_concurrent,
-                                     on_update=view.update,
-                                     on_finished=lambda batch: tracker.log_trials(batch, store))  # fmt: skip
+            outcome = _run_waves(args, spec, todo, store, tracker)
         finally:
             ray.shutdown()
         print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
         for key, reason in outcome.failed.items():
             print(f"  failed {key}: {reason}")
+        if outcome.retried_alone:
+            print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
     tracker.log_aggregates(trials, store)
     print(results_table(trials, store, spec.target_list()))
     where = f"open the UI with: harness ui --store {args.store}" if args.tracking_uri is None else (
@@ -169,6 +164,36 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     # a trial whose worker or node died records no failure in the store, but Ray reported it to us
     failed = [t for t in trials if store.state(t.key) == "failed" or (todo and t.key in outcome.failed)]
     return 1 if failed else 0
+
+
+def _run_waves(args: argparse.Namespace, spec, todo: list, store, tracker):
+    """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
+    probed for their peak memory (once; kept in the store) when their sources exist, then packed."""
+    from harness.progress import LiveView
+    from harness.scheduler import Outcome, run_trials
+
+    resources = spec.resources.model_dump()
+    auto = resources["gpus"] == "auto"
+    waves = [[t for t in todo if t.stage == stage] for stage in (1, 2)] if auto else [todo]
+    total = Outcome()
+    for wave in (w for w in waves if w):
+        gpus = None
+        if auto:
+            from harness.packing import measure_kinds, trial_gpus
+
+            peaks = measure_kinds(wave, store, {"data_dir": args.data_dir})
+            gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
+            resources = {**resources, "gpus": min(gpus.values())}
+        with LiveView() as view:
+            outcome = run_trials(wave, store, resources=resources, retries=spec.retries,
+                                 options={"data_dir": args.data_dir}, max_concurrent=args.max_concurrent,
+                                 trial_gpus=gpus, on_update=view.update,
+                                 on_finished=lambda batch: tracker.log_trials(batch, store))  # fmt: skip
+        total.done += outcome.done
+        total.failed.update(outcome.failed)
+        total.retried_alone += outcome.retried_alone
+        total.seconds += outcome.seconds
+    return total
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

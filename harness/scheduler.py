@@ -14,6 +14,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.packing import is_out_of_memory
 from harness.plan import Trial
 from harness.store import Store, lease_seconds
 
@@ -25,6 +26,7 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # already done before this submit
+    retried_alone: list[str] = field(default_factory=list)  # packed, out of memory, rerun on a whole GPU
     seconds: float = 0.0
 
 
@@ -94,24 +96,31 @@ class Progress:
 
 
 def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: int, options: dict | None = None,
-               max_concurrent: int | None = None, on_update=None, on_finished=None) -> Outcome:  # fmt: skip
+               max_concurrent: int | None = None, trial_gpus: dict[str, float] | None = None, on_update=None,
+               on_finished=None) -> Outcome:  # fmt: skip
     """Run every trial not done yet and wait for all. ``on_finished(trials)`` gets each batch of newly
     finished trials (e.g. to log them to MLflow in one transaction), ``on_update(progress)`` the state.
 
     ``max_concurrent`` caps the trials handed to Ray at once (queued or running): trials are submitted in
     stage order through a window of that size, so a sweep can leave room on a shared cluster. The window
     never deadlocks: a trial's sources come before it in the order, so they are finished or in the window.
+
+    ``trial_gpus`` (key → GPU fraction, from `harness.packing`) overrides ``resources["gpus"]`` per trial. A
+    packed trial that fails out of memory is retried once alone on a whole device, if no trial of this
+    submit consumes it (a consumer already holds the failed reference).
     """
     import ray
 
     start = time.perf_counter()
     options = options or {}
     outcome = Outcome()
-    remote = ray.remote(execute).options(
+    base = ray.remote(execute)
+    task_options = dict(
         num_cpus=resources.get("cpus", 1), num_gpus=resources.get("gpus", 0),
         memory=int(resources["memory_gb"] * 2**30) if resources.get("memory_gb") else None,
         max_retries=retries, retry_exceptions=True,
     )  # fmt: skip
+    remote = base.options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []
     for trial in trials:  # stage order: a trial's sources are submitted before it
@@ -121,16 +130,23 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
             queue.append(trial)
     progress = Progress(total=Counter(t.stage for t in queue), slots=_slots(resources, max_concurrent))
     refs, pending, finished_keys, failed_keys = {}, {}, set(), set()
+    consumed = {key for trial in queue for key in trial.depends_on}
+    trial_gpus = trial_gpus or {}
+
+    def submit(trial: Trial, gpus: float | None = None):
+        ready = [refs[key] for key in trial.depends_on if key in refs]
+        gpus = gpus if gpus is not None else trial_gpus.get(trial.key)
+        task = remote if gpus is None else base.options(**{**task_options, "num_gpus": gpus})
+        refs[trial.key] = task.remote(trial, store.location, shared_options, *ready)
+        pending[refs[trial.key]] = trial
+
     ready_since: dict[str, float] = {}
     window = max_concurrent or len(queue) or 1
     position = 0
     while position < len(queue) or pending:
         while position < len(queue) and len(pending) < window:
-            trial = queue[position]
+            submit(queue[position])
             position += 1
-            ready = [refs[key] for key in trial.depends_on if key in refs]
-            refs[trial.key] = remote.remote(trial, store.location, shared_options, *ready)
-            pending[refs[trial.key]] = trial
         # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
         finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
         batch = []
@@ -145,7 +161,14 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
                 progress.durations[trial.stage].append(now - ready_since.get(trial.key, start))
                 batch.append(trial)
             except Exception as error:  # the trial (or a source it needs) failed after its retries
-                outcome.failed[trial.key] = _reason(error)
+                reason = _reason(error)
+                packed = trial_gpus.get(trial.key, 1.0) < 1.0
+                if packed and is_out_of_memory(reason) and trial.key not in consumed:
+                    outcome.retried_alone.append(trial.key)
+                    trial_gpus[trial.key] = 1.0
+                    submit(trial, gpus=1.0)
+                    continue
+                outcome.failed[trial.key] = reason
                 failed_keys.add(trial.key)
                 progress.counts[(trial.stage, "failed")] += 1
         progress.running.clear()

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEC_VERSION = 1
 
@@ -41,8 +41,25 @@ class _Strict(BaseModel):
 
 class Resources(_Strict):
     cpus: float = Field(1.0, gt=0)
-    gpus: float = Field(0.0, ge=0)
+    gpus: float | Literal["auto"] = 0.0
+    """GPUs per trial (a fraction shares a device), or "auto": packed by measured memory (harness/packing.py)."""
     memory_gb: float | None = Field(None, gt=0)
+    device_memory_gb: float | None = Field(None, gt=0)
+    """Memory of one GPU, for gpus: auto (e.g. 80 for an A100/H100 80GB)."""
+    packing_margin: float = Field(0.15, ge=0, lt=1)
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value):
+        if value != "auto" and value < 0:
+            raise ValueError("must be ≥ 0 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_needs_device_memory(self):
+        if self.gpus == "auto" and self.device_memory_gb is None:
+            raise ValueError("gpus: auto needs device_memory_gb (the memory of one GPU, e.g. 80)")
+        return self
 
 
 class DataOptions(_Strict):
