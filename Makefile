@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/scheduler_overhead.py
 	$(PY) benchmarks/mlflow_throughput.py
+	$(PY) benchmarks/packing_sim.py
 
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)

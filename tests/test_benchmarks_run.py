@@ -57,3 +57,16 @@ def test_mlflow_throughput_benchmark_runs_and_writes_its_json(tmp_path):
     result = json.loads(out.read_text())
     assert [row["path"] for row in result["rows"]] == ["bulk", "bulk", "api"]
     assert all(row["all_logged"] for row in result["rows"]) and result["bulk_speedup_over_api"] > 0
+
+
+def test_packing_simulation_runs_and_packs(tmp_path):
+    peaks = tmp_path / "peaks.json"
+    peaks.write_text(json.dumps({"adapter": 9000, "adapterfusion": 12000, "scalearn": 9500,
+                                 "scalearn_uniform_pp": 9400, "full_ft": 16000}))  # fmt: skip
+    out = tmp_path / "packing_sim.json"
+    assert load("packing_sim").main(["--peaks", str(peaks), "--trials", "200", "--gpus", "4", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    by_u = {row["utilisation"]: row for row in result["rows"]}
+    assert result["per_device"]["adapter"] == 7 and result["per_device"]["full_ft"] == 4
+    assert by_u[0.25]["speedup"] > 2 > by_u[0.5]["speedup"] > 1  # light trials pack; at u = 1 nothing to gain
+    assert 0.8 < by_u[1.0]["speedup"] < 1.1
