@@ -38,6 +38,7 @@ def _save(figure, path: Path) -> Path:
     os.close(fd)
     try:
         figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is to be read
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

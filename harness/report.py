@@ -291,6 +291,7 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                 f.write(render(report, fmt) + "\n")
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is to be read
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -38,6 +38,7 @@ def write_json(path: Path, data: dict) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, default=str)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a store is shared (e.g. on NFS)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

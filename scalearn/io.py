@@ -44,6 +44,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are shared (e.g. a store on NFS)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
