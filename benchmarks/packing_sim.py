@@ -41,7 +41,7 @@ from scalearn.methods.base import adapter_config_for
 torch.manual_seed(0)
 if train:
     encoder = load_encoder("roberta-base", pretrained=False)
-    bank = BottleneckAdapters(adapter_config_for(encoder.config), 8) if method not in ("adapter", "full_ft") else None
+    bank = BottleneckAdapters(adapter_config_for(encoder), 8) if method not in ("adapter", "full_ft") else None
     model = get_method(method).build(encoder, HeadConfig("classification", encoder.config.hidden_size, 3), bank)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(5, 1000, (batch, length))
