@@ -9,7 +9,8 @@ Artifacts
   layout) + adapter.json (shape, name, free metadata). Stage 1 writes these; stage 2 reads them.
 - model folder:    head.safetensors, and what the method trained or derived: transfer.safetensors
   (ω of every ScaLearn variant, the ++ ones included; AdapterFusion's Q, K, V; fixed weights),
-  adapter.safetensors, encoder.safetensors (full fine-tuning) + model.json last.
+  adapter.safetensors, tuner.safetensors ((IA)³, LoRA, Compacter++), encoder.safetensors (full
+  fine-tuning) + model.json last.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def _components(model: TransferModel) -> dict[str, dict[str, torch.Tensor]]:
         components["transfer"] = model.transfer.state_dict()
     if model.adapters is not None and model.adapter_role != "sources":
         components["adapter"] = model.adapters.adapter_state(0)
+    if model.tuner is not None:
+        components["tuner"] = model.tuner.state_dict()
     if any(p.requires_grad for p in model.encoder.parameters()):
         components["encoder"] = model.encoder.state_dict()
     return components
@@ -157,6 +160,7 @@ def save_model(directory: str | Path, model: TransferModel, metadata: dict | Non
         "adapter": model.adapters.config.to_dict() if model.adapters is not None else None,
         "sources": model.adapters.names if model.adapter_role == "sources" else [],
         "transfer": model.transfer.config() if model.transfer is not None else None,
+        "tuner": model.tuner.config() if model.tuner is not None else None,
         "components": sorted(components),
         "metadata": metadata or {},
     }

@@ -1,4 +1,4 @@
-"""The model every method trains: encoder + adapter sites + (adapters) + (transfer layer) + head."""
+"""The model every method trains: encoder + adapter sites + (adapters) + (transfer layer) + (tuner) + head."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ class TransferModel(nn.Module):
 
     - no adapters: the plain encoder (full fine-tuning, or a head on a frozen encoder);
     - adapters, no transfer layer: z = Σ_s a_s, i.e. a single adapter's output (stage 1);
-    - adapters + transfer layer: z = transfer(layer, x, adapters) (ScaLearn, AdapterFusion, probes).
+    - adapters + transfer layer: z = transfer(layer, x, adapters) (ScaLearn, AdapterFusion, probes);
+    - a tuner: a module that wires itself into the encoder (``scalearn.tuners``: (IA)³, LoRA, Compacter++).
 
     ``adapter_role`` says where the adapters came from, which decides what a checkpoint holds:
     "trained" here, "sources" (frozen stage-1 artifacts, referenced not copied) or "derived" from
@@ -33,10 +34,13 @@ class TransferModel(nn.Module):
         adapters: BottleneckAdapters | None = None,
         transfer: nn.Module | None = None,
         adapter_role: AdapterRole = "trained",
+        tuner: nn.Module | None = None,
     ):
         super().__init__()
         if transfer is not None and adapters is None:
             raise ValueError("a transfer layer needs source adapters")
+        if tuner is not None and adapters is not None:
+            raise ValueError("a tuner and adapters cannot be combined in one model")
         self.encoder = encoder
         self.head = head
         self.adapters = adapters
@@ -46,6 +50,9 @@ class TransferModel(nn.Module):
         self.sites = attach_sites(encoder)
         for site in self.sites:
             site.mixer = self._mix if adapters is not None else None
+        self.tuner = tuner
+        if tuner is not None:
+            tuner.attach(encoder, self.sites)
 
     def _mix(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         if self.transfer is None:

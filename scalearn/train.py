@@ -207,7 +207,7 @@ def _better(candidate: dict, best: dict | None, key: str) -> bool:
 
 def save_trained(directory: Path, model: TransferModel, engine, rank: int, metadata: dict) -> None:
     """Write the model's own state (and a trained adapter as a stage-1 artifact), gathered whole."""
-    owned = [model.head, model.transfer]
+    owned = [model.head, model.transfer, model.tuner]
     if model.adapters is not None and model.adapter_role != "sources":
         owned.append(model.adapters)
     if any(p.requires_grad for p in model.encoder.parameters()):

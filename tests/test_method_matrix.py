@@ -6,6 +6,7 @@ import torch
 from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder
 from scalearn.io import load_model_state, save_model
 from scalearn.methods import METHODS
+from scalearn.tuners import intermediate_size
 
 NUM_SOURCES = 3
 FAMILIES = sorted(TINY_CONFIGS)
@@ -21,12 +22,20 @@ TRAINABLE = {
     "scalearn_uniform_pp": ("transfer.omega", "head."),
     "adapter_soup": ("head.",),
     "probe": ("head.",),
+    "ia3": ("tuner.", "head."),
+    "lora": ("tuner.", "head."),
+    "compacter_pp": ("tuner.", "head."),
 }
+
+
+# Hyper-parameters the tiny encoders need: d = 32, so Compacter++'s default bottleneck 32/16 = 2 cannot be
+# split into n = 4 blocks; 32/4 = 8 can.
+OVERRIDES = {"probe": {"omega": [0.7, 0.2, 1.0]}, "compacter_pp": {"reduction_factor": 4}}
 
 
 def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
     """The paper's per-target transfer parameters in closed form (reference §1.6), head excluded."""
-    r = d // 16
+    r, d_ff, n = d // 16, intermediate_size(encoder.config), 4
     return {
         "full_ft": sum(p.numel() for p in encoder.parameters()),
         "adapter": L * (2 * d * r + r + d),
@@ -37,6 +46,9 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "scalearn_uniform_pp": S,
         "adapter_soup": 0,
         "probe": 0,
+        "ia3": L * (2 * d + d_ff),
+        "lora": L * 2 * 8 * (d + d),
+        "compacter_pp": L * (2 * 1 * (d + d // 4) + d // 4 + d) + n**3,  # rank-1 fast matrices, shared A_i (n³)
     }[method]
 
 
@@ -47,7 +59,7 @@ def test_matrix_covers_every_registered_method():
 def build(method_name, family, make_sources, kind="classification", num_labels=3, seed=0):
     encoder = load_encoder(family)
     d = encoder.config.hidden_size
-    method = get_method(method_name, **({"omega": [0.7, 0.2, 1.0]} if method_name == "probe" else {}))
+    method = get_method(method_name, **OVERRIDES.get(method_name, {}))
     sources = make_sources(encoder, NUM_SOURCES) if method.uses_sources else None
     torch.manual_seed(seed)
     model = method.build(encoder, HeadConfig(kind, d, num_labels), sources)
@@ -101,6 +113,21 @@ def test_forward_trainable_counts_and_roundtrip(method_name, family, make_source
     assert not torch.equal(other(ids, mask), expected)
     load_model_state(tmp_path / "ckpt", other)
     torch.testing.assert_close(other(ids, mask), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method_name", ["ia3", "lora"])
+def test_fresh_tuner_computes_the_frozen_encoder(method_name, family, make_sources):
+    """(IA)³ starts at ones and LoRA's B at zero: the model equals the frozen encoder until it trains."""
+    model, encoder = build(method_name, family, make_sources)
+    plain = load_encoder(family)
+    assert encoder.state_dict().keys() == plain.state_dict().keys()  # the sites kept every key
+    ids, mask = inputs()
+    model.eval(), plain.eval()
+    expected = plain(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(hidden, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(model(ids, mask), model.head(expected[:, 0], None), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind,labels,target", [

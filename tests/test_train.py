@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+from scalearn import HeadConfig, get_method, load_encoder
+from scalearn.io import load_model_state
 from scalearn.run import train_task
 from scalearn.train import TrainConfig
 
@@ -64,6 +66,24 @@ def train_task_interrupted(cache_dir, checkpoint_dir, **kw):
         return run(cache_dir, checkpoint_dir=checkpoint_dir, **kw)
     finally:
         run_module.fit = original
+
+
+def test_lora_trains_saves_and_resumes_through_the_loop(cache_dir, tmp_path):
+    """The loop checkpoints and restores the tuner like any trainable part (dropout in the LoRA branch included)."""
+    common = dict(method="lora", epochs=2, patience=2, learning_rate=0.01, few_shot_k=32)
+    whole, whole_model = run(cache_dir, output_dir=tmp_path / "out", **common)
+    assert sorted(p.name for p in (tmp_path / "out" / "model").iterdir()) == [
+        "head.safetensors", "model.json", "tuner.safetensors"
+    ]  # fmt: skip
+    interrupted, _ = train_task_interrupted(cache_dir, tmp_path / "ckpt", **common)
+    assert len(interrupted.losses) == len(whole.losses) // 2
+    resumed, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
+    assert resumed.losses == whole.losses and resumed.test == whole.test
+
+    reloaded = get_method("lora").build(load_encoder(TINY), HeadConfig("classification", 32, 2)).eval()
+    load_model_state(tmp_path / "out" / "model", reloaded)
+    ids = torch.randint(5, 1000, (3, 9))
+    torch.testing.assert_close(reloaded(ids), whole_model.eval()(ids), rtol=0, atol=0)
 
 
 def test_best_epoch_restore_includes_layer_shared_omega(cache_dir, sources):

@@ -4,7 +4,17 @@ Adding a method: a small file here with a ``@register("name")`` dataclass, impor
 in the method matrix test.
 """
 
-from scalearn.methods import adapter, full_ft, fusion, probe, scalearn, soup  # noqa: F401  (registration)
+from scalearn.methods import (  # noqa: F401  (registration)
+    adapter,
+    compacter,
+    full_ft,
+    fusion,
+    ia3,
+    lora,
+    probe,
+    scalearn,
+    soup,
+)
 from scalearn.methods.base import METHODS, Method, UnknownMethodError, get_method, method_names, register
 
 __all__ = ["METHODS", "Method", "UnknownMethodError", "get_method", "method_names", "register"]
