@@ -137,7 +137,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     spec, trials = _load(args.file)
     store = Store(args.store)
-    todo = [t for t in trials if not store.is_done(t.key)]
+    done = store.done_keys(t.key for t in trials)
+    todo = [t for t in trials if t.key not in done]
     print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
     tracker = store_tracker(store, spec.name) if args.tracking_uri is None else Tracker(args.tracking_uri, spec.name)
     tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now

@@ -123,8 +123,9 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
     remote = base.options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []
+    done = store.done_keys(t.key for t in trials)
     for trial in trials:  # stage order: a trial's sources are submitted before it
-        if store.is_done(trial.key):
+        if trial.key in done:
             outcome.skipped.append(trial.key)
         else:
             queue.append(trial)

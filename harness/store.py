@@ -119,6 +119,13 @@ class Store:
     def is_done(self, key: str) -> bool:
         return self._exists(key, "result.json")
 
+    def done_keys(self, keys) -> set[str]:
+        """Which of ``keys`` are done: for a remote store one listing instead of a request per key."""
+        if not self.remote:
+            return {key for key in keys if self.is_done(key)}
+        listed = self.fs.glob(f"{self.base}/trials/*/result.json")
+        return {path.rstrip("/").split("/")[-2] for path in listed} & set(keys)
+
     def result(self, key: str) -> dict:
         result = self._read(key, "result.json")
         if result is None:

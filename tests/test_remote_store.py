@@ -55,6 +55,7 @@ def test_records_and_leases_live_in_the_bucket(s3):
     store.write_result("k1", {"test": {"accuracy": 0.5}})
     assert s3.cat_file("sweeps/records/trials/k1/artifacts/adapter/weights.bin") == b"\x00\x01"
     assert store.is_done("k1") and store.state("k1") == "done" and store.failure("k1") is None
+    assert store.done_keys(["k1", "k2", "nope"]) == {"k1"}  # one listing
     assert json.loads(s3.cat_file("sweeps/records/trials/k1/result.json"))["test"] == {"accuracy": 0.5}
     expired = {"owner": "gone", "expires": time.time() - 1}
     s3.pipe_file("sweeps/records/trials/k2/lease.json", json.dumps(expired).encode())
