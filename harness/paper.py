@@ -2,8 +2,8 @@
 
 Test scores ×100, means over seeds, copied verbatim from the main result tables as the official README
 reproduces them (reference §5.1): GLUE and SuperGLUE on RoBERTa-base, HumSet on XLM-R-base. Rows are the
-paper's method names; ``METHOD_NAMES`` maps those we have in the registry. The other rows (ProPETL, the
-joint multi-task methods, HyperFormer) are kept so the data stays a faithful copy.
+paper's method names; ``METHOD_NAMES`` maps those we have in the registry. The other rows (the joint
+multi-task methods: ProPETL-m, HyperFormer, …) are kept so the data stays a faithful copy.
 Large-model results are in the paper's appendix only and not known here (reference §9).
 """
 
@@ -21,6 +21,7 @@ _WHERE = (
 METHOD_NAMES = {
     "Full FT": "full_ft",
     "Adapter": "adapter",
+    "ProPETL": "propetl",
     "Compacter++": "compacter_pp",
     "AdapterFusion": "adapterfusion",
     "AdapterSoup": "adapter_soup",

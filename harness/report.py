@@ -22,8 +22,8 @@ from harness.store import Store
 ALPHA = 0.05
 DEFAULT_BASELINE = "adapterfusion"
 FORMATS = {"md": "report.md", "latex": "report.tex", "csv": "report.csv", "json": "report.json"}
-METHOD_ORDER = ("full_ft", "adapter", "compacter_pp", "ia3", "lora", "adapterfusion", "scalearn", "scalearn_uniform",
-                "scalearn_pp", "scalearn_uniform_pp", "adapter_soup", "probe")  # fmt: skip
+METHOD_ORDER = ("full_ft", "adapter", "propetl", "compacter_pp", "ia3", "lora", "adapterfusion", "scalearn",
+                "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp", "adapter_soup", "probe")  # fmt: skip
 """The paper's row order (reference §3, §5.1; LoRA, not in the paper, after its single-task rows); methods not
 listed follow in the experiment file's order."""
 GROUP_ORDER = ("single-task", "two-stage")

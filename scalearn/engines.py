@@ -19,11 +19,24 @@ from scalearn.model import TransferModel
 
 
 def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer."""
-    decay, no_decay = [], []
-    for name, parameter in model.trainable_parameters().items():
-        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer.
+
+    Parameters named in ``model.learning_rates`` (name prefix → LR) get groups of their own, after the
+    two groups at ``learning_rate``; the schedule scales every group's LR by the same factor.
+    """
+
+    def rate_of(name: str) -> float:
+        return next((rate for prefix, rate in model.learning_rates.items() if name.startswith(prefix)), learning_rate)
+
+    def decays(name: str) -> bool:
+        return not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
+
+    trainable = model.trainable_parameters()
+    groups = []
+    for rate in dict.fromkeys([learning_rate, *model.learning_rates.values()]):
+        for decayed in (True, False):
+            params = [p for name, p in trainable.items() if rate_of(name) == rate and decays(name) == decayed]
+            groups.append({"params": params, "weight_decay": weight_decay if decayed else 0.0, "lr": rate})
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
 
 

@@ -25,6 +25,9 @@ class TransferModel(nn.Module):
     ``adapter_role`` says where the adapters came from, which decides what a checkpoint holds:
     "trained" here, "sources" (frozen stage-1 artifacts, referenced not copied) or "derived" from
     sources (AdapterSoup's average, saved since it exists nowhere else).
+
+    ``learning_rates`` maps parameter-name prefixes to their own learning rate (ProPETL's mask scores);
+    every other trainable parameter takes the trial's learning rate (``engines.make_optimizer``).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class TransferModel(nn.Module):
         for site in self.sites:
             site.mixer = self._mix if adapters is not None else None
         self.tuner = tuner
+        self.learning_rates: dict[str, float] = {}
         if tuner is not None:
             tuner.attach(encoder, self.sites)
 
@@ -102,12 +106,15 @@ class TransferModel(nn.Module):
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
     def parameter_counts(self) -> dict[str, int]:
-        """transfer: trainable parameters outside the head (the paper's per-target count);
-        head: the head's; trainable: both; total: every parameter of the model."""
+        """transfer: trainable parameters outside the head (the paper's per-target count), or what the tuner
+        counts instead (ProPETL: its masks as bits); head: the head's; trainable: every trained parameter,
+        head included; total: every parameter of the model."""
         head_ids = {id(p) for p in self.head.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
+        transfer = sum(p.numel() for p in trainable if id(p) not in head_ids)
+        counted = getattr(self.tuner, "counted_parameters", None)
         return {
-            "transfer": sum(p.numel() for p in trainable if id(p) not in head_ids),
+            "transfer": counted() if counted is not None else transfer,
             "head": sum(p.numel() for p in self.head.parameters()),
             "trainable": sum(p.numel() for p in trainable),
             "total": sum(p.numel() for p in self.parameters()),

@@ -25,6 +25,7 @@ TRAINABLE = {
     "ia3": ("tuner.", "head."),
     "lora": ("tuner.", "head."),
     "compacter_pp": ("tuner.", "head."),
+    "propetl": ("tuner.", "head."),
 }
 
 
@@ -49,6 +50,7 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "ia3": L * (2 * d + d_ff),
         "lora": L * 2 * 8 * (d + d),
         "compacter_pp": L * (2 * 1 * (d + d // 4) + d // 4 + d) + n**3,  # rank-1 fast matrices, shared A_i (n³)
+        "propetl": 2 * d * r + r + d + -(-L * 2 * d * r // 32),  # one prototype, L masks at 1 bit an entry
     }[method]
 
 

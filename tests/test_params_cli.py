@@ -43,6 +43,7 @@ def test_other_backbones(model, method, sources, expected, capsys):
     ("ia3", 12 * (2 * 768 + 3072)),  # L·(2d + d_ff) = 55,296 (the paper quotes "57K", reference §1.6)
     ("lora", 12 * 2 * 8 * (768 + 768)),  # L·2·r·(d + d) = 294,912
     ("compacter_pp", 12 * (2 * (768 + 48) + 48 + 768) + 4**3),  # 29,440: the paper's "29K" (reference §1.6)
+    ("propetl", 2 * 768 * 48 + 48 + 768 + 12 * 2 * 768 * 48 // 32),  # 74,544 prototype + 27,648 for mask bits
 ])  # fmt: skip
 def test_single_task_tuners_on_roberta_base(method, expected, capsys):
     assert main(["params", "roberta-base", method]) == 0

@@ -12,6 +12,7 @@ from scalearn.methods import (  # noqa: F401  (registration)
     ia3,
     lora,
     probe,
+    propetl,
     scalearn,
     soup,
 )
