@@ -25,11 +25,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalearn.adapters import ACTIVATIONS
+from scalearn.tuners.output_site import OutputSiteTuner
 
 
-class Compacter(nn.Module):
+class Compacter(OutputSiteTuner):
     kind = "compacter"
+    label = "Compacter++"
 
     def __init__(
         self,
@@ -42,19 +43,13 @@ class Compacter(nn.Module):
         rule_init_std: float = 1e-4,
     ):
         super().__init__()
-        bottleneck = hidden_size // reduction_factor
-        if reduction_factor < 1 or bottleneck < 1:
-            raise ValueError(f"reduction_factor must be in [1, hidden_size={hidden_size}], got {reduction_factor}")
+        bottleneck = self._bottleneck_setup(hidden_size, num_layers, reduction_factor, activation)
         if hidden_size % phm_dim or bottleneck % phm_dim:
             raise ValueError(
                 f"Compacter: phm_dim {phm_dim} must divide the hidden size {hidden_size} and the bottleneck "
                 f"{hidden_size}/{reduction_factor} = {bottleneck}; choose a smaller reduction_factor or phm_dim"
             )
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} unknown; choose one of {sorted(ACTIVATIONS)}")
-        self.hidden_size, self.num_layers, self.reduction_factor = hidden_size, num_layers, reduction_factor
-        self.phm_dim, self.phm_rank, self.activation, self.rule_init_std = phm_dim, phm_rank, activation, rule_init_std
-        self.bottleneck = bottleneck
+        self.phm_dim, self.phm_rank, self.rule_init_std = phm_dim, phm_rank, rule_init_std
         L, n, r, d, k = num_layers, phm_dim, phm_rank, hidden_size, bottleneck
         self.rule = nn.Parameter(torch.empty(n, n, n))  # the shared "slow" A_i
         self.down_left = nn.Parameter(torch.empty(L, n, d // n, r))
@@ -63,7 +58,6 @@ class Compacter(nn.Module):
         self.up_left = nn.Parameter(torch.empty(L, n, k // n, r))
         self.up_right = nn.Parameter(torch.empty(L, n, r, d // n))
         self.up_bias = nn.Parameter(torch.empty(L, d))
-        self._activation = ACTIVATIONS[activation]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -87,12 +81,6 @@ class Compacter(nn.Module):
         """z of one layer from the adapter input x = LN(f + h_att)."""
         hidden = self._activation(x @ self.phm_weight(layer, "down") + self.down_bias[layer])
         return hidden @ self.phm_weight(layer, "up") + self.up_bias[layer]
-
-    def attach(self, encoder: nn.Module, output_sites: list[nn.Module]) -> None:
-        for site in output_sites:
-            if site.mixer is not None:
-                raise RuntimeError("the adapter site already has a mixer; Compacter++ needs it to itself")
-            site.mixer = self.__call__  # a bound method: the module itself would become the site's child
 
     def config(self) -> dict:
         return {

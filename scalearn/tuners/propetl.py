@@ -33,7 +33,7 @@ import math
 import torch
 from torch import nn
 
-from scalearn.adapters import ACTIVATIONS
+from scalearn.tuners.output_site import OutputSiteTuner
 
 PROJECTIONS = ("down", "up")
 
@@ -54,8 +54,9 @@ class _TopFractionMask(torch.autograd.Function):
         return grad, None
 
 
-class ProPETL(nn.Module):
+class ProPETL(OutputSiteTuner):
     kind = "propetl"
+    label = "ProPETL"
 
     def __init__(
         self,
@@ -67,15 +68,10 @@ class ProPETL(nn.Module):
         init_std: float = 0.02,
     ):
         super().__init__()
-        bottleneck = hidden_size // reduction_factor
-        if reduction_factor < 1 or bottleneck < 1:
-            raise ValueError(f"reduction_factor must be in [1, hidden_size={hidden_size}], got {reduction_factor}")
+        bottleneck = self._bottleneck_setup(hidden_size, num_layers, reduction_factor, activation)
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity is the fraction of prototype weights masked out: in [0, 1), got {sparsity}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} unknown; choose one of {sorted(ACTIVATIONS)}")
-        self.hidden_size, self.num_layers, self.reduction_factor = hidden_size, num_layers, reduction_factor
-        self.sparsity, self.activation, self.init_std, self.bottleneck = sparsity, activation, init_std, bottleneck
+        self.sparsity, self.init_std = sparsity, init_std
         L, d, r = num_layers, hidden_size, bottleneck
         # the prototype, as [in, out] (x @ W), shared by every layer
         self.down_weight = nn.Parameter(torch.empty(d, r))
@@ -85,7 +81,6 @@ class ProPETL(nn.Module):
         # one score per prototype weight and layer
         self.down_scores = nn.Parameter(torch.empty(L, d, r))
         self.up_scores = nn.Parameter(torch.empty(L, r, d))
-        self._activation = ACTIVATIONS[activation]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -109,12 +104,6 @@ class ProPETL(nn.Module):
         """z of one layer from the adapter input x = LN(f + h_att)."""
         hidden = self._activation(x @ self.masked_weight(layer, "down") + self.down_bias)
         return hidden @ self.masked_weight(layer, "up") + self.up_bias
-
-    def attach(self, encoder: nn.Module, output_sites: list[nn.Module]) -> None:
-        for site in output_sites:
-            if site.mixer is not None:
-                raise RuntimeError("the adapter site already has a mixer; ProPETL needs it to itself")
-            site.mixer = self.__call__  # a bound method: the module itself would become the site's child
 
     def prototype_parameters(self) -> int:
         """P = 2·d·r + r + d."""
