@@ -123,7 +123,11 @@ class Store:
         """Which of ``keys`` are done: for a remote store one listing instead of a request per key."""
         if not self.remote:
             return {key for key in keys if self.is_done(key)}
+        # listings are cached (s3fs), per folder: drop them all (a path drops only it and its parents), so
+        # neither this listing nor a later `exists` answers from an old one
+        self.fs.invalidate_cache()
         listed = self.fs.glob(f"{self.base}/trials/*/result.json")
+        self.fs.invalidate_cache()
         return {path.rstrip("/").split("/")[-2] for path in listed} & set(keys)
 
     def result(self, key: str) -> dict:

@@ -279,7 +279,9 @@ class Tracker:
 
         On a SQL backend all runs of the call go in one transaction (`write_runs_sql`); elsewhere, e.g. over
         HTTP, three batched requests per run (`write_runs_api`)."""
-        todo = [t for t in trials if t.key not in self.logged and store.is_done(t.key)]
+        unlogged = [t for t in trials if t.key not in self.logged]
+        done = store.done_keys(t.key for t in unlogged)  # one listing on a remote store
+        todo = [t for t in unlogged if t.key in done]
         if not todo:
             return 0
         records = [self.run_record(t, store) for t in todo]
