@@ -103,7 +103,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for row in rows:
         mark = "done" if row["done"] else "todo"
         deps = f" ← {len(row['depends_on'])} sources" if row["depends_on"] else ""
-        print(f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {row['task']:16s} "
+        task = f"{row['task']} ({len(row['tasks'])} tasks)" if row.get("tasks") else row["task"]
+        print(f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {task:16s} "
               f"seed {row['seed']:<3d} {row['model']}{deps}")  # fmt: skip
     print(f"{len(rows)} trials, {sum(r['done'] for r in rows)} done")
     return 0

@@ -64,14 +64,11 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
     import torch
 
     from scalearn.provenance import peak_memory_mb
-    from scalearn.run import train_task
+    from harness.trial import train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    config = trial.config
-    overrides = {**config["method_config"], **config["train"], "log_every_steps": 1}
-    overrides.pop("seed", None)
     sources = [store.pull(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
 
     def stop(event: str, data: dict) -> None:
@@ -79,9 +76,7 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
             raise _Enough
 
     with contextlib.suppress(_Enough):
-        train_task(trial.task, method=trial.method, model=trial.model, seed=trial.seed, sources=sources,
-                   few_shot_k=config["data"]["few_shot"], max_length=config["data"]["max_length"],
-                   data_dir=data_dir, cache_dir=cache_dir, callback=stop, device=device, **overrides)  # fmt: skip
+        train(trial, sources, data_dir=data_dir, cache_dir=cache_dir, callback=stop, device=device, log_every_steps=1)
     return {"peak_mb": peak_memory_mb(device), "device": device, "steps": PROBE_STEPS}
 
 

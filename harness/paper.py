@@ -2,8 +2,7 @@
 
 Test scores ×100, means over seeds, copied verbatim from the main result tables as the official README
 reproduces them (reference §5.1): GLUE and SuperGLUE on RoBERTa-base, HumSet on XLM-R-base. Rows are the
-paper's method names; ``METHOD_NAMES`` maps those we have in the registry. The other rows (the joint
-multi-task methods: ProPETL-m, HyperFormer, …) are kept so the data stays a faithful copy.
+paper's method names; ``METHOD_NAMES`` maps them to the registry (every row of the tables has one).
 Large-model results are in the paper's appendix only and not known here (reference §9).
 """
 
@@ -23,6 +22,11 @@ METHOD_NAMES = {
     "Adapter": "adapter",
     "ProPETL": "propetl",
     "Compacter++": "compacter_pp",
+    "Full FT-m": "full_ft_m",
+    "Adapter-m": "adapter_m",
+    "ProPETL-m": "propetl_m",
+    "HyperFormer": "hyperformer",
+    "HyperFormer++": "hyperformer_pp",
     "AdapterFusion": "adapterfusion",
     "AdapterSoup": "adapter_soup",
     "ScaLearn": "scalearn",

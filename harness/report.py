@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import stats
-from harness.plan import Trial
+from harness.plan import Trial, task_results
 from harness.spec import ExperimentSpec
 from harness.store import Store
 
 ALPHA = 0.05
 DEFAULT_BASELINE = "adapterfusion"
 FORMATS = {"md": "report.md", "latex": "report.tex", "csv": "report.csv", "json": "report.json"}
-METHOD_ORDER = ("full_ft", "adapter", "propetl", "compacter_pp", "ia3", "lora", "adapterfusion", "scalearn",
-                "scalearn_uniform", "scalearn_pp", "scalearn_uniform_pp", "adapter_soup", "probe")  # fmt: skip
+METHOD_ORDER = ("full_ft", "adapter", "propetl", "compacter_pp", "ia3", "lora", "full_ft_m", "adapter_m", "propetl_m",
+                "hyperformer", "hyperformer_pp", "adapterfusion", "scalearn", "scalearn_uniform", "scalearn_pp",
+                "scalearn_uniform_pp", "adapter_soup", "probe")  # fmt: skip
 """The paper's row order (reference §3, §5.1; LoRA, not in the paper, after its single-task rows); methods not
 listed follow in the experiment file's order."""
-GROUP_ORDER = ("single-task", "two-stage")
+GROUP_ORDER = ("single-task", "joint", "two-stage")
 WELCH_MARK, BOOTSTRAP_MARK, MISSING = "†", "‡", "–"
 
 
@@ -145,21 +146,21 @@ def build_report(
         rows = {m: Row(m, group, {task: Cell() for task in targets}) for m, group in methods}
         recorded: dict[str, set[int]] = {m: set() for m, _ in methods}
         for trial in trials:
-            if trial.model != model or trial.method not in rows or trial.task not in metrics:
+            if trial.model != model or trial.method not in rows:
                 continue
-            if not store.is_done(trial.key):
+            if not set(trial.tasks or [trial.task]) & set(metrics) or not store.is_done(trial.key):
                 continue
-            result = store.result(trial.key)
-            test = result.get("test", {})
-            if test.get(metrics[trial.task]) is None:
-                continue
-            cell = rows[trial.method].cells[trial.task]
-            cell.scores[trial.seed] = 100 * test[metrics[trial.task]]
-            for name, value in test.items():
-                if name not in ("loss", metrics[trial.task]) and isinstance(value, int | float):
-                    cell.other.setdefault(name, {})[trial.seed] = 100 * value
-            if "transfer" in result.get("parameters", {}):
-                recorded[trial.method].add(int(result["parameters"]["transfer"]))
+            for task, result in task_results(trial, store.result(trial.key)):
+                test = result.get("test", {})
+                if task not in metrics or test.get(metrics[task]) is None:
+                    continue
+                cell = rows[trial.method].cells[task]
+                cell.scores[trial.seed] = 100 * test[metrics[task]]
+                for name, value in test.items():
+                    if name not in ("loss", metrics[task]) and isinstance(value, int | float):
+                        cell.other.setdefault(name, {})[trial.seed] = 100 * value
+                if "transfer" in result.get("parameters", {}):
+                    recorded[trial.method].add(int(result["parameters"]["transfer"]))
         table = Table(model, canonical_name(model), targets, metrics, planned, list(rows.values()), None)
         for row in table.rows:
             if recorded[row.method]:
@@ -169,7 +170,8 @@ def build_report(
                     table.notes.append(f"{row.method}: transfer parameters differ across targets ({counts}); "
                                        "the largest shown")  # fmt: skip
             else:
-                count = _formula_parameters(model, row.method, len(spec.source_list(targets[0])))
+                joint = row.group == "joint"  # its count depends on how many tasks share the model
+                count = _formula_parameters(model, row.method, len(spec.task_list() if joint else spec.source_list(targets[0])))
                 row.transfer_parameters, row.parameters_from = count, "formula" if count is not None else "unknown"
         _mark_significance(table, rows.get(baseline), baseline)
         if compare_paper:
@@ -233,6 +235,9 @@ def _notes(report: Report, table: Table) -> list[str]:
                      "Not corrected for multiple comparisons.")  # fmt: skip
     notes.append("Params: trainable transfer parameters per target, head excluded (reference §1.6), as the trials "
                  "recorded them; * = from the model config (`harness params`), no finished trial.")  # fmt: skip
+    if any(row.group == "joint" for row in table.rows):
+        notes.append("Joint rows (FT-m, Adapter-m, ProPETL-m, HyperFormer): one model trained on every task at once, "
+                     "a trial per seed; their Params are each task's share of the shared parameters.")  # fmt: skip
     if any(get_task(task).selects_on_test for task in table.tasks):
         notes.append("ReCoRD: model selection on its test set, as in the paper (reference §4.1).")
     return notes + table.notes
@@ -248,14 +253,15 @@ def results_table(trials: list[Trial], store: Store, targets: list[str]) -> str:
     scores: dict[tuple[str, str], dict[str, list[float]]] = {}
     tasks: list[str] = []
     for trial in trials:
-        if trial.task not in targets or not store.is_done(trial.key):
+        if not set(trial.tasks or [trial.task]) & set(targets) or not store.is_done(trial.key):
             continue
-        value = store.result(trial.key).get("test", {}).get(get_task(trial.task).metric)
-        if value is None:
-            continue
-        scores.setdefault((trial.model, trial.method), {}).setdefault(trial.task, []).append(100 * value)
-        if trial.task not in tasks:
-            tasks.append(trial.task)
+        for task, result in task_results(trial, store.result(trial.key)):
+            value = result.get("test", {}).get(get_task(task).metric)
+            if task not in targets or value is None:
+                continue
+            scores.setdefault((trial.model, trial.method), {}).setdefault(task, []).append(100 * value)
+            if task not in tasks:
+                tasks.append(task)
     if not scores:
         return "(no finished trials yet)"
     lines = ["| model | method | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]

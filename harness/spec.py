@@ -10,6 +10,8 @@ targets: [rte, mrpc]             # default: every task of the benchmark
 sources: [mnli, qnli, rte]       # default: every task of the benchmark; the target's own goes last
 seeds: 3                         # a count (0..n-1) or a list
 seeds_per_task: {rte: 10}        # the paper: 10 seeds for small tasks, 3 for large ones
+joint_seeds: 3                   # joint multi-task methods (FT-m, HyperFormer, …): one trial per seed trains
+                                 # every task of `tasks`/`benchmark` at once; default: `seeds`
 source_seed: 0                   # stage-1 adapters used as sources (the paper always uses seed 0)
 hyperparameters:                 # per method, or `all`; method fields or training-loop fields
   all: {epochs: 30}
@@ -79,6 +81,7 @@ class ExperimentSpec(_Strict):
     sources: list[str] | None = Field(None, min_length=1)
     seeds: int | list[int] = 1
     seeds_per_task: dict[str, int | list[int]] = Field(default_factory=dict)
+    joint_seeds: int | list[int] | None = None
     source_seed: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -97,6 +100,11 @@ class ExperimentSpec(_Strict):
     @classmethod
     def _seeds(cls, value):
         return _check_seeds(value)
+
+    @field_validator("joint_seeds")
+    @classmethod
+    def _joint_seeds(cls, value):
+        return value if value is None else _check_seeds(value)
 
     @field_validator("seeds_per_task")
     @classmethod
@@ -121,6 +129,14 @@ class ExperimentSpec(_Strict):
     def seeds_for(self, task: str) -> list[int]:
         seeds = self.seeds_per_task.get(task, self.seeds)
         return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+    def joint_seed_list(self) -> list[int]:
+        seeds = self.seeds if self.joint_seeds is None else self.joint_seeds
+        return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+    def joint_label(self) -> str:
+        """What a joint trial's ``task`` says: the benchmark, or "joint" for a hand-picked task list."""
+        return self.benchmark if self.tasks is None and self.benchmark is not None else "joint"
 
     def overrides_for(self, method: str, task: str | None = None) -> dict:
         """`all`, then the method's own, then the task's (e.g. ReCoRD's 3 epochs); keys a method lacks are

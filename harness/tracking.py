@@ -190,6 +190,17 @@ class EmbeddedServer:
         self.stop()
 
 
+def metric_name(name: str) -> str:
+    """MLflow's name of a result metric. A joint trial's per-task metrics ("dev_rte/loss", "test_rte/accuracy")
+    become "rte/dev_loss", "rte/test_accuracy": the UI groups charts by the part before the slash, so each task
+    gets its own section."""
+    if "/" not in name:
+        return name
+    prefix, rest = name.split("_", 1)
+    task, metric = rest.split("/", 1)
+    return f"{task}/{prefix}_{metric}"
+
+
 def _flatten(prefix: str, value, out: dict) -> dict:
     if isinstance(value, dict):
         for key, inner in value.items():
@@ -256,14 +267,18 @@ class Tracker:
                 "source_keys": ",".join(trial.depends_on), "source_tasks": ",".join(trial.source_tasks),
                 "node": result.get("node", ""), "host": provenance.get("hardware", {}).get("host", ""),
                 "git_commit": provenance.get("git_commit", "")}  # fmt: skip
+        if trial.joint:
+            tags["tasks"] = ",".join(trial.tasks)
         folder = store.pull(trial.key)  # a remote store's artifacts, downloaded once to log them
         finished = result.get("finished_at") or (folder / "result.json").stat().st_mtime
         end = int(finished * 1000)
         start = end - int(1000 * float(result.get("wall_seconds", 0)))
-        metrics = [(k, float(v), end, int(row.get("epoch", 0)))
+        # a joint trial evaluates every N steps: its history is stepped by training step, not epoch
+        step_of = (lambda row: int(row.get("step", 0))) if trial.joint else (lambda row: int(row.get("epoch", 0)))
+        metrics = [(metric_name(k), float(v), end, step_of(row))
                    for row in result.get("history", []) for k, v in row.items()
                    if k.startswith("dev_") and isinstance(v, int | float)]  # fmt: skip
-        metrics += [(f"test_{k}", float(v), end, 0) for k, v in result.get("test", {}).items()]
+        metrics += [(metric_name(f"test_{k}"), float(v), end, 0) for k, v in result.get("test", {}).items()]
         metrics += [(f"params_{k}", float(v), end, 0) for k, v in result.get("parameters", {}).items()]
         metrics += [("wall_seconds", float(result.get("wall_seconds", 0)), end, 0),
                     ("best_epoch", float(result.get("best_epoch", -1)), end, 0)]  # fmt: skip
@@ -329,9 +344,9 @@ class Tracker:
             metrics = [Metric("seeds", float(len(tests)), now, 0)]
             for name in tests[0]:
                 values = [t[name] for t in tests if name in t]
-                metrics.append(Metric(f"test_{name}_mean", float(statistics.mean(values)), now, 0))
+                metrics.append(Metric(metric_name(f"test_{name}_mean"), float(statistics.mean(values)), now, 0))
                 if len(values) > 1:
-                    metrics.append(Metric(f"test_{name}_sd", float(statistics.stdev(values)), now, 0))
+                    metrics.append(Metric(metric_name(f"test_{name}_sd"), float(statistics.stdev(values)), now, 0))
             self.client.log_batch(run_id, metrics=metrics)
 
 

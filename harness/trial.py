@@ -1,7 +1,7 @@
 """THE door between the harness and the science: run one planned trial through scalearn.
 
 The only module of harness/ that imports scalearn's training code. Given a trial and the store, it
-trains (``scalearn.run.train_task``) with the source adapters of the trials it consumes, writes the
+trains (``scalearn.run.train_task``, or ``train_joint`` for a joint trial) with the source adapters of the trials it consumes, writes the
 artifacts under the trial's folder (with a figure of the learned mixing for transfer trials), and returns
 the result; the caller records it in the store.
 """
@@ -12,28 +12,27 @@ from harness.plan import Trial
 from harness.store import Store
 
 
-def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
-    """Train ``trial``; returns its result dict (also written by the caller as the trial's result.json)."""
-    from scalearn.run import train_task
+def train(trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None,
+          device=None, **extra):
+    """Train ``trial`` from its resolved config (``extra``: loop settings on top); (result, model)."""
+    from scalearn.run import train_joint, train_task
 
     config = trial.config
-    overrides = {**config["method_config"], **config["train"]}
+    overrides = {**config["method_config"], **config["train"], **extra}
     overrides.pop("seed", None)
+    common = {"method": trial.method, "model": trial.model, "seed": trial.seed, "output_dir": output_dir,
+              "few_shot_k": config["data"]["few_shot"], "max_length": config["data"]["max_length"],
+              "data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}  # fmt: skip
+    if trial.joint:
+        return train_joint(list(trial.tasks), name=trial.task, **common, **overrides)
+    return train_task(trial.task, sources=sources, **common, **overrides)
+
+
+def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
+    """Train ``trial``; returns its result dict (also written by the caller as the trial's result.json)."""
     sources = [store.trial_dir(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
-    result, _ = train_task(
-        trial.task,
-        method=trial.method,
-        model=trial.model,
-        seed=trial.seed,
-        sources=sources,
-        output_dir=store.trial_dir(trial.key) / "artifacts",
-        few_shot_k=config["data"]["few_shot"],
-        max_length=config["data"]["max_length"],
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        callback=callback,
-        **overrides,
-    )
+    result, _ = train(trial, sources, output_dir=store.trial_dir(trial.key) / "artifacts", data_dir=data_dir,
+                      cache_dir=cache_dir, callback=callback)  # fmt: skip
     if trial.depends_on:
         plot_mixing(trial, store.trial_dir(trial.key) / "artifacts" / "model")
     return {"trial": trial.summary(), **result.to_dict()}

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": torch.relu, "gelu": nn.functional.gelu, "tanh": torch.tanh}
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (transformers' "gelu_new"; HyperFormer's adapters)."""
+    return nn.functional.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"relu": torch.relu, "gelu": nn.functional.gelu, "gelu_new": gelu_new, "tanh": torch.tanh}
 
 
 @dataclass(frozen=True)

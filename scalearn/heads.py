@@ -93,3 +93,50 @@ class TaskHead(nn.Module):
         if kind == "multi_label":
             return (torch.sigmoid(logits) >= 0.5).long()
         return logits.argmax(-1)
+
+
+@dataclass(frozen=True)
+class MultiTaskHeadConfig:
+    """The heads of a joint multi-task model: one per task, in a fixed order."""
+
+    heads: tuple[tuple[str, HeadConfig], ...]
+
+    def to_dict(self) -> dict:
+        return {"kind": "multi_task", "tasks": {name: config.to_dict() for name, config in self.heads}}
+
+
+class TaskHeads(nn.Module):
+    """One head per task for joint multi-task training (FT-m, Adapter-m, ProPETL-m, HyperFormer).
+
+    Acts as the head of the task selected last with ``set_task``: a joint batch comes from one task, so
+    the model routes it through that task's head (and its loss), as the task-conditioned tuners do."""
+
+    def __init__(self, configs: dict[str, HeadConfig]):
+        super().__init__()
+        if not configs:
+            raise ValueError("a multi-task model needs at least one task head")
+        self.config = MultiTaskHeadConfig(tuple(configs.items()))
+        self.heads = nn.ModuleDict({name: TaskHead(config) for name, config in configs.items()})
+        self.task = next(iter(configs))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def set_task(self, task: str) -> None:
+        if task not in self.heads:
+            raise KeyError(f"no head for task {task!r}; heads: {', '.join(self.heads)}")
+        self.task = task
+
+    @property
+    def current(self) -> TaskHead:
+        return self.heads[self.task]
+
+    def forward(self, features: torch.Tensor, num_choices: int | None = None) -> torch.Tensor:
+        return self.current(features, num_choices)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.current.loss(logits, labels)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.current.predict(logits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -58,6 +59,18 @@ class TransferModel(nn.Module):
         if tuner is not None:
             tuner.attach(encoder, self.sites)
 
+    @property
+    def tasks(self) -> list[str] | None:
+        """The tasks of a joint multi-task model (one head each), or None."""
+        return getattr(self.head, "tasks", None)
+
+    def set_task(self, task: str) -> None:
+        """Joint multi-task models: the next batches are ``task``'s, through its head and the task-conditioned
+        modules (HyperFormer's generated adapters, ProPETL-m's masks)."""
+        for module in (self.head, self.tuner):
+            if module is not None and hasattr(module, "set_task"):
+                module.set_task(task)
+
     def _mix(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         if self.transfer is None:
             return self.adapters.combine(layer, self.adapters.hidden(layer, x))
@@ -107,15 +120,20 @@ class TransferModel(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """transfer: trainable parameters outside the head (the paper's per-target count), or what the tuner
-        counts instead (ProPETL: its masks as bits); head: the head's; trainable: every trained parameter,
+        counts instead (ProPETL: its masks as bits) — for a joint multi-task model, its per-task share, with
+        the whole in transfer_total; head: the head's (all heads'); trainable: every trained parameter,
         head included; total: every parameter of the model."""
         head_ids = {id(p) for p in self.head.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
         transfer = sum(p.numel() for p in trainable if id(p) not in head_ids)
         counted = getattr(self.tuner, "counted_parameters", None)
-        return {
-            "transfer": counted() if counted is not None else transfer,
+        transfer = counted() if counted is not None else transfer
+        counts = {
+            "transfer": transfer,
             "head": sum(p.numel() for p in self.head.parameters()),
             "trainable": sum(p.numel() for p in trainable),
             "total": sum(p.numel() for p in self.parameters()),
         }
+        if self.tasks is not None:  # joint: what serves every task, and each task's share of it
+            counts.update(transfer=math.ceil(transfer / len(self.tasks)), transfer_total=transfer)
+        return counts

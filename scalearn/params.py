@@ -12,7 +12,9 @@ from scalearn.methods.base import adapter_config_for
 
 
 def count_parameters(model_name: str, method_name: str, num_sources: int = 8, num_labels: int = 2) -> dict:
-    """Counts for one target: transfer (trainable, head excluded, as the paper counts), head, total.
+    """Counts for one target: transfer (trainable, head excluded, as the paper counts), head, total. For a
+    joint multi-task method ``num_sources`` is the number of tasks trained together, and transfer each one's
+    share of what they share (transfer_total the whole).
 
     Also returns the shape facts the count depends on (hidden size d, layers L, sources S).
     """
@@ -27,7 +29,11 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         sources = None
         if method.uses_sources:
             sources = BottleneckAdapters(adapter_config_for(encoder), num_sources).requires_grad_(False)
-        model = method.build(encoder, HeadConfig("classification", config.hidden_size, num_labels), sources)
+        head = HeadConfig("classification", config.hidden_size, num_labels)
+        if getattr(method, "joint", False):  # a joint method: one head per task, num_sources tasks
+            model = method.build(encoder, {f"task{i}": head for i in range(num_sources)})
+        else:
+            model = method.build(encoder, head, sources)
     counts = model.parameter_counts()
     return {
         **counts,
@@ -36,5 +42,6 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         "hidden_size": config.hidden_size,
         "num_layers": config.num_hidden_layers,
         "num_sources": num_sources if method.uses_sources else 0,
+        "num_tasks": num_sources if getattr(method, "joint", False) else 1,
         "method": method_name,
     }

@@ -1,7 +1,8 @@
 """One trial from names: task, method, model, seed (and source adapters for stage 2).
 
-    from scalearn.run import train_task
+    from scalearn.run import train_task, train_joint
     result, model = train_task("rt_polarity", method="adapter", model="minilm", seed=0, epochs=2)
+    result, model = train_joint(["syn_a", "syn_b"], method="adapter_m", model="tiny-bow", max_steps=50)
 
 This is the door the harness calls for every trial; it is also the way to train from a notebook.
 """
@@ -36,6 +37,11 @@ def split_overrides(method_name: str, overrides: dict) -> tuple[dict, dict]:
     return method_kw, loop_kw
 
 
+def _head_config(spec, encoder) -> HeadConfig:
+    num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
+    return HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
+
+
 def train_task(
     task: str,
     method: str = "adapter",
@@ -66,9 +72,9 @@ def train_task(
     seed_everything(seed)  # before building: the seed draws the head and ω
     encoder = load_encoder(model)
     bank = load_source_bank(sources) if sources else None
-    num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
-    head = HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
-    trained = trial_method.build(encoder, head, bank)
+    if getattr(trial_method, "joint", False):
+        raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
+    trained = trial_method.build(encoder, _head_config(spec, encoder), bank)
     metadata = {"task": task, "method": method, "model": model, "seed": seed}
     save_dir = Path(output_dir) if output_dir is not None else None
     result = fit(trained, spec, data, config, callback=callback, checkpoint_dir=checkpoint_dir, device=device,
@@ -76,6 +82,55 @@ def train_task(
     result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
                           "task": task, "seed": seed, "few_shot": few_shot_k,
                           "sources": [str(s) for s in sources or []]})  # fmt: skip
+    if save_dir is not None:
+        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
+    return result, trained
+
+
+def train_joint(
+    tasks: list[str],
+    method: str = "adapter_m",
+    model: str = "minilm",
+    seed: int = 0,
+    *,
+    name: str = "joint",
+    output_dir: str | Path | None = None,
+    few_shot_k: int | None = None,
+    max_length: int | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    callback=None,
+    device=None,
+    **overrides,
+) -> tuple[TrainResult, object]:
+    """Train a joint multi-task method (FT-m, Adapter-m, ProPETL-m, HyperFormer(++)) on ``tasks`` at once;
+    returns (result, trained model). The result holds one entry per task in ``result.tasks``; with
+    ``output_dir`` it is written there as result.json beside the model checkpoint."""
+    from scalearn.joint import fit_joint
+
+    if len(tasks) < 1 or len(set(tasks)) != len(tasks):
+        raise ValueError(f"a joint run needs distinct tasks, got {tasks}")
+    specs = {task: get_task(task) for task in tasks}
+    method_kw, loop_kw = split_overrides(method, overrides)
+    trial_method = get_method(method, **method_kw)
+    if not getattr(trial_method, "joint", False):
+        raise ValueError(f"method {method!r} trains one task: use train_task (joint methods: "
+                         f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})")
+    config = TrainConfig.for_method(trial_method, seed=seed, **loop_kw)
+    tokenizer = load_tokenizer(model)
+    data = {task: tokenized_task(spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir,
+                                 cache_dir=cache_dir) for task, spec in specs.items()}  # fmt: skip
+
+    seed_everything(seed)  # before building: the seed draws the heads and the shared modules
+    encoder = load_encoder(model)
+    trained = trial_method.build(encoder, {task: _head_config(spec, encoder) for task, spec in specs.items()})
+    metadata = {"task": name, "tasks": ",".join(tasks), "method": method, "model": model, "seed": seed}
+    save_dir = Path(output_dir) if output_dir is not None else None
+    result = fit_joint(trained, specs, data, config, name=name, callback=callback, checkpoint_dir=checkpoint_dir,
+                       device=device, save_dir=save_dir, metadata=metadata)  # fmt: skip
+    result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
+                          "task": name, "tasks": list(tasks), "seed": seed, "few_shot": few_shot_k})  # fmt: skip
     if save_dir is not None:
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, trained

@@ -54,6 +54,8 @@ class TrainConfig:
     """Stop after this many optimizer steps (few-shot: 1,000, reference §4.5)."""
     eval_every_steps: int | None = None
     """Evaluate every N optimizer steps instead of every epoch."""
+    sampling_temperature: float = 1.0
+    """Joint multi-task runs: task sampling p_t ∝ n_t^(1/T) (``scalearn.joint``)."""
     select_by: str = "auto"
     """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': metric for HumSet, loss else."""
     precision: str = "fp32"
@@ -80,9 +82,12 @@ class TrainConfig:
 
     @classmethod
     def for_method(cls, method, **overrides) -> TrainConfig:
-        """The method's paper defaults (LR, epochs, patience, …), then ``overrides``."""
+        """The method's paper defaults (LR, epochs, patience, …; a joint method's steps and sampling too), then
+        ``overrides``."""
         shared = {k: getattr(method, k) for k in ("learning_rate", "epochs", "patience", "batch_size",
                                                   "weight_decay", "warmup_ratio", "max_grad_norm")}  # fmt: skip
+        shared.update({k: getattr(method, k) for k in ("max_steps", "eval_every_steps", "sampling_temperature")
+                       if hasattr(method, k)})  # fmt: skip
         return cls(**{**shared, **overrides})
 
 
@@ -103,6 +108,8 @@ class TrainResult:
     data_key: str = ""
     losses: list[float] = field(default_factory=list)
     """Training loss of every optimizer step."""
+    tasks: dict = field(default_factory=dict)
+    """Joint multi-task runs: per task, its best dev scores, test scores and main metric."""
     provenance: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
@@ -206,7 +213,7 @@ def _better(candidate: dict, best: dict | None, key: str) -> bool:
 
 
 def save_trained(directory: Path, model: TransferModel, engine, rank: int, metadata: dict) -> None:
-    """Write the model's own state (and a trained adapter as a stage-1 artifact), gathered whole."""
+    """Write the model's own state (and a single-task trained adapter as a stage-1 artifact), gathered whole."""
     owned = [model.head, model.transfer, model.tuner]
     if model.adapters is not None and model.adapter_role != "sources":
         owned.append(model.adapters)
@@ -216,13 +223,31 @@ def save_trained(directory: Path, model: TransferModel, engine, rank: int, metad
     with engine.gathered(parameters):
         if rank == 0:
             save_model(directory / "model", model, metadata=metadata)
-            if model.adapters is not None and model.adapter_role == "trained":
+            if model.adapters is not None and model.adapter_role == "trained" and model.tasks is None:
                 save_adapter(directory / "adapter", model.adapters, metadata=metadata)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
 
 
 # -- the loop ---------------------------------------------------------------------------------------
+
+
+def prepare(model: TransferModel, config: TrainConfig, device, checkpoint_dir) -> torch.device:
+    """Move the model to its device, check the precision and resuming fit, switch on gradient checkpointing."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if config.gradient_checkpointing:
+        kwargs = {"use_reentrant": False}  # frozen inputs: the re-entrant variant would drop adapter gradients
+        if hasattr(model.encoder, "activation_checkpointing_enable"):  # transformers ≥ 5.x
+            model.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if checkpoint_dir is not None and config.engine != "torch":
+        raise ValueError("resuming (checkpoint_dir) needs engine torch: DeepSpeed's optimizer checkpoints are "
+                         "pickles, which this project never loads")  # fmt: skip
+    return device
 
 
 def fit(
@@ -246,8 +271,7 @@ def fit(
     resuming).
     """
     start = time.perf_counter()
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device)
+    device = prepare(model, config, device, checkpoint_dir)
     notify = callback or (lambda event, payload: None)
     splits = data.splits
     train = splits["train"]
@@ -256,18 +280,6 @@ def fit(
     if select_by == "auto":
         select_by = "metric" if task.benchmark == "humset" else "loss"
     select_key = "loss" if select_by == "loss" else task.metric
-    if config.precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    if config.gradient_checkpointing:
-        kwargs = {"use_reentrant": False}  # frozen inputs: the re-entrant variant would drop adapter gradients
-        if hasattr(model.encoder, "activation_checkpointing_enable"):  # transformers ≥ 5.x
-            model.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
-    if checkpoint_dir is not None and config.engine != "torch":
-        raise ValueError("resuming (checkpoint_dir) needs engine torch: DeepSpeed's optimizer checkpoints are "
-                         "pickles, which this project never loads")  # fmt: skip
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
     total_steps = steps_per_epoch * config.epochs

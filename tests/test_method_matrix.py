@@ -26,7 +26,13 @@ TRAINABLE = {
     "lora": ("tuner.", "head."),
     "compacter_pp": ("tuner.", "head."),
     "propetl": ("tuner.", "head."),
+    "full_ft_m": ("encoder.", "head."),
+    "adapter_m": ("adapters.", "head."),
+    "propetl_m": ("tuner.", "head."),
+    "hyperformer": ("tuner.", "head."),
+    "hyperformer_pp": ("tuner.", "head."),
 }
+JOINT_TASKS = ["a", "b", "c"]  # a joint method gets one head per task; its forward runs the current task's
 
 
 # Hyper-parameters the tiny encoders need: d = 32, so Compacter++'s default bottleneck 32/16 = 2 cannot be
@@ -35,8 +41,15 @@ OVERRIDES = {"probe": {"omega": [0.7, 0.2, 1.0]}, "compacter_pp": {"reduction_fa
 
 
 def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
-    """The paper's per-target transfer parameters in closed form (reference §1.6), head excluded."""
+    """The paper's per-target transfer parameters in closed form (reference §1.6), head excluded; for a joint
+    method, what all S tasks share."""
     r, d_ff, n = d // 16, intermediate_size(encoder.config), 4
+    E, H, P = 512, 128, 64  # HyperFormer: task embedding, projector hidden width, conditioning vector
+
+    def projector(width):
+        return width * H + H + H * P + P
+
+    generators = (P + 1) * (2 * d * r + r + d + 2 * d)  # W_down, b_down, W_up, b_up, LN_gen's γ and β from I
     return {
         "full_ft": sum(p.numel() for p in encoder.parameters()),
         "adapter": L * (2 * d * r + r + d),
@@ -51,11 +64,20 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "lora": L * 2 * 8 * (d + d),
         "compacter_pp": L * (2 * 1 * (d + d // 4) + d // 4 + d) + n**3,  # rank-1 fast matrices, shared A_i (n³)
         "propetl": 2 * d * r + r + d + -(-L * 2 * d * r // 32),  # one prototype, L masks at 1 bit an entry
+        "full_ft_m": sum(p.numel() for p in encoder.parameters()),
+        "adapter_m": L * (2 * d * r + r + d),
+        "propetl_m": 2 * d * r + r + d + -(-(L + S) * 2 * d * r // 32),  # L layer masks and S task masks
+        "hyperformer": S * E + projector(E) + 2 * P + L * generators,
+        "hyperformer_pp": S * E + L * E + projector(2 * E) + 2 * P + generators,
     }[method]
 
 
 def test_matrix_covers_every_registered_method():
     assert set(TRAINABLE) == set(METHODS)
+
+
+def is_joint(method_name) -> bool:
+    return getattr(METHODS[method_name][0], "joint", False)
 
 
 def build(method_name, family, make_sources, kind="classification", num_labels=3, seed=0):
@@ -64,8 +86,21 @@ def build(method_name, family, make_sources, kind="classification", num_labels=3
     method = get_method(method_name, **OVERRIDES.get(method_name, {}))
     sources = make_sources(encoder, NUM_SOURCES) if method.uses_sources else None
     torch.manual_seed(seed)
-    model = method.build(encoder, HeadConfig(kind, d, num_labels), sources)
-    return model, encoder
+    head = HeadConfig(kind, d, num_labels)
+    if is_joint(method_name):
+        return method.build(encoder, dict.fromkeys(JOINT_TASKS, head)), encoder
+    return method.build(encoder, head, sources), encoder
+
+
+def logits_per_task(model, ids, mask) -> dict:
+    """{task: logits} of a joint model's every task, {None: logits} of a single-task one."""
+    if model.tasks is None:
+        return {None: model(ids, mask)}
+    out = {}
+    for task in model.tasks:
+        model.set_task(task)
+        out[task] = model(ids, mask)
+    return out
 
 
 def inputs(batch=4, length=12, seed=0):
@@ -82,11 +117,16 @@ def test_forward_trainable_counts_and_roundtrip(method_name, family, make_source
     model, encoder = build(method_name, family, make_sources)
     ids, mask = inputs()
 
-    # forward shapes, and a backward pass that reaches every trainable parameter
+    # forward shapes, and a backward pass that reaches every trainable parameter (every task's, if joint)
     model.train()
-    logits = model(ids, mask)
-    assert logits.shape == (4, 3)
-    model.loss(logits, torch.tensor([0, 1, 2, 1])).backward()
+    labels = torch.tensor([0, 1, 2, 1])
+    loss = 0
+    for task, logits in logits_per_task(model, ids, mask).items():
+        assert logits.shape == (4, 3)
+        if task is not None:
+            model.set_task(task)
+        loss = loss + model.loss(logits, labels)
+    loss.backward()
 
     # exactly the intended parameters train
     trainable = model.trainable_parameters()
@@ -97,24 +137,31 @@ def test_forward_trainable_counts_and_roundtrip(method_name, family, make_source
     for name, p in trainable.items():
         assert p.grad is not None, f"{name} got no gradient"
 
-    # the count equals the closed form
+    # the count equals the closed form; a joint method counts each task's share of what the tasks share
     d, L = encoder.config.hidden_size, encoder.config.num_hidden_layers
     counts = model.parameter_counts()
-    assert counts["transfer"] == transfer_formula(method_name, encoder, d, L, NUM_SOURCES)
-    assert counts["head"] == d * d + d + d * 3 + 3
+    formula = transfer_formula(method_name, encoder, d, L, NUM_SOURCES)
+    heads = len(JOINT_TASKS) if is_joint(method_name) else 1
+    if is_joint(method_name):
+        assert counts["transfer_total"] == formula
+        assert counts["transfer"] == -(-formula // len(JOINT_TASKS))
+    else:
+        assert counts["transfer"] == formula
+    assert counts["head"] == heads * (d * d + d + d * 3 + 3)
 
-    # save → load into a model built with another seed gives identical logits
+    # save → load into a model built with another seed gives identical logits (for every task)
     with torch.no_grad():
         for p in trainable.values():
             p.add_(torch.randn_like(p) * 0.05)
     model.eval()
-    expected = model(ids, mask)
+    expected = logits_per_task(model, ids, mask)
     save_model(tmp_path / "ckpt", model, metadata={"method": method_name})
     other, _ = build(method_name, family, make_sources, seed=1)
     other.eval()
-    assert not torch.equal(other(ids, mask), expected)
+    assert not torch.equal(other(ids, mask), model(ids, mask))
     load_model_state(tmp_path / "ckpt", other)
-    torch.testing.assert_close(other(ids, mask), expected, rtol=0, atol=0)
+    for task, logits in logits_per_task(other, ids, mask).items():
+        torch.testing.assert_close(logits, expected[task], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -10,6 +10,7 @@ from scalearn.methods import (  # noqa: F401  (registration)
     full_ft,
     fusion,
     ia3,
+    joint,
     lora,
     probe,
     propetl,

@@ -24,6 +24,13 @@ prototype and L binary masks. We count as ProPETL reports, one bit per mask entr
     P + ⌈L · 2·d·r / 32⌉        (74,544 + 27,648 = 102,192 on RoBERTa-base)
 
 ``counted_parameters`` gives this; the model's "trainable" count still holds every trained tensor.
+
+ProPETL-m (joint multi-task; ``tasks`` given), as ScaLearn's joint runs configure ProPETL (shared adapter,
+``mask_extreme_mode``, masks combined by "or"): the one prototype serves every layer and every task; each
+task has one mask pair shared by all layers (scores [T, …]), each layer one shared by all tasks (the scores
+above), and task t in layer l uses their union, M = 1 − (1 − M_t)(1 − M_l). ``set_task`` picks the task.
+Counted as P + ⌈(T + L) · 2·d·r / 32⌉. (ScaLearn's code builds layer 0's layer mask from the last task's
+scores, so that one task's layer-0 mask is its task mask alone; we keep every mask its own.)
 """
 
 from __future__ import annotations
@@ -66,21 +73,28 @@ class ProPETL(OutputSiteTuner):
         sparsity: float = 0.5,
         activation: str = "relu",
         init_std: float = 0.02,
+        tasks: list[str] | None = None,
     ):
         super().__init__()
         bottleneck = self._bottleneck_setup(hidden_size, num_layers, reduction_factor, activation)
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity is the fraction of prototype weights masked out: in [0, 1), got {sparsity}")
         self.sparsity, self.init_std = sparsity, init_std
+        self.tasks = list(tasks) if tasks is not None else None
+        self.task_index = 0
         L, d, r = num_layers, hidden_size, bottleneck
+
         # the prototype, as [in, out] (x @ W), shared by every layer
         self.down_weight = nn.Parameter(torch.empty(d, r))
         self.down_bias = nn.Parameter(torch.empty(r))
         self.up_weight = nn.Parameter(torch.empty(r, d))
         self.up_bias = nn.Parameter(torch.empty(d))
-        # one score per prototype weight and layer
+        # one score per prototype weight and layer (and per task, for ProPETL-m)
         self.down_scores = nn.Parameter(torch.empty(L, d, r))
         self.up_scores = nn.Parameter(torch.empty(L, r, d))
+        if self.tasks is not None:
+            self.task_down_scores = nn.Parameter(torch.empty(len(self.tasks), d, r))
+            self.task_up_scores = nn.Parameter(torch.empty(len(self.tasks), r, d))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -88,14 +102,30 @@ class ProPETL(OutputSiteTuner):
         nn.init.normal_(self.up_weight, std=self.init_std)
         nn.init.zeros_(self.down_bias)
         nn.init.zeros_(self.up_bias)
-        for scores in (self.down_scores, self.up_scores):
+        for scores in self.score_tensors():
             # kaiming_uniform_(a=√5) of one layer's [in, out] tensor: fan_in = out, bound = 1/√out
             bound = 1.0 / math.sqrt(scores.shape[-1])
             nn.init.uniform_(scores, -bound, bound)
 
+    def score_tensors(self) -> list[nn.Parameter]:
+        names = [f"{prefix}{p}_scores" for prefix in ("", "task_") for p in PROJECTIONS]
+        return [getattr(self, name) for name in names if hasattr(self, name)]
+
+    def set_task(self, task: str) -> None:
+        """ProPETL-m: the masks of ``task`` serve the next batches."""
+        if self.tasks is None:
+            raise ValueError("a single-task ProPETL has no tasks to choose from")
+        self.task_index = self.tasks.index(task)
+
     def mask(self, layer: int, projection: str) -> torch.Tensor:
-        """Layer ``layer``'s binary mask over the prototype's ``projection`` ("down" or "up") weight."""
-        return _TopFractionMask.apply(getattr(self, f"{projection}_scores")[layer].abs(), self.sparsity)
+        """Layer ``layer``'s binary mask over the prototype's ``projection`` ("down" or "up") weight; for
+        ProPETL-m its union with the current task's mask."""
+        layer_mask = _TopFractionMask.apply(getattr(self, f"{projection}_scores")[layer].abs(), self.sparsity)
+        if self.tasks is None:
+            return layer_mask
+        task_scores = getattr(self, f"task_{projection}_scores")[self.task_index]
+        task_mask = _TopFractionMask.apply(task_scores.abs(), self.sparsity)
+        return 1 - (1 - task_mask) * (1 - layer_mask)
 
     def masked_weight(self, layer: int, projection: str) -> torch.Tensor:
         return getattr(self, f"{projection}_weight") * self.mask(layer, projection)
@@ -111,7 +141,7 @@ class ProPETL(OutputSiteTuner):
 
     def counted_parameters(self) -> int:
         """What a target keeps, as ProPETL counts it: the prototype, plus L·2·d·r mask bits at 32 a parameter."""
-        mask_bits = sum(getattr(self, f"{p}_scores").numel() for p in PROJECTIONS)
+        mask_bits = sum(scores.numel() for scores in self.score_tensors())
         return self.prototype_parameters() + math.ceil(mask_bits / 32)
 
     def config(self) -> dict:
@@ -123,6 +153,7 @@ class ProPETL(OutputSiteTuner):
             "sparsity": self.sparsity,
             "activation": self.activation,
             "init_std": self.init_std,
+            "tasks": self.tasks,
         }
 
     def extra_repr(self) -> str:
