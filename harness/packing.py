@@ -63,8 +63,8 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
     the GPU when there is one, else the process's peak resident memory."""
     import torch
 
-    from scalearn.provenance import peak_memory_mb
     from harness.trial import train
+    from scalearn.provenance import peak_memory_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":

@@ -81,8 +81,9 @@ def resolved_config(spec: ExperimentSpec, method: str, task: str, seed: int, mod
     }
 
 
-def joint_config(spec: ExperimentSpec, method: str, tasks: list[str], label: str, seed: int, model: str,
-                 few_shot: int | None) -> dict:
+def joint_config(
+    spec: ExperimentSpec, method: str, tasks: list[str], label: str, seed: int, model: str, few_shot: int | None
+) -> dict:
     """The resolved config of a joint trial: every task it trains, with their versions."""
     from scalearn.backbones import canonical_name
     from scalearn.methods import get_method

@@ -170,8 +170,9 @@ def build_report(
                     table.notes.append(f"{row.method}: transfer parameters differ across targets ({counts}); "
                                        "the largest shown")  # fmt: skip
             else:
-                joint = row.group == "joint"  # its count depends on how many tasks share the model
-                count = _formula_parameters(model, row.method, len(spec.task_list() if joint else spec.source_list(targets[0])))
+                # a joint method's count depends on how many tasks share the model
+                sharing = spec.task_list() if row.group == "joint" else spec.source_list(targets[0])
+                count = _formula_parameters(model, row.method, len(sharing))
                 row.transfer_parameters, row.parameters_from = count, "formula" if count is not None else "unknown"
         _mark_significance(table, rows.get(baseline), baseline)
         if compare_paper:

@@ -1,9 +1,9 @@
 """THE door between the harness and the science: run one planned trial through scalearn.
 
 The only module of harness/ that imports scalearn's training code. Given a trial and the store, it
-trains (``scalearn.run.train_task``, or ``train_joint`` for a joint trial) with the source adapters of the trials it consumes, writes the
-artifacts under the trial's folder (with a figure of the learned mixing for transfer trials), and returns
-the result; the caller records it in the store.
+trains (``scalearn.run.train_task``; ``train_joint`` for a joint trial) with the source adapters of the
+trials it consumes, writes the artifacts under the trial's folder (with a figure of the learned mixing for
+transfer trials), and returns the result; the caller records it in the store.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from harness.plan import Trial
 from harness.store import Store
 
 
-def train(trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None,
-          device=None, **extra):
+def train(
+    trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None, device=None, **extra
+):
     """Train ``trial`` from its resolved config (``extra``: loop settings on top); (result, model)."""
     from scalearn.run import train_joint, train_task
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
     """GELU with the tanh approximation (transformers' "gelu_new"; HyperFormer's adapters)."""
     return nn.functional.gelu(x, approximate="tanh")

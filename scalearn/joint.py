@@ -128,7 +128,6 @@ def fit_joint(
     pad_id = model.encoder.config.pad_token_id or 0
     select_by = "loss" if config.select_by == "auto" else config.select_by
     rank, world = _rank_and_world()
-    micro_batch = config.batch_size // world
     train = {task: data[task].splits["train"] for task in names}
     streams = TaskStreams(train, config.batch_size, config.seed, rank, world)
     batches_per_pass = sum(streams.batches_per_pass.values())

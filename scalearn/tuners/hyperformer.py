@@ -90,7 +90,8 @@ class HyperFormer(OutputSiteTuner):
         if not tasks:
             raise ValueError("HyperFormer generates adapters per task: it needs the list of tasks")
         self.tasks, self.shared = list(tasks), shared
-        self.task_embedding_dim, self.task_hidden_dim, self.projected_dim = task_embedding_dim, task_hidden_dim, projected_dim
+        self.task_embedding_dim, self.task_hidden_dim = task_embedding_dim, task_hidden_dim
+        self.projected_dim = projected_dim
         self.init_std = init_std
         self.task_index = 0
         E, H, P = task_embedding_dim, task_hidden_dim, projected_dim
