@@ -13,13 +13,21 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
     counts = count_parameters(args.model, args.method, args.sources, args.num_labels)
     sources = f", {counts['num_sources']} sources" if counts["num_sources"] else ""
+    joint = "transfer_total" in counts
+    if joint:
+        sources = f", {counts['num_tasks']} tasks trained jointly (--sources)"
     print(
         f"model {counts['model']} ({counts['family']}, d={counts['hidden_size']}, L={counts['num_layers']}), "
         f"method {counts['method']}{sources}"
     )
-    print(f"head (not counted, {args.num_labels} labels): {counts['head']}")
+    heads = f"{counts['num_tasks']} heads" if joint else "head"
+    print(f"{heads} (not counted, {args.num_labels} labels{' each' if joint else ''}): {counts['head']}")
     print(f"encoder and frozen parts: {counts['total'] - counts['trainable']}")
-    print("trainable transfer parameters per target:")
+    if joint:
+        print(f"trainable parameters shared by the {counts['num_tasks']} tasks: {counts['transfer_total']:,}")
+        print("each task's share:")
+    else:
+        print("trainable transfer parameters per target:")
     print(counts["transfer"])
     return 0
 

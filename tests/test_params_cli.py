@@ -50,6 +50,20 @@ def test_single_task_tuners_on_roberta_base(method, expected, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
 
 
+@pytest.mark.parametrize("method,per_task,total", [
+    ("adapter_m", 111816, 894528),  # one shared Pfeiffer adapter
+    ("propetl_m", 15078, 74544 + (12 + 8) * 2 * 768 * 48 // 32),  # prototype + layer and task mask bits
+    ("hyperformer", 7427568, 59420544),  # derived from ScaLearn's src/adapters_hf (per-layer generators)
+    ("hyperformer_pp", 636878, 5095024),  # one hypernetwork for every layer
+])  # fmt: skip
+def test_joint_methods_on_roberta_base_glue(method, per_task, total, capsys):
+    """A joint method shares its parameters among the 8 tasks: the last line is each task's share."""
+    assert main(["params", "roberta-base", method, "--sources", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == str(per_task) and per_task == -(-total // 8)
+    assert f"{total:,}" in out
+
+
 def test_console_script_runs_offline():
     out = subprocess.run(
         [sys.executable, "-m", "harness.cli", "params", "roberta-base", "scalearn_uniform_pp", "--sources", "8"],
