@@ -4,7 +4,9 @@
                task's training set); the draws are a function of the seed alone, as is each task's
                shuffled order in each of its passes, so a resumed run sees exactly the same batches
     train      the batch goes through its task's head (and task-conditioned modules), AdamW steps as
-               ``scalearn.train``: same engines, clipping, accumulation, schedule
+               ``scalearn.train``: same engines, clipping, accumulation, schedule; the other tasks' heads take
+               the step on a zero gradient (as DeepSpeed's flat buffers, and HF's Trainer when it zeroed
+               gradients rather than dropping them), so torch and DeepSpeed ZeRO 0–2 train alike
     evaluate   every ``eval_every_steps`` on every task's dev split; select on the mean dev loss over tasks
                (unweighted: each task counts once; ReCoRD left out, as ScaLearn's run_multi.py) or the mean
                main metric; stop after ``patience`` evaluations without improvement
@@ -123,6 +125,9 @@ def fit_joint(
     names = list(tasks)
     if model.tasks != names:
         raise ValueError(f"the model's heads {model.tasks} are not the tasks trained {names}")
+    if config.engine == "deepspeed" and config.zero_stage == 3 and len(names) > 1:
+        raise ValueError("a joint run takes DeepSpeed ZeRO stages 0-2: under ZeRO-3 the parameters of the tasks "
+                         "absent from a step update differently from the torch engine (not validated)")  # fmt: skip
     device = prepare(model, config, device, checkpoint_dir)
     notify = callback or (lambda event, payload: None)
     pad_id = model.encoder.config.pad_token_id or 0
@@ -181,6 +186,10 @@ def fit_joint(
         interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
         return out_of_patience or interrupted
 
+    # A step updates every trainable tensor, those of the tasks absent from it on a zero gradient (their
+    # moments decay, weight decay applies), as DeepSpeed's flat gradient buffers do: both engines agree.
+    zero_fill = config.engine == "torch"
+    trainable = list(model.trainable_parameters().values())
     counts = [0] * len(names)  # how many batches of each task the run has taken so far
     for index in schedule[: progress["micro"]]:
         counts[index] += 1
@@ -196,6 +205,10 @@ def fit_joint(
         labels = batch.pop("labels")
         model.set_task(task)
         loss = model.loss(engine.forward(batch).float(), labels)
+        if zero_fill:  # other tasks' heads (and task-conditioned parameters) step on a zero gradient
+            for parameter in trainable:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
         if not engine.backward_and_step(loss):
             continue
         progress["step"] += 1

@@ -67,3 +67,18 @@ def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
     _, tensors, _ = load_adapter(tmp_path / "two" / "adapter")
     torch.testing.assert_close(tensors["up.weight"], one_model.adapters.adapter_state(0)["up.weight"],
                                atol=1e-5, rtol=1e-4)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_joint_run_matches_torch_under_zero_2(cache_dir):
+    """Other tasks' heads step on zero gradients in both engines, so a joint run is the same under ZeRO-2."""
+    from scalearn.run import train_joint
+
+    settings = {"method": "adapter_m", "model": "tiny-bow", "max_steps": 6, "eval_every_steps": 3, "batch_size": 8,
+                "cache_dir": cache_dir}  # fmt: skip
+    torch_run, _ = train_joint(["syn_a", "syn_b"], **settings)
+    ds_run, _ = train_joint(["syn_a", "syn_b"], engine="deepspeed", zero_stage=2, **settings)
+    assert ds_run.losses == pytest.approx(torch_run.losses, abs=1e-5)
+    assert ds_run.test["syn_b/loss"] == pytest.approx(torch_run.test["syn_b/loss"], abs=1e-5)
+    with pytest.raises(ValueError, match="ZeRO stages 0-2"):
+        train_joint(["syn_a", "syn_b"], engine="deepspeed", zero_stage=3, **settings)
