@@ -60,14 +60,10 @@ def task_results(trial: Trial, result: dict) -> list[tuple[str, dict]]:
 def resolved_config(spec: ExperimentSpec, method: str, task: str, seed: int, model: str, few_shot: int | None) -> dict:
     """Everything that decides what the trial computes, with every default filled in."""
     from scalearn.backbones import canonical_name
-    from scalearn.methods import get_method
-    from scalearn.run import split_overrides
+    from scalearn.run import resolve
     from scalearn.tasks import get_task
-    from scalearn.train import TrainConfig
 
-    method_kw, loop_kw = split_overrides(method, spec.overrides_for(method, task))
-    resolved_method = get_method(method, **method_kw)
-    loop = TrainConfig.for_method(resolved_method, seed=seed, **loop_kw)
+    resolved_method, loop = resolve(method, seed, spec.overrides_for(method, task))
     spec_task = get_task(task)
     return {
         "model": canonical_name(model),
@@ -86,14 +82,10 @@ def joint_config(
 ) -> dict:
     """The resolved config of a joint trial: every task it trains, with their versions."""
     from scalearn.backbones import canonical_name
-    from scalearn.methods import get_method
-    from scalearn.run import split_overrides
+    from scalearn.run import resolve
     from scalearn.tasks import get_task
-    from scalearn.train import TrainConfig
 
-    method_kw, loop_kw = split_overrides(method, spec.overrides_for(method))
-    resolved_method = get_method(method, **method_kw)
-    loop = TrainConfig.for_method(resolved_method, seed=seed, **loop_kw)
+    resolved_method, loop = resolve(method, seed, spec.overrides_for(method))
     return {
         "model": canonical_name(model),
         "method": method,

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from scalearn import provenance
-from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
+from scalearn.checkpoint import load_checkpoint, load_trainable_state
 from scalearn.engines import ENGINES
 from scalearn.model import TransferModel
 from scalearn.tasks.base import TaskSpec
@@ -44,6 +44,7 @@ from scalearn.train import (
     _better,
     _global_mean,
     _rank_and_world,
+    book_evaluation,
     collate,
     evaluate_split,
     prepare,
@@ -169,22 +170,13 @@ def fit_joint(
         record = {"step": progress["step"], "epoch": progress["step"] / steps_per_pass,
                   **{f"dev_{k}": v for k, v in mean.items()},
                   **{f"dev_{t}/{k}": v for t, s in scores.items() for k, v in s.items()}}  # fmt: skip
-        progress["history"].append(record)
-        progress["evaluations"] += 1
-        progress["last_eval_step"] = progress["step"]
+        best = None
         if _better(mean, progress["best"] and progress["best"]["mean"], "loss" if select_by == "loss" else "score"):
-            progress["best"] = {"mean": mean, "tasks": scores, "step": progress["step"],
-                                "evaluation": progress["evaluations"] - 1}  # fmt: skip
-            progress["since_best"] = 0
-            best_state = trainable_state(model, engine)
-        else:
-            progress["since_best"] += 1
-        notify("evaluation", record)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, progress, best_state)
-        out_of_patience = progress["since_best"] >= config.patience
-        interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
-        return out_of_patience or interrupted
+            best = {"mean": mean, "tasks": scores, "step": progress["step"], "evaluation": progress["evaluations"]}
+        stop, best_state = book_evaluation(progress, record, best, best_state, model=model, engine=engine,
+                                           config=config, checkpoint=checkpoint, notify=notify,
+                                           stop_after_evaluations=stop_after_evaluations)  # fmt: skip
+        return stop
 
     # A step updates every trainable tensor, those of the tasks absent from it on a zero gradient (their
     # moments decay, weight decay applies), as DeepSpeed's flat gradient buffers do: both engines agree.

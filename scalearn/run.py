@@ -37,6 +37,13 @@ def split_overrides(method_name: str, overrides: dict) -> tuple[dict, dict]:
     return method_kw, loop_kw
 
 
+def resolve(method: str, seed: int, overrides: dict):
+    """(the method with its hyper-parameters, the loop's TrainConfig) from a method name and overrides."""
+    method_kw, loop_kw = split_overrides(method, overrides)
+    resolved = get_method(method, **method_kw)
+    return resolved, TrainConfig.for_method(resolved, seed=seed, **loop_kw)
+
+
 def _head_config(spec, encoder) -> HeadConfig:
     num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
     return HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
@@ -63,9 +70,7 @@ def train_task(
     the target's own last. With ``output_dir``: writes result.json, the model checkpoint and, for a
     single-task adapter, the adapter artifact that stage 2 consumes."""
     spec = get_task(task)
-    method_kw, loop_kw = split_overrides(method, overrides)
-    trial_method = get_method(method, **method_kw)
-    config = TrainConfig.for_method(trial_method, seed=seed, **loop_kw)
+    trial_method, config = resolve(method, seed, overrides)
     data = tokenized_task(spec, load_tokenizer(model), max_length=max_length, few_shot_k=few_shot_k,
                           data_dir=data_dir, cache_dir=cache_dir)  # fmt: skip
 
@@ -112,14 +117,12 @@ def train_joint(
     if len(tasks) < 1 or len(set(tasks)) != len(tasks):
         raise ValueError(f"a joint run needs distinct tasks, got {tasks}")
     specs = {task: get_task(task) for task in tasks}
-    method_kw, loop_kw = split_overrides(method, overrides)
-    trial_method = get_method(method, **method_kw)
+    trial_method, config = resolve(method, seed, overrides)
     if not getattr(trial_method, "joint", False):
         raise ValueError(
             f"method {method!r} trains one task: use train_task (joint methods: "
             f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})"
         )
-    config = TrainConfig.for_method(trial_method, seed=seed, **loop_kw)
     tokenizer = load_tokenizer(model)
     data = {task: tokenized_task(spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir,
                                  cache_dir=cache_dir) for task, spec in specs.items()}  # fmt: skip

@@ -206,6 +206,26 @@ def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: 
     return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
 
 
+def book_evaluation(progress: dict, record: dict, best: dict | None, best_state, *, model, engine, config,
+                    checkpoint: Path | None, notify, stop_after_evaluations: int | None):  # fmt: skip
+    """Book one evaluation in ``progress`` (``best``: the new best entry, or None when it is no better), keep the
+    best state, notify, checkpoint. Returns (stop?, best state): out of patience, or interrupted on purpose."""
+    progress["history"].append(record)
+    progress["evaluations"] += 1
+    progress["last_eval_step"] = progress["step"]
+    if best is not None:
+        progress["best"], progress["since_best"] = best, 0
+        best_state = trainable_state(model, engine)
+    else:
+        progress["since_best"] += 1
+    notify("evaluation", record)
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, progress, best_state)
+    out_of_patience = progress["since_best"] >= config.patience
+    interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
+    return out_of_patience or interrupted, best_state
+
+
 def _better(candidate: dict, best: dict | None, key: str) -> bool:
     if best is None:
         return True
@@ -306,20 +326,11 @@ def fit(
         nonlocal best_state
         dev = evaluate_split(model, engine, task, splits["dev"], config, pad_id)
         record = {"epoch": epoch, "step": progress["step"], **{f"dev_{k}": v for k, v in dev.items()}}
-        progress["history"].append(record)
-        progress["evaluations"] += 1
-        progress["last_eval_step"] = progress["step"]
-        if _better(dev, progress["best"], select_key):
-            progress["best"], progress["since_best"] = {**dev, "epoch": epoch, "step": progress["step"]}, 0
-            best_state = trainable_state(model, engine)
-        else:
-            progress["since_best"] += 1
-        notify("evaluation", record)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, progress, best_state)
-        out_of_patience = progress["since_best"] >= config.patience
-        interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
-        return out_of_patience or interrupted
+        best = {**dev, "epoch": epoch, "step": progress["step"]} if _better(dev, progress["best"], select_key) else None
+        stop, best_state = book_evaluation(progress, record, best, best_state, model=model, engine=engine,
+                                           config=config, checkpoint=checkpoint, notify=notify,
+                                           stop_after_evaluations=stop_after_evaluations)  # fmt: skip
+        return stop
 
     def finished() -> bool:
         return progress["epoch"] >= config.epochs or progress["step"] >= total_steps

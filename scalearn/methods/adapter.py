@@ -18,7 +18,12 @@ class SingleAdapter(Method):
     """d/16: bottleneck 48 on base models, 64 on large (reference §2.1)."""
 
     def _build(self, encoder, head, sources):
-        adapters = BottleneckAdapters(adapter_config_for(encoder, self.reduction_factor), 1, names=["task"])
-        model = TransferModel(encoder, head, adapters, adapter_role="trained")
-        model.set_trainable(model.adapters, model.head)
-        return model
+        return adapter_model(encoder, head, self.reduction_factor)
+
+
+def adapter_model(encoder, head, reduction_factor: int, name: str = "task") -> TransferModel:
+    """One trainable Pfeiffer adapter and the head(s) (Adapter, stage 1; Adapter-m with one adapter shared)."""
+    adapters = BottleneckAdapters(adapter_config_for(encoder, reduction_factor), 1, names=[name])
+    model = TransferModel(encoder, head, adapters, adapter_role="trained")
+    model.set_trainable(model.adapters, model.head)
+    return model

@@ -15,6 +15,11 @@ class FullFineTuning(Method):
     """scripts/full: LR 2e-5 (reference §3)."""
 
     def _build(self, encoder, head, sources):
-        model = TransferModel(encoder, head)
-        model.set_trainable(model.encoder, model.head)
-        return model
+        return full_model(encoder, head)
+
+
+def full_model(encoder, head) -> TransferModel:
+    """Every encoder weight and the head(s) train (Full FT, FT-m)."""
+    model = TransferModel(encoder, head)
+    model.set_trainable(model.encoder, model.head)
+    return model

@@ -18,11 +18,13 @@ from typing import ClassVar
 
 from torch import nn
 
-from scalearn.adapters import BottleneckAdapters
 from scalearn.heads import HeadConfig, TaskHeads
-from scalearn.methods.base import Method, adapter_config_for, register
+from scalearn.methods.adapter import adapter_model
+from scalearn.methods.base import Method, register
+from scalearn.methods.full_ft import full_model
+from scalearn.methods.propetl import propetl_model
 from scalearn.model import TransferModel
-from scalearn.tuners import HyperFormer, ProPETL
+from scalearn.tuners import HyperFormer
 
 
 @dataclass
@@ -57,9 +59,7 @@ class FullFineTuningMulti(JointMethod):
     """JOINT_MTL/run_full_*: LR 2e-5 (reference §3)."""
 
     def _build(self, encoder, head, sources):
-        model = TransferModel(encoder, head)
-        model.set_trainable(model.encoder, model.head)
-        return model
+        return full_model(encoder, head)
 
 
 @register("adapter_m")
@@ -70,10 +70,7 @@ class AdapterMulti(JointMethod):
     reduction_factor: int = 16
 
     def _build(self, encoder, head, sources):
-        adapters = BottleneckAdapters(adapter_config_for(encoder, self.reduction_factor), 1, names=["shared"])
-        model = TransferModel(encoder, head, adapters, adapter_role="trained")
-        model.set_trainable(model.adapters, model.head)
-        return model
+        return adapter_model(encoder, head, self.reduction_factor, name="shared")
 
 
 @register("propetl_m")
@@ -89,14 +86,7 @@ class ProPETLMulti(JointMethod):
     reduction_factor: int = 16
 
     def _build(self, encoder, head, sources):
-        config = encoder.config
-        tuner = ProPETL(config.hidden_size, config.num_hidden_layers, self.reduction_factor, self.sparsity,
-                        tasks=head.tasks)  # fmt: skip
-        model = TransferModel(encoder, head, tuner=tuner)
-        model.set_trainable(model.tuner, model.head)
-        rate = self.mask_learning_rate
-        model.learning_rates = {f"tuner.{prefix}{p}_scores": rate for prefix in ("", "task_") for p in ("down", "up")}
-        return model
+        return propetl_model(encoder, head, self.reduction_factor, self.sparsity, self.mask_learning_rate, head.tasks)
 
 
 @register("hyperformer")

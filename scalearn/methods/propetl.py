@@ -24,12 +24,16 @@ class ProPETLSingleTask(Method):
     """d/16, as every adapter of the paper (reference §2.1): bottleneck 48 on base models."""
 
     def _build(self, encoder, head, sources):
-        config = encoder.config
-        tuner = ProPETL(config.hidden_size, config.num_hidden_layers, self.reduction_factor, self.sparsity)
-        model = TransferModel(encoder, head, tuner=tuner)
-        model.set_trainable(model.tuner, model.head)
-        model.learning_rates = {
-            "tuner.down_scores": self.mask_learning_rate,
-            "tuner.up_scores": self.mask_learning_rate,
-        }
-        return model
+        return propetl_model(encoder, head, self.reduction_factor, self.sparsity, self.mask_learning_rate)
+
+
+def propetl_model(encoder, head, reduction_factor: int, sparsity: float, mask_learning_rate: float,
+                  tasks: list[str] | None = None) -> TransferModel:  # fmt: skip
+    """The prototype, its masks' scores (at their own LR) and the head(s) train; ``tasks``: ProPETL-m."""
+    config = encoder.config
+    tuner = ProPETL(config.hidden_size, config.num_hidden_layers, reduction_factor, sparsity, tasks=tasks)
+    model = TransferModel(encoder, head, tuner=tuner)
+    model.set_trainable(model.tuner, model.head)
+    model.learning_rates = {name: mask_learning_rate for name, _ in tuner.named_parameters(prefix="tuner")
+                            if name.endswith("_scores")}  # fmt: skip
+    return model
