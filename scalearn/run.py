@@ -74,11 +74,19 @@ def train_task(
     data = tokenized_task(spec, load_tokenizer(model), max_length=max_length, few_shot_k=few_shot_k,
                           data_dir=data_dir, cache_dir=cache_dir)  # fmt: skip
 
-    seed_everything(seed)  # before building: the seed draws the head and ω
-    encoder = load_encoder(model)
-    bank = load_source_bank(sources) if sources else None
     if getattr(trial_method, "joint", False):
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
+    bank = load_source_bank(sources) if sources else None
+    if getattr(trial_method, "weighting", None) == "similarity" and trial_method.similarities is None and bank:
+        from scalearn.similarity import task_similarities  # AdapterSoup: weights from the sources' task names
+
+        trial_method.similarities = task_similarities(
+            task, bank.names, trial_method.similarity_model, max_sentences=trial_method.similarity_sentences,
+            data_dir=data_dir, cache_dir=cache_dir,
+        )  # fmt: skip
+
+    seed_everything(seed)  # before building (and after anything that may draw): the seed draws the head and ω
+    encoder = load_encoder(model)
     trained = trial_method.build(encoder, _head_config(spec, encoder), bank)
     metadata = {"task": task, "method": method, "model": model, "seed": seed}
     save_dir = Path(output_dir) if output_dir is not None else None

@@ -177,6 +177,7 @@ seeds_per_task: {{}}
 joint_seeds: 1
 hyperparameters:
   all: {{epochs: 1, max_steps: 3, eval_every_steps: 3, batch_size: 8, reduction_factor: 8}}
+  adapter_soup: {{similarity_model: minilm, similarity_sentences: 50}}  # offline: the packaged sentence encoder
 data: {{max_length: 32}}
 resources: {{cpus: 1}}
 """)
