@@ -104,10 +104,27 @@ def save_adapter(directory: str | Path, adapters: BottleneckAdapters, index: int
 def load_adapter(directory: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor], dict]:
     """(config, tensors, manifest) of one adapter artifact."""
     directory = Path(directory)
-    manifest = read_json(directory / ADAPTER_MANIFEST)
-    if manifest.get("kind") != "bottleneck_adapter":
-        raise ArtifactError(f"{directory / ADAPTER_MANIFEST}: kind is {manifest.get('kind')!r}, not an adapter")
+    manifest = adapter_manifest(directory)
     return AdapterConfig(**manifest["config"]), read_tensors(directory / ADAPTER_WEIGHTS), manifest
+
+
+def adapter_manifest(directory: str | Path) -> dict:
+    """An adapter artifact's manifest, checked to be one."""
+    path = Path(directory) / ADAPTER_MANIFEST
+    manifest = read_json(path)
+    if manifest.get("kind") != "bottleneck_adapter":
+        raise ArtifactError(f"{path}: kind is {manifest.get('kind')!r}, not an adapter")
+    return manifest
+
+
+def _source_name(manifest: dict) -> str:
+    """The task an adapter was trained on names it (its own name is the generic "task")."""
+    return manifest.get("metadata", {}).get("task") or manifest["name"]
+
+
+def source_names(directories: Sequence[str | Path]) -> list[str]:
+    """The names ``load_source_bank`` gives its adapters, from the manifests alone (no tensors read)."""
+    return [_source_name(adapter_manifest(directory)) for directory in directories]
 
 
 def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | None = None) -> BottleneckAdapters:
@@ -122,8 +139,8 @@ def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | N
     for directory, (other, _, _) in zip(directories, loaded, strict=True):
         if other != config:
             raise ArtifactError(f"{directory}: adapter shape {other} differs from the first source's {config}")
-    if names is None:  # the task an adapter was trained on names it (its own name is the generic "task")
-        names = [manifest.get("metadata", {}).get("task") or manifest["name"] for _, _, manifest in loaded]
+    if names is None:
+        names = [_source_name(manifest) for _, _, manifest in loaded]
     bank = BottleneckAdapters.stack(config, [state for _, state, _ in loaded], names=names)
     return bank.requires_grad_(False)
 

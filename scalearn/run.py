@@ -16,7 +16,7 @@ from pathlib import Path
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
 from scalearn.data import tokenized_task
 from scalearn.heads import HeadConfig
-from scalearn.io import load_source_bank, write_json
+from scalearn.io import load_source_bank, source_names, write_json
 from scalearn.methods import get_method
 from scalearn.methods.base import METHODS
 from scalearn.tasks import get_task
@@ -76,17 +76,17 @@ def train_task(
 
     if getattr(trial_method, "joint", False):
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
-    bank = load_source_bank(sources) if sources else None
-    if getattr(trial_method, "weighting", None) == "similarity" and trial_method.similarities is None and bank:
+    if getattr(trial_method, "weighting", None) == "similarity" and trial_method.similarities is None and sources:
         from scalearn.similarity import task_similarities  # AdapterSoup: weights from the sources' task names
 
         trial_method.similarities = task_similarities(
-            task, bank.names, trial_method.similarity_model, max_sentences=trial_method.similarity_sentences,
-            data_dir=data_dir, cache_dir=cache_dir,
+            task, source_names(sources), trial_method.similarity_model,
+            max_sentences=trial_method.similarity_sentences, data_dir=data_dir, cache_dir=cache_dir,
         )  # fmt: skip
 
     seed_everything(seed)  # before building (and after anything that may draw): the seed draws the head and ω
     encoder = load_encoder(model)
+    bank = load_source_bank(sources) if sources else None
     trained = trial_method.build(encoder, _head_config(spec, encoder), bank)
     metadata = {"task": task, "method": method, "model": model, "seed": seed}
     save_dir = Path(output_dir) if output_dir is not None else None
