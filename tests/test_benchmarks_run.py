@@ -41,7 +41,8 @@ def test_loop_overhead_benchmark_runs_and_writes_its_json(tmp_path):
     out = tmp_path / "loop_overhead.json"
     assert load("loop_overhead").main(["--model", "tiny-bert", "--steps", "3", "--rounds", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result["steps_per_second"]) == {"bare_torch_loop", "fit_torch", "fit_deepspeed_zero2"}
+    assert set(result["steps_per_second"]) == {"bare_torch_loop", "fit_torch", "fit_deepspeed_zero2", "fit_joint_torch"}
+    assert result["fit_joint_over_fit_time"] > 0
 
 
 def test_scheduler_overhead_benchmark_runs_and_writes_its_json(tmp_path):
