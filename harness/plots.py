@@ -144,8 +144,9 @@ def summary_figure(shares: dict[str, np.ndarray], source_names: list[str], title
     return _save(figure, Path(path))
 
 
-def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title: str, path: str | Path) -> Path:
-    """``curves``: method → epoch → the seeds' dev values; a line per method (mean), a band for min–max."""
+def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title: str, path: str | Path,
+                  x_label: str = "epoch") -> Path:  # fmt: skip
+    """``curves``: method → epoch (or step) → the seeds' dev values; a line per method (mean), a band for min–max."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for method, by_epoch in curves.items():
@@ -153,7 +154,7 @@ def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title:
         values = [by_epoch[e] for e in epochs]
         axis.plot(epochs, [np.mean(v) for v in values], marker="o", label=method)
         axis.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], alpha=0.15)
-    axis.set_xlabel("epoch")
+    axis.set_xlabel(x_label)
     axis.set_ylabel(f"dev {metric}")
     axis.set_title(title)
     axis.legend(fontsize=8)
@@ -162,7 +163,8 @@ def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title:
 
 def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> dict[str, list[Path]]:
     """The figures of `harness report --out`: for each model, the ω / attention summary across targets and
-    each (method, target)'s seed-averaged mixing; for each target, the learning curves per method.
+    each (method, target)'s seed-averaged mixing; for each target, the learning curves per method (the joint
+    methods apart, by training step).
 
     Returns {"sweep": [...], "<stage2 group>": [...]} — the MLflow run each figure belongs on: the sweep's
     report run, or the parent run of that (stage, method, task, model)."""
@@ -217,4 +219,18 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
             if curves:
                 path = out / f"curves_{model}_{task}.png"
                 figures["sweep"].append(curves_figure(curves, metric, f"{task} · {model}", path))
+    joint: dict[tuple[str, str], dict[str, dict[int, list[float]]]] = {}
+    for trial in trials:
+        if not trial.joint or not store.is_done(trial.key):
+            continue
+        for row in store.result(trial.key).get("history", []):
+            for task in targets:
+                value = row.get(f"dev_{task}/{get_task(task).metric}")
+                if value is not None:
+                    by_step = joint.setdefault((trial.model, task), {}).setdefault(trial.method, {})
+                    by_step.setdefault(int(row["step"]), []).append(value)
+    for (model, task), curves in sorted(joint.items()):
+        path = out / f"curves_joint_{model}_{task}.png"
+        title = f"{task} · {model} · joint methods"
+        figures["sweep"].append(curves_figure(curves, get_task(task).metric, title, path, x_label="training step"))
     return figures

@@ -214,3 +214,5 @@ resources: {{cpus: 1}}
     for method, row in rows.items():
         assert row["cells"]["syn_a_low"]["n"] == 1, method
     assert rows["hyperformer"]["group"] == "joint" and rows["hyperformer"]["transfer_parameters"] > 0
+    figures = {path.name for path in (out / "figures").iterdir()}
+    assert {"curves_tiny-bow_syn_a_low.png", "curves_joint_tiny-bow_syn_a_low.png"} <= figures
