@@ -1,8 +1,9 @@
 """One trial on several processes (GPUs on a cluster, CPU ranks here) through Ray Train's TorchTrainer.
 
 Ray starts the ranks and their process group (gloo on CPUs, NCCL on GPUs); each rank runs the same
-``train_task`` with the DeepSpeed engine, which shards every global batch over the ranks. Rank 0 saves
-and reports. The global batch stays ``batch_size``, so N ranks train on the same batches as one.
+``train_task`` (or ``train_joint``) with the DeepSpeed engine, which shards every global batch over the
+ranks. Rank 0 saves and reports. The global batch stays ``batch_size``, so N ranks train on the same
+batches as one.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 def _worker(config: dict) -> None:
     import ray.train
 
-    from scalearn.run import train_task
+    from scalearn.run import train_joint, train_task
 
     result_path = Path(config.pop("result_path"))
-    result, _ = train_task(**config)
+    result, _ = (train_joint if config.pop("joint") else train_task)(**config)
     if ray.train.get_context().get_world_rank() == 0:
         result_path.write_text(json.dumps(result.to_dict(), default=str))
 
@@ -28,6 +29,15 @@ def train_task_distributed(num_workers: int, use_gpu: bool = False, storage_path
 
     The ranks must share a filesystem with the caller (the result comes back as a file; on a cluster,
     ``storage_path`` and the output folder live on the shared store)."""
+    return _on_ranks(num_workers, use_gpu, storage_path, {**kwargs, "joint": False})
+
+
+def train_joint_distributed(num_workers: int, use_gpu: bool = False, storage_path: str | None = None, **kwargs):
+    """``train_joint(**kwargs)`` (a joint multi-task run) on ``num_workers`` ranks, as train_task_distributed."""
+    return _on_ranks(num_workers, use_gpu, storage_path, {**kwargs, "joint": True})
+
+
+def _on_ranks(num_workers: int, use_gpu: bool, storage_path: str | None, kwargs: dict) -> dict:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 

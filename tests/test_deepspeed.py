@@ -82,3 +82,24 @@ def test_joint_run_matches_torch_under_zero_2(cache_dir):
     assert ds_run.test["syn_b/loss"] == pytest.approx(torch_run.test["syn_b/loss"], abs=1e-5)
     with pytest.raises(ValueError, match="ZeRO stages 0-2"):
         train_joint(["syn_a", "syn_b"], engine="deepspeed", zero_stage=3, **settings)
+
+
+@pytest.mark.slow
+def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
+    """A joint run on 2 CPU ranks (Ray Train, DeepSpeed ZeRO-2): each task's batch split over the ranks gives the
+    losses of one plain-torch rank (tiny-bow has no dropout)."""
+    ray = pytest.importorskip("ray")
+    from scalearn.distributed import train_joint_distributed
+    from scalearn.run import train_joint
+
+    common = dict(tasks=["syn_a", "syn_b"], method="adapter_m", model="tiny-bow", seed=0, batch_size=8,
+                  max_steps=6, eval_every_steps=3, learning_rate=0.01, cache_dir=cache_dir)  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        two = train_joint_distributed(2, storage_path=str(tmp_path / "ray"), **common)
+    finally:
+        ray.shutdown()
+    one, _ = train_joint(**common)
+    assert two["provenance"]["world_size"] == 2 and set(two["tasks"]) == {"syn_a", "syn_b"}
+    assert two["losses"] == pytest.approx(one.losses, abs=1e-5)
+    assert two["test"]["syn_b/loss"] == pytest.approx(one.test["syn_b/loss"], abs=1e-5)
