@@ -134,3 +134,20 @@ def test_data_prepare_writes_a_folder_the_loader_reads(data_dir, tmp_path, capsy
     assert "syn_a: ships with the project" in printed
     assert (out / "nyu-mll" / "glue" / "rte" / "validation-00000-of-00001.parquet").exists()
     assert task_examples("cb", out)["test"]["text"] == task_examples("cb", data_dir)["test"]["text"]
+
+
+@pytest.mark.parametrize("benchmark", ["superglue", "humset"])
+def test_one_joint_model_over_a_whole_benchmark(benchmark, data_dir, tmp_path):
+    """Every task kind in one joint model: COPA's choices, ReCoRD's candidates, MultiRC's answers, CB's three
+    classes (SuperGLUE), five multi-label tasks (HumSet); each task gets its own test scores."""
+    from scalearn.run import train_joint
+
+    tasks = BENCHMARKS[benchmark]
+    result, _ = train_joint(tasks, method="adapter_m", model="tiny-bert", max_steps=8, eval_every_steps=4,
+                            batch_size=8, data_dir=data_dir, cache_dir=tmp_path)  # fmt: skip
+    assert result.steps == 8 and all(np.isfinite(result.losses))
+    for task in tasks:
+        assert get_task(task).metric in result.tasks[task]["test"], task
+    selecting = [t for t in tasks if not get_task(t).selects_on_test]  # ReCoRD stays out of the mean
+    for row in result.history:
+        assert row["dev_loss"] == pytest.approx(np.mean([row[f"dev_{t}/loss"] for t in selecting]))
