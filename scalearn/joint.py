@@ -128,7 +128,7 @@ def fit_joint(
         raise ValueError(f"the model's heads {model.tasks} are not the tasks trained {names}")
     if config.engine == "deepspeed" and config.zero_stage == 3 and len(names) > 1:
         raise ValueError("a joint run takes DeepSpeed ZeRO stages 0-2: under ZeRO-3 the parameters of the tasks "
-                         "absent from a step update differently from the torch engine (not validated)")  # fmt: skip
+                         "absent from a step update unlike under torch (cf. DeepSpeed #1355)")  # fmt: skip
     device = prepare(model, config, device, checkpoint_dir)
     notify = callback or (lambda event, payload: None)
     pad_id = model.encoder.config.pad_token_id or 0
