@@ -178,10 +178,11 @@ def fit_joint(
                                            stop_after_evaluations=stop_after_evaluations)  # fmt: skip
         return stop
 
-    # A step updates every trainable tensor, those of the tasks absent from it on a zero gradient (their
+    # A step updates every trainable tensor, the heads of the tasks absent from it on a zero gradient (their
     # moments decay, weight decay applies), as DeepSpeed's flat gradient buffers do: both engines agree.
+    # (Task-conditioned tensors hold every task in one tensor, so they always get a gradient.)
     zero_fill = config.engine == "torch"
-    trainable = list(model.trainable_parameters().values())
+    heads = [p for p in model.head.parameters() if p.requires_grad]
     counts = [0] * len(names)  # how many batches of each task the run has taken so far
     for index in schedule[: progress["micro"]]:
         counts[index] += 1
@@ -197,8 +198,8 @@ def fit_joint(
         labels = batch.pop("labels")
         model.set_task(task)
         loss = model.loss(engine.forward(batch).float(), labels)
-        if zero_fill:  # other tasks' heads (and task-conditioned parameters) step on a zero gradient
-            for parameter in trainable:
+        if zero_fill:
+            for parameter in heads:
                 if parameter.grad is None:
                     parameter.grad = torch.zeros_like(parameter)
         if not engine.backward_and_step(loss):
