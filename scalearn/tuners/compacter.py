@@ -82,17 +82,8 @@ class Compacter(OutputSiteTuner):
         hidden = self._activation(x @ self.phm_weight(layer, "down") + self.down_bias[layer])
         return hidden @ self.phm_weight(layer, "up") + self.up_bias[layer]
 
-    def config(self) -> dict:
-        return {
-            "kind": self.kind,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "reduction_factor": self.reduction_factor,
-            "phm_dim": self.phm_dim,
-            "phm_rank": self.phm_rank,
-            "activation": self.activation,
-            "rule_init_std": self.rule_init_std,
-        }
+    def settings(self) -> dict:
+        return {"phm_dim": self.phm_dim, "phm_rank": self.phm_rank, "rule_init_std": self.rule_init_std}
 
     def extra_repr(self) -> str:
         shape = f"layers={self.num_layers}, d={self.hidden_size}, k={self.bottleneck}"

@@ -132,20 +132,10 @@ class HyperFormer(OutputSiteTuner):
         out = hidden @ up_weight + up_bias
         return F.layer_norm(out.float(), (self.hidden_size,), gamma.float(), beta.float()).to(out.dtype)
 
-    def config(self) -> dict:
-        return {
-            "kind": self.kind,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "tasks": self.tasks,
-            "reduction_factor": self.reduction_factor,
-            "shared": self.shared,
-            "task_embedding_dim": self.task_embedding_dim,
-            "task_hidden_dim": self.task_hidden_dim,
-            "projected_dim": self.projected_dim,
-            "activation": self.activation,
-            "init_std": self.init_std,
-        }
+    def settings(self) -> dict:
+        return {"tasks": self.tasks, "shared": self.shared, "task_embedding_dim": self.task_embedding_dim,
+                "task_hidden_dim": self.task_hidden_dim, "projected_dim": self.projected_dim,
+                "init_std": self.init_std}  # fmt: skip
 
     def extra_repr(self) -> str:
         variant = "HyperFormer++ (one hypernetwork)" if self.shared else "HyperFormer (per-layer generators)"

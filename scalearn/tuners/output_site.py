@@ -25,6 +25,16 @@ class OutputSiteTuner(nn.Module):
         self._activation = ACTIVATIONS[activation]
         return bottleneck
 
+    def config(self) -> dict:
+        """What a checkpoint's manifest records: the shape every output-site tuner has, then its own settings."""
+        shape = {"kind": self.kind, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                 "reduction_factor": self.reduction_factor, "activation": self.activation}  # fmt: skip
+        return {**shape, **self.settings()}
+
+    def settings(self) -> dict:
+        """The tuner's own hyper-parameters, beyond the shape (for the manifest)."""
+        return {}
+
     def attach(self, encoder: nn.Module, output_sites: list[nn.Module]) -> None:
         for site in output_sites:
             if site.mixer is not None:

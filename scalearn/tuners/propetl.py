@@ -144,17 +144,8 @@ class ProPETL(OutputSiteTuner):
         mask_bits = sum(scores.numel() for scores in self.score_tensors())
         return self.prototype_parameters() + math.ceil(mask_bits / 32)
 
-    def config(self) -> dict:
-        return {
-            "kind": self.kind,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "reduction_factor": self.reduction_factor,
-            "sparsity": self.sparsity,
-            "activation": self.activation,
-            "init_std": self.init_std,
-            "tasks": self.tasks,
-        }
+    def settings(self) -> dict:
+        return {"sparsity": self.sparsity, "init_std": self.init_std, "tasks": self.tasks}
 
     def extra_repr(self) -> str:
         shape = f"layers={self.num_layers}, d={self.hidden_size}, r={self.bottleneck}"
