@@ -70,8 +70,10 @@ def main(argv=None) -> int:
                 "epoch_seconds_estimate": epoch_seconds,
                 "hit_fraction_of_epoch": hit_seconds / epoch_seconds,
             }
-            print(f"{name:16s} miss {miss.seconds:6.2f} s  hit {hit_seconds * 1000:6.1f} ms  "
-                  f"hit/epoch {100 * rows[name]['hit_fraction_of_epoch']:.4f} %")  # fmt: skip
+            print(
+                f"{name:16s} miss {miss.seconds:6.2f} s  hit {hit_seconds * 1000:6.1f} ms  "
+                f"hit/epoch {100 * rows[name]['hit_fraction_of_epoch']:.4f} %"
+            )
     worst = max(r["hit_fraction_of_epoch"] for r in rows.values())
     result = {
         "benchmark": "data_cache",
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
             "step_shape": args.step_shape,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-        },  # fmt: skip
+        },
         "tasks": rows,
         "worst_hit_fraction_of_epoch": worst,
         "target_hit_fraction_of_epoch_max": 0.01,

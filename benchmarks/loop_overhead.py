@@ -73,8 +73,13 @@ def bare_loop(model, data, config: TrainConfig, steps: int) -> float:
 def our_loop(model, data, config: TrainConfig, steps: int) -> float:
     """Steady-state steps per second of ``fit``, from its own step events (setup and evaluation excluded)."""
     stamps = []
-    result = fit(model, get_task("rt_polarity"), data, config,
-                 callback=lambda event, _: stamps.append(time.perf_counter()) if event == "step" else None)  # fmt: skip
+    result = fit(
+        model,
+        get_task("rt_polarity"),
+        data,
+        config,
+        callback=lambda event, _: stamps.append(time.perf_counter()) if event == "step" else None,
+    )
     assert result.steps == steps and len(stamps) == steps
     return (steps - 1) / (stamps[-1] - stamps[0])
 
@@ -101,8 +106,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     splits = tokenized_task("rt_polarity", load_tokenizer(args.model), max_length=64).splits
-    data = Data({"train": splits["train"], "dev": splits["dev"].select(range(32)),
-                 "test": splits["test"].select(range(32))})  # fmt: skip
+    data = Data(
+        {"train": splits["train"], "dev": splits["dev"].select(range(32)), "test": splits["test"].select(range(32))}
+    )
     base = dict(learning_rate=3e-4, epochs=1, max_steps=args.steps, batch_size=32, patience=5, log_every_steps=1)
     configs = {
         "bare_torch_loop": (bare_loop, TrainConfig(**base)),
@@ -128,7 +134,7 @@ def main(argv=None) -> int:
             "rounds": args.rounds,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-        },  # fmt: skip
+        },
         "steps_per_second": median,
         "fit_overhead_over_bare_loop": overhead,
         "deepspeed_zero2_over_torch_time": median["fit_torch"] / median["fit_deepspeed_zero2"],

@@ -39,7 +39,7 @@ def record(index: int, parent: str) -> RunRecord:
             "stage": "2",
             "method": "scalearn",
             "seed": str(index % 10),
-        },  # fmt: skip
+        },
         params={f"p{i}": str(i * index) for i in range(10)},
         metrics=[("dev_loss", 1.0 / (step + 1), now, step) for step in range(20)],
         start_ms=now - 1000,
@@ -74,9 +74,16 @@ def measure(path: str, runs: int, batch: int, via_server: bool = False, server_w
     print(
         f"{name:28s} {runs:6d} runs in {seconds:6.1f} s = {rate:7.1f} runs/s; 10,000 would take {10000 / rate:6.1f} s"
     )
-    return {"path": path, "via_server": via_server, "batch": batch, "runs": runs, "seconds": seconds,
-            "runs_per_second": rate, "projected_seconds_for_10000": 10000 / rate,
-            "all_logged": len(found) == runs and len(history) == 20}  # fmt: skip
+    return {
+        "path": path,
+        "via_server": via_server,
+        "batch": batch,
+        "runs": runs,
+        "seconds": seconds,
+        "runs_per_second": rate,
+        "projected_seconds_for_10000": 10000 / rate,
+        "all_logged": len(found) == runs and len(history) == 20,
+    }
 
 
 def main(argv=None) -> int:
@@ -90,9 +97,13 @@ def main(argv=None) -> int:
     if args.via_server:
         rows.append(measure("api", args.api_runs, 1, via_server=True))
     submit_path = rows[1]  # the worst case of what submit does: every trial finishing alone
-    result = {"benchmark": "mlflow_throughput", "rows": rows, "target_seconds_for_10000": 120.0,
-              "submit_worst_case_seconds_for_10000": submit_path["projected_seconds_for_10000"],
-              "bulk_speedup_over_api": rows[1]["runs_per_second"] / rows[2]["runs_per_second"]}  # fmt: skip
+    result = {
+        "benchmark": "mlflow_throughput",
+        "rows": rows,
+        "target_seconds_for_10000": 120.0,
+        "submit_worst_case_seconds_for_10000": submit_path["projected_seconds_for_10000"],
+        "bulk_speedup_over_api": rows[1]["runs_per_second"] / rows[2]["runs_per_second"],
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -25,11 +25,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-GLUE_TRAIN = {"mnli": 392_702, "qqp": 363_846, "qnli": 104_743, "sst2": 67_349, "stsb": 5_749, "mrpc": 3_668,
-              "rte": 2_490, "cola": 8_551}  # fmt: skip
+GLUE_TRAIN = {
+    "mnli": 392_702,
+    "qqp": 363_846,
+    "qnli": 104_743,
+    "sst2": 67_349,
+    "stsb": 5_749,
+    "mrpc": 3_668,
+    "rte": 2_490,
+    "cola": 8_551,
+}
 """Official train-set sizes (GLUE); the protocol trains on 90% of them (reference §4.1)."""
-EPOCHS = {"adapter": 30, "scalearn": 30, "scalearn_uniform": 30, "scalearn_pp": 30, "scalearn_uniform_pp": 30,
-          "adapterfusion": 10, "full_ft": 10}  # fmt: skip
+EPOCHS = {
+    "adapter": 30,
+    "scalearn": 30,
+    "scalearn_uniform": 30,
+    "scalearn_pp": 30,
+    "scalearn_uniform_pp": 30,
+    "adapterfusion": 10,
+    "full_ft": 10,
+}
 METHODS = ("adapter", "adapterfusion", "scalearn", "scalearn_uniform_pp", "full_ft")
 
 MEASURE = r"""
@@ -56,30 +71,52 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 
 def measure(method: str, length: int, batch: int, train: bool = True) -> float:
-    out = subprocess.run([sys.executable, "-c", MEASURE, method, str(length), str(batch), "1" if train else "0"],
-                         capture_output=True, text=True, check=True, timeout=1800)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, method, str(length), str(batch), "1" if train else "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
 def glue_trials(count: int, step_cost: dict[str, float]) -> list[dict]:
     """Stage 1: an adapter per task (seed 0); stage 2: every method × task × seed until ``count``."""
-    trials = [{"stage": 1, "kind": "adapter", "steps": math.ceil(0.9 * n / 32) * EPOCHS["adapter"], "task": t}
-              for t, n in GLUE_TRAIN.items()]  # fmt: skip
+    trials = [
+        {"stage": 1, "kind": "adapter", "steps": math.ceil(0.9 * n / 32) * EPOCHS["adapter"], "task": t}
+        for t, n in GLUE_TRAIN.items()
+    ]
     seed = 0
     while len(trials) < count:
         for method in METHODS:
             for task, n in GLUE_TRAIN.items():
                 if len(trials) < count:
-                    trials.append({"stage": 2, "kind": method, "task": task, "seed": seed,
-                                   "steps": math.ceil(0.9 * n / 32) * EPOCHS[method]})  # fmt: skip
+                    trials.append(
+                        {
+                            "stage": 2,
+                            "kind": method,
+                            "task": task,
+                            "seed": seed,
+                            "steps": math.ceil(0.9 * n / 32) * EPOCHS[method],
+                        }
+                    )
         seed += 1
     for trial in trials:
         trial["work"] = trial["steps"] * step_cost[trial["kind"]]  # seconds alone, at 1 s per adapter step
     return trials
 
 
-def simulate(trials: list[dict], gpus: int, slots: dict[str, int], peaks: dict[str, float], device_mb: float,
-             utilisation: float, margin: float = 0.15, reserve_mb: float = 1536.0) -> float:  # fmt: skip
+def simulate(
+    trials: list[dict],
+    gpus: int,
+    slots: dict[str, int],
+    peaks: dict[str, float],
+    device_mb: float,
+    utilisation: float,
+    margin: float = 0.15,
+    reserve_mb: float = 1536.0,
+) -> float:
     """Makespan: stage 1, then stage 2 (its sources); in each, longest work first onto the first device with
     room (memory and slots of the kind); co-located trials share compute at rate 1/max(1, Σu)."""
     clock = 0.0
@@ -135,8 +172,13 @@ def main(argv=None) -> int:
         baseline = measure("adapter", args.length, args.batch, train=False)
         peaks = {m: measure(m, args.length, args.batch) - baseline for m in METHODS}
     ratio = json.loads(Path("benchmarks/results/step_time.json").read_text())["ratio_to_single_adapter"]
-    step_cost = {"adapter": 1.0, "scalearn": ratio["scalearn_8"], "scalearn_uniform_pp": ratio["scalearn_8"],
-                 "adapterfusion": ratio["fusion_8"], "full_ft": 2.0}  # fmt: skip
+    step_cost = {
+        "adapter": 1.0,
+        "scalearn": ratio["scalearn_8"],
+        "scalearn_uniform_pp": ratio["scalearn_8"],
+        "adapterfusion": ratio["fusion_8"],
+        "full_ft": 2.0,
+    }
     # full fine-tuning: backward through the whole encoder, ~2× an adapter step (not measured; stated as such)
     trials = glue_trials(args.trials, step_cost)
     device_mb = args.device_gb * 1024
@@ -148,10 +190,20 @@ def main(argv=None) -> int:
         pack = simulate(trials, args.gpus, packed, peaks, device_mb, u)
         rows.append({"utilisation": u, "makespan_one_per_gpu": one, "makespan_packed": pack, "speedup": one / pack})
         print(f"u = {u:4.2f}: one per GPU {one / 3600:8.1f} h, packed {pack / 3600:8.1f} h → {one / pack:.2f}×")
-    result = {"benchmark": "packing_sim", "trials": len(trials), "gpus": args.gpus, "device_gb": args.device_gb,
-              "batch": args.batch, "max_length": args.length, "peaks_mb": peaks, "baseline_process_mb": baseline,
-              "per_device": packed, "step_cost": step_cost, "unit": "seconds at 1 s per single-adapter step",
-              "rows": rows}  # fmt: skip
+    result = {
+        "benchmark": "packing_sim",
+        "trials": len(trials),
+        "gpus": args.gpus,
+        "device_gb": args.device_gb,
+        "batch": args.batch,
+        "max_length": args.length,
+        "peaks_mb": peaks,
+        "baseline_process_mb": baseline,
+        "per_device": packed,
+        "step_cost": step_cost,
+        "unit": "seconds at 1 s per single-adapter step",
+        "rows": rows,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -75,8 +75,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{n} trials: {run_seconds:.1f} s ({result['per_trial_ms']:.2f} ms/trial); "
-          f"no-op resubmit {resubmit_seconds:.2f} s; wrote {out}")  # fmt: skip
+    print(
+        f"{n} trials: {run_seconds:.1f} s ({result['per_trial_ms']:.2f} ms/trial); "
+        f"no-op resubmit {resubmit_seconds:.2f} s; wrote {out}"
+    )
     return 0
 
 

@@ -112,8 +112,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         mark = "done" if row["done"] else "todo"
         deps = f" ← {len(row['depends_on'])} sources" if row["depends_on"] else ""
         task = f"{row['task']} ({len(row['tasks'])} tasks)" if row.get("tasks") else row["task"]
-        print(f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {task:16s} "
-              f"seed {row['seed']:<3d} {row['model']}{deps}")  # fmt: skip
+        print(
+            f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {task:16s} "
+            f"seed {row['seed']:<3d} {row['model']}{deps}"
+        )
     print(f"{len(rows)} trials, {sum(r['done'] for r in rows)} done")
     return 0
 
@@ -155,8 +157,12 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         # no --address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
         # `ray start` happened to leave running on this machine
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({"num_cpus": args.num_cpus} if address == "local" else {}))  # fmt: skip
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            **({"num_cpus": args.num_cpus} if address == "local" else {}),
+        )
         try:
             outcome = _run_waves(args, spec, todo, store, tracker)
         finally:
@@ -168,8 +174,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
     tracker.log_aggregates(trials, store)
     print(results_table(trials, store, spec.target_list()))
-    where = f"open the UI with: harness ui --store {args.store}" if args.tracking_uri is None else (
-        f"its UI is the tracking server's, {args.tracking_uri}")  # fmt: skip
+    where = (
+        f"open the UI with: harness ui --store {args.store}"
+        if args.tracking_uri is None
+        else (f"its UI is the tracking server's, {args.tracking_uri}")
+    )
     print(f"MLflow: experiment {spec.name!r}; {where}")
     # a trial whose worker or node died records no failure in the store, but Ray reported it to us
     failed = [t for t in trials if store.state(t.key) == "failed" or (todo and t.key in outcome.failed)]
@@ -195,10 +204,17 @@ def _run_waves(args: argparse.Namespace, spec, todo: list, store, tracker):
             gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
             resources = {**resources, "gpus": min(gpus.values())}
         with LiveView() as view:
-            outcome = run_trials(wave, store, resources=resources, retries=spec.retries,
-                                 options={"data_dir": args.data_dir}, max_concurrent=args.max_concurrent,
-                                 trial_gpus=gpus, on_update=view.update,
-                                 on_finished=lambda batch: tracker.log_trials(batch, store))  # fmt: skip
+            outcome = run_trials(
+                wave,
+                store,
+                resources=resources,
+                retries=spec.retries,
+                options={"data_dir": args.data_dir},
+                max_concurrent=args.max_concurrent,
+                trial_gpus=gpus,
+                on_update=view.update,
+                on_finished=lambda batch: tracker.log_trials(batch, store),
+            )
         total.done += outcome.done
         total.failed.update(outcome.failed)
         total.retried_alone += outcome.retried_alone
@@ -225,14 +241,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         written = write_report(report, args.out)
         figures = report_figures(trials, store, spec.target_list(), args.out)
-        print(f"wrote {', '.join(str(path) for path in written)} and {len(figures['sweep'])} figures under "
-              f"{Path(args.out) / 'figures'}", file=sys.stderr)  # fmt: skip
+        print(
+            f"wrote {', '.join(str(path) for path in written)} and {len(figures['sweep'])} figures under "
+            f"{Path(args.out) / 'figures'}",
+            file=sys.stderr,
+        )
         if (store.root / "mlflow.db").exists():  # attach it to the sweep in MLflow, as submit logged it
             from harness.tracking import store_tracker
 
             store_tracker(store, spec.name).log_report(written, figures)
-            print(f"attached to MLflow experiment {spec.name!r} (run 'report'); harness ui --store {args.store}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"attached to MLflow experiment {spec.name!r} (run 'report'); harness ui --store {args.store}",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -268,10 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", help="list registered things")
     ls.add_argument("what", choices=["tasks", "benchmarks", "methods", "models"])
     ls.set_defaults(run=_cmd_ls)
-    for name, handler, text in (("validate", _cmd_validate, "check an experiment file; print ok and its trials"),
-                                ("plan", _cmd_plan, "the trials an experiment file needs, in stage order"),
-                                ("status", _cmd_status, "done / running / failed / pending per stage"),
-                                ("submit", _cmd_submit, "run what is not done yet, on Ray")):  # fmt: skip
+    for name, handler, text in (
+        ("validate", _cmd_validate, "check an experiment file; print ok and its trials"),
+        ("plan", _cmd_plan, "the trials an experiment file needs, in stage order"),
+        ("status", _cmd_status, "done / running / failed / pending per stage"),
+        ("submit", _cmd_submit, "run what is not done yet, on Ray"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("file", help="experiment file (experiments/*.yaml)")
         if name != "validate":

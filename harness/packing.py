@@ -28,15 +28,20 @@ MEMORY_KEYS = ("batch_size", "precision", "engine", "gradient_checkpointing", "g
 def kind_of(trial: Trial) -> str:
     """What decides a trial's memory, hashed: trials of one kind pack the same way."""
     train = trial.config.get("train", {})
-    parts = {"model": trial.model, "method": trial.method, "sources": len(trial.depends_on),
-             "max_length": trial.config.get("data", {}).get("max_length"),
-             **{k: train.get(k) for k in MEMORY_KEYS}}  # fmt: skip
+    parts = {
+        "model": trial.model,
+        "method": trial.method,
+        "sources": len(trial.depends_on),
+        "max_length": trial.config.get("data", {}).get("max_length"),
+        **{k: train.get(k) for k in MEMORY_KEYS},
+    }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{trial.model}-{trial.method}-{digest}"
 
 
-def per_device(peak_mb: float, device_mb: float, margin: float = 0.15, reserve_mb: float = 1536.0,
-               max_per_device: int = 8) -> int:  # fmt: skip
+def per_device(
+    peak_mb: float, device_mb: float, margin: float = 0.15, reserve_mb: float = 1536.0, max_per_device: int = 8
+) -> int:
     """Trials of peak ``peak_mb`` that fit on one device, with a safety margin and the CUDA context reserved."""
     fits = math.floor((device_mb - reserve_mb) / (peak_mb * (1 + margin))) if peak_mb > 0 else max_per_device
     return max(1, min(max_per_device, fits))

@@ -36,8 +36,17 @@ METHOD_NAMES = {
 }
 """Paper row name → registry name (`harness ls methods`)."""
 
-_STL_AND_MTL = ("Full FT", "Adapter", "ProPETL", "Compacter++", "Full FT-m", "Adapter-m", "ProPETL-m", "HyperFormer",
-                "HyperFormer++")  # fmt: skip
+_STL_AND_MTL = (
+    "Full FT",
+    "Adapter",
+    "ProPETL",
+    "Compacter++",
+    "Full FT-m",
+    "Adapter-m",
+    "ProPETL-m",
+    "HyperFormer",
+    "HyperFormer++",
+)
 _TWO_STAGE = ("AdapterFusion", "ScaLearn", "ScaLearnUniform", "ScaLearn++", "ScaLearnUniform++")
 
 

@@ -41,8 +41,11 @@ class Trial:
 
     def summary(self) -> dict:
         fields = ("key", "stage", "method", "task", "seed", "model")
-        summary = {**{name: getattr(self, name) for name in fields}, "depends_on": list(self.depends_on),
-                   "sources": list(self.source_tasks)}  # fmt: skip
+        summary = {
+            **{name: getattr(self, name) for name in fields},
+            "depends_on": list(self.depends_on),
+            "sources": list(self.source_tasks),
+        }
         if self.tasks:
             summary["tasks"] = list(self.tasks)
         return summary
@@ -102,8 +105,12 @@ def joint_config(
 def trial_key(config: dict, depends_on: tuple[str, ...]) -> str:
     from scalearn import CORE_VERSION
 
-    canonical = json.dumps({"config": config, "consumes": list(depends_on), "core_version": CORE_VERSION},
-                           sort_keys=True, separators=(",", ":"), default=str)  # fmt: skip
+    canonical = json.dumps(
+        {"config": config, "consumes": list(depends_on), "core_version": CORE_VERSION},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 

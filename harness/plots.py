@@ -48,8 +48,10 @@ def _save(figure, path: Path) -> Path:
 
 def source_labels(source_tasks: list[str], target: str) -> list[str]:
     """Source names for axes; the target's own adapter (last, as the paper orders them) is marked."""
-    return [f"{task} {OWN}" if task == target and i == len(source_tasks) - 1 else task
-            for i, task in enumerate(source_tasks)]  # fmt: skip
+    return [
+        f"{task} {OWN}" if task == target and i == len(source_tasks) - 1 else task
+        for i, task in enumerate(source_tasks)
+    ]
 
 
 def read_mixing(model_dir: str | Path) -> dict | None:
@@ -144,8 +146,9 @@ def summary_figure(shares: dict[str, np.ndarray], source_names: list[str], title
     return _save(figure, Path(path))
 
 
-def curves_figure(curves: dict[str, dict[int, list[float]]], metric: str, title: str, path: str | Path,
-                  x_label: str = "epoch") -> Path:  # fmt: skip
+def curves_figure(
+    curves: dict[str, dict[int, list[float]]], metric: str, title: str, path: str | Path, x_label: str = "epoch"
+) -> Path:
     """``curves``: method → epoch (or step) → the seeds' dev values; a line per method (mean), a band for min–max."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -185,8 +188,11 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
         if not mixings:
             continue
         sources = list(group[0].source_tasks)
-        mean = {"kind": mixings[0]["kind"], "shared": mixings[0]["shared"],
-                "weights": np.mean([m["weights"] for m in mixings], axis=0)}  # fmt: skip
+        mean = {
+            "kind": mixings[0]["kind"],
+            "shared": mixings[0]["shared"],
+            "weights": np.mean([m["weights"] for m in mixings], axis=0),
+        }
         title = f"{method} · {task} · {model} · mean of {len(mixings)} seed(s)"
         path = omega_figure(mean, sources, task, title, out / f"mixing_{model}_{method}_{task}.png")
         figures.setdefault(f"stage{group[0].stage}/{method}/{task}/{model}", []).append(path)

@@ -44,16 +44,27 @@ def rows(progress: Progress) -> list[dict]:
     for stage in (1, 2):
         if not progress.total[stage]:
             continue
-        out.append({"stage": stage, "name": STAGE_NAMES[stage], "total": progress.total[stage],
-                    "done": progress.counts[(stage, "done")], "running": progress.running[stage],
-                    "failed": progress.counts[(stage, "failed")], "left": progress.left(stage),
-                    "eta": estimate(progress, stage)})  # fmt: skip
+        out.append(
+            {
+                "stage": stage,
+                "name": STAGE_NAMES[stage],
+                "total": progress.total[stage],
+                "done": progress.counts[(stage, "done")],
+                "running": progress.running[stage],
+                "failed": progress.counts[(stage, "failed")],
+                "left": progress.left(stage),
+                "eta": estimate(progress, stage),
+            }
+        )
     return out
 
 
 def line(progress: Progress) -> str:
-    parts = [f"stage {r['stage']}: {r['done']}/{r['total']} done, {r['running']} running, {r['failed']} failed, "
-             f"{r['left']} left, ~{_duration(r['eta'])} to go" for r in rows(progress)]  # fmt: skip
+    parts = [
+        f"stage {r['stage']}: {r['done']}/{r['total']} done, {r['running']} running, {r['failed']} failed, "
+        f"{r['left']} left, ~{_duration(r['eta'])} to go"
+        for r in rows(progress)
+    ]
     return f"[{_duration(progress.seconds)}] " + "; ".join(parts)
 
 
@@ -78,8 +89,14 @@ class LiveView:
             table.add_column(header, justify="left" if header == "stage" else "right")
         for r in rows(progress):
             failed = f"[red]{r['failed']}[/red]" if r["failed"] else "0"
-            table.add_row(r["name"], f"{r['done']}/{r['total']}", str(r["running"]), failed, str(r["left"]),
-                          "~" + _duration(r["eta"]) if r["left"] else "done")  # fmt: skip
+            table.add_row(
+                r["name"],
+                f"{r['done']}/{r['total']}",
+                str(r["running"]),
+                failed,
+                str(r["left"]),
+                "~" + _duration(r["eta"]) if r["left"] else "done",
+            )
         return table
 
     def update(self, progress: Progress) -> None:

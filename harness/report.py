@@ -22,9 +22,26 @@ from harness.store import Store
 ALPHA = 0.05
 DEFAULT_BASELINE = "adapterfusion"
 FORMATS = {"md": "report.md", "latex": "report.tex", "csv": "report.csv", "json": "report.json"}
-METHOD_ORDER = ("full_ft", "adapter", "propetl", "compacter_pp", "ia3", "lora", "full_ft_m", "adapter_m", "propetl_m",
-                "hyperformer", "hyperformer_pp", "adapterfusion", "scalearn", "scalearn_uniform", "scalearn_pp",
-                "scalearn_uniform_pp", "adapter_soup", "probe")  # fmt: skip
+METHOD_ORDER = (
+    "full_ft",
+    "adapter",
+    "propetl",
+    "compacter_pp",
+    "ia3",
+    "lora",
+    "full_ft_m",
+    "adapter_m",
+    "propetl_m",
+    "hyperformer",
+    "hyperformer_pp",
+    "adapterfusion",
+    "scalearn",
+    "scalearn_uniform",
+    "scalearn_pp",
+    "scalearn_uniform_pp",
+    "adapter_soup",
+    "probe",
+)
 """The paper's row order (reference §3, §5.1; LoRA, not in the paper, after its single-task rows); methods not
 listed follow in the experiment file's order."""
 GROUP_ORDER = ("single-task", "joint", "two-stage")
@@ -167,8 +184,9 @@ def build_report(
                 row.transfer_parameters, row.parameters_from = max(recorded[row.method]), "results"
                 if len(recorded[row.method]) > 1:
                     counts = ", ".join(f"{n:,}" for n in sorted(recorded[row.method]))
-                    table.notes.append(f"{row.method}: transfer parameters differ across targets ({counts}); "
-                                       "the largest shown")  # fmt: skip
+                    table.notes.append(
+                        f"{row.method}: transfer parameters differ across targets ({counts}); the largest shown"
+                    )
             else:
                 # a joint method's count depends on how many tasks share the model
                 sharing = spec.task_list() if row.group == "joint" else spec.source_list(targets[0])
@@ -201,8 +219,10 @@ def _attach_paper(table: Table, spec: ExperimentSpec) -> None:
 
     name = paper.find_table(table.canonical_model, spec.benchmark, spec.task_list())
     if name is None:
-        table.notes.append(f"no published numbers for {table.model} on these tasks (the paper's README tables: "
-                           "RoBERTa-base GLUE and SuperGLUE, XLM-R-base HumSet)")  # fmt: skip
+        table.notes.append(
+            f"no published numbers for {table.model} on these tasks (the paper's README tables: "
+            "RoBERTa-base GLUE and SuperGLUE, XLM-R-base HumSet)"
+        )
         return
     table.paper_table = name
     full = set(table.tasks) == set(paper.PAPER[name]["tasks"])
@@ -219,26 +239,35 @@ def _notes(report: Report, table: Table) -> list[str]:
     """The table's footnotes, format-neutral (the renderers escape them)."""
     from scalearn.tasks import get_task
 
-    metrics = ", ".join(f"{task} {metric}" + (" (matched)" if task == "mnli" else "")
-                        for task, metric in table.metrics.items())  # fmt: skip
-    notes = [f"Test scores ×100 ({metrics}), mean ± sd over seeds (ddof=1); Avg: unweighted mean over the tasks, "
-             f"shown when every task has a score; {MISSING}: no finished trial"
-             + (" or no published number." if table.paper_table else ".")]  # fmt: skip
+    metrics = ", ".join(
+        f"{task} {metric}" + (" (matched)" if task == "mnli" else "") for task, metric in table.metrics.items()
+    )
+    notes = [
+        f"Test scores ×100 ({metrics}), mean ± sd over seeds (ddof=1); Avg: unweighted mean over the tasks, "
+        f"shown when every task has a score; {MISSING}: no finished trial"
+        + (" or no published number." if table.paper_table else ".")
+    ]
     if table.uniform_seeds:
         seeds = next(iter(table.planned_seeds.values()), 0)
         notes.append(f"n = {seeds} seed{'s' if seeds != 1 else ''} per cell unless a cell says otherwise.")
     else:
         notes.append("n in a column header: the seeds planned for that task; a cell says when it has a different n.")
     if table.baseline is not None:
-        notes.append(f"{WELCH_MARK} Welch's t-test against {table.baseline} across seeds, two-sided "
-                     f"p < {report.alpha}; {BOOTSTRAP_MARK} paired bootstrap over the seeds both share (at least "
-                     f"{stats.MIN_BOOTSTRAP_PAIRS}; {stats.BOOTSTRAP_RESAMPLES:,} resamples), p < {report.alpha}. "
-                     "Not corrected for multiple comparisons.")  # fmt: skip
-    notes.append("Params: trainable transfer parameters per target, head excluded (reference §1.6), as the trials "
-                 "recorded them; * = from the model config (`harness params`), no finished trial.")  # fmt: skip
+        notes.append(
+            f"{WELCH_MARK} Welch's t-test against {table.baseline} across seeds, two-sided "
+            f"p < {report.alpha}; {BOOTSTRAP_MARK} paired bootstrap over the seeds both share (at least "
+            f"{stats.MIN_BOOTSTRAP_PAIRS}; {stats.BOOTSTRAP_RESAMPLES:,} resamples), p < {report.alpha}. "
+            "Not corrected for multiple comparisons."
+        )
+    notes.append(
+        "Params: trainable transfer parameters per target, head excluded (reference §1.6), as the trials "
+        "recorded them; * = from the model config (`harness params`), no finished trial."
+    )
     if any(row.group == "joint" for row in table.rows):
-        notes.append("Joint rows (FT-m, Adapter-m, ProPETL-m, HyperFormer): one model trained on every task at once, "
-                     "a trial per seed; their Params are each task's share of the shared parameters.")  # fmt: skip
+        notes.append(
+            "Joint rows (FT-m, Adapter-m, ProPETL-m, HyperFormer): one model trained on every task at once, "
+            "a trial per seed; their Params are each task's share of the shared parameters."
+        )
     if any(get_task(task).selects_on_test for task in table.tasks):
         notes.append("ReCoRD: model selection on its test set, as in the paper (reference §4.1).")
     return notes + table.notes
@@ -369,12 +398,34 @@ def _markdown(report: Report) -> str:
     return "\n\n".join(parts)
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"$<$", ">": r"$>$", "|": r"\textbar{}", "`": ""}  # fmt: skip
-_LATEX_UNICODE = {WELCH_MARK + BOOTSTRAP_MARK: r"$^{\dagger\ddagger}$", WELCH_MARK: r"$^{\dagger}$",
-                  BOOTSTRAP_MARK: r"$^{\ddagger}$", "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "×": r"$\times$",
-                  "§": r"\S{}", MISSING: "--", "—": "---"}  # fmt: skip
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"$<$",
+    ">": r"$>$",
+    "|": r"\textbar{}",
+    "`": "",
+}
+_LATEX_UNICODE = {
+    WELCH_MARK + BOOTSTRAP_MARK: r"$^{\dagger\ddagger}$",
+    WELCH_MARK: r"$^{\dagger}$",
+    BOOTSTRAP_MARK: r"$^{\ddagger}$",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": r"$-$",
+    "×": r"$\times$",
+    "§": r"\S{}",
+    MISSING: "--",
+    "—": "---",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -390,9 +441,13 @@ def _latex(report: Report) -> str:
     parts = []
     for table in report.tables:
         header, body, starts = _grid(report, table)
-        lines = [f"% {latex_escape(_title(report, table))}; needs \\usepackage{{booktabs}}",
-                 f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", "\\toprule",
-                 " & ".join(latex_escape(h) for h in header) + r" \\", "\\midrule"]  # fmt: skip
+        lines = [
+            f"% {latex_escape(_title(report, table))}; needs \\usepackage{{booktabs}}",
+            f"\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}",
+            "\\toprule",
+            " & ".join(latex_escape(h) for h in header) + r" \\",
+            "\\midrule",
+        ]
         for index, row in enumerate(body):
             lines += ["\\midrule"] if index in starts else []
             lines.append(" & ".join(re.sub(r"^-(?=\d)", "$-$", latex_escape(c)) for c in row) + r" \\")
@@ -402,8 +457,25 @@ def _latex(report: Report) -> str:
     return "\n\n".join(parts)
 
 
-CSV_FIELDS = ("model", "method", "group", "task", "metric", "mean", "sd", "n", "seeds", "planned_seeds", "baseline",
-              "p_welch", "p_bootstrap", "transfer_parameters", "parameters_from", "paper", "diff")  # fmt: skip
+CSV_FIELDS = (
+    "model",
+    "method",
+    "group",
+    "task",
+    "metric",
+    "mean",
+    "sd",
+    "n",
+    "seeds",
+    "planned_seeds",
+    "baseline",
+    "p_welch",
+    "p_bootstrap",
+    "transfer_parameters",
+    "parameters_from",
+    "paper",
+    "diff",
+)
 
 
 def _csv_text(report: Report) -> str:
@@ -416,18 +488,42 @@ def _csv_text(report: Report) -> str:
     writer.writeheader()
     for table in report.tables:
         for row in table.rows:
-            shared = {"model": table.model, "method": row.method, "group": row.group,
-                      "baseline": table.baseline, "transfer_parameters": row.transfer_parameters,
-                      "parameters_from": row.parameters_from}  # fmt: skip
+            shared = {
+                "model": table.model,
+                "method": row.method,
+                "group": row.group,
+                "baseline": table.baseline,
+                "transfer_parameters": row.transfer_parameters,
+                "parameters_from": row.parameters_from,
+            }
             for task, cell in row.cells.items():
                 summary = cell.summary
-                writer.writerow({**shared, "task": task, "metric": table.metrics[task],
-                                 "mean": summary and summary.mean, "sd": summary and summary.sd,
-                                 "n": len(cell.scores), "seeds": " ".join(map(str, sorted(cell.scores))),
-                                 "planned_seeds": table.planned_seeds[task], "p_welch": cell.p_welch,
-                                 "p_bootstrap": cell.p_bootstrap, "paper": cell.paper, "diff": cell.diff})  # fmt: skip
-            writer.writerow({**shared, "task": "Avg", "metric": "unweighted mean over tasks", "mean": row.avg,
-                             "paper": row.paper_avg, "diff": row.avg_diff})  # fmt: skip
+                writer.writerow(
+                    {
+                        **shared,
+                        "task": task,
+                        "metric": table.metrics[task],
+                        "mean": summary and summary.mean,
+                        "sd": summary and summary.sd,
+                        "n": len(cell.scores),
+                        "seeds": " ".join(map(str, sorted(cell.scores))),
+                        "planned_seeds": table.planned_seeds[task],
+                        "p_welch": cell.p_welch,
+                        "p_bootstrap": cell.p_bootstrap,
+                        "paper": cell.paper,
+                        "diff": cell.diff,
+                    }
+                )
+            writer.writerow(
+                {
+                    **shared,
+                    "task": "Avg",
+                    "metric": "unweighted mean over tasks",
+                    "mean": row.avg,
+                    "paper": row.paper_avg,
+                    "diff": row.avg_diff,
+                }
+            )
     return buffer.getvalue().rstrip("\n")
 
 
@@ -439,20 +535,55 @@ def report_dict(report: Report) -> dict:
         summary = cell.summary
         seeds = sorted(cell.scores)
         other = {name: vars(stats.summarize(list(v.values()))) for name, v in cell.other.items()}
-        return {"mean": summary and summary.mean, "sd": summary and summary.sd, "n": len(seeds), "seeds": seeds,
-                "scores": [cell.scores[s] for s in seeds], "p_welch": cell.p_welch, "p_bootstrap": cell.p_bootstrap,
-                "paper": cell.paper, "diff": cell.diff, "other_metrics": other}  # fmt: skip
+        return {
+            "mean": summary and summary.mean,
+            "sd": summary and summary.sd,
+            "n": len(seeds),
+            "seeds": seeds,
+            "scores": [cell.scores[s] for s in seeds],
+            "p_welch": cell.p_welch,
+            "p_bootstrap": cell.p_bootstrap,
+            "paper": cell.paper,
+            "diff": cell.diff,
+            "other_metrics": other,
+        }
 
-    tables = [{"model": t.model, "canonical_model": t.canonical_model, "tasks": t.tasks, "metrics": t.metrics,
-               "planned_seeds": t.planned_seeds, "baseline": t.baseline, "paper_table": t.paper_table,
-               "notes": _notes(report, t),
-               "rows": [{"method": r.method, "group": r.group, "transfer_parameters": r.transfer_parameters,
-                         "parameters_from": r.parameters_from, "avg": r.avg, "paper_avg": r.paper_avg,
-                         "avg_diff": r.avg_diff, "cells": {task: cell_dict(c) for task, c in r.cells.items()}}
-                        for r in t.rows]} for t in report.tables]  # fmt: skip
-    return {"experiment": report.experiment, "scale": 100, "alpha": report.alpha, "baseline": report.baseline,
-            "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES, "compare": "paper" if report.compare_paper else None,
-            "citation": paper.CITATION if report.compare_paper else None, "tables": tables}  # fmt: skip
+    tables = [
+        {
+            "model": t.model,
+            "canonical_model": t.canonical_model,
+            "tasks": t.tasks,
+            "metrics": t.metrics,
+            "planned_seeds": t.planned_seeds,
+            "baseline": t.baseline,
+            "paper_table": t.paper_table,
+            "notes": _notes(report, t),
+            "rows": [
+                {
+                    "method": r.method,
+                    "group": r.group,
+                    "transfer_parameters": r.transfer_parameters,
+                    "parameters_from": r.parameters_from,
+                    "avg": r.avg,
+                    "paper_avg": r.paper_avg,
+                    "avg_diff": r.avg_diff,
+                    "cells": {task: cell_dict(c) for task, c in r.cells.items()},
+                }
+                for r in t.rows
+            ],
+        }
+        for t in report.tables
+    ]
+    return {
+        "experiment": report.experiment,
+        "scale": 100,
+        "alpha": report.alpha,
+        "baseline": report.baseline,
+        "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES,
+        "compare": "paper" if report.compare_paper else None,
+        "citation": paper.CITATION if report.compare_paper else None,
+        "tables": tables,
+    }
 
 
 def _json_text(report: Report) -> str:

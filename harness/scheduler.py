@@ -54,8 +54,9 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
         store.write_trial(trial.key, trial.summary() | {"config": trial.config})
         for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
             store.pull(key)
-        result = options.get("body", run_trial)(trial, store, data_dir=options.get("data_dir"),
-                                                cache_dir=options.get("cache_dir"))  # fmt: skip
+        result = options.get("body", run_trial)(
+            trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
+        )
         result["node"] = _node_id()
         store.write_result(trial.key, result)
         return trial.key
@@ -95,9 +96,18 @@ class Progress:
         return self.total[stage] - self.counts[(stage, "done")] - self.counts[(stage, "failed")]
 
 
-def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: int, options: dict | None = None,
-               max_concurrent: int | None = None, trial_gpus: dict[str, float] | None = None, on_update=None,
-               on_finished=None) -> Outcome:  # fmt: skip
+def run_trials(
+    trials: list[Trial],
+    store: Store,
+    *,
+    resources: dict,
+    retries: int,
+    options: dict | None = None,
+    max_concurrent: int | None = None,
+    trial_gpus: dict[str, float] | None = None,
+    on_update=None,
+    on_finished=None,
+) -> Outcome:
     """Run every trial not done yet and wait for all. ``on_finished(trials)`` gets each batch of newly
     finished trials (e.g. to log them to MLflow in one transaction), ``on_update(progress)`` the state.
 
@@ -116,10 +126,12 @@ def run_trials(trials: list[Trial], store: Store, *, resources: dict, retries: i
     outcome = Outcome()
     base = ray.remote(execute)
     task_options = dict(
-        num_cpus=resources.get("cpus", 1), num_gpus=resources.get("gpus", 0),
+        num_cpus=resources.get("cpus", 1),
+        num_gpus=resources.get("gpus", 0),
         memory=int(resources["memory_gb"] * 2**30) if resources.get("memory_gb") else None,
-        max_retries=retries, retry_exceptions=True,
-    )  # fmt: skip
+        max_retries=retries,
+        retry_exceptions=True,
+    )
     remote = base.options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []

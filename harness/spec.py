@@ -191,20 +191,33 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
     for method, overrides in spec.hyperparameters.items():
         if method != "all" and method not in method_names():
-            errors.append((f"hyperparameters.{method}", _unknown("method", method, ["all", *method_names()],
-                                                                "a method name or `all`")))  # fmt: skip
+            errors.append(
+                (
+                    f"hyperparameters.{method}",
+                    _unknown("method", method, ["all", *method_names()], "a method name or `all`"),
+                )
+            )
             continue
         for key, value in overrides.items():
             owners = method_names() if method == "all" else [method]
             if not any(_fits(owner, key, value) for owner in owners):
-                errors.append((f"hyperparameters.{method}.{key}",
-                               f"unknown hyper-parameter for {method} (expected a method field or a training-loop "
-                               "field such as learning_rate, epochs, precision)"))  # fmt: skip
+                errors.append(
+                    (
+                        f"hyperparameters.{method}.{key}",
+                        f"unknown hyper-parameter for {method} (expected a method field or a training-loop "
+                        "field such as learning_rate, epochs, precision)",
+                    )
+                )
     for task, overrides in spec.task_hyperparameters.items():
         for key, value in overrides.items():
             if not any(_fits(owner, key, value) for owner in method_names()):
-                errors.append((f"task_hyperparameters.{task}.{key}", "unknown hyper-parameter (expected a method "
-                               "field or a training-loop field such as learning_rate, epochs)"))  # fmt: skip
+                errors.append(
+                    (
+                        f"task_hyperparameters.{task}.{key}",
+                        "unknown hyper-parameter (expected a method "
+                        "field or a training-loop field such as learning_rate, epochs)",
+                    )
+                )
     return errors
 
 

@@ -66,8 +66,9 @@ def write_runs_api(client, experiment_id: str, records: list[RunRecord]) -> list
 
     ids = []
     for record in records:
-        run = client.create_run(experiment_id, start_time=record.start_ms,
-                                tags={**record.tags, "mlflow.runName": record.name})  # fmt: skip
+        run = client.create_run(
+            experiment_id, start_time=record.start_ms, tags={**record.tags, "mlflow.runName": record.name}
+        )
         run_id = run.info.run_id
         params = [Param(k, v) for k, v in record.params.items()]
         metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.metrics]
@@ -91,8 +92,9 @@ def _sql_store(client):
     return store if isinstance(store, SqlAlchemyStore) else None
 
 
-def write_runs_sql(sql_store, experiment_id: str, records: list[RunRecord], artifact_location: str | None = None
-                   ) -> list[str]:  # fmt: skip
+def write_runs_sql(
+    sql_store, experiment_id: str, records: list[RunRecord], artifact_location: str | None = None
+) -> list[str]:
     """Bulk path: every run of ``records`` in ONE transaction of multi-row inserts into MLflow's own tables
     (their SQLAlchemy definitions, so the installed MLflow's schema): exactly the rows that `create_run` +
     `log_batch` + `set_terminated` write, latest_metrics by MLflow's rule (greatest (step, timestamp, value)).
@@ -111,20 +113,33 @@ def write_runs_sql(sql_store, experiment_id: str, records: list[RunRecord], arti
         run_id = uuid.uuid4().hex
         artifact_uri = append_to_uri_path(location, run_id, "artifacts")
         _copy_artifacts(artifact_uri, record)
-        rows[SqlRun].append(dict(run_uuid=run_id, name=record.name, artifact_uri=artifact_uri,
-                                 experiment_id=int(experiment_id), source_type=SourceType.to_string(SourceType.UNKNOWN),
-                                 source_name="", entry_point_name="", user_id=record.tags.get("mlflow.user", "unknown"),
-                                 status=RunStatus.to_string(RunStatus.FINISHED), start_time=record.start_ms,
-                                 end_time=record.end_ms, deleted_time=None, source_version="",
-                                 lifecycle_stage=LifecycleStage.ACTIVE))  # fmt: skip
+        rows[SqlRun].append(
+            dict(
+                run_uuid=run_id,
+                name=record.name,
+                artifact_uri=artifact_uri,
+                experiment_id=int(experiment_id),
+                source_type=SourceType.to_string(SourceType.UNKNOWN),
+                source_name="",
+                entry_point_name="",
+                user_id=record.tags.get("mlflow.user", "unknown"),
+                status=RunStatus.to_string(RunStatus.FINISHED),
+                start_time=record.start_ms,
+                end_time=record.end_ms,
+                deleted_time=None,
+                source_version="",
+                lifecycle_stage=LifecycleStage.ACTIVE,
+            )
+        )
         tags = {**record.tags, "mlflow.runName": record.name}
         rows[SqlTag] += [dict(key=k, value=v, run_uuid=run_id) for k, v in tags.items()]
         rows[SqlParam] += [dict(key=k, value=v, run_uuid=run_id) for k, v in record.params.items()]
         latest: dict[str, dict] = {}
         for key, value, timestamp, step in record.metrics:
             is_nan = math.isnan(value)
-            row = dict(key=key, value=0.0 if is_nan else value, timestamp=timestamp, step=step, is_nan=is_nan,
-                       run_uuid=run_id)  # fmt: skip
+            row = dict(
+                key=key, value=0.0 if is_nan else value, timestamp=timestamp, step=step, is_nan=is_nan, run_uuid=run_id
+            )
             rows[SqlMetric].append(row)
             old = latest.get(key)
             if old is None or (step, timestamp, row["value"]) > (old["step"], old["timestamp"], old["value"]):
@@ -142,8 +157,14 @@ class EmbeddedServer:
     """`mlflow server` bound to 127.0.0.1 (by default over the store's SQLite file, artifacts in the store;
     ``backend_uri`` names another database, e.g. PostgreSQL), stopped with its process group."""
 
-    def __init__(self, store: Store, port: int | None = None, host: str = "127.0.0.1", workers: int = 1,
-                 backend_uri: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        backend_uri: str | None = None,
+    ):
         self.store, self.host, self.port, self.workers = store, host, port or free_port(), workers
         self.backend_uri = backend_uri or f"sqlite:///{store.root / 'mlflow.db'}"
         self.process: subprocess.Popen | None = None
@@ -154,10 +175,22 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         self.store.root.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "mlflow", "server", "--host", self.host, "--port", str(self.port),
-                   "--backend-store-uri", self.backend_uri,
-                   "--default-artifact-root", str(self.store.root / "mlartifacts"),
-                   "--workers", str(self.workers)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self.backend_uri,
+            "--default-artifact-root",
+            str(self.store.root / "mlartifacts"),
+            "--workers",
+            str(self.workers),
+        ]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers outliving us
         log = open(self.store.root / "mlflow-server.log", "ab")  # noqa: SIM115 — lives as long as the server
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
@@ -240,8 +273,9 @@ class Tracker:
         """Tag value → run id, for every run of the experiment that carries the tag (paged)."""
         found, token = {}, None
         while True:
-            page = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{tag}` != ''",
-                                           max_results=5000, page_token=token)  # fmt: skip
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{tag}` != ''", max_results=5000, page_token=token
+            )
             for run in page:
                 found[run.data.tags[tag]] = run.info.run_id
             token = page.token
@@ -251,9 +285,17 @@ class Tracker:
     def _parent(self, trial: Trial) -> str:
         group = f"stage{trial.stage}/{trial.method}/{trial.task}/{trial.model}"
         if group not in self.parents:
-            run = self.client.create_run(self.experiment_id, run_name=group, tags={GROUP_TAG: group,
-                                         "stage": str(trial.stage), "method": trial.method, "task": trial.task,
-                                         "model": trial.model})  # fmt: skip
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=group,
+                tags={
+                    GROUP_TAG: group,
+                    "stage": str(trial.stage),
+                    "method": trial.method,
+                    "task": trial.task,
+                    "model": trial.model,
+                },
+            )
             self.client.set_terminated(run.info.run_id)
             self.parents[group] = run.info.run_id
         return self.parents[group]
@@ -262,11 +304,20 @@ class Tracker:
         """What the child run of a finished trial holds: tags, params, per-evaluation and final metrics."""
         result = store.result(trial.key)
         provenance = result.get("provenance", {})
-        tags = {"mlflow.parentRunId": self._parent(trial), KEY_TAG: trial.key, "stage": str(trial.stage),
-                "method": trial.method, "task": trial.task, "seed": str(trial.seed), "model": trial.model,
-                "source_keys": ",".join(trial.depends_on), "source_tasks": ",".join(trial.source_tasks),
-                "node": result.get("node", ""), "host": provenance.get("hardware", {}).get("host", ""),
-                "git_commit": provenance.get("git_commit", "")}  # fmt: skip
+        tags = {
+            "mlflow.parentRunId": self._parent(trial),
+            KEY_TAG: trial.key,
+            "stage": str(trial.stage),
+            "method": trial.method,
+            "task": trial.task,
+            "seed": str(trial.seed),
+            "model": trial.model,
+            "source_keys": ",".join(trial.depends_on),
+            "source_tasks": ",".join(trial.source_tasks),
+            "node": result.get("node", ""),
+            "host": provenance.get("hardware", {}).get("host", ""),
+            "git_commit": provenance.get("git_commit", ""),
+        }
         if trial.joint:
             tags["tasks"] = ",".join(trial.tasks)
         folder = store.pull(trial.key)  # a remote store's artifacts, downloaded once to log them
@@ -275,19 +326,30 @@ class Tracker:
         start = end - int(1000 * float(result.get("wall_seconds", 0)))
         # a joint trial evaluates every N steps: its history is stepped by training step, not epoch
         step_of = (lambda row: int(row.get("step", 0))) if trial.joint else (lambda row: int(row.get("epoch", 0)))
-        metrics = [(metric_name(k), float(v), end, step_of(row))
-                   for row in result.get("history", []) for k, v in row.items()
-                   if k.startswith("dev_") and isinstance(v, int | float)]  # fmt: skip
+        metrics = [
+            (metric_name(k), float(v), end, step_of(row))
+            for row in result.get("history", [])
+            for k, v in row.items()
+            if k.startswith("dev_") and isinstance(v, int | float)
+        ]
         metrics += [(metric_name(f"test_{k}"), float(v), end, 0) for k, v in result.get("test", {}).items()]
         metrics += [(f"params_{k}", float(v), end, 0) for k, v in result.get("parameters", {}).items()]
-        metrics += [("wall_seconds", float(result.get("wall_seconds", 0)), end, 0),
-                    ("best_epoch", float(result.get("best_epoch", -1)), end, 0)]  # fmt: skip
+        metrics += [
+            ("wall_seconds", float(result.get("wall_seconds", 0)), end, 0),
+            ("best_epoch", float(result.get("best_epoch", -1)), end, 0),
+        ]
         artifacts = [(folder / "result.json", None)]
         if (folder / "artifacts" / "model").exists():
             artifacts.append((folder / "artifacts" / "model", "model"))
-        return RunRecord(name=f"{trial.method}/{trial.task}/seed{trial.seed}", tags=tags,
-                         params={k: v[:6000] for k, v in _flatten("", trial.config, {}).items()},
-                         metrics=metrics, start_ms=start, end_ms=end, artifacts=artifacts)  # fmt: skip
+        return RunRecord(
+            name=f"{trial.method}/{trial.task}/seed{trial.seed}",
+            tags=tags,
+            params={k: v[:6000] for k, v in _flatten("", trial.config, {}).items()},
+            metrics=metrics,
+            start_ms=start,
+            end_ms=end,
+            artifacts=artifacts,
+        )
 
     def log_trials(self, trials: list[Trial], store: Store) -> int:
         """A child run for each finished trial not logged yet (found by its key tag); returns how many.
@@ -351,8 +413,16 @@ class Tracker:
 
 
 def ui_command(store: Store) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{store.root / 'mlflow.db'}",
-            "--host", "127.0.0.1"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        f"sqlite:///{store.root / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+    ]
 
 
 __all__ = [

@@ -21,9 +21,18 @@ def train(
     config = trial.config
     overrides = {**config["method_config"], **config["train"], **extra}
     overrides.pop("seed", None)
-    common = {"method": trial.method, "model": trial.model, "seed": trial.seed, "output_dir": output_dir,
-              "few_shot_k": config["data"]["few_shot"], "max_length": config["data"]["max_length"],
-              "data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}  # fmt: skip
+    common = {
+        "method": trial.method,
+        "model": trial.model,
+        "seed": trial.seed,
+        "output_dir": output_dir,
+        "few_shot_k": config["data"]["few_shot"],
+        "max_length": config["data"]["max_length"],
+        "data_dir": data_dir,
+        "cache_dir": cache_dir,
+        "callback": callback,
+        "device": device,
+    }
     if trial.joint:
         return train_joint(list(trial.tasks), name=trial.task, **common, **overrides)
     return train_task(trial.task, sources=sources, **common, **overrides)
@@ -32,8 +41,14 @@ def train(
 def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
     """Train ``trial``; returns its result dict (also written by the caller as the trial's result.json)."""
     sources = [store.trial_dir(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
-    result, _ = train(trial, sources, output_dir=store.trial_dir(trial.key) / "artifacts", data_dir=data_dir,
-                      cache_dir=cache_dir, callback=callback)  # fmt: skip
+    result, _ = train(
+        trial,
+        sources,
+        output_dir=store.trial_dir(trial.key) / "artifacts",
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        callback=callback,
+    )
     if trial.depends_on:
         plot_mixing(trial, store.trial_dir(trial.key) / "artifacts" / "model")
     return {"trial": trial.summary(), **result.to_dict()}

@@ -81,8 +81,10 @@ class TaskStreams:
         }
         for task, count in self.batches_per_pass.items():
             if count < 1:
-                raise ValueError(f"task {task!r}: its training split ({len(datasets[task])}) is smaller than "
-                                 f"one batch ({batch_size}) on {world} ranks")  # fmt: skip
+                raise ValueError(
+                    f"task {task!r}: its training split ({len(datasets[task])}) is smaller than "
+                    f"one batch ({batch_size}) on {world} ranks"
+                )
         self._orders: dict[str, tuple[int, list[int]]] = {}
 
     def order(self, task: str, index: int, epoch: int) -> list[int]:
@@ -127,8 +129,10 @@ def fit_joint(
     if model.tasks != names:
         raise ValueError(f"the model's heads {model.tasks} are not the tasks trained {names}")
     if config.engine == "deepspeed" and config.zero_stage == 3 and len(names) > 1:
-        raise ValueError("a joint run takes DeepSpeed ZeRO stages 0-2: under ZeRO-3 the parameters of the tasks "
-                         "absent from a step update unlike under torch (cf. DeepSpeed #1355)")  # fmt: skip
+        raise ValueError(
+            "a joint run takes DeepSpeed ZeRO stages 0-2: under ZeRO-3 the parameters of the tasks "
+            "absent from a step update unlike under torch (cf. DeepSpeed #1355)"
+        )
     device = prepare(model, config, device, checkpoint_dir)
     notify = callback or (lambda event, payload: None)
     pad_id = model.encoder.config.pad_token_id or 0
@@ -144,15 +148,31 @@ def fit_joint(
     eval_every = config.eval_every_steps or steps_per_pass
     # ReCoRD selects on its test split in the paper; ScaLearn's joint runs leave it out of the mean dev loss
     selecting = [t for t in names if not tasks[t].selects_on_test] or names
-    schedule = task_schedule({t: len(train[t]) for t in names}, config.sampling_temperature, config.seed,
-                             total_steps * config.gradient_accumulation).tolist()  # fmt: skip
+    schedule = task_schedule(
+        {t: len(train[t]) for t in names},
+        config.sampling_temperature,
+        config.seed,
+        total_steps * config.gradient_accumulation,
+    ).tolist()
     engine = ENGINES[config.engine](model, config, total_steps, device)
 
-    result = TrainResult(task=name, selected_by=select_by, parameters=model.parameter_counts(),
-                         data_key=",".join(getattr(data[t], "key", "") for t in names),
-                         config={**asdict(config), "tasks": names})  # fmt: skip
-    progress = {"micro": 0, "step": 0, "evaluations": 0, "since_best": 0, "history": [], "best": None,
-                "last_eval_step": -1, "losses": []}  # fmt: skip
+    result = TrainResult(
+        task=name,
+        selected_by=select_by,
+        parameters=model.parameter_counts(),
+        data_key=",".join(getattr(data[t], "key", "") for t in names),
+        config={**asdict(config), "tasks": names},
+    )
+    progress = {
+        "micro": 0,
+        "step": 0,
+        "evaluations": 0,
+        "since_best": 0,
+        "history": [],
+        "best": None,
+        "last_eval_step": -1,
+        "losses": [],
+    }
     best_state = None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
@@ -165,17 +185,31 @@ def fit_joint(
         for task in names:
             model.set_task(task)
             scores[task] = evaluate_split(model, engine, tasks[task], data[task].splits["dev"], config, pad_id)
-        mean = {"loss": sum(scores[t]["loss"] for t in selecting) / len(selecting),
-                "score": sum(scores[t][tasks[t].metric] for t in selecting) / len(selecting)}  # fmt: skip
-        record = {"step": progress["step"], "epoch": progress["step"] / steps_per_pass,
-                  **{f"dev_{k}": v for k, v in mean.items()},
-                  **{f"dev_{t}/{k}": v for t, s in scores.items() for k, v in s.items()}}  # fmt: skip
+        mean = {
+            "loss": sum(scores[t]["loss"] for t in selecting) / len(selecting),
+            "score": sum(scores[t][tasks[t].metric] for t in selecting) / len(selecting),
+        }
+        record = {
+            "step": progress["step"],
+            "epoch": progress["step"] / steps_per_pass,
+            **{f"dev_{k}": v for k, v in mean.items()},
+            **{f"dev_{t}/{k}": v for t, s in scores.items() for k, v in s.items()},
+        }
         best = None
         if _better(mean, progress["best"] and progress["best"]["mean"], "loss" if select_by == "loss" else "score"):
             best = {"mean": mean, "tasks": scores, "step": progress["step"], "evaluation": progress["evaluations"]}
-        stop, best_state = book_evaluation(progress, record, best, best_state, model=model, engine=engine,
-                                           config=config, checkpoint=checkpoint, notify=notify,
-                                           stop_after_evaluations=stop_after_evaluations)  # fmt: skip
+        stop, best_state = book_evaluation(
+            progress,
+            record,
+            best,
+            best_state,
+            model=model,
+            engine=engine,
+            config=config,
+            checkpoint=checkpoint,
+            notify=notify,
+            stop_after_evaluations=stop_after_evaluations,
+        )
         return stop
 
     # A step updates every trainable tensor, the heads of the tasks absent from it on a zero gradient (their
@@ -208,8 +242,15 @@ def fit_joint(
         step_loss = _global_mean(loss.detach(), world)
         progress["losses"].append(step_loss)
         if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
-            notify("step", {"step": progress["step"], "task": task, "train_loss": step_loss,
-                            "learning_rate": engine.learning_rate()})  # fmt: skip
+            notify(
+                "step",
+                {
+                    "step": progress["step"],
+                    "task": task,
+                    "train_loss": step_loss,
+                    "learning_rate": engine.learning_rate(),
+                },
+            )
         if progress["step"] % eval_every == 0 or progress["step"] >= total_steps:
             stop = evaluate_and_select()
             model.train()

@@ -34,8 +34,13 @@ def git_commit() -> str:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if commit.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return commit.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -43,8 +48,13 @@ def git_commit() -> str:
 
 def hardware(device: torch.device | str = "cpu") -> dict:
     device = torch.device(device)
-    info = {"host": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": device.type}  # fmt: skip
+    info = {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -61,5 +71,10 @@ def peak_memory_mb(device: torch.device | str = "cpu") -> float:
 def collect(device: torch.device | str = "cpu") -> dict:
     from scalearn import CORE_VERSION
 
-    return {"core_version": CORE_VERSION, "git_commit": git_commit(), "packages": package_versions(),
-            "hardware": hardware(device), "python": platform.python_version()}  # fmt: skip
+    return {
+        "core_version": CORE_VERSION,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "hardware": hardware(device),
+        "python": platform.python_version(),
+    }

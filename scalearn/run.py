@@ -71,8 +71,14 @@ def train_task(
     single-task adapter, the adapter artifact that stage 2 consumes."""
     spec = get_task(task)
     trial_method, config = resolve(method, seed, overrides)
-    data = tokenized_task(spec, load_tokenizer(model), max_length=max_length, few_shot_k=few_shot_k,
-                          data_dir=data_dir, cache_dir=cache_dir)  # fmt: skip
+    data = tokenized_task(
+        spec,
+        load_tokenizer(model),
+        max_length=max_length,
+        few_shot_k=few_shot_k,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+    )
 
     if getattr(trial_method, "joint", False):
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
@@ -80,9 +86,13 @@ def train_task(
         from scalearn.similarity import task_similarities  # AdapterSoup: weights from the sources' task names
 
         trial_method.similarities = task_similarities(
-            task, source_names(sources), trial_method.similarity_model,
-            max_sentences=trial_method.similarity_sentences, data_dir=data_dir, cache_dir=cache_dir,
-        )  # fmt: skip
+            task,
+            source_names(sources),
+            trial_method.similarity_model,
+            max_sentences=trial_method.similarity_sentences,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+        )
 
     seed_everything(seed)  # before building (and after anything that may draw): the seed draws the head and ω
     encoder = load_encoder(model)
@@ -90,11 +100,28 @@ def train_task(
     trained = trial_method.build(encoder, _head_config(spec, encoder), bank)
     metadata = {"task": task, "method": method, "model": model, "seed": seed}
     save_dir = Path(output_dir) if output_dir is not None else None
-    result = fit(trained, spec, data, config, callback=callback, checkpoint_dir=checkpoint_dir, device=device,
-                 save_dir=save_dir, metadata=metadata)  # fmt: skip
-    result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
-                          "task": task, "seed": seed, "few_shot": few_shot_k,
-                          "sources": [str(s) for s in sources or []]})  # fmt: skip
+    result = fit(
+        trained,
+        spec,
+        data,
+        config,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        save_dir=save_dir,
+        metadata=metadata,
+    )
+    result.config.update(
+        {
+            "method": method,
+            "method_config": trial_method.to_dict(),
+            "model": model,
+            "task": task,
+            "seed": seed,
+            "few_shot": few_shot_k,
+            "sources": [str(s) for s in sources or []],
+        }
+    )
     if save_dir is not None:
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, trained
@@ -132,18 +159,41 @@ def train_joint(
             f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})"
         )
     tokenizer = load_tokenizer(model)
-    data = {task: tokenized_task(spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir,
-                                 cache_dir=cache_dir) for task, spec in specs.items()}  # fmt: skip
+    data = {
+        task: tokenized_task(
+            spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir, cache_dir=cache_dir
+        )
+        for task, spec in specs.items()
+    }
 
     seed_everything(seed)  # before building: the seed draws the heads and the shared modules
     encoder = load_encoder(model)
     trained = trial_method.build(encoder, {task: _head_config(spec, encoder) for task, spec in specs.items()})
     metadata = {"task": name, "tasks": ",".join(tasks), "method": method, "model": model, "seed": seed}
     save_dir = Path(output_dir) if output_dir is not None else None
-    result = fit_joint(trained, specs, data, config, name=name, callback=callback, checkpoint_dir=checkpoint_dir,
-                       device=device, save_dir=save_dir, metadata=metadata)  # fmt: skip
-    result.config.update({"method": method, "method_config": trial_method.to_dict(), "model": model,
-                          "task": name, "tasks": list(tasks), "seed": seed, "few_shot": few_shot_k})  # fmt: skip
+    result = fit_joint(
+        trained,
+        specs,
+        data,
+        config,
+        name=name,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        save_dir=save_dir,
+        metadata=metadata,
+    )
+    result.config.update(
+        {
+            "method": method,
+            "method_config": trial_method.to_dict(),
+            "model": model,
+            "task": name,
+            "tasks": list(tasks),
+            "seed": seed,
+            "few_shot": few_shot_k,
+        }
+    )
     if save_dir is not None:
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, trained

@@ -51,8 +51,9 @@ def embed(texts: list[str], tokenizer, model, batch_size: int = 64, max_length: 
     model.eval()
     out = []
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         states = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
@@ -60,16 +61,22 @@ def embed(texts: list[str], tokenizer, model, batch_size: int = 64, max_length: 
     return torch.cat(out)
 
 
-def task_centroid(task: str, model: str = SIMILARITY_MODEL, *, max_sentences: int = 1000, data_dir=None,
-                  cache_dir=None) -> torch.Tensor:  # fmt: skip
+def task_centroid(
+    task: str, model: str = SIMILARITY_MODEL, *, max_sentences: int = 1000, data_dir=None, cache_dir=None
+) -> torch.Tensor:
     """ū of a task: the mean unit embedding of its first ``max_sentences`` training sentences (cached)."""
     from scalearn.data import default_cache_dir, source_fingerprint, task_examples
     from scalearn.io import read_tensors, write_tensors
     from scalearn.tasks import get_task
 
     spec = get_task(task)
-    identity = {"model": model, "task": task, "version": spec.version, "sentences": max_sentences,
-                "data": source_fingerprint(spec, data_dir)}  # fmt: skip
+    identity = {
+        "model": model,
+        "task": task,
+        "version": spec.version,
+        "sentences": max_sentences,
+        "data": source_fingerprint(spec, data_dir),
+    }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir or default_cache_dir()) / "similarity" / f"{task}-{key}.safetensors"
     if path.exists():

@@ -84,10 +84,25 @@ class TrainConfig:
     def for_method(cls, method, **overrides) -> TrainConfig:
         """The method's paper defaults (LR, epochs, patience, …; a joint method's steps and sampling too), then
         ``overrides``."""
-        shared = {k: getattr(method, k) for k in ("learning_rate", "epochs", "patience", "batch_size",
-                                                  "weight_decay", "warmup_ratio", "max_grad_norm")}  # fmt: skip
-        shared.update({k: getattr(method, k) for k in ("max_steps", "eval_every_steps", "sampling_temperature")
-                       if hasattr(method, k)})  # fmt: skip
+        shared = {
+            k: getattr(method, k)
+            for k in (
+                "learning_rate",
+                "epochs",
+                "patience",
+                "batch_size",
+                "weight_decay",
+                "warmup_ratio",
+                "max_grad_norm",
+            )
+        }
+        shared.update(
+            {
+                k: getattr(method, k)
+                for k in ("max_steps", "eval_every_steps", "sampling_temperature")
+                if hasattr(method, k)
+            }
+        )
         return cls(**{**shared, **overrides})
 
 
@@ -206,8 +221,19 @@ def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: 
     return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
 
 
-def book_evaluation(progress: dict, record: dict, best: dict | None, best_state, *, model, engine, config,
-                    checkpoint: Path | None, notify, stop_after_evaluations: int | None):  # fmt: skip
+def book_evaluation(
+    progress: dict,
+    record: dict,
+    best: dict | None,
+    best_state,
+    *,
+    model,
+    engine,
+    config,
+    checkpoint: Path | None,
+    notify,
+    stop_after_evaluations: int | None,
+):
     """Book one evaluation in ``progress`` (``best``: the new best entry, or None when it is no better), keep the
     best state, notify, checkpoint. Returns (stop?, best state): out of patience, or interrupted on purpose."""
     progress["history"].append(record)
@@ -265,8 +291,10 @@ def prepare(model: TransferModel, config: TrainConfig, device, checkpoint_dir) -
         else:
             model.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if checkpoint_dir is not None and config.engine != "torch":
-        raise ValueError("resuming (checkpoint_dir) needs engine torch: DeepSpeed's optimizer checkpoints are "
-                         "pickles, which this project never loads")  # fmt: skip
+        raise ValueError(
+            "resuming (checkpoint_dir) needs engine torch: DeepSpeed's optimizer checkpoints are "
+            "pickles, which this project never loads"
+        )
     return device
 
 
@@ -310,11 +338,25 @@ def fit(
     if world > 1:
         batches_per_epoch = len(train) // config.batch_size  # every rank needs its share of every batch
 
-    result = TrainResult(task=task.name, selected_by=select_by, selects_on_test=task.selects_on_test,
-                         parameters=model.parameter_counts(), data_key=getattr(data, "key", ""),
-                         config=asdict(config))  # fmt: skip
-    progress = {"epoch": 0, "position": 0, "step": 0, "evaluations": 0, "since_best": 0, "history": [],
-                "best": None, "last_eval_step": -1, "losses": []}  # fmt: skip
+    result = TrainResult(
+        task=task.name,
+        selected_by=select_by,
+        selects_on_test=task.selects_on_test,
+        parameters=model.parameter_counts(),
+        data_key=getattr(data, "key", ""),
+        config=asdict(config),
+    )
+    progress = {
+        "epoch": 0,
+        "position": 0,
+        "step": 0,
+        "evaluations": 0,
+        "since_best": 0,
+        "history": [],
+        "best": None,
+        "last_eval_step": -1,
+        "losses": [],
+    }
     best_state = None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
@@ -327,9 +369,18 @@ def fit(
         dev = evaluate_split(model, engine, task, splits["dev"], config, pad_id)
         record = {"epoch": epoch, "step": progress["step"], **{f"dev_{k}": v for k, v in dev.items()}}
         best = {**dev, "epoch": epoch, "step": progress["step"]} if _better(dev, progress["best"], select_key) else None
-        stop, best_state = book_evaluation(progress, record, best, best_state, model=model, engine=engine,
-                                           config=config, checkpoint=checkpoint, notify=notify,
-                                           stop_after_evaluations=stop_after_evaluations)  # fmt: skip
+        stop, best_state = book_evaluation(
+            progress,
+            record,
+            best,
+            best_state,
+            model=model,
+            engine=engine,
+            config=config,
+            checkpoint=checkpoint,
+            notify=notify,
+            stop_after_evaluations=stop_after_evaluations,
+        )
         return stop
 
     def finished() -> bool:
@@ -355,8 +406,15 @@ def fit(
             step_loss = _global_mean(loss.detach(), world)
             progress["losses"].append(step_loss)
             if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
-                notify("step", {"step": progress["step"], "epoch": epoch, "train_loss": step_loss,
-                                "learning_rate": engine.learning_rate()})  # fmt: skip
+                notify(
+                    "step",
+                    {
+                        "step": progress["step"],
+                        "epoch": epoch,
+                        "train_loss": step_loss,
+                        "learning_rate": engine.learning_rate(),
+                    },
+                )
             if config.eval_every_steps and progress["step"] % config.eval_every_steps == 0:
                 stop = evaluate_and_select(epoch)
             if stop or progress["step"] >= total_steps:
@@ -390,8 +448,10 @@ def fit(
     if save_dir is not None:
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
         if recording and rank == 0 and model.transfer.attention:
-            write_json(Path(save_dir) / "model" / "attention.json",
-                       {"split": "test", "mean_attention": model.transfer.mean_attention()})  # fmt: skip
+            write_json(
+                Path(save_dir) / "model" / "attention.json",
+                {"split": "test", "mean_attention": model.transfer.mean_attention()},
+            )
     result.wall_seconds = time.perf_counter() - start
     result.peak_memory_mb = provenance.peak_memory_mb(device)
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}

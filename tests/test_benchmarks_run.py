@@ -62,8 +62,11 @@ def test_mlflow_throughput_benchmark_runs_and_writes_its_json(tmp_path):
 
 def test_packing_simulation_runs_and_packs(tmp_path):
     peaks = tmp_path / "peaks.json"
-    peaks.write_text(json.dumps({"adapter": 9000, "adapterfusion": 12000, "scalearn": 9500,
-                                 "scalearn_uniform_pp": 9400, "full_ft": 16000}))  # fmt: skip
+    peaks.write_text(
+        json.dumps(
+            {"adapter": 9000, "adapterfusion": 12000, "scalearn": 9500, "scalearn_uniform_pp": 9400, "full_ft": 16000}
+        )
+    )
     out = tmp_path / "packing_sim.json"
     assert load("packing_sim").main(["--peaks", str(peaks), "--trials", "200", "--gpus", "4", "--out", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -32,22 +32,70 @@ MANIFESTS = ["kuberay/raycluster.yaml", "kuberay/rayjob.yaml"]
 # rayjob_types.go of ray-project/kuberay (authOptions since KubeRay 1.5.1). Only the part of each type that such
 # recipes plausibly use, not all of it; pod templates are Kubernetes' own PodTemplateSpec and are not checked here.
 TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec"}
-RAY_CLUSTER_SPEC = {"rayVersion", "enableInTreeAutoscaling", "autoscalerOptions", "authOptions", "headGroupSpec",
-                    "workerGroupSpecs", "suspend", "headServiceAnnotations", "gcsFaultToleranceOptions"}  # fmt: skip
-AUTOSCALER_OPTIONS = {"upscalingMode", "idleTimeoutSeconds", "resources", "image", "imagePullPolicy", "env", "envFrom",
-                      "version"}  # fmt: skip
+RAY_CLUSTER_SPEC = {
+    "rayVersion",
+    "enableInTreeAutoscaling",
+    "autoscalerOptions",
+    "authOptions",
+    "headGroupSpec",
+    "workerGroupSpecs",
+    "suspend",
+    "headServiceAnnotations",
+    "gcsFaultToleranceOptions",
+}
+AUTOSCALER_OPTIONS = {
+    "upscalingMode",
+    "idleTimeoutSeconds",
+    "resources",
+    "image",
+    "imagePullPolicy",
+    "env",
+    "envFrom",
+    "version",
+}
 AUTH_OPTIONS = {"mode", "secretName"}
 HEAD_GROUP_SPEC = {"rayStartParams", "template", "serviceType", "headService", "enableIngress", "resources", "labels"}
-WORKER_GROUP_SPEC = {"groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams", "template", "numOfHosts",
-                     "idleTimeoutSeconds", "scaleStrategy", "resources", "labels"}  # fmt: skip
-RAY_JOB_SPEC = {"entrypoint", "rayClusterSpec", "clusterSelector", "shutdownAfterJobFinishes",
-                "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit", "runtimeEnvYAML", "submissionMode",
-                "submitterPodTemplate", "submitterConfig", "suspend", "entrypointNumCpus", "entrypointNumGpus", "jobId",
-                "metadata"}  # fmt: skip
+WORKER_GROUP_SPEC = {
+    "groupName",
+    "replicas",
+    "minReplicas",
+    "maxReplicas",
+    "rayStartParams",
+    "template",
+    "numOfHosts",
+    "idleTimeoutSeconds",
+    "scaleStrategy",
+    "resources",
+    "labels",
+}
+RAY_JOB_SPEC = {
+    "entrypoint",
+    "rayClusterSpec",
+    "clusterSelector",
+    "shutdownAfterJobFinishes",
+    "ttlSecondsAfterFinished",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "runtimeEnvYAML",
+    "submissionMode",
+    "submitterPodTemplate",
+    "submitterConfig",
+    "suspend",
+    "entrypointNumCpus",
+    "entrypointNumGpus",
+    "jobId",
+    "metadata",
+}
 
 # How many `harness` command lines each file holds at least: the extraction below must find them.
-EXPECTED_COMMANDS = {"README.md": 10, "slurm/ray-sbatch.sh": 4, "aws.yaml": 2, "gcp.yaml": 2, "kuberay/rayjob.yaml": 1,
-                     "mlflow/docker-compose.yaml": 1}  # fmt: skip
+EXPECTED_COMMANDS = {
+    "README.md": 10,
+    "slurm/ray-sbatch.sh": 4,
+    "aws.yaml": 2,
+    "gcp.yaml": 2,
+    "kuberay/rayjob.yaml": 1,
+    "mlflow/docker-compose.yaml": 1,
+}
 
 
 def yaml_files() -> list[Path]:
@@ -77,8 +125,10 @@ def test_launcher_config_passes_rays_schema_and_checks(name):
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     config = load(name)
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in
-              jsonschema.Draft7Validator(ray_schema()).iter_errors(config)]  # fmt: skip
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(ray_schema()).iter_errors(config)
+    ]
     assert not errors, errors
     # What `ray up` does before it touches the cloud: merge the provider's defaults, then check head type, bounds, …
     prepared = prepare_config(copy.deepcopy(config))
@@ -150,8 +200,10 @@ def test_raycluster_uses_known_kuberay_fields():
     assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayCluster")
     problems = unknown(manifest, TOP_LEVEL, "") + cluster_spec_problems(manifest["spec"], "spec")
     assert not problems, problems
-    gpus = [group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
-            for group in manifest["spec"]["workerGroupSpecs"]]  # fmt: skip
+    gpus = [
+        group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+        for group in manifest["spec"]["workerGroupSpecs"]
+    ]
     assert gpus == ["1", "8"]
 
 

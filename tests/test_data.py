@@ -111,8 +111,15 @@ def test_tokenised_entry_is_reused_and_keyed(tmp_path, tiny_tokenizer):
     assert tokenized_task("syn_b", tiny_tokenizer, max_length=16, cache_dir=tmp_path).key != first.key
     assert tokenized_task("syn_b", tiny_tokenizer, few_shot_k=16, cache_dir=tmp_path).key != first.key
     assert tokenized_task("syn_c", tiny_tokenizer, cache_dir=tmp_path).key != first.key
-    assert max(len(ids) for ids in tokenized_task("syn_b", tiny_tokenizer, max_length=8, cache_dir=tmp_path)
-               .splits["train"]["input_ids"]) == 8  # fmt: skip
+    assert (
+        max(
+            len(ids)
+            for ids in tokenized_task("syn_b", tiny_tokenizer, max_length=8, cache_dir=tmp_path).splits["train"][
+                "input_ids"
+            ]
+        )
+        == 8
+    )
 
 
 def test_tokenizer_fingerprint_ignores_call_settings(tiny_tokenizer):

@@ -14,8 +14,16 @@ TINY = "tiny-bert"
 
 
 def run(cache_dir, **kw):
-    kw = {"task": "syn_a", "model": TINY, "seed": 0, "batch_size": 8, "epochs": 1, "max_steps": 6,
-          "cache_dir": cache_dir, **kw}  # fmt: skip
+    kw = {
+        "task": "syn_a",
+        "model": TINY,
+        "seed": 0,
+        "batch_size": 8,
+        "epochs": 1,
+        "max_steps": 6,
+        "cache_dir": cache_dir,
+        **kw,
+    }
     return train_task(**kw)
 
 
@@ -25,15 +33,17 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
     # ZeRO-3 persistence threshold 0: every parameter is really partitioned, even tiny ones
     zero = {"engine": "deepspeed", "zero_stage": stage, "zero3_persistence_threshold": 0}
     torch_run, torch_model = run(cache_dir, method="scalearn_pp", sources=sources, learning_rate=0.05)
-    ds_run, _ = run(cache_dir, method="scalearn_pp", sources=sources, learning_rate=0.05,
-                    output_dir=tmp_path / "pp", **zero)  # fmt: skip
+    ds_run, _ = run(
+        cache_dir, method="scalearn_pp", sources=sources, learning_rate=0.05, output_dir=tmp_path / "pp", **zero
+    )
     assert ds_run.losses == pytest.approx(torch_run.losses, abs=1e-5)
     saved = load_file(tmp_path / "pp" / "model" / "transfer.safetensors")
     assert saved["omega"].shape == (1, 3, 32)
     torch.testing.assert_close(saved["omega"], torch_model.transfer.omega.detach(), atol=1e-5, rtol=1e-5)
     # reload into a fresh model: ω and head come back, the test score is reproduced
-    fresh = get_method("scalearn_pp").build(load_encoder(TINY), HeadConfig("classification", 32, 2),
-                                            load_source_bank(sources))  # fmt: skip
+    fresh = get_method("scalearn_pp").build(
+        load_encoder(TINY), HeadConfig("classification", 32, 2), load_source_bank(sources)
+    )
     load_model_state(tmp_path / "pp" / "model", fresh)
     torch.testing.assert_close(fresh.transfer.omega, saved["omega"])
 
@@ -42,8 +52,9 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
     assert tensors["down.weight"].shape == (2, config.bottleneck, 32) and tensors["up.weight"].abs().sum() > 0
     torch_adapter, torch_adapter_model = run(cache_dir, method="adapter", learning_rate=1e-2)
     assert adapter_run.losses == pytest.approx(torch_adapter.losses, abs=1e-5)
-    torch.testing.assert_close(tensors["up.weight"], torch_adapter_model.adapters.adapter_state(0)["up.weight"],
-                               atol=1e-5, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        tensors["up.weight"], torch_adapter_model.adapters.adapter_state(0)["up.weight"], atol=1e-5, rtol=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -53,8 +64,17 @@ def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
     ray = pytest.importorskip("ray")
     from scalearn.distributed import train_task_distributed
 
-    common = dict(task="syn_a", method="adapter", model="tiny-bert-nodropout", seed=0, batch_size=8, epochs=1,
-                  max_steps=6, learning_rate=0.01, cache_dir=cache_dir)  # fmt: skip
+    common = dict(
+        task="syn_a",
+        method="adapter",
+        model="tiny-bert-nodropout",
+        seed=0,
+        batch_size=8,
+        epochs=1,
+        max_steps=6,
+        learning_rate=0.01,
+        cache_dir=cache_dir,
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         two = train_task_distributed(2, storage_path=str(tmp_path / "ray"), output_dir=tmp_path / "two", **common)
@@ -65,8 +85,9 @@ def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
     assert two["losses"] == pytest.approx(one.losses, abs=1e-5)  # the global batch's loss, step by step
     assert two["test"]["loss"] == pytest.approx(one.test["loss"], abs=1e-5)
     _, tensors, _ = load_adapter(tmp_path / "two" / "adapter")
-    torch.testing.assert_close(tensors["up.weight"], one_model.adapters.adapter_state(0)["up.weight"],
-                               atol=1e-5, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        tensors["up.weight"], one_model.adapters.adapter_state(0)["up.weight"], atol=1e-5, rtol=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -74,8 +95,14 @@ def test_joint_run_matches_torch_under_zero_2(cache_dir):
     """Other tasks' heads step on zero gradients in both engines, so a joint run is the same under ZeRO-2."""
     from scalearn.run import train_joint
 
-    settings = {"method": "adapter_m", "model": "tiny-bow", "max_steps": 6, "eval_every_steps": 3, "batch_size": 8,
-                "cache_dir": cache_dir}  # fmt: skip
+    settings = {
+        "method": "adapter_m",
+        "model": "tiny-bow",
+        "max_steps": 6,
+        "eval_every_steps": 3,
+        "batch_size": 8,
+        "cache_dir": cache_dir,
+    }
     torch_run, _ = train_joint(["syn_a", "syn_b"], **settings)
     ds_run, _ = train_joint(["syn_a", "syn_b"], engine="deepspeed", zero_stage=2, **settings)
     assert ds_run.losses == pytest.approx(torch_run.losses, abs=1e-5)
@@ -92,8 +119,17 @@ def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
     from scalearn.distributed import train_joint_distributed
     from scalearn.run import train_joint
 
-    common = dict(tasks=["syn_a", "syn_b"], method="adapter_m", model="tiny-bow", seed=0, batch_size=8,
-                  max_steps=6, eval_every_steps=3, learning_rate=0.01, cache_dir=cache_dir)  # fmt: skip
+    common = dict(
+        tasks=["syn_a", "syn_b"],
+        method="adapter_m",
+        model="tiny-bow",
+        seed=0,
+        batch_size=8,
+        max_steps=6,
+        eval_every_steps=3,
+        learning_rate=0.01,
+        cache_dir=cache_dir,
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         two = train_joint_distributed(2, storage_path=str(tmp_path / "ray"), **common)

@@ -35,8 +35,11 @@ def test_adapter_output_is_the_pfeiffer_formula():
     x = torch.randn(5, 32)
     state = adapters.adapter_state(0)  # nn.Linear layout
     layer = 1
-    by_hand = F.linear(torch.relu(F.linear(x, state["down.weight"][layer], state["down.bias"][layer])),
-                       state["up.weight"][layer], state["up.bias"][layer])  # fmt: skip
+    by_hand = F.linear(
+        torch.relu(F.linear(x, state["down.weight"][layer], state["down.bias"][layer])),
+        state["up.weight"][layer],
+        state["up.bias"][layer],
+    )
     torch.testing.assert_close(adapters.combine(layer, adapters.hidden(layer, x)), by_hand, atol=1e-6, rtol=0)
 
 

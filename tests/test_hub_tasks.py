@@ -143,8 +143,16 @@ def test_one_joint_model_over_a_whole_benchmark(benchmark, data_dir, tmp_path):
     from scalearn.run import train_joint
 
     tasks = BENCHMARKS[benchmark]
-    result, _ = train_joint(tasks, method="adapter_m", model="tiny-bert", max_steps=8, eval_every_steps=4,
-                            batch_size=8, data_dir=data_dir, cache_dir=tmp_path)  # fmt: skip
+    result, _ = train_joint(
+        tasks,
+        method="adapter_m",
+        model="tiny-bert",
+        max_steps=8,
+        eval_every_steps=4,
+        batch_size=8,
+        data_dir=data_dir,
+        cache_dir=tmp_path,
+    )
     assert result.steps == 8 and all(np.isfinite(result.losses))
     for task in tasks:
         assert get_task(task).metric in result.tasks[task]["test"], task

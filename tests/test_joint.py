@@ -47,8 +47,15 @@ def test_each_task_is_walked_through_in_shuffled_passes():
 
 
 def run(method="adapter_m", **kw):
-    settings = {"model": "tiny-bow", "seed": 0, "max_steps": 12, "eval_every_steps": 4, "batch_size": 16,
-                "reduction_factor": 4, **kw}  # fmt: skip
+    settings = {
+        "model": "tiny-bow",
+        "seed": 0,
+        "max_steps": 12,
+        "eval_every_steps": 4,
+        "batch_size": 16,
+        "reduction_factor": 4,
+        **kw,
+    }
     return train_joint(TASKS, method=method, name="synthetic", **settings)
 
 
@@ -84,8 +91,9 @@ def test_joint_resume_continues_on_the_same_curve(cache_dir, tmp_path, monkeypat
     resumed, resumed_model = run(method="propetl_m", cache_dir=cache_dir, checkpoint_dir=tmp_path)
     assert resumed.losses == whole.losses and resumed.history == whole.history
     assert resumed.test == whole.test and resumed.best_step == whole.best_step
-    for (name, a), b in zip(whole_model.trainable_parameters().items(), resumed_model.trainable_parameters().values(),
-                            strict=True):  # fmt: skip
+    for (name, a), b in zip(
+        whole_model.trainable_parameters().items(), resumed_model.trainable_parameters().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -93,8 +101,16 @@ def test_joint_resume_continues_on_the_same_curve(cache_dir, tmp_path, monkeypat
 def test_one_model_learns_two_unrelated_tasks_at_once(method, cache_dir):
     """syn_a and syn_b hinge on disjoint concept words (majority class ~51%); 512 joint steps at LR 2e-3 reach
     0.79/0.76 (Adapter-m) and 0.74/0.72 (HyperFormer++) on the test splits."""
-    result, _ = train_joint(["syn_a", "syn_b"], method=method, model="tiny-bow", max_steps=512, eval_every_steps=64,
-                            learning_rate=2e-3, patience=100, cache_dir=cache_dir)  # fmt: skip
+    result, _ = train_joint(
+        ["syn_a", "syn_b"],
+        method=method,
+        model="tiny-bow",
+        max_steps=512,
+        eval_every_steps=64,
+        learning_rate=2e-3,
+        patience=100,
+        cache_dir=cache_dir,
+    )
     assert result.tasks["syn_a"]["test"]["accuracy"] > 0.65
     assert result.tasks["syn_b"]["test"]["accuracy"] > 0.65
 

@@ -179,10 +179,13 @@ def test_fresh_tuner_computes_the_frozen_encoder(method_name, family, make_sourc
     torch.testing.assert_close(model(ids, mask), model.head(expected[:, 0], None), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind,labels,target", [
-    ("regression", 1, torch.tensor([0.1, 2.0, 3.5, 4.9])),
-    ("multi_label", 5, torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]])),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,labels,target",
+    [
+        ("regression", 1, torch.tensor([0.1, 2.0, 3.5, 4.9])),
+        ("multi_label", 5, torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]])),
+    ],
+)
 def test_head_kinds(kind, labels, target, make_sources):
     model, _ = build("scalearn", "tiny-roberta", make_sources, kind=kind, num_labels=labels)
     ids, mask = inputs()

@@ -32,15 +32,25 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def ray_env(tmp_path) -> dict:
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-            "RAY_USAGE_STATS_ENABLED": "0", "HARNESS_LEASE_SECONDS": "6",
-            "SCALEARN_CACHE_DIR": os.environ.get("SCALEARN_CACHE_DIR", str(tmp_path / "cache"))}  # fmt: skip
+    return {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HARNESS_LEASE_SECONDS": "6",
+        "SCALEARN_CACHE_DIR": os.environ.get("SCALEARN_CACHE_DIR", str(tmp_path / "cache")),
+    }
 
 
 def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-                                 *args], env=env, stdout=out, stderr=out, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *args],
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
 
 
 def alive_nodes(address: str, env: dict) -> list[dict]:
@@ -81,9 +91,18 @@ def cluster(tmp_path):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     nodes = {}
     try:
-        nodes["head"] = start_node(["--head", f"--port={address.split(':')[1]}", "--num-cpus=1",
-                                    "--resources={\"head\": 1}", "--include-dashboard=false",
-                                    f"--temp-dir={temp}"], env, tmp_path / "head.log")  # fmt: skip
+        nodes["head"] = start_node(
+            [
+                "--head",
+                f"--port={address.split(':')[1]}",
+                "--num-cpus=1",
+                '--resources={"head": 1}',
+                "--include-dashboard=false",
+                f"--temp-dir={temp}",
+            ],
+            env,
+            tmp_path / "head.log",
+        )
         deadline = time.time() + 180
         while not listening(address):
             assert time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
@@ -91,8 +110,9 @@ def cluster(tmp_path):
         while not alive_nodes(address, env):
             assert time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
             time.sleep(1)
-        nodes["worker"] = start_node([f"--address={address}", "--num-cpus=1", "--resources={\"worker\": 1}"],
-                                     env, tmp_path / "worker.log")  # fmt: skip
+        nodes["worker"] = start_node(
+            [f"--address={address}", "--num-cpus=1", '--resources={"worker": 1}'], env, tmp_path / "worker.log"
+        )
         while len(alive_nodes(address, env)) < 2:
             ok = time.time() < deadline and nodes["worker"].poll() is None
             assert ok, (tmp_path / "worker.log").read_text()[-2000:]
@@ -116,8 +136,17 @@ def ancestors(pid: int) -> list[int]:
 
 
 def submit(spec: Path, store: Store, address: str, env: dict) -> subprocess.Popen:
-    command = [sys.executable, "-m", "harness.cli", "submit", str(spec), "--store", str(store.root),
-               "--address", address]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "submit",
+        str(spec),
+        "--store",
+        str(store.root),
+        "--address",
+        address,
+    ]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

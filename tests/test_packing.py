@@ -12,9 +12,16 @@ from harness.scheduler import run_trials
 from harness.spec import ExperimentSpec
 from harness.store import Store
 
-SPEC = dict(version=1, models=["tiny-bert"], methods=["adapter", "scalearn"], benchmark="synthetic",
-            targets=["syn_a_low"], sources=["syn_a", "syn_a_low"], seeds=2,
-            hyperparameters={"all": {"epochs": 1, "max_steps": 3, "batch_size": 8}})  # fmt: skip
+SPEC = dict(
+    version=1,
+    models=["tiny-bert"],
+    methods=["adapter", "scalearn"],
+    benchmark="synthetic",
+    targets=["syn_a_low"],
+    sources=["syn_a", "syn_a_low"],
+    seeds=2,
+    hyperparameters={"all": {"epochs": 1, "max_steps": 3, "batch_size": 8}},
+)
 
 
 def test_how_many_fit_on_a_device():
@@ -77,8 +84,9 @@ def test_a_packed_trial_out_of_memory_is_retried_alone_on_a_whole_gpu(ray_one_gp
         return {"trial": trial.summary(), "test": {}, "gpu": gpu}
 
     packed = {t.key: 0.25 for t in trials}
-    outcome = run_trials(trials, store, resources={"cpus": 0.25, "gpus": 0.25}, retries=0, options={"body": body},
-                         trial_gpus=packed)  # fmt: skip
+    outcome = run_trials(
+        trials, store, resources={"cpus": 0.25, "gpus": 0.25}, retries=0, options={"body": body}, trial_gpus=packed
+    )
     assert outcome.retried_alone == [victim.key] and not outcome.failed
     assert store.result(victim.key)["gpu"] == 1.0 and store.failure(victim.key) is None
     assert all(store.result(t.key)["gpu"] == 0.25 for t in trials if t.key != victim.key)

@@ -23,39 +23,48 @@ def test_roberta_base_figures(method, expected, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
 
 
-@pytest.mark.parametrize("model,method,sources,expected", [
-    ("roberta-large", "scalearn", 8, 196608),
-    ("roberta-large", "adapterfusion", 8, 75546624),
-    ("roberta-large", "adapter", 8, 3171840),
-    ("xlm-roberta-base", "scalearn", 5, 46080),
-    ("xlm-roberta-large", "scalearn_pp", 5, 5120),
-    ("roberta-base", "scalearn", 15, 138240),
-    ("bert-base-uncased", "scalearn_uniform", 8, 96),
-    ("deberta-v3-base", "scalearn_pp", 8, 6144),
-    ("minilm", "scalearn", 8, 8 * 384 * 6),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model,method,sources,expected",
+    [
+        ("roberta-large", "scalearn", 8, 196608),
+        ("roberta-large", "adapterfusion", 8, 75546624),
+        ("roberta-large", "adapter", 8, 3171840),
+        ("xlm-roberta-base", "scalearn", 5, 46080),
+        ("xlm-roberta-large", "scalearn_pp", 5, 5120),
+        ("roberta-base", "scalearn", 15, 138240),
+        ("bert-base-uncased", "scalearn_uniform", 8, 96),
+        ("deberta-v3-base", "scalearn_pp", 8, 6144),
+        ("minilm", "scalearn", 8, 8 * 384 * 6),
+    ],
+)
 def test_other_backbones(model, method, sources, expected, capsys):
     assert main(["params", model, method, "--sources", str(sources)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
 
 
-@pytest.mark.parametrize("method,expected", [
-    ("ia3", 12 * (2 * 768 + 3072)),  # L·(2d + d_ff) = 55,296 (the paper quotes "57K", reference §1.6)
-    ("lora", 12 * 2 * 8 * (768 + 768)),  # L·2·r·(d + d) = 294,912
-    ("compacter_pp", 12 * (2 * (768 + 48) + 48 + 768) + 4**3),  # 29,440: the paper's "29K" (reference §1.6)
-    ("propetl", 2 * 768 * 48 + 48 + 768 + 12 * 2 * 768 * 48 // 32),  # 74,544 prototype + 27,648 for mask bits
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method,expected",
+    [
+        ("ia3", 12 * (2 * 768 + 3072)),  # L·(2d + d_ff) = 55,296 (the paper quotes "57K", reference §1.6)
+        ("lora", 12 * 2 * 8 * (768 + 768)),  # L·2·r·(d + d) = 294,912
+        ("compacter_pp", 12 * (2 * (768 + 48) + 48 + 768) + 4**3),  # 29,440: the paper's "29K" (reference §1.6)
+        ("propetl", 2 * 768 * 48 + 48 + 768 + 12 * 2 * 768 * 48 // 32),  # 74,544 prototype + 27,648 for mask bits
+    ],
+)
 def test_single_task_tuners_on_roberta_base(method, expected, capsys):
     assert main(["params", "roberta-base", method]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
 
 
-@pytest.mark.parametrize("method,per_task,total", [
-    ("adapter_m", 111816, 894528),  # one shared Pfeiffer adapter
-    ("propetl_m", 15078, 74544 + (12 + 8) * 2 * 768 * 48 // 32),  # prototype + layer and task mask bits
-    ("hyperformer", 7427568, 59420544),  # derived from ScaLearn's src/adapters_hf (per-layer generators)
-    ("hyperformer_pp", 636878, 5095024),  # one hypernetwork for every layer
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method,per_task,total",
+    [
+        ("adapter_m", 111816, 894528),  # one shared Pfeiffer adapter
+        ("propetl_m", 15078, 74544 + (12 + 8) * 2 * 768 * 48 // 32),  # prototype + layer and task mask bits
+        ("hyperformer", 7427568, 59420544),  # derived from ScaLearn's src/adapters_hf (per-layer generators)
+        ("hyperformer_pp", 636878, 5095024),  # one hypernetwork for every layer
+    ],
+)
 def test_joint_methods_on_roberta_base_glue(method, per_task, total, capsys):
     """A joint method shares its parameters among the 8 tasks: the last line is each task's share."""
     assert main(["params", "roberta-base", method, "--sources", "8"]) == 0
@@ -67,8 +76,10 @@ def test_joint_methods_on_roberta_base_glue(method, per_task, total, capsys):
 def test_console_script_runs_offline():
     out = subprocess.run(
         [sys.executable, "-m", "harness.cli", "params", "roberta-base", "scalearn_uniform_pp", "--sources", "8"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip().splitlines()[-1] == "8"
 
 

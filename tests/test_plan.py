@@ -10,9 +10,16 @@ import scalearn
 from harness.plan import expand
 from harness.spec import ExperimentSpec
 
-BASE = dict(version=1, models=["tiny-bert"], methods=["adapter", "scalearn"], benchmark="synthetic",
-            targets=["syn_a_low"], sources=["syn_a", "syn_b", "syn_a_low"], seeds=2,
-            hyperparameters={"all": {"epochs": 1}})  # fmt: skip
+BASE = dict(
+    version=1,
+    models=["tiny-bert"],
+    methods=["adapter", "scalearn"],
+    benchmark="synthetic",
+    targets=["syn_a_low"],
+    sources=["syn_a", "syn_b", "syn_a_low"],
+    seeds=2,
+    hyperparameters={"all": {"epochs": 1}},
+)
 
 
 def keys(**changes):
@@ -31,19 +38,22 @@ def test_keys_are_stable_across_processes():
     assert sorted(here.values()) == json.loads(out)
 
 
-@pytest.mark.parametrize("change", [
-    {"models": ["tiny-roberta"]},
-    {"hyperparameters": {"all": {"epochs": 2}}},
-    {"hyperparameters": {"all": {"epochs": 1, "learning_rate": 0.1}}},
-    {"hyperparameters": {"all": {"epochs": 1, "batch_size": 16}}},
-    {"hyperparameters": {"all": {"epochs": 1, "precision": "bf16"}}},
-    {"hyperparameters": {"all": {"epochs": 1, "engine": "deepspeed"}}},
-    {"hyperparameters": {"all": {"epochs": 1, "patience": 2}}},
-    {"hyperparameters": {"all": {"epochs": 1}, "scalearn": {"omega_dropout": 0.1}}},
-    {"data": {"max_length": 64}},
-    {"data": {"few_shot": 16}},
-    {"source_seed": 1},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"models": ["tiny-roberta"]},
+        {"hyperparameters": {"all": {"epochs": 2}}},
+        {"hyperparameters": {"all": {"epochs": 1, "learning_rate": 0.1}}},
+        {"hyperparameters": {"all": {"epochs": 1, "batch_size": 16}}},
+        {"hyperparameters": {"all": {"epochs": 1, "precision": "bf16"}}},
+        {"hyperparameters": {"all": {"epochs": 1, "engine": "deepspeed"}}},
+        {"hyperparameters": {"all": {"epochs": 1, "patience": 2}}},
+        {"hyperparameters": {"all": {"epochs": 1}, "scalearn": {"omega_dropout": 0.1}}},
+        {"data": {"max_length": 64}},
+        {"data": {"few_shot": 16}},
+        {"source_seed": 1},
+    ],
+)
 def test_every_config_field_changes_the_keys_it_touches(change):
     before, after = keys(), keys(**change)
     transfer = (2, "scalearn", "syn_a_low", 0)

@@ -53,8 +53,9 @@ def test_shares_sum_to_one_and_follow_the_weights():
 
 def test_figures_are_written_as_png(tmp_path):
     omega = omega_figure(vector_mixing(), ["a", "b", "c", "d"], "d", "t", tmp_path / "o.png")
-    summary = summary_figure({"scalearn · d": np.array([0.1, 0.2, 0.3, 0.4])}, ["a", "b", "c", OWN], "s",
-                             tmp_path / "s.png")  # fmt: skip
+    summary = summary_figure(
+        {"scalearn · d": np.array([0.1, 0.2, 0.3, 0.4])}, ["a", "b", "c", OWN], "s", tmp_path / "s.png"
+    )
     curves = curves_figure({"adapter": {0: [0.5, 0.6], 1: [0.7, 0.8]}}, "accuracy", "c", tmp_path / "c.png")
     for path in (omega, summary, curves):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

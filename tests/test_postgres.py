@@ -31,11 +31,17 @@ def log_runs(uri: str, experiment_id: str, client_index: int) -> None:
     from harness.tracking import RunRecord, write_runs_api
 
     now = int(time.time() * 1000)
-    records = [RunRecord(name=f"c{client_index}/r{i}", tags={"harness.trial_key": f"c{client_index}-r{i}"},
-                         params={f"p{j}": str(j) for j in range(10)},
-                         metrics=[("dev_loss", 1.0 / (s + 1), now + s, s) for s in range(POINTS)],
-                         start_ms=now, end_ms=now + 1)
-               for i in range(RUNS_PER_CLIENT)]  # fmt: skip
+    records = [
+        RunRecord(
+            name=f"c{client_index}/r{i}",
+            tags={"harness.trial_key": f"c{client_index}-r{i}"},
+            params={f"p{j}": str(j) for j in range(10)},
+            metrics=[("dev_loss", 1.0 / (s + 1), now + s, s) for s in range(POINTS)],
+            start_ms=now,
+            end_ms=now + 1,
+        )
+        for i in range(RUNS_PER_CLIENT)
+    ]
     write_runs_api(MlflowClient(tracking_uri=uri), experiment_id, records)
 
 
@@ -71,8 +77,11 @@ def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(postg
         assert main(argv) == 0
         assert main(argv) == 0  # a resubmit logs nothing twice
         trials = expand(load_spec(tiny))
-        found = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
-                                   filter_string=f"tags.`{KEY_TAG}` != ''", max_results=1000)  # fmt: skip
+        found = client.search_runs(
+            [client.get_experiment_by_name("tiny").experiment_id],
+            filter_string=f"tags.`{KEY_TAG}` != ''",
+            max_results=1000,
+        )
         assert sorted(r.data.tags[KEY_TAG] for r in found) == sorted(t.key for t in trials)
     assert "its UI is the tracking server's, http://127.0.0.1" in capsys.readouterr().out
     assert not (store.root / "mlflow.db").exists()  # nothing went to the store's own database

@@ -26,8 +26,10 @@ def test_estimates_are_mean_duration_times_rounds_left():
     assert estimate(p, 2) == pytest.approx(50.0 * 3)  # 6 left, 2 at a time, 50 s each
     p.durations[2] = []
     assert estimate(p, 2) is None  # nothing to go on yet
-    assert line(progress()) == ("[2m05s] stage 1: 4/4 done, 0 running, 0 failed, 0 left, ~0s to go; "
-                                "stage 2: 3/10 done, 2 running, 1 failed, 6 left, ~2m30s to go")  # fmt: skip
+    assert line(progress()) == (
+        "[2m05s] stage 1: 4/4 done, 0 running, 0 failed, 0 left, ~0s to go; "
+        "stage 2: 3/10 done, 2 running, 1 failed, 6 left, ~2m30s to go"
+    )
 
 
 def test_off_a_terminal_the_view_prints_plain_lines_only_on_change():

@@ -52,8 +52,10 @@ def write_results(store: Store, trials, scores=SCORES, skip=()) -> None:
         else:
             continue
         test = {"loss": 1.0, "pearson": value, "spearman": value - 0.1} if trial.task == "stsb" else {"accuracy": value}
-        store.write_result(trial.key, {"trial": trial.summary(), "test": test,
-                                       "parameters": {"transfer": PARAMS[trial.method], "head": 1538}})  # fmt: skip
+        store.write_result(
+            trial.key,
+            {"trial": trial.summary(), "test": test, "parameters": {"transfer": PARAMS[trial.method], "head": 1538}},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -219,8 +221,9 @@ def test_compare_paper_lines_up_rows_and_columns(full):
     assert "| Method | rte (n=5) | paper | Δ | stsb (n=3) | paper | Δ | Avg | paper | Δ | Params |" in md
     line = next(line for line in md.splitlines() if line.startswith("| scalearn |"))
     assert line.split(" | ")[2:4] == ["82.06", "-9.06"]
-    record = next(r for r in csv.DictReader(io.StringIO(render(full, "csv")))
-                  if r["method"] == "scalearn" and r["task"] == "rte")  # fmt: skip
+    record = next(
+        r for r in csv.DictReader(io.StringIO(render(full, "csv"))) if r["method"] == "scalearn" and r["task"] == "rte"
+    )
     assert float(record["paper"]) == 82.06 and float(record["diff"]) == pytest.approx(-9.06)
 
 
@@ -251,12 +254,18 @@ def test_paper_data_averages_match_the_cells():
 
 def test_cli_prints_and_writes_every_format(sweep, tmp_path, capsys):
     spec_file, _, _, store = sweep
-    assert main(["report", str(spec_file), "--store", str(store.root), "--format", "md",
-                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    assert (
+        main(["report", str(spec_file), "--store", str(store.root), "--format", "md", "--out", str(tmp_path / "out")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("### mini-glue: roberta-base") and "| scalearn | 73.00 ± 2.92" in out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.csv", "report.json", "report.md",
-                                                                    "report.tex"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "report.csv",
+        "report.json",
+        "report.md",
+        "report.tex",
+    ]
     assert (tmp_path / "out" / "report.md").read_text().strip() == out.strip()
 
 

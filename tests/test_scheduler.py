@@ -12,8 +12,15 @@ from harness.spec import ExperimentSpec
 from harness.store import Store
 
 pytestmark = pytest.mark.slow
-SPEC = dict(version=1, models=["tiny-bert"], methods=["adapter", "scalearn"], benchmark="synthetic",
-            targets=["syn_a_low", "syn_c"], sources=["syn_a", "syn_b", "syn_c", "syn_a_low"], seeds=2)  # fmt: skip
+SPEC = dict(
+    version=1,
+    models=["tiny-bert"],
+    methods=["adapter", "scalearn"],
+    benchmark="synthetic",
+    targets=["syn_a_low", "syn_c"],
+    sources=["syn_a", "syn_b", "syn_c", "syn_a_low"],
+    seeds=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,13 @@ def runs(log_dir) -> list[str]:
 def test_dag_order_and_a_failing_trial_is_retried_then_recorded(ray_cluster, tmp_path):
     trials = expand(ExperimentSpec.model_validate(SPEC))
     store = Store(tmp_path / "store")
-    outcome = run_trials(trials, store, resources={"cpus": 0.5}, retries=2,
-                         options={"body": logging_body(str(tmp_path), fail_task="syn_b")})  # fmt: skip
+    outcome = run_trials(
+        trials,
+        store,
+        resources={"cpus": 0.5},
+        retries=2,
+        options={"body": logging_body(str(tmp_path), fail_task="syn_b")},
+    )
     failing = [t for t in trials if t.task == "syn_b"]
     assert len(failing) == 1 and failing[0].key in outcome.failed
     failure = store.failure(failing[0].key)
@@ -101,8 +113,16 @@ def test_max_concurrent_caps_the_trials_in_flight_and_progress_adds_up(ray_clust
         return {"trial": trial.summary(), "test": {}}
 
     updates, batches = [], []
-    outcome = run_trials(trials, store, resources={"cpus": 0.25}, retries=0, options={"body": body},
-                         max_concurrent=2, on_update=updates.append, on_finished=batches.append)  # fmt: skip
+    outcome = run_trials(
+        trials,
+        store,
+        resources={"cpus": 0.25},
+        retries=0,
+        options={"body": body},
+        max_concurrent=2,
+        on_update=updates.append,
+        on_finished=batches.append,
+    )
     assert len(outcome.done) == len(trials)
     spans = [tuple(map(float, line.split())) for line in (tmp_path / "spans.log").read_text().splitlines()]
     # 8 trials could run at once on 2 CPUs at 0.25 each; the window lets at most 2 overlap

@@ -44,12 +44,26 @@ def test_adapter_soup_trial_weights_its_sources_by_similarity(cache_dir, tmp_pat
         bank.names[index] = name
         save_adapter(tmp_path / name, bank, index=index, metadata={"task": name})
         folders.append(tmp_path / name)
-    result, model = train_task("vader_movies", method="adapter_soup", model="tiny-bert", sources=folders, top_k=2,
-                               similarity_model="minilm", similarity_sentences=SENTENCES, max_steps=2, batch_size=8,
-                               cache_dir=cache_dir)  # fmt: skip
+    result, model = train_task(
+        "vader_movies",
+        method="adapter_soup",
+        model="tiny-bert",
+        sources=folders,
+        top_k=2,
+        similarity_model="minilm",
+        similarity_sentences=SENTENCES,
+        max_steps=2,
+        batch_size=8,
+        cache_dir=cache_dir,
+    )
     similarities = result.config["method_config"]["similarities"]
-    expected = task_similarities("vader_movies", ["sms_spam", "rt_polarity", "vader_movies"], "minilm",
-                                 max_sentences=SENTENCES, cache_dir=cache_dir)  # fmt: skip
+    expected = task_similarities(
+        "vader_movies",
+        ["sms_spam", "rt_polarity", "vader_movies"],
+        "minilm",
+        max_sentences=SENTENCES,
+        cache_dir=cache_dir,
+    )
     assert similarities == pytest.approx(expected)
     weights = soup_weights(similarities, 3, top_k=2)
     assert weights[0] == 0 and weights.sum() == pytest.approx(1.0)  # spam dropped: not among the top 2

@@ -33,31 +33,61 @@ MALFORMED = [
     ("unknown method", GOOD.replace("scalearn]", "scalarn]"), "methods.1", "did you mean 'scalearn'"),
     ("unknown benchmark", GOOD.replace("synthetic", "glu"), "benchmark", "unknown benchmark 'glu'"),
     ("unknown target", GOOD.replace("targets: [syn_a_low]", "targets: [syn_q]"), "targets.0", "unknown task"),
-    ("target outside the tasks", GOOD.replace("targets: [syn_a_low]", "targets: [rte]"), "targets.0",
-     "not among the experiment's tasks"),
-    ("source outside the tasks", GOOD.replace("sources: [syn_a,", "sources: [mrpc,"), "sources.0",
-     "not among the experiment's tasks"),
+    (
+        "target outside the tasks",
+        GOOD.replace("targets: [syn_a_low]", "targets: [rte]"),
+        "targets.0",
+        "not among the experiment's tasks",
+    ),
+    (
+        "source outside the tasks",
+        GOOD.replace("sources: [syn_a,", "sources: [mrpc,"),
+        "sources.0",
+        "not among the experiment's tasks",
+    ),
     ("zero seeds", GOOD.replace("seeds: 2", "seeds: 0"), "seeds", ">= 1"),
     ("negative seeds", GOOD.replace("seeds: 2", "seeds: -3"), "seeds", ">= 1"),
     ("empty seed list", GOOD.replace("seeds: 2", "seeds: []"), "seeds", "empty seed list"),
     ("seeds of wrong type", GOOD.replace("seeds: 2", "seeds: many"), "seeds", "expected int or list[int]"),
     ("models not a list", GOOD.replace("models: [tiny-bert]", "models: {a: 1}"), "models", "list"),
-    ("no benchmark and no tasks", GOOD.replace("benchmark: synthetic\n", "").replace("targets: [syn_a_low]\n", "")
-     .replace("sources: [syn_a, syn_b, syn_a_low]\n", ""), "benchmark", "needs `benchmark` or `tasks`"),
-    ("unknown hyper-parameter", GOOD.replace("{epochs: 1, max_steps: 2}", "{epohcs: 1}"), "hyperparameters.all.epohcs",
-     "unknown hyper-parameter"),
-    ("hyper-parameter for an unknown method", GOOD + "  scalarn: {learning_rate: 0.1}\n",
-     "hyperparameters.scalarn", "unknown method"),
-    ("method field on the wrong method", GOOD + "  adapter: {omega_dropout: 0.1}\n",
-     "hyperparameters.adapter.omega_dropout", "unknown hyper-parameter"),
+    (
+        "no benchmark and no tasks",
+        GOOD.replace("benchmark: synthetic\n", "")
+        .replace("targets: [syn_a_low]\n", "")
+        .replace("sources: [syn_a, syn_b, syn_a_low]\n", ""),
+        "benchmark",
+        "needs `benchmark` or `tasks`",
+    ),
+    (
+        "unknown hyper-parameter",
+        GOOD.replace("{epochs: 1, max_steps: 2}", "{epohcs: 1}"),
+        "hyperparameters.all.epohcs",
+        "unknown hyper-parameter",
+    ),
+    (
+        "hyper-parameter for an unknown method",
+        GOOD + "  scalarn: {learning_rate: 0.1}\n",
+        "hyperparameters.scalarn",
+        "unknown method",
+    ),
+    (
+        "method field on the wrong method",
+        GOOD + "  adapter: {omega_dropout: 0.1}\n",
+        "hyperparameters.adapter.omega_dropout",
+        "unknown hyper-parameter",
+    ),
     ("negative retries", GOOD + "retries: -1\n", "retries", "greater than or equal to 0"),
     ("zero cpus", GOOD + "resources: {cpus: 0}\n", "resources.cpus", "greater than 0"),
-    ("seeds_per_task for an unknown task", GOOD + "seeds_per_task: {rtee: 10}\n", "seeds_per_task.rtee",
-     "unknown task"),
+    (
+        "seeds_per_task for an unknown task",
+        GOOD + "seeds_per_task: {rtee: 10}\n",
+        "seeds_per_task.rtee",
+        "unknown task",
+    ),
     ("not a mapping", "- just\n- a list\n", None, "must hold a mapping"),
     ("bad YAML syntax", GOOD.replace("seeds: 2", "seeds: [2"), "line 8", "flow sequence at line 7"),
     ("include of a missing file", "include: nowhere.yaml\n" + GOOD, None, "cannot read"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("what,text,location,fragment", MALFORMED, ids=[m[0] for m in MALFORMED])

@@ -47,8 +47,9 @@ def source_adapters(tmp_path_factory, cache_dir):
     root = tmp_path_factory.mktemp("synthetic-sources")
     trained = {}
     for task in ("syn_a", "syn_b"):
-        result, _ = train_task(task, method="adapter", model=MODEL, seed=SEED, output_dir=root / task,
-                               cache_dir=cache_dir, **STAGE1)  # fmt: skip
+        result, _ = train_task(
+            task, method="adapter", model=MODEL, seed=SEED, output_dir=root / task, cache_dir=cache_dir, **STAGE1
+        )
         trained[task] = (result, root / task / "adapter")
     return trained
 
@@ -60,8 +61,9 @@ def transfer(source_adapters, cache_dir):
     trained = {}
     for label, tasks in runs.items():
         sources = [source_adapters[task][1] for task in tasks]
-        trained[label] = train_task("syn_a_low", method="scalearn", model=MODEL, seed=SEED, sources=sources,
-                                    cache_dir=cache_dir, **STAGE2)  # fmt: skip
+        trained[label] = train_task(
+            "syn_a_low", method="scalearn", model=MODEL, seed=SEED, sources=sources, cache_dir=cache_dir, **STAGE2
+        )
     return trained
 
 

@@ -22,16 +22,26 @@ def record(index: int, tmp_path) -> RunRecord:
         ("test_accuracy", 0.75, 1_700_000_000_500, 0),
         ("test_mcc", float("nan"), 1_700_000_000_500, 0),
     ]
-    return RunRecord(name=f"scalearn/rte/seed{index}", tags={"harness.trial_key": f"k{index}", "stage": "2"},
-                     params={"lr": "0.006", "method_config.shape": "vector"}, metrics=metrics,
-                     start_ms=1_699_999_990_000, end_ms=1_700_000_001_000,
-                     artifacts=[(artifact, None), (folder, "model")])  # fmt: skip
+    return RunRecord(
+        name=f"scalearn/rte/seed{index}",
+        tags={"harness.trial_key": f"k{index}", "stage": "2"},
+        params={"lr": "0.006", "method_config.shape": "vector"},
+        metrics=metrics,
+        start_ms=1_699_999_990_000,
+        end_ms=1_700_000_001_000,
+        artifacts=[(artifact, None), (folder, "model")],
+    )
 
 
 def snapshot(client, run_id: str) -> dict:
     run = client.get_run(run_id)
-    histories = {k: sorted((m.step, m.timestamp, m.value if not math.isnan(m.value) else "nan")
-                           for m in client.get_metric_history(run_id, k)) for k in run.data.metrics}  # fmt: skip
+    histories = {
+        k: sorted(
+            (m.step, m.timestamp, m.value if not math.isnan(m.value) else "nan")
+            for m in client.get_metric_history(run_id, k)
+        )
+        for k in run.data.metrics
+    }
     return {
         "tags": {k: v for k, v in run.data.tags.items()},
         "params": run.data.params,

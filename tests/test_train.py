@@ -47,8 +47,9 @@ def test_resume_continues_on_the_same_curve(cache_dir, sources, tmp_path):
     resumed, resumed_model = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
     assert resumed.losses == whole.losses
     assert resumed.history == whole.history and resumed.test == whole.test
-    for (name, a), b in zip(whole_model.trainable_parameters().items(), resumed_model.trainable_parameters().values(),
-                            strict=True):  # fmt: skip
+    for (name, a), b in zip(
+        whole_model.trainable_parameters().items(), resumed_model.trainable_parameters().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -73,8 +74,10 @@ def test_lora_trains_saves_and_resumes_through_the_loop(cache_dir, tmp_path):
     common = dict(method="lora", epochs=2, patience=2, learning_rate=0.01, few_shot_k=32)
     whole, whole_model = run(cache_dir, output_dir=tmp_path / "out", **common)
     assert sorted(p.name for p in (tmp_path / "out" / "model").iterdir()) == [
-        "head.safetensors", "model.json", "tuner.safetensors"
-    ]  # fmt: skip
+        "head.safetensors",
+        "model.json",
+        "tuner.safetensors",
+    ]
     interrupted, _ = train_task_interrupted(cache_dir, tmp_path / "ckpt", **common)
     assert len(interrupted.losses) == len(whole.losses) // 2
     resumed, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
@@ -105,8 +108,15 @@ def test_best_epoch_restore_includes_layer_shared_omega(cache_dir, sources):
 
     run_module.fit = fit_spy
     try:
-        result, model = run(cache_dir, method="scalearn_pp", sources=sources, epochs=4, patience=4,
-                            learning_rate=BEST_RESTORE_LR, callback=callback)  # fmt: skip
+        result, model = run(
+            cache_dir,
+            method="scalearn_pp",
+            sources=sources,
+            epochs=4,
+            patience=4,
+            learning_rate=BEST_RESTORE_LR,
+            callback=callback,
+        )
     finally:
         run_module.fit = original
     last = max(snapshots)
@@ -152,8 +162,18 @@ def test_result_records_provenance_and_counts(cache_dir):
 def test_minilm_adapter_learns_rotten_tomatoes(cache_dir):
     """Real MiniLM + adapter, 640 training sentences, 2 epochs (40 steps), ~1 min on 2 cores.
     Majority class (fresh) is 57.3% of the test split; measured here: 70–72% test accuracy."""
-    result, _ = train_task("rt_polarity", method="adapter", model="minilm", seed=0, epochs=2, patience=2,
-                           few_shot_k=640, learning_rate=2e-3, max_length=64, cache_dir=cache_dir)  # fmt: skip
+    result, _ = train_task(
+        "rt_polarity",
+        method="adapter",
+        model="minilm",
+        seed=0,
+        epochs=2,
+        patience=2,
+        few_shot_k=640,
+        learning_rate=2e-3,
+        max_length=64,
+        cache_dir=cache_dir,
+    )
     print(f"MiniLM adapter on rt_polarity: test accuracy {result.test['accuracy']:.4f} (majority 0.573)")
     assert result.test["accuracy"] > 0.573 + 0.07, result.test
 
@@ -161,8 +181,9 @@ def test_minilm_adapter_learns_rotten_tomatoes(cache_dir):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, sources):
-    fp16, _ = run(cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, precision="fp16",
-                  device="cuda")  # fmt: skip
+    fp16, _ = run(
+        cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, precision="fp16", device="cuda"
+    )
     fp32, _ = run(cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, device="cuda")
     assert all(math.isfinite(x) for x in fp16.losses)
     assert fp16.losses == pytest.approx(fp32.losses, abs=5e-3)

@@ -107,10 +107,17 @@ class HyperFormerMulti(JointMethod):
 
     def _build(self, encoder, head, sources):
         config = encoder.config
-        tuner = HyperFormer(config.hidden_size, config.num_hidden_layers, head.tasks, self.reduction_factor,
-                            shared=self.shared_hypernetwork, task_embedding_dim=self.task_embedding_dim,
-                            task_hidden_dim=self.task_hidden_dim, projected_dim=self.projected_dim,
-                            activation=self.activation)  # fmt: skip
+        tuner = HyperFormer(
+            config.hidden_size,
+            config.num_hidden_layers,
+            head.tasks,
+            self.reduction_factor,
+            shared=self.shared_hypernetwork,
+            task_embedding_dim=self.task_embedding_dim,
+            task_hidden_dim=self.task_hidden_dim,
+            projected_dim=self.projected_dim,
+            activation=self.activation,
+        )
         model = TransferModel(encoder, head, tuner=tuner)
         model.set_trainable(model.tuner, model.head)
         return model

@@ -27,13 +27,15 @@ class ProPETLSingleTask(Method):
         return propetl_model(encoder, head, self.reduction_factor, self.sparsity, self.mask_learning_rate)
 
 
-def propetl_model(encoder, head, reduction_factor: int, sparsity: float, mask_learning_rate: float,
-                  tasks: list[str] | None = None) -> TransferModel:  # fmt: skip
+def propetl_model(
+    encoder, head, reduction_factor: int, sparsity: float, mask_learning_rate: float, tasks: list[str] | None = None
+) -> TransferModel:
     """The prototype, its masks' scores (at their own LR) and the head(s) train; ``tasks``: ProPETL-m."""
     config = encoder.config
     tuner = ProPETL(config.hidden_size, config.num_hidden_layers, reduction_factor, sparsity, tasks=tasks)
     model = TransferModel(encoder, head, tuner=tuner)
     model.set_trainable(model.tuner, model.head)
-    model.learning_rates = {name: mask_learning_rate for name, _ in tuner.named_parameters(prefix="tuner")
-                            if name.endswith("_scores")}  # fmt: skip
+    model.learning_rates = {
+        name: mask_learning_rate for name, _ in tuner.named_parameters(prefix="tuner") if name.endswith("_scores")
+    }
     return model

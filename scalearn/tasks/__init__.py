@@ -30,25 +30,45 @@ def _loader(load, name: str, package: str | None = None):
 
 def _offline_spec(entry) -> TaskSpec:
     return TaskSpec(
-        name=entry.name, benchmark="offline", kind=entry.kind, metric=entry.metric,
-        metrics=(entry.metric, "accuracy") if entry.kind == "classification" and entry.metric != "accuracy"
-        else (entry.metric,) if entry.kind == "classification" else ("pearson", "spearman"),
-        num_labels=entry.num_labels, label_names=entry.label_names, protocol="official",
-        splits={"train": "train", "dev": "dev", "test": "test"}, text_fields=("text",),
+        name=entry.name,
+        benchmark="offline",
+        kind=entry.kind,
+        metric=entry.metric,
+        metrics=(entry.metric, "accuracy")
+        if entry.kind == "classification" and entry.metric != "accuracy"
+        else (entry.metric,)
+        if entry.kind == "classification"
+        else ("pearson", "spearman"),
+        num_labels=entry.num_labels,
+        label_names=entry.label_names,
+        protocol="official",
+        splits={"train": "train", "dev": "dev", "test": "test"},
+        text_fields=("text",),
         loader=_loader(load_offline_task, entry.name, entry.package),
-        origin=entry.origin, licence=entry.licence, description=entry.description, version=entry.version,
-    )  # fmt: skip
+        origin=entry.origin,
+        licence=entry.licence,
+        description=entry.description,
+        version=entry.version,
+    )
 
 
 def _synthetic_spec(entry) -> TaskSpec:
     regression = entry.kind == "regression"
     return TaskSpec(
-        name=entry.name, benchmark="synthetic", kind=entry.kind, num_labels=1 if regression else 2,
-        metric="pearson" if regression else "accuracy", metrics=("pearson",) if regression else ("accuracy",),
-        protocol="official", splits={"train": "train", "dev": "dev", "test": "test"}, text_fields=("text",),
-        loader=_loader(load_synthetic_task, entry.name), origin="generated (scalearn.tasks.synthetic)",
-        licence="Apache-2.0 (this project)", description=f"concept {entry.concept}, rule {entry.rule}",
-    )  # fmt: skip
+        name=entry.name,
+        benchmark="synthetic",
+        kind=entry.kind,
+        num_labels=1 if regression else 2,
+        metric="pearson" if regression else "accuracy",
+        metrics=("pearson",) if regression else ("accuracy",),
+        protocol="official",
+        splits={"train": "train", "dev": "dev", "test": "test"},
+        text_fields=("text",),
+        loader=_loader(load_synthetic_task, entry.name),
+        origin="generated (scalearn.tasks.synthetic)",
+        licence="Apache-2.0 (this project)",
+        description=f"concept {entry.concept}, rule {entry.rule}",
+    )
 
 
 def _with_simple(spec: TaskSpec) -> TaskSpec:

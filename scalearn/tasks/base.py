@@ -98,6 +98,11 @@ def simple_examples(task: TaskSpec, batch: dict) -> dict:
 
 def examples_from(n: int, **columns) -> dict:
     """Fill the example columns a preprocess function did not set with their defaults."""
-    defaults = {"text_pair": [""] * n, "choices": [[] for _ in range(n)], "group": [-1] * n,
-                "candidate": [""] * n, "answers": [[] for _ in range(n)]}  # fmt: skip
+    defaults = {
+        "text_pair": [""] * n,
+        "choices": [[] for _ in range(n)],
+        "group": [-1] * n,
+        "candidate": [""] * n,
+        "answers": [[] for _ in range(n)],
+    }
     return {**defaults, **columns}

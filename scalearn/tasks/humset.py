@@ -75,15 +75,39 @@ _SUB_2D = {
     "Priority Needs": ("Expressed By Humanitarian Staff", "Expressed By Population"),
 }
 LABELS: dict[str, tuple[str, ...]] = {
-    "sectors": ("Agriculture", "Cross", "Education", "Food Security", "Health", "Livelihoods", "Logistics",
-                "Nutrition", "Protection", "Shelter", "WASH"),
-    "pillars_1d": ("Casualties", "Context", "Covid-19", "Displacement", "Humanitarian Access",
-                   "Information And Communication", "Shock/Event"),
-    "pillars_2d": ("At Risk", "Capacities & Response", "Humanitarian Conditions", "Impact", "Priority Interventions",
-                   "Priority Needs"),
+    "sectors": (
+        "Agriculture",
+        "Cross",
+        "Education",
+        "Food Security",
+        "Health",
+        "Livelihoods",
+        "Logistics",
+        "Nutrition",
+        "Protection",
+        "Shelter",
+        "WASH",
+    ),
+    "pillars_1d": (
+        "Casualties",
+        "Context",
+        "Covid-19",
+        "Displacement",
+        "Humanitarian Access",
+        "Information And Communication",
+        "Shock/Event",
+    ),
+    "pillars_2d": (
+        "At Risk",
+        "Capacities & Response",
+        "Humanitarian Conditions",
+        "Impact",
+        "Priority Interventions",
+        "Priority Needs",
+    ),
     "subpillars_1d": tuple(f"{p}->{s}" for p, subs in _SUB_1D.items() for s in subs),
     "subpillars_2d": tuple(f"{p}->{s}" for p, subs in _SUB_2D.items() for s in subs),
-}  # fmt: skip
+}
 
 
 def multi_hot(task: TaskSpec, batch: dict) -> dict:
@@ -101,12 +125,21 @@ def multi_hot(task: TaskSpec, batch: dict) -> dict:
 
 def _task(name: str, label_names: tuple[str, ...]) -> TaskSpec:
     spec = TaskSpec(
-        name=name, benchmark="humset", kind="multi_label", metric="multilabel_macro_f1",
-        metrics=("multilabel_macro_f1",), num_labels=len(label_names), label_names=label_names, dataset=HUMSET,
-        config=HUMSET_CONFIG, label_field=name, protocol="official",
+        name=name,
+        benchmark="humset",
+        kind="multi_label",
+        metric="multilabel_macro_f1",
+        metrics=("multilabel_macro_f1",),
+        num_labels=len(label_names),
+        label_names=label_names,
+        dataset=HUMSET,
+        config=HUMSET_CONFIG,
+        label_field=name,
+        protocol="official",
         splits={"train": "train", "dev": "validation", "test": "test"},
-        origin="HumSet, Fekih et al., Findings of EMNLP 2022", licence="Apache-2.0 (dataset card)",
-    )  # fmt: skip
+        origin="HumSet, Fekih et al., Findings of EMNLP 2022",
+        licence="Apache-2.0 (dataset card)",
+    )
     from functools import partial
 
     return replace(spec, preprocess=partial(multi_hot, spec))

@@ -93,20 +93,71 @@ def _simple(spec: TaskSpec) -> TaskSpec:
 
 
 SUPERGLUE_TASKS = [
-    TaskSpec(name="record", config="record", metric="f1", metrics=("f1", "em"), protocol="record", max_length=256,
-             label_names=("no", "yes"), preprocess=_record, **_SG),
-    TaskSpec(name="multirc", config="multirc", metric="f1a", metrics=("f1a", "em"), max_length=324,
-             label_names=_BOOL, preprocess=_multirc, **_SG),
-    _simple(TaskSpec(name="boolq", config="boolq", metric="accuracy", metrics=("accuracy",), label_names=_BOOL,
-                     text_fields=("question", "passage"), **_SG)),
-    TaskSpec(name="wic", config="wic", metric="accuracy", metrics=("accuracy",), label_names=_BOOL, preprocess=_wic,
-             **_SG),
-    TaskSpec(name="wsc", config="wsc.fixed", metric="accuracy", metrics=("accuracy",), label_names=_BOOL,
-             preprocess=_wsc, **_SG),
-    TaskSpec(name="copa", config="copa", metric="accuracy", metrics=("accuracy",), label_names=("choice1", "choice2"),
-             preprocess=_copa, **{**_SG, "kind": "multiple_choice"}),
-    _simple(TaskSpec(name="cb", config="cb", metric="accuracy", metrics=("accuracy", "macro_f1"), num_labels=3,
-                     label_names=("entailment", "contradiction", "neutral"), text_fields=("premise", "hypothesis"),
-                     stratify=False, **_SG)),
-]  # fmt: skip
+    TaskSpec(
+        name="record",
+        config="record",
+        metric="f1",
+        metrics=("f1", "em"),
+        protocol="record",
+        max_length=256,
+        label_names=("no", "yes"),
+        preprocess=_record,
+        **_SG,
+    ),
+    TaskSpec(
+        name="multirc",
+        config="multirc",
+        metric="f1a",
+        metrics=("f1a", "em"),
+        max_length=324,
+        label_names=_BOOL,
+        preprocess=_multirc,
+        **_SG,
+    ),
+    _simple(
+        TaskSpec(
+            name="boolq",
+            config="boolq",
+            metric="accuracy",
+            metrics=("accuracy",),
+            label_names=_BOOL,
+            text_fields=("question", "passage"),
+            **_SG,
+        )
+    ),
+    TaskSpec(
+        name="wic", config="wic", metric="accuracy", metrics=("accuracy",), label_names=_BOOL, preprocess=_wic, **_SG
+    ),
+    TaskSpec(
+        name="wsc",
+        config="wsc.fixed",
+        metric="accuracy",
+        metrics=("accuracy",),
+        label_names=_BOOL,
+        preprocess=_wsc,
+        **_SG,
+    ),
+    TaskSpec(
+        name="copa",
+        config="copa",
+        metric="accuracy",
+        metrics=("accuracy",),
+        label_names=("choice1", "choice2"),
+        preprocess=_copa,
+        **{**_SG, "kind": "multiple_choice"},
+    ),
+    _simple(
+        TaskSpec(
+            name="cb",
+            config="cb",
+            metric="accuracy",
+            metrics=("accuracy", "macro_f1"),
+            num_labels=3,
+            label_names=("entailment", "contradiction", "neutral"),
+            text_fields=("premise", "hypothesis"),
+            stratify=False,
+            **_SG,
+        )
+    ),
+]
 """RTE belongs to SuperGLUE as well; it is the GLUE task (registered once, in glue.py)."""

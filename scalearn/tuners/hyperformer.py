@@ -63,9 +63,14 @@ class _Generators(nn.Module):
 
     def forward(self, conditioning: torch.Tensor) -> tuple[torch.Tensor, ...]:
         d, r = self.shape
-        return (self.down_weight(conditioning).view(d, r), self.down_bias(conditioning),
-                self.up_weight(conditioning).view(r, d), self.up_bias(conditioning),
-                self.norm_weight(conditioning), self.norm_bias(conditioning))  # fmt: skip
+        return (
+            self.down_weight(conditioning).view(d, r),
+            self.down_bias(conditioning),
+            self.up_weight(conditioning).view(r, d),
+            self.up_bias(conditioning),
+            self.norm_weight(conditioning),
+            self.norm_bias(conditioning),
+        )
 
 
 class HyperFormer(OutputSiteTuner):
@@ -133,9 +138,14 @@ class HyperFormer(OutputSiteTuner):
         return F.layer_norm(out.float(), (self.hidden_size,), gamma.float(), beta.float()).to(out.dtype)
 
     def settings(self) -> dict:
-        return {"tasks": self.tasks, "shared": self.shared, "task_embedding_dim": self.task_embedding_dim,
-                "task_hidden_dim": self.task_hidden_dim, "projected_dim": self.projected_dim,
-                "init_std": self.init_std}  # fmt: skip
+        return {
+            "tasks": self.tasks,
+            "shared": self.shared,
+            "task_embedding_dim": self.task_embedding_dim,
+            "task_hidden_dim": self.task_hidden_dim,
+            "projected_dim": self.projected_dim,
+            "init_std": self.init_std,
+        }
 
     def extra_repr(self) -> str:
         variant = "HyperFormer++ (one hypernetwork)" if self.shared else "HyperFormer (per-layer generators)"

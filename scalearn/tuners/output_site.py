@@ -27,8 +27,13 @@ class OutputSiteTuner(nn.Module):
 
     def config(self) -> dict:
         """What a checkpoint's manifest records: the shape every output-site tuner has, then its own settings."""
-        shape = {"kind": self.kind, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                 "reduction_factor": self.reduction_factor, "activation": self.activation}  # fmt: skip
+        shape = {
+            "kind": self.kind,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "reduction_factor": self.reduction_factor,
+            "activation": self.activation,
+        }
         return {**shape, **self.settings()}
 
     def settings(self) -> dict:
