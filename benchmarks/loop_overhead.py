@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 
 from scalearn import HeadConfig, get_method, load_encoder, load_tokenizer
+from scalearn.config import LoopConfig
 from scalearn.data import tokenized_task
 from scalearn.engines import linear_schedule, make_optimizer
-from scalearn.joint import fit_joint
+from scalearn.schedule import epoch_order
 from scalearn.tasks import get_task
-from scalearn.train import TrainConfig, batches, epoch_order, fit, seed_everything
+from scalearn.train import batches, fit, seed_everything
 
 TARGET_OVERHEAD_MAX = 0.05
 
@@ -47,13 +48,13 @@ def build(model_name: str, joint: bool = False):
     return get_method("adapter").build(encoder, head)
 
 
-def bare_loop(model, data, config: TrainConfig, steps: int) -> float:
+def bare_loop(model, data, config: LoopConfig, steps: int) -> float:
     """Steady-state steps per second (clock from the end of step 1 to the end of the last step)."""
     model.train()
     train = data.splits["train"]
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
     scheduler = linear_schedule(optimizer, steps, 0.0)
-    order = epoch_order(len(train), config.seed, 0)
+    order = epoch_order(len(train), 0, 0)
     stamps = []
     for step, batch in enumerate(batches(train, config.batch_size, 0, "classification", order)):
         if step == steps:
@@ -70,7 +71,7 @@ def bare_loop(model, data, config: TrainConfig, steps: int) -> float:
     return (steps - 1) / (stamps[-1] - stamps[0])
 
 
-def our_loop(model, data, config: TrainConfig, steps: int) -> float:
+def our_loop(model, data, config: LoopConfig, steps: int) -> float:
     """Steady-state steps per second of ``fit``, from its own step events (setup and evaluation excluded)."""
     stamps = []
     result = fit(
@@ -84,15 +85,15 @@ def our_loop(model, data, config: TrainConfig, steps: int) -> float:
     return (steps - 1) / (stamps[-1] - stamps[0])
 
 
-def joint_loop(model, data, config: TrainConfig, steps: int) -> float:
-    """Steady-state steps per second of ``fit_joint`` with one task (its steps drawn by the sampler)."""
+def joint_loop(model, data, config: LoopConfig, steps: int) -> float:
+    """Steady-state steps per second of ``fit`` on a joint model with one task (the sampled schedule's path)."""
     stamps = []
 
     def stamp(event, _):
         if event == "step":
             stamps.append(time.perf_counter())
 
-    result = fit_joint(model, {"rt_polarity": get_task("rt_polarity")}, {"rt_polarity": data}, config, callback=stamp)
+    result = fit(model, {"rt_polarity": get_task("rt_polarity")}, {"rt_polarity": data}, config, callback=stamp)
     assert result.steps == steps and len(stamps) == steps
     return (steps - 1) / (stamps[-1] - stamps[0])
 
@@ -111,10 +112,10 @@ def main(argv=None) -> int:
     )
     base = dict(learning_rate=3e-4, epochs=1, max_steps=args.steps, batch_size=32, patience=5, log_every_steps=1)
     configs = {
-        "bare_torch_loop": (bare_loop, TrainConfig(**base)),
-        "fit_torch": (our_loop, TrainConfig(**base)),
-        "fit_deepspeed_zero2": (our_loop, TrainConfig(**base, engine="deepspeed", zero_stage=2)),
-        "fit_joint_torch": (joint_loop, TrainConfig(**base)),
+        "bare_torch_loop": (bare_loop, LoopConfig(**base)),
+        "fit_torch": (our_loop, LoopConfig(**base)),
+        "fit_deepspeed_zero2": (our_loop, LoopConfig(**base, engine="deepspeed", zero_stage=2)),
+        "fit_joint_torch": (joint_loop, LoopConfig(**base)),
     }
     rates = {name: [] for name in configs}
     for _ in range(args.rounds):

@@ -19,18 +19,22 @@ from pathlib import Path
 from harness.plan import Trial, trial_key
 from harness.scheduler import noop_body, run_trials
 from harness.store import Store
+from scalearn.config import TrialConfig
 
 
 def synthetic_plan(stage1: int, stage2: int, sources: int) -> list[Trial]:
+    """Distinct trials (one real config each, the seed varied; the no-op body never trains them)."""
+    adapter = TrialConfig.create("adapter", "syn_a", model="tiny-bert")
+    scalearn = TrialConfig.create("scalearn", "syn_a", model="tiny-bert", sources=["syn_b", "syn_a"])
     firsts = []
     for i in range(stage1):
-        config = {"method": "adapter", "task": f"task{i}", "seed": 0}
-        firsts.append(Trial(trial_key(config, ()), 1, "adapter", f"task{i}", 0, "m", config))
+        config = adapter.model_copy(update={"seed": i})
+        firsts.append(Trial(trial_key(config, ()), 1, "tiny-bert", config))
     seconds = []
     for j in range(stage2):
         picked = tuple(firsts[(j + s) % stage1].key for s in range(sources))
-        config = {"method": "scalearn", "task": f"target{j}", "seed": 0}
-        seconds.append(Trial(trial_key(config, picked), 2, "scalearn", f"target{j}", 0, "m", config, picked))
+        config = scalearn.model_copy(update={"seed": j})
+        seconds.append(Trial(trial_key(config, picked), 2, "tiny-bert", config, picked))
     return firsts + seconds
 
 

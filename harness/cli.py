@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -140,86 +139,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    import ray
-
     from harness.report import results_table
-    from harness.store import Store
-    from harness.tracking import Tracker, store_tracker
+    from harness.submit import submit
 
-    spec, trials = _load(args.file)
-    store = Store(args.store)
-    done = store.done_keys(t.key for t in trials)
-    todo = [t for t in trials if t.key not in done]
-    print(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    tracker = store_tracker(store, spec.name) if args.tracking_uri is None else Tracker(args.tracking_uri, spec.name)
-    tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
-    if todo:
-        # no --address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
-        # `ray start` happened to leave running on this machine
-        address = args.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            **({"num_cpus": args.num_cpus} if address == "local" else {}),
-        )
-        try:
-            outcome = _run_waves(args, spec, todo, store, tracker)
-        finally:
-            ray.shutdown()
-        print(f"ran {len(outcome.done)} trials in {outcome.seconds:.1f} s; {len(outcome.failed)} failed")
-        for key, reason in outcome.failed.items():
-            print(f"  failed {key}: {reason}")
-        if outcome.retried_alone:
-            print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
-    tracker.log_aggregates(trials, store)
-    print(results_table(trials, store, spec.target_list()))
-    where = (
-        f"open the UI with: harness ui --store {args.store}"
-        if args.tracking_uri is None
-        else (f"its UI is the tracking server's, {args.tracking_uri}")
+    outcome = submit(
+        args.file,
+        store=args.store,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        num_cpus=args.num_cpus,
+        data_dir=args.data_dir,
+        max_concurrent=args.max_concurrent,
     )
-    print(f"MLflow: experiment {spec.name!r}; {where}")
-    # a trial whose worker or node died records no failure in the store, but Ray reported it to us
-    failed = [t for t in trials if store.state(t.key) == "failed" or (todo and t.key in outcome.failed)]
-    return 1 if failed else 0
-
-
-def _run_waves(args: argparse.Namespace, spec, todo: list, store, tracker):
-    """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
-    probed for their peak memory (once; kept in the store) when their sources exist, then packed."""
-    from harness.progress import LiveView
-    from harness.scheduler import Outcome, run_trials
-
-    resources = spec.resources.model_dump()
-    auto = resources["gpus"] == "auto"
-    waves = [[t for t in todo if t.stage == stage] for stage in (1, 2)] if auto else [todo]
-    total = Outcome()
-    for wave in (w for w in waves if w):
-        gpus = None
-        if auto:
-            from harness.packing import measure_kinds, trial_gpus
-
-            peaks = measure_kinds(wave, store, {"data_dir": args.data_dir})
-            gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
-            resources = {**resources, "gpus": min(gpus.values())}
-        with LiveView() as view:
-            outcome = run_trials(
-                wave,
-                store,
-                resources=resources,
-                retries=spec.retries,
-                options={"data_dir": args.data_dir},
-                max_concurrent=args.max_concurrent,
-                trial_gpus=gpus,
-                on_update=view.update,
-                on_finished=lambda batch: tracker.log_trials(batch, store),
-            )
-        total.done += outcome.done
-        total.failed.update(outcome.failed)
-        total.retried_alone += outcome.retried_alone
-        total.seconds += outcome.seconds
-    return total
+    if outcome.ran or outcome.seconds:
+        ran_now = [key for key in outcome.failed if key not in outcome.ran]
+        print(f"ran {len(outcome.ran)} trials in {outcome.seconds:.1f} s; {len(ran_now)} failed")
+    for key, reason in outcome.failed.items():
+        print(f"  failed {key}: {reason}")
+    if outcome.retried_alone:
+        print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
+    print(results_table(outcome.trials, outcome.store, outcome.spec.target_list()))
+    if args.tracking_uri is None:
+        where = f"open the UI with: harness ui --store {args.store}"
+    else:
+        where = f"its UI is the tracking server's, {args.tracking_uri}"
+    print(f"MLflow: experiment {outcome.spec.name!r}; {where}")
+    return 0 if outcome.ok else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -246,7 +191,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             f"{Path(args.out) / 'figures'}",
             file=sys.stderr,
         )
-        if (store.root / "mlflow.db").exists():  # attach it to the sweep in MLflow, as submit logged it
+        if store.has_tracking:  # attach it to the sweep in MLflow, as submit logged it
             from harness.tracking import store_tracker
 
             store_tracker(store, spec.name).log_report(written, figures)
@@ -315,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--tracking-uri",
                 default=None,
-                help="an MLflow server (default: an embedded one on 127.0.0.1 over the store)",
+                help="an MLflow server or database (default: the store's own SQLite database, written directly)",
             )
         command.set_defaults(run=handler)
 

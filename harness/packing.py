@@ -27,13 +27,13 @@ MEMORY_KEYS = ("batch_size", "precision", "engine", "gradient_checkpointing", "g
 
 def kind_of(trial: Trial) -> str:
     """What decides a trial's memory, hashed: trials of one kind pack the same way."""
-    train = trial.config.get("train", {})
+    loop = trial.config.loop
     parts = {
         "model": trial.model,
         "method": trial.method,
         "sources": len(trial.depends_on),
-        "max_length": trial.config.get("data", {}).get("max_length"),
-        **{k: train.get(k) for k in MEMORY_KEYS},
+        "max_length": trial.config.data.max_length,
+        **{k: getattr(loop, k) for k in MEMORY_KEYS},
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{trial.model}-{trial.method}-{digest}"
@@ -74,7 +74,9 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    sources = [store.pull(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
+    for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
+        store.pull(key)
+    sources = [store.adapter_dir(key) for key in trial.depends_on] or None
 
     def stop(event: str, data: dict) -> None:
         if event == "step" and data["step"] >= PROBE_STEPS:

@@ -51,7 +51,7 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
     stop = threading.Event()
     threading.Thread(target=_keep_lease, args=(store, trial.key, owner, stop), daemon=True).start()
     try:
-        store.write_trial(trial.key, trial.summary() | {"config": trial.config})
+        store.write_trial(trial.key, trial.summary() | {"config": trial.config.model_dump(mode="json")})
         for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
             store.pull(key)
         result = options.get("body", run_trial)(

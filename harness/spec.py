@@ -143,27 +143,66 @@ class ExperimentSpec(_Strict):
         for the other methods."""
         merged = {**self.hyperparameters.get("all", {}), **self.hyperparameters.get(method, {})}
         merged.update(self.task_hyperparameters.get(task, {}) if task is not None else {})
-        return {k: v for k, v in merged.items() if _fits(method, k, v)}
+        fields = method_class(method).model_fields
+        return {k: v for k, v in merged.items() if k in fields}
+
+    def trained_methods(self) -> list[str]:
+        """The methods that train in this experiment: its own, and the stage-1 adapter of two-stage ones."""
+        from scalearn.methods import METHODS
+
+        two_stage = any(method_class(m).uses_sources for m in self.methods if m in METHODS)
+        return [*self.methods, *(["adapter"] if two_stage and "adapter" not in self.methods else [])]
 
 
-def _fits(method: str, key: str, value) -> bool:
-    from scalearn.run import split_overrides
+def method_class(name: str):
+    from scalearn.methods import method_class
 
-    try:
-        split_overrides(method, {key: value})
-        return True
-    except ValueError:
-        return False
+    return method_class(name)
+
+
+def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """Every key of ``hyperparameters`` and ``task_hyperparameters`` names a field of a method, and its value
+    is what that field takes (type and range, from the method's own model): `all` and a task's block are
+    checked against every method of the experiment that has the key (any registered one if none has it)."""
+    from scalearn.methods import method_names, value_problems
+
+    errors = []
+    blocks = [(f"hyperparameters.{m}", m, o) for m, o in spec.hyperparameters.items()]
+    blocks += [(f"task_hyperparameters.{t}", "all", o) for t, o in spec.task_hyperparameters.items()]
+    for location, owner, overrides in blocks:
+        if owner != "all" and owner not in method_names():
+            known = ["all", *method_names()]
+            errors.append((location, _unknown("method", owner, known, "a method name or `all`")))
+            continue
+        if not isinstance(overrides, dict):
+            errors.append((location, f"must be a mapping of hyper-parameters (got {overrides!r})"))
+            continue
+        for key, value in overrides.items():
+            candidates = [owner] if owner != "all" else spec.trained_methods()
+            having = [m for m in candidates if key in method_class(m).model_fields]
+            if owner == "all" and not having:
+                having = [m for m in method_names() if key in method_class(m).model_fields]
+            if not having:
+                whose = f"method {owner}" if owner != "all" else "any method"
+                expected = "one of its fields, e.g. learning_rate, epochs, precision; `harness ls methods`"
+                errors.append((f"{location}.{key}", f"unknown hyper-parameter for {whose} (expected {expected})"))
+                continue
+            for method in having:
+                problems = value_problems(method, {key: value})
+                if problems:
+                    errors.append((f"{location}.{key}", problems[0][1]))
+                    break
+    return errors
 
 
 def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """(key.path, message) for names that do not exist and sets that do not fit together."""
-    from scalearn.backbones import ALIASES, KNOWN_CONFIGS, MINILM, TINY_CONFIGS
+    from scalearn.catalog import known_model_names
     from scalearn.methods import method_names
     from scalearn.tasks import BENCHMARKS, TASKS
 
     errors = []
-    models = sorted(set(KNOWN_CONFIGS) | set(ALIASES) | set(TINY_CONFIGS) | {MINILM})
+    models = known_model_names()
     for i, model in enumerate(spec.models):
         if model not in models and not Path(model).is_dir():
             errors.append((f"models.{i}", _unknown("model", model, models, "`harness ls models`, or a local folder")))
@@ -189,35 +228,7 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
         for i, task in enumerate(getattr(spec, field_name) or []):
             if task not in universe:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
-    for method, overrides in spec.hyperparameters.items():
-        if method != "all" and method not in method_names():
-            errors.append(
-                (
-                    f"hyperparameters.{method}",
-                    _unknown("method", method, ["all", *method_names()], "a method name or `all`"),
-                )
-            )
-            continue
-        for key, value in overrides.items():
-            owners = method_names() if method == "all" else [method]
-            if not any(_fits(owner, key, value) for owner in owners):
-                errors.append(
-                    (
-                        f"hyperparameters.{method}.{key}",
-                        f"unknown hyper-parameter for {method} (expected a method field or a training-loop "
-                        "field such as learning_rate, epochs, precision)",
-                    )
-                )
-    for task, overrides in spec.task_hyperparameters.items():
-        for key, value in overrides.items():
-            if not any(_fits(owner, key, value) for owner in method_names()):
-                errors.append(
-                    (
-                        f"task_hyperparameters.{task}.{key}",
-                        "unknown hyper-parameter (expected a method "
-                        "field or a training-loop field such as learning_rate, epochs)",
-                    )
-                )
+    errors.extend(_hyperparameter_errors(spec))
     return errors
 
 

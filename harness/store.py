@@ -27,27 +27,12 @@ import time
 import uuid
 from pathlib import Path
 
+from scalearn.atomic import read_json, write_json
+
 STATES = ("done", "running", "failed", "pending")
 
 
 # The store stays free of torch imports: every Ray worker imports it, and a sweep has thousands of trials.
-def write_json(path: Path, data: dict) -> None:
-    """Atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, default=str)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a store is shared (e.g. on NFS)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
 
 
 def lease_seconds() -> float:
@@ -88,6 +73,30 @@ class Store:
     def trial_dir(self, key: str) -> Path:
         """The trial's local folder (for a remote store, its mirror: see `pull`)."""
         return self.root / "trials" / key
+
+    def artifacts_dir(self, key: str) -> Path:
+        """What the trial's training wrote: ``adapter/`` (a stage-1 artifact) and ``model/`` (its checkpoint)."""
+        return self.trial_dir(key) / "artifacts"
+
+    def adapter_dir(self, key: str) -> Path:
+        """The stage-1 adapter a finished single-task adapter trial left for the transfer trials."""
+        return self.artifacts_dir(key) / "adapter"
+
+    def model_dir(self, key: str) -> Path:
+        return self.artifacts_dir(key) / "model"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The store's own MLflow database (SQLite, beside the trials; for a remote store, in its mirror)."""
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def has_tracking(self) -> bool:
+        return (self.root / "mlflow.db").exists()
+
+    def tracking_artifacts(self, experiment: str | None = None) -> Path:
+        """Where the store's MLflow keeps run artifacts (an experiment's folder, with one given)."""
+        return self.root / "mlartifacts" / experiment if experiment else self.root / "mlartifacts"
 
     def _remote(self, key: str, name: str = "") -> str:
         return f"{self.base}/trials/{key}" + (f"/{name}" if name else "")
@@ -158,7 +167,7 @@ class Store:
         """Upload the trial's local artifacts (no-op for a local store), file by file."""
         if not self.remote:
             return
-        local = self.trial_dir(key) / "artifacts"
+        local = self.artifacts_dir(key)
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
             self.fs.put_file(str(path), self._remote(key, f"artifacts/{path.relative_to(local).as_posix()}"))
 
@@ -168,7 +177,7 @@ class Store:
         folder = self.trial_dir(key)
         if not self.remote or (folder / "result.json").exists():
             return folder
-        if (folder / "artifacts").exists():  # trained on this machine: only the result is missing
+        if self.artifacts_dir(key).exists():  # trained on this machine: only the result is missing
             write_json(folder / "result.json", self.result(key))
             return folder
         folder.parent.mkdir(parents=True, exist_ok=True)

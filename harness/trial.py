@@ -1,9 +1,9 @@
 """THE door between the harness and the science: run one planned trial through scalearn.
 
-The only module of harness/ that imports scalearn's training code. Given a trial and the store, it
-trains (``scalearn.run.train_task``; ``train_joint`` for a joint trial) with the source adapters of the
-trials it consumes, writes the artifacts under the trial's folder (with a figure of the learned mixing for
-transfer trials), and returns the result; the caller records it in the store.
+The only module of harness/ that imports scalearn's training code. It hands the trial's typed
+``TrialConfig`` unchanged to ``scalearn.run.run``, with the source adapters of the trials it consumes,
+writes the artifacts under the trial's folder (with a figure of the learned mixing for transfer trials),
+and returns the result; the caller records it in the store.
 """
 
 from __future__ import annotations
@@ -13,44 +13,23 @@ from harness.store import Store
 
 
 def train(
-    trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None, device=None, **extra
+    trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None, device=None, **loop
 ):
-    """Train ``trial`` from its resolved config (``extra``: loop settings on top); (result, model)."""
-    from scalearn.run import train_joint, train_task
+    """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model)."""
+    from scalearn.run import run
 
-    config = trial.config
-    overrides = {**config["method_config"], **config["train"], **extra}
-    overrides.pop("seed", None)
-    common = {
-        "method": trial.method,
-        "model": trial.model,
-        "seed": trial.seed,
-        "output_dir": output_dir,
-        "few_shot_k": config["data"]["few_shot"],
-        "max_length": config["data"]["max_length"],
-        "data_dir": data_dir,
-        "cache_dir": cache_dir,
-        "callback": callback,
-        "device": device,
-    }
-    if trial.joint:
-        return train_joint(list(trial.tasks), name=trial.task, **common, **overrides)
-    return train_task(trial.task, sources=sources, **common, **overrides)
+    config = trial.config.with_loop(**loop) if loop else trial.config
+    options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}
+    return run(config, sources, output_dir, **options)
 
 
 def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
     """Train ``trial``; returns its result dict (also written by the caller as the trial's result.json)."""
-    sources = [store.trial_dir(key) / "artifacts" / "adapter" for key in trial.depends_on] or None
-    result, _ = train(
-        trial,
-        sources,
-        output_dir=store.trial_dir(trial.key) / "artifacts",
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        callback=callback,
-    )
+    sources = [store.adapter_dir(key) for key in trial.depends_on] or None
+    options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
+    result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), **options)
     if trial.depends_on:
-        plot_mixing(trial, store.trial_dir(trial.key) / "artifacts" / "model")
+        plot_mixing(trial, store.model_dir(trial.key))
     return {"trial": trial.summary(), **result.to_dict()}
 
 

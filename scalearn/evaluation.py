@@ -29,19 +29,30 @@ def record_predictions(logits, groups, candidates) -> dict[int, str]:
     return {group: candidate for group, (_, candidate) in best.items()}
 
 
+def _record_scores(task: TaskSpec, split, logits, labels) -> dict[str, float]:
+    predicted = record_predictions(logits, split["group"], split["candidate"])
+    answers = {}
+    for group, gold in zip(split["group"], split["answers"], strict=True):
+        answers.setdefault(group, gold)
+    return metrics.record_metrics(predicted, answers)
+
+
+def _multirc_scores(task: TaskSpec, split, logits, labels) -> dict[str, float]:
+    predicted = predictions(task, logits)
+    return {
+        "f1a": metrics.f1_binary(predicted, labels),
+        "em": metrics.multirc_em(predicted, labels, np.asarray(split["group"])),
+    }
+
+
+def _per_example_scores(task: TaskSpec, split, logits, labels) -> dict[str, float]:
+    return metrics.compute(list(task.metrics), predictions(task, logits), labels)
+
+
+SCORING = {"per_example": _per_example_scores, "record_query": _record_scores, "multirc_question": _multirc_scores}
+"""A task's ``scoring`` → how its predictions become its metrics."""
+
+
 def evaluate(task: TaskSpec, split, logits) -> dict[str, float]:
     """Every metric of ``task`` for ``logits`` on ``split`` (examples or tokenised rows, same order)."""
-    labels = np.asarray(split["label"])
-    if task.name == "record":
-        predicted = record_predictions(logits, split["group"], split["candidate"])
-        answers = {}
-        for group, gold in zip(split["group"], split["answers"], strict=True):
-            answers.setdefault(group, gold)
-        return metrics.record_metrics(predicted, answers)
-    predicted = predictions(task, logits)
-    if task.name == "multirc":
-        return {
-            "f1a": metrics.f1_binary(predicted, labels),
-            "em": metrics.multirc_em(predicted, labels, np.asarray(split["group"])),
-        }
-    return metrics.compute(list(task.metrics), predicted, labels)
+    return SCORING[task.scoring](task, split, logits, np.asarray(split["label"]))

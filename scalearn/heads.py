@@ -17,14 +17,12 @@ pre-trained pooler; not every family has a pooler, so we train the same dense â†
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-HeadKind = Literal["classification", "regression", "multiple_choice", "multi_label"]
-HEAD_KINDS: tuple[str, ...] = ("classification", "regression", "multiple_choice", "multi_label")
+from scalearn.config import HEAD_KINDS, HeadKind
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,9 @@ class HeadConfig:
 
 
 class TaskHead(nn.Module):
+    tasks = None
+    """A single task's head serves no named tasks (``TaskHeads`` does)."""
+
     def __init__(self, config: HeadConfig):
         super().__init__()
         self.config = config
@@ -84,6 +85,12 @@ class TaskHead(nn.Module):
         if kind == "multi_label":
             return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
         return F.cross_entropy(logits.float(), labels.long())
+
+    def set_task(self, task: str) -> None:
+        """One head serves every batch."""
+
+    def fill_absent_gradients(self) -> None:
+        """Every parameter of a single head takes part in every step."""
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Predictions as the metrics want them: class ids, scores, or a 0/1 matrix at threshold 0.5."""
@@ -127,6 +134,13 @@ class TaskHeads(nn.Module):
         if task not in self.heads:
             raise KeyError(f"no head for task {task!r}; heads: {', '.join(self.heads)}")
         self.task = task
+
+    def fill_absent_gradients(self) -> None:
+        """A zero gradient for the heads of the tasks absent from this step, so that they step (moments decay,
+        weight decay applies) as in DeepSpeed's flat gradient buffers: the torch engine trains as ZeRO 0â€“2."""
+        for parameter in self.parameters():
+            if parameter.requires_grad and parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
 
     @property
     def current(self) -> TaskHead:

@@ -16,8 +16,6 @@ Artifacts
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scalearn.adapters import AdapterConfig, BottleneckAdapters
+from scalearn.atomic import atomic_write
+from scalearn.atomic import write_json as atomic_json
 from scalearn.model import TransferModel
 
 FORMAT_VERSION = 1
@@ -36,34 +36,14 @@ class ArtifactError(ValueError):
     """An artifact folder that is missing, incomplete, or does not fit the model it is loaded into."""
 
 
-# -- atomic files -----------------------------------------------------------------------------------
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are shared (e.g. a store on NFS)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: dict) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    _atomic(Path(path), write)
+    """A manifest: indented, keys sorted, written atomically."""
+    atomic_json(path, data, indent=2)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(cpu, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata=metadata))
 
 
 def read_json(path: Path) -> dict:

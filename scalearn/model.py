@@ -62,14 +62,14 @@ class TransferModel(nn.Module):
     @property
     def tasks(self) -> list[str] | None:
         """The tasks of a joint multi-task model (one head each), or None."""
-        return getattr(self.head, "tasks", None)
+        return self.head.tasks
 
     def set_task(self, task: str) -> None:
         """Joint multi-task models: the next batches are ``task``'s, through its head and the task-conditioned
         modules (HyperFormer's generated adapters, ProPETL-m's masks)."""
-        for module in (self.head, self.tuner):
-            if module is not None and hasattr(module, "set_task"):
-                module.set_task(task)
+        self.head.set_task(task)
+        if self.tuner is not None:
+            self.tuner.set_task(task)
 
     def _mix(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         if self.transfer is None:
@@ -97,8 +97,7 @@ class TransferModel(nn.Module):
 
     def regularization_loss(self) -> torch.Tensor | None:
         """Whatever the transfer layer adds to the task loss (AdapterFusion's value regulariser)."""
-        regularizer = getattr(self.transfer, "regularization_loss", None)
-        return regularizer() if regularizer is not None else None
+        return self.transfer.regularization_loss() if self.transfer is not None else None
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Task loss plus regulariser, so both reach the same backward pass and optimizer step."""
@@ -126,8 +125,8 @@ class TransferModel(nn.Module):
         head_ids = {id(p) for p in self.head.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
         transfer = sum(p.numel() for p in trainable if id(p) not in head_ids)
-        counted = getattr(self.tuner, "counted_parameters", None)
-        transfer = counted() if counted is not None else transfer
+        counted = self.tuner.counted_parameters() if self.tuner is not None else None
+        transfer = counted if counted is not None else transfer
         counts = {
             "transfer": transfer,
             "head": sum(p.numel() for p in self.head.parameters()),

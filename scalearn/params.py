@@ -21,8 +21,7 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
     method = get_method(method_name)
     if method.uses_sources and num_sources < 1:
         raise ValueError(f"method {method_name!r} needs --sources >= 1")
-    if method_name == "probe":
-        method.omega = [1.0] * num_sources
+    method = method.for_counting(num_sources)
     with torch.device("meta"):
         encoder = load_encoder(model_name, pretrained=False, device="meta")
         config = encoder.config
@@ -30,7 +29,7 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         if method.uses_sources:
             sources = BottleneckAdapters(adapter_config_for(encoder), num_sources).requires_grad_(False)
         head = HeadConfig("classification", config.hidden_size, num_labels)
-        if getattr(method, "joint", False):  # a joint method: one head per task, num_sources tasks
+        if method.joint:  # one head per task, num_sources tasks
             model = method.build(encoder, {f"task{i}": head for i in range(num_sources)})
         else:
             model = method.build(encoder, head, sources)
@@ -42,6 +41,6 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         "hidden_size": config.hidden_size,
         "num_layers": config.num_hidden_layers,
         "num_sources": num_sources if method.uses_sources else 0,
-        "num_tasks": num_sources if getattr(method, "joint", False) else 1,
+        "num_tasks": num_sources if method.joint else 1,
         "method": method_name,
     }

@@ -1,52 +1,120 @@
-"""One trial from names: task, method, model, seed (and source adapters for stage 2).
+"""One trial, from its typed config: the door the harness calls for every trial.
 
-    from scalearn.run import train_task, train_joint
+    from scalearn.config import TrialConfig
+    from scalearn.run import run, train_task, train_joint
+
+    config = TrialConfig.create("adapter", "rt_polarity", model="minilm", seed=0, overrides={"epochs": 2})
+    result, model = run(config, out_dir="runs/rt-adapter")
+
+    # the same from names, in a notebook:
     result, model = train_task("rt_polarity", method="adapter", model="minilm", seed=0, epochs=2)
     result, model = train_joint(["syn_a", "syn_b"], method="adapter_m", model="tiny-bow", max_steps=50)
 
-This is the door the harness calls for every trial; it is also the way to train from a notebook.
+``run`` does, in this order: tokenise the task(s) → let the method prepare from the data (AdapterSoup's
+similarities) → seed → load the encoder and the source bank → build → the one loop (``scalearn.train.fit``)
+→ result.json beside the checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
+from scalearn.config import TrialConfig
 from scalearn.data import tokenized_task
 from scalearn.heads import HeadConfig
 from scalearn.io import load_source_bank, source_names, write_json
-from scalearn.methods import get_method
-from scalearn.methods.base import METHODS
+from scalearn.methods import method_class, method_names
 from scalearn.tasks import get_task
-from scalearn.train import TrainConfig, TrainResult, fit, seed_everything
+from scalearn.train import TrainResult, fit, seed_everything
 
 
-def split_overrides(method_name: str, overrides: dict) -> tuple[dict, dict]:
-    """Hyper-parameters of the method (e.g. omega_dropout) vs of the loop (e.g. precision, max_steps)."""
-    if method_name not in METHODS:
-        get_method(method_name)  # raises the registry's error
-    method_fields = {f.name for f in fields(METHODS[method_name][0]) if f.init}
-    loop_fields = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - method_fields - loop_fields)
-    if unknown:
-        raise ValueError(f"unknown hyper-parameter {unknown[0]!r} for method {method_name!r}")
-    method_kw = {k: v for k, v in overrides.items() if k in method_fields}
-    loop_kw = {k: v for k, v in overrides.items() if k in loop_fields and k not in method_fields}
-    return method_kw, loop_kw
-
-
-def resolve(method: str, seed: int, overrides: dict):
-    """(the method with its hyper-parameters, the loop's TrainConfig) from a method name and overrides."""
-    method_kw, loop_kw = split_overrides(method, overrides)
-    resolved = get_method(method, **method_kw)
-    return resolved, TrainConfig.for_method(resolved, seed=seed, **loop_kw)
-
-
-def _head_config(spec, encoder) -> HeadConfig:
+def head_config(spec, encoder) -> HeadConfig:
     num_labels = spec.num_labels if spec.kind in ("classification", "multi_label") else 1
     return HeadConfig(spec.kind, encoder.config.hidden_size, num_labels, dropout=head_dropout(encoder.config))
+
+
+def run(
+    config: TrialConfig,
+    sources: list[str | Path] | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    callback=None,
+    device=None,
+    stop_after_evaluations: int | None = None,
+) -> tuple[TrainResult, object]:
+    """Train the trial ``config`` describes; returns (result, trained model).
+
+    ``sources``: the stage-1 adapter folders of a transfer trial, in ``config.sources`` order (the target's
+    own last). With ``out_dir``: writes result.json, the model checkpoint and, for a single-task adapter,
+    the adapter artifact that stage 2 consumes. ``stop_after_evaluations`` interrupts the run as a crash
+    would, after its checkpoint (for tests of resuming)."""
+    method = config.method_instance()
+    names = list(config.tasks) or [config.task]
+    specs = {name: get_task(name) for name in names}
+    stale = {name: v for name, v in config.task_versions.items() if specs[name].version != v}
+    if stale:
+        raise ValueError(f"the trial was planned for other versions of {sorted(stale)}: plan it again")
+    if method.uses_sources and not sources:
+        raise ValueError(f"method {config.method!r} transfers from source adapters: pass `sources`")
+    if sources and not method.uses_sources:
+        raise ValueError(f"method {config.method!r} does not use source adapters")
+    if sources and config.sources and len(sources) != len(config.sources):
+        raise ValueError(f"{len(sources)} source folders for the {len(config.sources)} sources {config.sources}")
+    tokenizer = load_tokenizer(config.model)
+    data = {
+        name: tokenized_task(
+            spec,
+            tokenizer,
+            max_length=config.data.max_length,
+            few_shot_k=config.data.few_shot,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+        )
+        for name, spec in specs.items()
+    }
+    source_tasks = list(config.sources) or (source_names(sources) if sources else [])
+    method = method.prepare(config.task, source_tasks, data_dir=data_dir, cache_dir=cache_dir)
+
+    seed_everything(config.seed)  # before building (and after anything that may draw): the seed draws heads and ω
+    encoder = load_encoder(config.model)
+    bank = load_source_bank(sources) if sources else None
+    heads = {name: head_config(spec, encoder) for name, spec in specs.items()}
+    model = method.build(encoder, heads if method.joint else heads[config.task], bank)
+    metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
+    if method.joint:
+        metadata["tasks"] = ",".join(names)
+    save_dir = Path(out_dir) if out_dir is not None else None
+    result = fit(
+        model,
+        specs,
+        data,
+        config.loop,
+        seed=config.seed,
+        name=config.task,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        save_dir=save_dir,
+        metadata=metadata,
+        stop_after_evaluations=stop_after_evaluations,
+    )
+    trial = config.model_dump(mode="json")
+    trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
+    result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
+    if save_dir is not None:
+        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
+    return result, model
+
+
+def _split(kwargs: dict) -> tuple[dict, dict]:
+    """Run options (where data lives, callbacks) vs hyper-parameters (everything else)."""
+    options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations")
+    return {k: kwargs.pop(k) for k in options if k in kwargs}, kwargs
 
 
 def train_task(
@@ -59,72 +127,26 @@ def train_task(
     output_dir: str | Path | None = None,
     few_shot_k: int | None = None,
     max_length: int | None = None,
-    data_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    checkpoint_dir: str | Path | None = None,
-    callback=None,
-    device=None,
-    **overrides,
+    **kwargs,
 ) -> tuple[TrainResult, object]:
-    """Train one method on one task; returns (result, trained model). ``sources``: stage-1 adapter folders,
-    the target's own last. With ``output_dir``: writes result.json, the model checkpoint and, for a
-    single-task adapter, the adapter artifact that stage 2 consumes."""
-    spec = get_task(task)
-    trial_method, config = resolve(method, seed, overrides)
-    data = tokenized_task(
-        spec,
-        load_tokenizer(model),
-        max_length=max_length,
-        few_shot_k=few_shot_k,
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-    )
-
-    if getattr(trial_method, "joint", False):
+    """Train one method on one task from names; returns (result, trained model). ``sources``: stage-1 adapter
+    folders, the target's own last. ``kwargs``: hyper-parameters of the method or the loop (checked), and
+    the options of ``run`` (data_dir, cache_dir, checkpoint_dir, callback, device)."""
+    if method_class(method).joint:
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
-    if getattr(trial_method, "weighting", None) == "similarity" and trial_method.similarities is None and sources:
-        from scalearn.similarity import task_similarities  # AdapterSoup: weights from the sources' task names
-
-        trial_method.similarities = task_similarities(
-            task,
-            source_names(sources),
-            trial_method.similarity_model,
-            max_sentences=trial_method.similarity_sentences,
-            data_dir=data_dir,
-            cache_dir=cache_dir,
-        )
-
-    seed_everything(seed)  # before building (and after anything that may draw): the seed draws the head and ω
-    encoder = load_encoder(model)
-    bank = load_source_bank(sources) if sources else None
-    trained = trial_method.build(encoder, _head_config(spec, encoder), bank)
-    metadata = {"task": task, "method": method, "model": model, "seed": seed}
-    save_dir = Path(output_dir) if output_dir is not None else None
-    result = fit(
-        trained,
-        spec,
-        data,
-        config,
-        callback=callback,
-        checkpoint_dir=checkpoint_dir,
-        device=device,
-        save_dir=save_dir,
-        metadata=metadata,
+    options, overrides = _split(dict(kwargs))
+    source_tasks = source_names(sources) if sources else []
+    config = TrialConfig.create(
+        method,
+        task,
+        model=model,
+        seed=seed,
+        overrides=overrides,
+        max_length=max_length,
+        few_shot=few_shot_k,
+        sources=source_tasks,
     )
-    result.config.update(
-        {
-            "method": method,
-            "method_config": trial_method.to_dict(),
-            "model": model,
-            "task": task,
-            "seed": seed,
-            "few_shot": few_shot_k,
-            "sources": [str(s) for s in sources or []],
-        }
-    )
-    if save_dir is not None:
-        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
-    return result, trained
+    return run(config, sources, output_dir, **options)
 
 
 def train_joint(
@@ -137,63 +159,23 @@ def train_joint(
     output_dir: str | Path | None = None,
     few_shot_k: int | None = None,
     max_length: int | None = None,
-    data_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    checkpoint_dir: str | Path | None = None,
-    callback=None,
-    device=None,
-    **overrides,
+    **kwargs,
 ) -> tuple[TrainResult, object]:
     """Train a joint multi-task method (FT-m, Adapter-m, ProPETL-m, HyperFormer(++)) on ``tasks`` at once;
     returns (result, trained model). The result holds one entry per task in ``result.tasks``; with
     ``output_dir`` it is written there as result.json beside the model checkpoint."""
-    from scalearn.joint import fit_joint
-
-    if len(tasks) < 1 or len(set(tasks)) != len(tasks):
-        raise ValueError(f"a joint run needs distinct tasks, got {tasks}")
-    specs = {task: get_task(task) for task in tasks}
-    trial_method, config = resolve(method, seed, overrides)
-    if not getattr(trial_method, "joint", False):
-        raise ValueError(
-            f"method {method!r} trains one task: use train_task (joint methods: "
-            f"{', '.join(n for n, (cls, _) in METHODS.items() if getattr(cls, 'joint', False))})"
-        )
-    tokenizer = load_tokenizer(model)
-    data = {
-        task: tokenized_task(
-            spec, tokenizer, max_length=max_length, few_shot_k=few_shot_k, data_dir=data_dir, cache_dir=cache_dir
-        )
-        for task, spec in specs.items()
-    }
-
-    seed_everything(seed)  # before building: the seed draws the heads and the shared modules
-    encoder = load_encoder(model)
-    trained = trial_method.build(encoder, {task: _head_config(spec, encoder) for task, spec in specs.items()})
-    metadata = {"task": name, "tasks": ",".join(tasks), "method": method, "model": model, "seed": seed}
-    save_dir = Path(output_dir) if output_dir is not None else None
-    result = fit_joint(
-        trained,
-        specs,
-        data,
-        config,
-        name=name,
-        callback=callback,
-        checkpoint_dir=checkpoint_dir,
-        device=device,
-        save_dir=save_dir,
-        metadata=metadata,
+    if not method_class(method).joint:
+        joint = ", ".join(name for name in method_names() if method_class(name).joint)
+        raise ValueError(f"method {method!r} trains one task: use train_task (joint methods: {joint})")
+    options, overrides = _split(dict(kwargs))
+    config = TrialConfig.create(
+        method,
+        tasks=tasks,
+        label=name,
+        model=model,
+        seed=seed,
+        overrides=overrides,
+        max_length=max_length,
+        few_shot=few_shot_k,
     )
-    result.config.update(
-        {
-            "method": method,
-            "method_config": trial_method.to_dict(),
-            "model": model,
-            "task": name,
-            "tasks": list(tasks),
-            "seed": seed,
-            "few_shot": few_shot_k,
-        }
-    )
-    if save_dir is not None:
-        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
-    return result, trained
+    return run(config, None, output_dir, **options)

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import torch
 
-SIMILARITY_MODEL = "sentence-transformers/all-mpnet-base-v2"
-"""AdapterSoup's sentence encoder in the paper (reference §3); "minilm" is the offline stand-in."""
+from scalearn.methods.soup import SIMILARITY_MODEL  # the paper's; "minilm" is the offline stand-in
 
 
 @functools.lru_cache(maxsize=2)

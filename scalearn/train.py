@@ -1,22 +1,23 @@
-"""THE training loop: every method, every task, one code path (reference §2, §4.3, §8).
+"""THE training loop: every method, one task or several at once, one code path (docs/method.md §2, §4.3, §8).
 
-    setup     seed → model (head and ω init drawn from the seed) → data → optimizer and schedule
-    train     per epoch: shuffled batches (order from (seed, epoch)), AdamW steps with clipping and
+    setup     model on its device → engine (AdamW, schedule, ZeRO) → the batch schedule: epochs over one task,
+              or temperature-sampled tasks (``scalearn.schedule``)
+    train     micro-batches in the schedule's order (a function of the seed), AdamW steps with clipping and
               accumulation, the regulariser in the same step's loss
-    evaluate  on dev every epoch (or every N steps); keep the best state by dev loss or a task metric;
-              stop after `patience` evaluations without improvement
-    finish    restore the best state (every trainable tensor: ω of the ++ variants included) and score
-              it on the test split(s)
+    evaluate  when the schedule says (every epoch, or every N steps) on every task's dev split; keep the best
+              state by dev loss or the task metric (a joint run: their unweighted mean over tasks); stop
+              after ``patience`` evaluations without improvement
+    finish    restore the best state (every trainable tensor: ω of the ++ variants included) and score it on
+              every task's test split(s)
 
 The loop knows nothing of MLflow or Ray: it reports to an optional ``callback(event, payload)``.
-Resuming: with ``checkpoint_dir`` set, every evaluation writes the trainable state, the optimizer,
-the schedule, the best state so far and the RNG states; a restarted run continues from there on the
-same loss curve.
+Resuming: with ``checkpoint_dir`` set, every evaluation writes the trainable state, the optimizer, the
+schedule, the best state so far, the RNG states and the ``RunState``; a restarted run continues from
+there on the same loss curve.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
@@ -28,82 +29,15 @@ import torch
 
 from scalearn import provenance
 from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
+from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import save_adapter, save_model, write_json
 from scalearn.model import TransferModel
+from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
 from scalearn.tasks.base import TaskSpec
 
 Callback = Callable[[str, dict], None]
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-@dataclass
-class TrainConfig:
-    """How to train; defaults come from the method (``TrainConfig.for_method``), overrides from the trial."""
-
-    learning_rate: float = 3e-4
-    epochs: int = 30
-    patience: int = 5
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    gradient_accumulation: int = 1
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (few-shot: 1,000, reference §4.5)."""
-    eval_every_steps: int | None = None
-    """Evaluate every N optimizer steps instead of every epoch."""
-    sampling_temperature: float = 1.0
-    """Joint multi-task runs: task sampling p_t ∝ n_t^(1/T) (``scalearn.joint``)."""
-    select_by: str = "auto"
-    """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': metric for HumSet, loss else."""
-    precision: str = "fp32"
-    gradient_checkpointing: bool = False
-    engine: str = "torch"
-    """'torch', or 'deepspeed' (ZeRO; multi-process under a launcher or Ray Train)."""
-    zero_stage: int = 2
-    offload_optimizer: bool = False
-    zero3_persistence_threshold: int = 100_000
-    """ZeRO-3 keeps parameters smaller than this whole on every rank (DeepSpeed's default)."""
-    eval_batch_size: int = 64
-    seed: int = 0
-    log_every_steps: int = 20
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {self.engine!r}")
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        if self.select_by not in ("auto", "loss", "metric"):
-            raise ValueError(f"select_by must be 'auto', 'loss' or 'metric', got {self.select_by!r}")
-
-    @classmethod
-    def for_method(cls, method, **overrides) -> TrainConfig:
-        """The method's paper defaults (LR, epochs, patience, …; a joint method's steps and sampling too), then
-        ``overrides``."""
-        shared = {
-            k: getattr(method, k)
-            for k in (
-                "learning_rate",
-                "epochs",
-                "patience",
-                "batch_size",
-                "weight_decay",
-                "warmup_ratio",
-                "max_grad_norm",
-            )
-        }
-        shared.update(
-            {
-                k: getattr(method, k)
-                for k in ("max_steps", "eval_every_steps", "sampling_temperature")
-                if hasattr(method, k)
-            }
-        )
-        return cls(**{**shared, **overrides})
 
 
 @dataclass
@@ -111,9 +45,11 @@ class TrainResult:
     task: str
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
+    """The best evaluation's epoch (a joint run: the evaluation's number)."""
     best_step: int = -1
     best_dev: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
+    """Test scores; a joint run's as "<task>/<metric>"."""
     selected_by: str = "loss"
     selects_on_test: bool = False
     parameters: dict = field(default_factory=dict)
@@ -168,20 +104,6 @@ def batches(split, batch_size: int, pad_id: int, kind: str, order: list[int] | N
         yield collate(list(rows), pad_id, kind)
 
 
-def shard(order: list[int], batch_size: int, rank: int, world: int) -> list[int]:
-    """This rank's share of every global batch, so N ranks see exactly the batches of one rank.
-
-    With several ranks the last, incomplete global batch is dropped (every rank must take part in every
-    step)."""
-    if world == 1:
-        return order
-    share = batch_size // world
-    mine = []
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-        mine.extend(order[start + rank * share : start + (rank + 1) * share])
-    return mine
-
-
 def _global_mean(value: torch.Tensor, world: int) -> float:
     """A rank's loss averaged over the ranks: the loss of the global batch, for the record."""
     if world > 1:
@@ -191,23 +113,17 @@ def _global_mean(value: torch.Tensor, world: int) -> float:
     return value.item()
 
 
-def _rank_and_world() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled order of an epoch: a function of (seed, epoch) only, so a resumed run sees the same."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(size, generator=generator).tolist()
 
 
 # -- evaluation and state ---------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: TrainConfig, pad_id: int) -> dict:
+def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: LoopConfig, pad_id: int) -> dict:
     """Mean loss (regulariser excluded) and every task metric on one split."""
     model.eval()
     logits, total, count = [], 0.0, 0
@@ -221,41 +137,36 @@ def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: 
     return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
 
 
-def book_evaluation(
-    progress: dict,
-    record: dict,
-    best: dict | None,
-    best_state,
-    *,
-    model,
-    engine,
-    config,
-    checkpoint: Path | None,
-    notify,
-    stop_after_evaluations: int | None,
-):
-    """Book one evaluation in ``progress`` (``best``: the new best entry, or None when it is no better), keep the
-    best state, notify, checkpoint. Returns (stop?, best state): out of patience, or interrupted on purpose."""
-    progress["history"].append(record)
-    progress["evaluations"] += 1
-    progress["last_eval_step"] = progress["step"]
-    if best is not None:
-        progress["best"], progress["since_best"] = best, 0
-        best_state = trainable_state(model, engine)
-    else:
-        progress["since_best"] += 1
-    notify("evaluation", record)
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, progress, best_state)
-    out_of_patience = progress["since_best"] >= config.patience
-    interrupted = stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations
-    return out_of_patience or interrupted, best_state
-
-
-def _better(candidate: dict, best: dict | None, key: str) -> bool:
+def _better(candidate: float, best: float | None, select_by: str) -> bool:
     if best is None:
         return True
-    return candidate[key] < best[key] if key == "loss" else candidate[key] > best[key]
+    return candidate < best if select_by == "loss" else candidate > best
+
+
+class EvaluationSet:
+    """The tasks a run evaluates, and how their dev scores become one history row and one value to select on.
+
+    A single-task run: the task's scores as "dev_<metric>", selected on its loss or metric. A joint run: the
+    unweighted mean dev loss and main metric over the tasks that select on dev (ReCoRD selects on its test
+    split in the paper, so ScaLearn's run_multi.py leaves it out), then each task's as "dev_<task>/<metric>".
+    """
+
+    def __init__(self, tasks: dict[str, TaskSpec], joint: bool):
+        self.tasks, self.joint = tasks, joint
+        self.selecting = [t for t, spec in tasks.items() if not spec.selects_on_test] or list(tasks)
+
+    def summary(self, scores: dict[str, dict]) -> tuple[dict, dict]:
+        """(what the history row says, what selection compares: {"loss", "score"})."""
+        if not self.joint:
+            ((task, dev),) = scores.items()
+            return {f"dev_{k}": v for k, v in dev.items()}, {"loss": dev["loss"], "score": dev[self.tasks[task].metric]}
+        count = len(self.selecting)
+        mean = {
+            "loss": sum(scores[t]["loss"] for t in self.selecting) / count,
+            "score": sum(scores[t][self.tasks[t].metric] for t in self.selecting) / count,
+        }
+        per_task = {f"dev_{t}/{k}": v for t, dev in scores.items() for k, v in dev.items()}
+        return {**{f"dev_{k}": v for k, v in mean.items()}, **per_task}, mean
 
 
 def save_trained(directory: Path, model: TransferModel, engine, rank: int, metadata: dict) -> None:
@@ -278,7 +189,7 @@ def save_trained(directory: Path, model: TransferModel, engine, rank: int, metad
 # -- the loop ---------------------------------------------------------------------------------------
 
 
-def prepare(model: TransferModel, config: TrainConfig, device, checkpoint_dir) -> torch.device:
+def prepare(model: TransferModel, config: LoopConfig, device, checkpoint_dir) -> torch.device:
     """Move the model to its device, check the precision and resuming fit, switch on gradient checkpointing."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
@@ -300,10 +211,12 @@ def prepare(model: TransferModel, config: TrainConfig, device, checkpoint_dir) -
 
 def fit(
     model: TransferModel,
-    task: TaskSpec,
+    tasks: TaskSpec | dict[str, TaskSpec],
     data,
-    config: TrainConfig,
+    config: LoopConfig,
     *,
+    seed: int = 0,
+    name: str | None = None,
     callback: Callback | None = None,
     checkpoint_dir: str | Path | None = None,
     device: str | torch.device | None = None,
@@ -311,149 +224,162 @@ def fit(
     metadata: dict | None = None,
     stop_after_evaluations: int | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``task`` (``data``: a TokenizedData from scalearn.data), return the result.
+    """Train ``model`` and return the result. ``tasks`` is one TaskSpec with its TokenizedData (``data``), or,
+    for a joint model (``TaskHeads``, one head per task), task → TaskSpec with task → TokenizedData.
 
+    A joint result holds each task's best dev and test scores in ``tasks`` (``test`` has them flat as
+    "<task>/<metric>"), and one history row per evaluation with the mean dev loss and each task's scores.
     With ``save_dir``, the restored best model is saved there (``model/``, and ``adapter/`` when the model
-    trained its own adapter: the stage-1 artifact), its partitions gathered first under ZeRO-3.
-    ``stop_after_evaluations`` ends the run early without finishing it, as a crash would (for tests of
-    resuming).
+    trained its own single-task adapter: the stage-1 artifact), its partitions gathered first under ZeRO-3.
+    ``stop_after_evaluations`` ends the run early without finishing it, as a crash would (tests of resuming).
     """
     start = time.perf_counter()
+    joint = model.tasks is not None
+    if isinstance(tasks, TaskSpec):
+        tasks, data = {tasks.name: tasks}, {tasks.name: data}
+    names = list(tasks)
+    if joint and model.tasks != names:
+        raise ValueError(f"the model's heads {model.tasks} are not the tasks trained {names}")
+    if not joint and len(names) != 1:
+        raise ValueError(f"a single-task model trains one task, got {names}: build a joint method for several")
+    if joint and config.engine == "deepspeed" and config.zero_stage == 3 and len(names) > 1:
+        raise ValueError(
+            "a joint run takes DeepSpeed ZeRO stages 0-2: under ZeRO-3 the parameters of the tasks "
+            "absent from a step update unlike under torch (cf. DeepSpeed #1355)"
+        )
     device = prepare(model, config, device, checkpoint_dir)
     notify = callback or (lambda event, payload: None)
-    splits = data.splits
-    train = splits["train"]
     pad_id = model.encoder.config.pad_token_id or 0
-    select_by = config.select_by
-    if select_by == "auto":
-        select_by = "metric" if task.benchmark == "humset" else "loss"
-    select_key = "loss" if select_by == "loss" else task.metric
-    batches_per_epoch = math.ceil(len(train) / config.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    engine = ENGINES[config.engine](model, config, total_steps, device)
-    rank, world = _rank_and_world()
-    if world > 1:
-        batches_per_epoch = len(train) // config.batch_size  # every rank needs its share of every batch
+    rank, world = rank_and_world()
+    train = {task: data[task].splits["train"] for task in names}
+    if joint:
+        schedule = SampledSchedule(train, config, seed, rank, world)
+        select_by = "loss" if config.select_by == "auto" else config.select_by  # run_multi.py: mean dev loss
+    else:
+        schedule = EpochSchedule(names[0], len(train[names[0]]), config, seed, rank, world)
+        select_by = tasks[names[0]].select_by if config.select_by == "auto" else config.select_by
+    evaluation_set = EvaluationSet(tasks, joint)
+    engine = ENGINES[config.engine](model, config, schedule.total_steps, device)
 
     result = TrainResult(
-        task=task.name,
+        task=name or (names[0] if not joint else "joint"),
         selected_by=select_by,
-        selects_on_test=task.selects_on_test,
+        selects_on_test=not joint and tasks[names[0]].selects_on_test,
         parameters=model.parameter_counts(),
-        data_key=getattr(data, "key", ""),
-        config=asdict(config),
+        data_key=",".join(getattr(data[t], "key", "") for t in names),
+        config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},
     )
-    progress = {
-        "epoch": 0,
-        "position": 0,
-        "step": 0,
-        "evaluations": 0,
-        "since_best": 0,
-        "history": [],
-        "best": None,
-        "last_eval_step": -1,
-        "losses": [],
-    }
-    best_state = None
+    state, best_state = RunState(), None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
-        progress, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
-        notify("resume", {"epoch": progress["epoch"], "step": progress["step"]})
+        saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
+        state = RunState(**saved)
+        notify("resume", {"epoch": state.epoch, "step": state.step})
 
-    def evaluate_and_select(epoch: int) -> bool:
+    def evaluate_and_select(batch: MicroBatch | None) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
         nonlocal best_state
-        dev = evaluate_split(model, engine, task, splits["dev"], config, pad_id)
-        record = {"epoch": epoch, "step": progress["step"], **{f"dev_{k}": v for k, v in dev.items()}}
-        best = {**dev, "epoch": epoch, "step": progress["step"]} if _better(dev, progress["best"], select_key) else None
-        stop, best_state = book_evaluation(
-            progress,
-            record,
-            best,
-            best_state,
-            model=model,
-            engine=engine,
-            config=config,
-            checkpoint=checkpoint,
-            notify=notify,
-            stop_after_evaluations=stop_after_evaluations,
-        )
-        return stop
-
-    def finished() -> bool:
-        return progress["epoch"] >= config.epochs or progress["step"] >= total_steps
-
-    stop = progress["since_best"] >= config.patience
-    while not stop and not finished():
-        epoch = progress["epoch"]
-        model.train()
-        order = shard(epoch_order(len(train), config.seed, epoch), config.batch_size, rank, world)
-        micro_batch = config.batch_size // world
-        skip = progress.get("position", 0) * micro_batch  # resuming mid-epoch
-        for batch in batches(train, micro_batch, pad_id, task.kind, order[skip:]):
-            batch = {k: v.to(device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            logits = engine.forward(batch)
-            # the regulariser is part of the loss, so it reaches this step's update (and the fp16 scaler)
-            loss = model.loss(logits.float(), labels)
-            progress["position"] = progress.get("position", 0) + 1
-            if not engine.backward_and_step(loss, flush=progress["position"] == batches_per_epoch):
-                continue
-            progress["step"] += 1
-            step_loss = _global_mean(loss.detach(), world)
-            progress["losses"].append(step_loss)
-            if progress["step"] % config.log_every_steps == 0 or progress["step"] == 1:
-                notify(
-                    "step",
-                    {
-                        "step": progress["step"],
-                        "epoch": epoch,
-                        "train_loss": step_loss,
-                        "learning_rate": engine.learning_rate(),
-                    },
-                )
-            if config.eval_every_steps and progress["step"] % config.eval_every_steps == 0:
-                stop = evaluate_and_select(epoch)
-            if stop or progress["step"] >= total_steps:
-                break
+        scores = {}
+        for task in names:
+            model.set_task(task)
+            scores[task] = evaluate_split(model, engine, tasks[task], data[task].splits["dev"], config, pad_id)
+        summary, selected = evaluation_set.summary(scores)
+        epoch = schedule.epoch_of(state, batch)
+        record = {"epoch": epoch, "step": state.step, **summary}
+        state.history.append(record)
+        state.evaluations += 1
+        state.last_eval_step = state.step
+        previous = state.best["selected"][selected_key] if state.best else None
+        if _better(selected[selected_key], previous, select_by):
+            at = state.evaluations - 1 if joint else epoch
+            state.best = {"scores": scores, "selected": selected, "step": state.step, "epoch": at}
+            state.since_best = 0
+            best_state = trainable_state(model, engine)
         else:
-            progress["epoch"], progress["position"] = epoch + 1, 0  # the epoch ran to its end
-        if stop:
+            state.since_best += 1
+        notify("evaluation", record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
+        out_of_patience = state.since_best >= config.patience
+        interrupted = stop_after_evaluations is not None and state.evaluations >= stop_after_evaluations
+        return out_of_patience or interrupted
+
+    selected_key = "loss" if select_by == "loss" else "score"
+    # A joint step updates every trainable tensor, the heads of the tasks absent from it on a zero gradient
+    # (their moments decay, weight decay applies), as DeepSpeed's flat gradient buffers do: both engines agree.
+    fill_absent = joint and engine.name == "torch"
+    stop = state.since_best >= config.patience
+    model.train()
+    for batch in schedule.micro_batches(state) if not stop else ():
+        rows = collate(list(train[batch.task].select(batch.rows)), pad_id, tasks[batch.task].kind)
+        inputs = {k: v.to(device) for k, v in rows.items()}
+        labels = inputs.pop("labels")
+        model.set_task(batch.task)
+        # the regulariser is part of the loss, so it reaches this step's update (and the fp16 scaler)
+        loss = model.loss(engine.forward(inputs).float(), labels)
+        if fill_absent:
+            model.head.fill_absent_gradients()
+        stepped = engine.backward_and_step(loss, flush=batch.flush)
+        if stepped:
+            state.step += 1
+            step_loss = _global_mean(loss.detach(), world)
+            state.losses.append(step_loss)
+            if state.step % config.log_every_steps == 0 or state.step == 1:
+                event = {"step": state.step, "epoch": batch.epoch, "task": batch.task, "train_loss": step_loss}
+                notify("step", {**event, "learning_rate": engine.learning_rate()})
+        schedule.advance(state, batch)
+        if schedule.evaluation_due(state, batch, stepped):
+            stop = evaluate_and_select(batch)
+            model.train()
+        if stop or state.step >= schedule.total_steps:
             break
-        if progress["step"] >= total_steps:
-            progress["epoch"], progress["position"] = epoch + 1, 0
-        if not config.eval_every_steps or (finished() and progress["last_eval_step"] != progress["step"]):
-            stop = evaluate_and_select(epoch)
-    result.history, result.steps, result.losses = progress["history"], progress["step"], progress["losses"]
-    if stop_after_evaluations is not None and progress["evaluations"] >= stop_after_evaluations:
+    if not stop and state.last_eval_step != state.step:
+        evaluate_and_select(None)
+    result.history, result.steps, result.losses = state.history, state.step, state.losses
+    if stop_after_evaluations is not None and state.evaluations >= stop_after_evaluations:
         return result  # interrupted on purpose: no restore, no test
 
     if best_state is not None:
         load_trainable_state(model, best_state, engine)
-    best = progress["best"] or {}
-    result.best_epoch, result.best_step = best.get("epoch", -1), best.get("step", -1)
-    result.best_dev = {k: v for k, v in best.items() if k not in ("epoch", "step")}
-    recording = hasattr(model.transfer, "record_attention")  # AdapterFusion: its attention over the test split
-    if recording:
-        model.transfer.record_attention, model.transfer.attention, model.transfer.attention_tokens = True, {}, {}
-    for name in ["test", *task.extra_test_splits]:
-        if name in splits:
-            scores = evaluate_split(model, engine, task, splits[name], config, pad_id)
-            result.test.update({(k if name == "test" else f"{k}_{name[5:]}"): v for k, v in scores.items()})
-        if recording:
-            model.transfer.record_attention = False
+    best = state.best or {"scores": {}, "selected": {}, "step": -1, "epoch": -1}
+    result.best_epoch, result.best_step = best["epoch"], best["step"]
+    tests = {}
+    for task in names:
+        model.set_task(task)
+        tests[task] = test_scores(model, engine, tasks[task], data[task].splits, config, pad_id, record=not joint)
+    if joint:
+        result.best_dev = dict(best["selected"])
+        for task in names:
+            task_best = best["scores"].get(task, {})
+            result.tasks[task] = {"best_dev": task_best, "test": tests[task], "metric": tasks[task].metric}
+            result.test.update({f"{task}/{k}": v for k, v in tests[task].items()})
+    else:
+        result.best_dev = dict(best["scores"].get(names[0], {}))
+        result.test = tests[names[0]]
     if save_dir is not None:
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
-        if recording and rank == 0 and model.transfer.attention:
-            write_json(
-                Path(save_dir) / "model" / "attention.json",
-                {"split": "test", "mean_attention": model.transfer.mean_attention()},
-            )
+        recorded = model.transfer.recorded() if model.transfer is not None else None
+        if recorded is not None and rank == 0:
+            write_json(Path(save_dir) / "model" / "attention.json", {"split": "test", **recorded})
     result.wall_seconds = time.perf_counter() - start
     result.peak_memory_mb = provenance.peak_memory_mb(device)
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
-    notify("end", {"best_epoch": result.best_epoch, "test": result.test})
+    notify("end", {"best_epoch": result.best_epoch, "best_step": result.best_step, "test": result.test})
     return result
+
+
+def test_scores(model, engine, task: TaskSpec, splits, config: LoopConfig, pad_id: int, record: bool) -> dict:
+    """The task's test split and its further reported ones ("test_mm" → "<metric>_mm"); with ``record``, the
+    transfer layer records what it does on the test split (AdapterFusion: its attention)."""
+    scores = {}
+    for split in ["test", *task.extra_test_splits]:
+        if split not in splits:
+            continue
+        recording = record and split == "test" and model.transfer is not None
+        if recording:
+            model.transfer.start_recording()
+        found = evaluate_split(model, engine, task, splits[split], config, pad_id)
+        if recording:
+            model.transfer.stop_recording()
+        scores.update({(k if split == "test" else f"{k}_{split[5:]}"): v for k, v in found.items()})
+    return scores

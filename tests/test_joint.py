@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from scalearn import HeadConfig, get_method, load_encoder
-from scalearn.joint import TaskStreams, task_probabilities, task_schedule
 from scalearn.run import train_joint
+from scalearn.schedule import TaskStreams, task_probabilities, task_schedule
 
 TASKS = ["syn_a", "syn_a_count", "syn_b"]  # two classification tasks and a regression one
 
@@ -79,14 +79,10 @@ def test_joint_run_gives_one_result_per_task_and_selects_on_mean_dev_loss(cache_
     assert result.parameters["transfer"] == math.ceil(result.parameters["transfer_total"] / 3)
 
 
-def test_joint_resume_continues_on_the_same_curve(cache_dir, tmp_path, monkeypatch):
-    import scalearn.joint
-
+def test_joint_resume_continues_on_the_same_curve(cache_dir, tmp_path):
     whole, whole_model = run(method="propetl_m", cache_dir=cache_dir)
-    original = scalearn.joint.fit_joint
-    with monkeypatch.context() as patch:  # as if the trial crashed right after its second evaluation
-        patch.setattr(scalearn.joint, "fit_joint", lambda *a, **k: original(*a, **k, stop_after_evaluations=2))
-        partial, _ = run(method="propetl_m", cache_dir=cache_dir, checkpoint_dir=tmp_path)
+    # as if the trial crashed right after its second evaluation
+    partial, _ = run(method="propetl_m", cache_dir=cache_dir, checkpoint_dir=tmp_path, stop_after_evaluations=2)
     assert partial.steps == 8 and not partial.test
     resumed, resumed_model = run(method="propetl_m", cache_dir=cache_dir, checkpoint_dir=tmp_path)
     assert resumed.losses == whole.losses and resumed.history == whole.history

@@ -1,30 +1,28 @@
-"""LoRA on the query and value projections (Hu et al. 2021): not a baseline of the paper (reference §3),
+"""LoRA on the query and value projections (Hu et al. 2021): not a baseline of the paper (docs/method.md §3),
 but the first one users ask for. Defaults are the project's choice (issue 8)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from scalearn.methods.base import Method, register
-from scalearn.model import TransferModel
-from scalearn.tuners import LoRA
+from scalearn.config import Fraction
+from scalearn.methods.base import Count, Method, Positive, register
+from scalearn.methods.ia3 import tuned_model
 
 
 @register("lora")
-@dataclass
 class LoRAMethod(Method):
-    learning_rate: float = 5e-4
-    """Issue 8 (LoRA is in no ScaLearn script, reference §3); Hu et al. 2021 use 4e-4–5e-4 on RoBERTa-base."""
-    rank: int = 8
+    learning_rate: Positive = 5e-4
+    """Issue 8 (LoRA is in no ScaLearn script, docs/method.md §3); Hu et al. 2021 use 4e-4–5e-4 on RoBERTa-base."""
+    rank: Count = 8
     """r = 8, as Hu et al. 2021 on RoBERTa-base (issue 8)."""
-    alpha: float = 16.0
+    alpha: Positive = 16.0
     """Scaling α / r = 2 (issue 8)."""
-    dropout: float = 0.1
+    dropout: Fraction = 0.1
     """Dropout on the LoRA branch's input (issue 8)."""
 
     def _build(self, encoder, head, sources):
+        from scalearn.tuners import LoRA
+
         config = encoder.config
-        tuner = LoRA(config.hidden_size, config.num_hidden_layers, self.rank, self.alpha, self.dropout)
-        model = TransferModel(encoder, head, tuner=tuner)
-        model.set_trainable(model.tuner, model.head)
-        return model
+        return tuned_model(
+            encoder, head, LoRA(config.hidden_size, config.num_hidden_layers, self.rank, self.alpha, self.dropout)
+        )

@@ -1,37 +1,38 @@
-"""ScaLearn and its three variants: one class, two knobs (reference §1.3, §4.3)."""
+"""ScaLearn and its three variants: one class, two knobs (docs/method.md §1.3, §4.3)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
-from scalearn.methods.base import Method, register
-from scalearn.model import TransferModel
-from scalearn.transfer import ScaLearn
+from scalearn.config import Count, Fraction, NonNegative
+from scalearn.methods.base import Method, Positive, register
 
 
 @register("scalearn", shape="vector", shared=False, omega_dropout=0.3)
 @register("scalearn_uniform", shape="scalar", shared=False, omega_dropout=0.3)
 @register("scalearn_pp", shape="vector", shared=True, omega_dropout=0.3)
 @register("scalearn_uniform_pp", shape="scalar", shared=True, omega_dropout=0.0)
-@dataclass
 class ScaLearnMethod(Method):
     uses_sources = True
     group = "two-stage"
 
-    learning_rate: float = 6e-3
-    """scripts/scalearn hard-code LR 6e-3 for every variant (reference §4.3)."""
-    patience: int = 30
-    """Patience = number of epochs, i.e. no early stopping, as the scripts (reference §4.3, §7.1 bug 3)."""
-    shape: str = "vector"
-    """'vector': ω_s ∈ R^d; 'scalar': ω_s ∈ R (the Uniform variants) (reference §1.3)."""
+    learning_rate: Positive = 6e-3
+    """scripts/scalearn hard-code LR 6e-3 for every variant (docs/method.md §4.3)."""
+    patience: Count = 30
+    """Patience = number of epochs, i.e. no early stopping, as the scripts (docs/method.md §4.3, §7.1 bug 3)."""
+    shape: Literal["vector", "scalar"] = "vector"
+    """'vector': ω_s ∈ R^d; 'scalar': ω_s ∈ R (the Uniform variants) (docs/method.md §1.3)."""
     shared: bool = False
-    """One ω for all layers (the ++ variants) (reference §1.3)."""
-    omega_dropout: float = 0.3
-    """Dropout on ω itself; 0.3, or 0.0 for ScaLearnUniform++ (reference §1.4)."""
-    omega_init_scale: float = 2.0
-    """ω ~ N(init_scale/|S|, 0.001²): the sum over sources starts near 2 (reference §1.4)."""
+    """One ω for all layers (the ++ variants) (docs/method.md §1.3)."""
+    omega_dropout: Fraction = 0.3
+    """Dropout on ω itself; 0.3, or 0.0 for ScaLearnUniform++ (docs/method.md §1.4)."""
+    omega_init_scale: NonNegative = 2.0
+    """ω ~ N(init_scale/|S|, 0.001²): the sum over sources starts near 2 (docs/method.md §1.4)."""
 
     def _build(self, encoder, head, sources):
+        from scalearn.model import TransferModel
+        from scalearn.transfer import ScaLearn
+
         config = sources.config
         scalearn = ScaLearn(
             sources.num_adapters,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
-from scalearn.heads import HeadKind
+from scalearn.config import HeadKind
 
 EXAMPLE_COLUMNS = ("text", "text_pair", "choices", "label", "group", "candidate", "answers")
 
@@ -56,6 +57,12 @@ class TaskSpec:
     """raw rows (a dict of columns) → example rows (a dict of EXAMPLE_COLUMNS); batched."""
     loader: Callable | None = None
     """For data that does not come from the hub: () → DatasetDict of raw splits."""
+    select_by: Literal["loss", "metric"] = "loss"
+    """What the checkpoint is selected on when a run says "auto": the dev loss, or the reported metric
+    (HumSet, as its scripts: docs/method.md §4.2)."""
+    scoring: Literal["per_example", "record_query", "multirc_question"] = "per_example"
+    """How predictions become ``metrics`` (``scalearn.evaluation``): each example on its own, or grouped:
+    the best-scored candidate per ReCoRD query, MultiRC's answers per question (EM)."""
     version: int = 1
     """Bumped when anything that changes the examples changes; part of every cache key."""
     origin: str = ""

@@ -137,6 +137,7 @@ def _task(name: str, label_names: tuple[str, ...]) -> TaskSpec:
         label_field=name,
         protocol="official",
         splits={"train": "train", "dev": "validation", "test": "test"},
+        select_by="metric",
         origin="HumSet, Fekih et al., Findings of EMNLP 2022",
         licence="Apache-2.0 (dataset card)",
     )

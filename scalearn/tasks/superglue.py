@@ -102,6 +102,7 @@ SUPERGLUE_TASKS = [
         max_length=256,
         label_names=("no", "yes"),
         preprocess=_record,
+        scoring="record_query",
         **_SG,
     ),
     TaskSpec(
@@ -112,6 +113,7 @@ SUPERGLUE_TASKS = [
         max_length=324,
         label_names=_BOOL,
         preprocess=_multirc,
+        scoring="multirc_question",
         **_SG,
     ),
     _simple(

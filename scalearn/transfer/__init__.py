@@ -6,16 +6,15 @@ frozen LayerNorm: LN_l(z + f + h_att).
 
 from __future__ import annotations
 
-from torch import nn
-
 from scalearn.transfer.average import FixedMix
+from scalearn.transfer.base import TransferLayer
 from scalearn.transfer.fusion import AdapterFusion
 from scalearn.transfer.scalearn import ScaLearn
 
-TRANSFER_KINDS: dict[str, type[nn.Module]] = {cls.kind: cls for cls in (ScaLearn, AdapterFusion, FixedMix)}
+TRANSFER_KINDS: dict[str, type[TransferLayer]] = {cls.kind: cls for cls in (ScaLearn, AdapterFusion, FixedMix)}
 
 
-def transfer_from_config(config: dict) -> nn.Module:
+def transfer_from_config(config: dict) -> TransferLayer:
     """Rebuild a transfer layer from the dict its ``config()`` wrote."""
     config = dict(config)
     kind = config.pop("kind", None)
@@ -24,4 +23,4 @@ def transfer_from_config(config: dict) -> nn.Module:
     return TRANSFER_KINDS[kind](**config)
 
 
-__all__ = ["AdapterFusion", "FixedMix", "ScaLearn", "TRANSFER_KINDS", "transfer_from_config"]
+__all__ = ["AdapterFusion", "FixedMix", "ScaLearn", "TRANSFER_KINDS", "TransferLayer", "transfer_from_config"]

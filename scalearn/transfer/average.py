@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from scalearn.adapters import BottleneckAdapters
+from scalearn.transfer.base import TransferLayer
 
 
-class FixedMix(nn.Module):
+class FixedMix(TransferLayer):
     kind = "fixed"
 
     def __init__(self, weights: Sequence[float]):

@@ -30,9 +30,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from scalearn.adapters import BottleneckAdapters
+from scalearn.transfer.base import TransferLayer
 
 
-class AdapterFusion(nn.Module):
+class AdapterFusion(TransferLayer):
     kind = "fusion"
 
     def __init__(
@@ -96,6 +97,16 @@ class AdapterFusion(nn.Module):
         weighted = torch.cat([(hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2), probs], dim=1)
         mixed = weighted @ (up_all @ value.weight.T)  # Σ_s p_s W_V a_s
         return mixed.reshape(*x.shape[:-1], d)
+
+    def start_recording(self) -> None:
+        self.record_attention, self.attention, self.attention_tokens = True, {}, {}
+
+    def stop_recording(self) -> None:
+        self.record_attention = False
+
+    def recorded(self) -> dict | None:
+        """The attention over the sources per layer, averaged over every token recorded."""
+        return {"mean_attention": self.mean_attention()} if self.attention else None
 
     def mean_attention(self) -> list[list[float]]:
         """[L][S]: the recorded attention per source, averaged over every token seen (padding included)."""

@@ -28,11 +28,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from scalearn.adapters import BottleneckAdapters
+from scalearn.transfer.base import TransferLayer
 
 OmegaShape = Literal["vector", "scalar"]
 
 
-class ScaLearn(nn.Module):
+class ScaLearn(TransferLayer):
     kind = "scalearn"
 
     def __init__(

@@ -17,10 +17,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scalearn.tuners.base import Tuner
 from scalearn.tuners.sites import Linear, attach_linear_sites
 
 
-class IA3(nn.Module):
+class IA3(Tuner):
     kind = "ia3"
 
     def __init__(self, hidden_size: int, intermediate_size: int, num_layers: int):

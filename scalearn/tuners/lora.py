@@ -18,12 +18,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scalearn.tuners.base import Tuner
 from scalearn.tuners.sites import Linear, attach_linear_sites
 
 TARGETS = ("query", "key", "value")
 
 
-class LoRA(nn.Module):
+class LoRA(Tuner):
     kind = "lora"
 
     def __init__(

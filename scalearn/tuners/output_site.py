@@ -6,9 +6,10 @@ from __future__ import annotations
 from torch import nn
 
 from scalearn.adapters import ACTIVATIONS
+from scalearn.tuners.base import Tuner
 
 
-class OutputSiteTuner(nn.Module):
+class OutputSiteTuner(Tuner):
     """Base of a tuner whose ``forward(layer, x)`` returns z at every FFN-output site."""
 
     label = "this tuner"

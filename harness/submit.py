@@ -1,0 +1,125 @@
+"""Run an experiment: the programmatic form of `harness submit` (the command line wraps it).
+
+    import harness
+    outcome = harness.submit("experiments/tiny.yaml", store="runs/tiny")
+    outcome.ok, outcome.ran, outcome.failed        # what ran now, and what failed for good
+
+What is done already (its result in the store) never runs again; what finished earlier but was never
+logged (a killed driver) is logged first. Trials run on Ray: a new local one by default, ``address`` (or
+RAY_ADDRESS, set inside a Ray job) for a cluster. MLflow: the store's own database unless ``tracking_uri``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.plan import Trial, expand
+from harness.spec import ExperimentSpec, load_spec
+from harness.store import Store
+
+
+@dataclass
+class SubmitOutcome:
+    spec: ExperimentSpec
+    trials: list[Trial]
+    store: Store
+    already_done: int = 0
+    ran: list[str] = field(default_factory=list)
+    """Keys of the trials this submit trained (or found finished by another submit meanwhile)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Key → the last line of its error, for every trial of the experiment that failed for good."""
+    retried_alone: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def submit(
+    spec: ExperimentSpec | str | Path,
+    *,
+    store: Store | str | Path = "store",
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    num_cpus: int | None = None,
+    data_dir: str | Path | None = None,
+    max_concurrent: int | None = None,
+    say: Callable[[str], None] = print,
+) -> SubmitOutcome:
+    """Run every trial of ``spec`` (an ExperimentSpec or an experiment file) not done yet; log to MLflow."""
+    import ray
+
+    from harness.tracking import Tracker, store_tracker
+
+    if not isinstance(spec, ExperimentSpec):
+        spec = load_spec(spec)
+    trials = expand(spec)
+    store = store if isinstance(store, Store) else Store(store)
+    done = store.done_keys(t.key for t in trials)
+    todo = [t for t in trials if t.key not in done]
+    outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
+    say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
+    tracker = store_tracker(store, spec.name) if tracking_uri is None else Tracker(tracking_uri, spec.name)
+    tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
+    lost = {}
+    if todo:
+        # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
+        # `ray start` happened to leave running on this machine
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
+        local = {"num_cpus": num_cpus} if address == "local" else {}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        try:
+            waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
+        finally:
+            ray.shutdown()
+        outcome.ran, outcome.retried_alone, outcome.seconds = waves.done, waves.retried_alone, waves.seconds
+        lost = waves.failed  # a trial whose worker or node died records no failure in the store; Ray told us
+    tracker.log_aggregates(trials, store)
+    for trial in trials:
+        if trial.key in lost:
+            outcome.failed[trial.key] = lost[trial.key]
+        elif store.state(trial.key) == "failed":
+            reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
+            outcome.failed[trial.key] = " ".join(reason)
+    return outcome
+
+
+def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent):
+    """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
+    probed for their peak memory (once; kept in the store) when their sources exist, then packed."""
+    from harness.progress import LiveView
+    from harness.scheduler import Outcome, run_trials
+
+    resources = spec.resources.model_dump()
+    auto = resources["gpus"] == "auto"
+    waves = [[t for t in todo if t.stage == stage] for stage in (1, 2)] if auto else [todo]
+    total = Outcome()
+    for wave in (w for w in waves if w):
+        gpus = None
+        if auto:
+            from harness.packing import measure_kinds, trial_gpus
+
+            peaks = measure_kinds(wave, store, {"data_dir": data_dir})
+            gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
+            resources = {**resources, "gpus": min(gpus.values())}
+        with LiveView() as view:
+            outcome = run_trials(
+                wave,
+                store,
+                resources=resources,
+                retries=spec.retries,
+                options={"data_dir": data_dir},
+                max_concurrent=max_concurrent,
+                trial_gpus=gpus,
+                on_update=view.update,
+                on_finished=lambda batch: tracker.log_trials(batch, store),
+            )
+        total.done += outcome.done
+        total.failed.update(outcome.failed)
+        total.retried_alone += outcome.retried_alone
+        total.seconds += outcome.seconds
+    return total

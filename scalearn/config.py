@@ -1,0 +1,310 @@
+"""The trial contract: what one trial trains, typed, versioned and checked — without importing torch.
+
+    LoopConfig    how the one training loop runs (scalearn.train): optimiser, schedule, budget, selection,
+                  precision, engine; each method's defaults are its own (scalearn.methods)
+    DataConfig    how the task's data is cut: maximum length, few-shot subset
+    TrialConfig   method + its settings + loop + data + model + task(s) + seed (+ the source tasks of a
+                  transfer trial): what the harness hashes into a trial's content key and hands, unchanged,
+                  to ``scalearn.run.run``
+
+Every value is checked where it enters (an experiment file, a notebook call) with the same models, and a
+wrong one is named with what it must be: ``must be a number > 0 (got 'fast')`` (``describe``,
+``value_errors``). Fields marked ``in_key=False`` (logging cadence) do not change what is trained and stay
+out of the content key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+import annotated_types
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+CONFIG_VERSION = 1
+"""The schema of TrialConfig; a stored config of another version is refused, not guessed at."""
+
+HeadKind = Literal["classification", "regression", "multiple_choice", "multi_label"]
+HEAD_KINDS: tuple[str, ...] = typing.get_args(HeadKind)
+PRECISIONS = ("fp32", "bf16", "fp16")
+ENGINE_NAMES = ("torch", "deepspeed")
+
+
+def _not_a_bool(value):
+    """YAML's `yes` and `true` are not numbers (pydantic would read True as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+_Number = Annotated[float, BeforeValidator(_not_a_bool)]
+_Whole = Annotated[int, BeforeValidator(_not_a_bool)]
+Positive = Annotated[_Number, Field(gt=0)]
+NonNegative = Annotated[_Number, Field(ge=0)]
+Fraction = Annotated[_Number, Field(ge=0, lt=1)]
+"""A rate in [0, 1): dropout, sparsity, warm-up share."""
+Count = Annotated[_Whole, Field(ge=1)]
+Seed = Annotated[_Whole, Field(ge=0)]
+
+
+class Settings(BaseModel):
+    """Strict about names, lax about spelling: YAML's ``1e-4`` (a string to PyYAML) is the number 0.0001,
+    ``fast`` is an error; unknown keys are errors; NaN and infinities are refused."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
+
+
+class LoopConfig(Settings):
+    """How the training loop runs. The defaults are the paper's for most methods; a method overrides the ones
+    the paper sets differently (``scalearn.methods``), the experiment file the ones it names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    learning_rate: Positive = 3e-4
+    epochs: Count = 30
+    """30 epochs for every method of the main tables (docs/method.md §2.1, §4.3); ReCoRD 3 (a task override)."""
+    patience: Count = 5
+    """Early-stopping patience in evaluations; 5 for the baselines (docs/method.md §2.1, §2.2)."""
+    batch_size: Count = 32
+    """docs/method.md §2.1, §4.3."""
+    weight_decay: NonNegative = 0.0
+    """HF AdamW default, not overridden by the scripts (docs/method.md §4.3)."""
+    warmup_ratio: Fraction = 0.0
+    """Linear decay with no warm-up (docs/method.md §4.3)."""
+    max_grad_norm: Positive = 1.0
+    """HF default (docs/method.md §4.3)."""
+    gradient_accumulation: Count = 1
+    max_steps: Count | None = None
+    """Stop after this many optimizer steps (few-shot: 1,000, docs/method.md §4.5)."""
+    eval_every_steps: Count | None = None
+    """Evaluate every N optimizer steps instead of every epoch (joint runs: every pass over the tasks)."""
+    sampling_temperature: Positive = 1.0
+    """Joint multi-task runs: task sampling p_t ∝ n_t^(1/T) (docs/method.md §3 notes)."""
+    select_by: Literal["auto", "loss", "metric"] = "auto"
+    """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': what the task selects by."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_checkpointing: bool = False
+    engine: Literal["torch", "deepspeed"] = "torch"
+    """'torch', or 'deepspeed' (ZeRO; multi-process under a launcher or Ray Train)."""
+    zero_stage: Annotated[_Whole, Field(ge=0, le=3)] = 2
+    offload_optimizer: bool = False
+    zero3_persistence_threshold: Annotated[_Whole, Field(ge=0)] = 100_000
+    """ZeRO-3 keeps parameters smaller than this whole on every rank (DeepSpeed's default)."""
+    eval_batch_size: Count = 64
+    """In the key: batches padded to another length can differ in the last bits, and so select another epoch."""
+    log_every_steps: Annotated[Count, Field(json_schema_extra={"in_key": False})] = 20
+    """How often the loop reports a step to its callback; changes nothing that is trained."""
+
+
+class DataConfig(Settings):
+    model_config = ConfigDict(frozen=True)
+
+    max_length: Count | None = None
+    """Tokens per example; None: the task's own (128 for most, docs/method.md §4.1)."""
+    few_shot: Count | None = None
+    """Train on k examples of the training split (docs/method.md §4.5); None: all of it."""
+
+
+class TrialConfig(Settings):
+    """Everything that decides what one trial computes, with every default filled in.
+
+    Built by ``TrialConfig.create`` (from names and overrides, validated against the method's own
+    hyper-parameter model), hashed by the harness, run by ``scalearn.run.run``. A joint multi-task trial
+    names its ``tasks`` and calls their set ``task`` (e.g. "glue"); a transfer trial names the ``sources``
+    whose adapters it mixes, in bank order, the target's own last.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Literal[1] = CONFIG_VERSION
+    method: str
+    method_config: dict[str, Any]
+    """The method's own settings (those that are not LoopConfig's)."""
+    loop: LoopConfig
+    data: DataConfig = DataConfig()
+    model: str
+    task: str
+    tasks: tuple[str, ...] = ()
+    task_versions: dict[str, int]
+    seed: Seed = 0
+    sources: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _method_settings_fit(self) -> TrialConfig:
+        self.method_instance()  # raises on a setting the method does not have or a value out of its range
+        return self
+
+    @property
+    def joint(self) -> bool:
+        return bool(self.tasks)
+
+    def method_instance(self):
+        """The method with exactly these settings and this loop (a ``scalearn.methods.Method``)."""
+        from scalearn.methods import get_method
+
+        return get_method(self.method, **self.method_config, **self.loop.model_dump())
+
+    def with_loop(self, **changes) -> TrialConfig:
+        """The same trial with loop settings changed (checked as any other value)."""
+        return TrialConfig(**{**self.model_dump(), "loop": {**self.loop.model_dump(), **changes}})
+
+    def key_fields(self) -> dict:
+        """What the content key hashes: everything but the fields marked ``in_key=False``."""
+        outside = {name for name, info in LoopConfig.model_fields.items() if _outside_key(info)}
+        return self.model_dump(mode="json", exclude={"loop": outside})
+
+    @classmethod
+    def create(
+        cls,
+        method: str,
+        task: str | None = None,
+        *,
+        tasks: list[str] | tuple[str, ...] = (),
+        label: str | None = None,
+        model: str,
+        seed: int = 0,
+        overrides: dict | None = None,
+        max_length: int | None = None,
+        few_shot: int | None = None,
+        sources: list[str] | tuple[str, ...] = (),
+    ) -> TrialConfig:
+        """The resolved config: the method's defaults, then ``overrides`` (method or loop settings, validated
+        by the method's model). A single-task trial gives ``task``; a joint one ``tasks`` (and a ``label``)."""
+        from scalearn.catalog import canonical_name
+        from scalearn.methods import get_method
+        from scalearn.tasks import get_task
+
+        resolved = get_method(method, **(overrides or {}))
+        if resolved.joint:
+            if task is not None and not tasks:
+                raise ValueError(f"method {method!r} trains several tasks at once: give `tasks`, not one task")
+            if not tasks or len(set(tasks)) != len(tasks):
+                raise ValueError(f"a joint run needs distinct tasks, got {list(tasks)}")
+            names, task = tuple(tasks), label or "joint"
+        else:
+            if tasks:
+                raise ValueError(f"method {method!r} trains one task: give `task`, not `tasks`")
+            if task is None:
+                raise ValueError(f"method {method!r} needs a task")
+            names = ()
+        versions = {name: get_task(name).version for name in (names or (task,))}
+        if max_length is None and not names:
+            max_length = get_task(task).max_length
+        return cls(
+            method=method,
+            method_config=resolved.settings(),
+            loop=resolved.loop_config(),
+            data=DataConfig(max_length=max_length, few_shot=few_shot),
+            model=canonical_name(model),
+            task=task,
+            tasks=names,
+            task_versions=versions,
+            seed=seed,
+            sources=tuple(sources),
+        )
+
+
+def _outside_key(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and extra.get("in_key") is False:
+        return True
+    return any(isinstance(m, FieldInfo) and _outside_key(m) for m in info.metadata)
+
+
+# -- saying what a value must be ------------------------------------------------------------------
+
+
+def _bounds(metadata: list) -> str:
+    low = high = None
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            item_low, item_high = _bound_pair(item.metadata)
+        else:
+            item_low, item_high = _bound_pair([item])
+        low, high = item_low or low, item_high or high
+    if low and high:
+        return f" in {'[' if low[0] == '≥' else '('}{low[1]}, {high[1]}{']' if high[0] == '≤' else ')'}"
+    if low:
+        return f" {low[0]} {low[1]}"
+    if high:
+        return f" {high[0]} {high[1]}"
+    return ""
+
+
+def _bound_pair(metadata: list) -> tuple[tuple[str, Any] | None, tuple[str, Any] | None]:
+    low = high = None
+    for item in metadata:
+        if isinstance(item, annotated_types.Gt):
+            low = (">", item.gt)
+        elif isinstance(item, annotated_types.Ge):
+            low = ("≥", item.ge)
+        elif isinstance(item, annotated_types.Lt):
+            high = ("<", item.lt)
+        elif isinstance(item, annotated_types.Le):
+            high = ("≤", item.le)
+    return low, high
+
+
+def describe(annotation, metadata: list | None = None) -> str:
+    """What a value of this type must be, in words: "a number > 0", "a whole number ≥ 1 or null"."""
+    metadata = list(metadata or [])
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *extra = typing.get_args(annotation)
+        return describe(base, [*metadata, *extra])
+    if origin in (Union, types.UnionType):
+        members = typing.get_args(annotation)
+        words = [describe(member, metadata) for member in members if member is not type(None)]
+        return " or ".join(words) + (" or null" if type(None) in members else "")
+    if origin is Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(annotation))
+    if origin in (list, tuple):
+        (member, *_) = typing.get_args(annotation) or (Any,)
+        return f"a list of {_plural(describe(member))}"
+    if origin is dict:
+        return "a mapping"
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "a whole number" + _bounds(metadata)
+    if annotation is float:
+        return "a number" + _bounds(metadata)
+    if annotation is str:
+        return "a string"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _plural(words: str) -> str:
+    for singular, plural in (("a whole number", "whole numbers"), ("a number", "numbers"), ("a string", "strings")):
+        if words.startswith(singular):
+            return plural + words[len(singular) :]
+    return words
+
+
+def describe_field(model: type[BaseModel], name: str) -> str:
+    info = model.model_fields[name]
+    return describe(info.annotation, info.metadata)
+
+
+def value_errors(model: type[BaseModel], error: ValidationError, defaults: dict | None = None) -> list[tuple[str, str]]:
+    """(dotted key, message) for each wrong value of a ``model`` validation: "must be … (got …)", or
+    "unknown key". The key is the field's name as the user wrote it."""
+    found: dict[str, str] = {}
+    for item in error.errors():
+        location = [part for part in item["loc"] if isinstance(part, str | int)]
+        name = str(location[0]) if location else ""
+        if not name or name in found:
+            continue
+        if item["type"] == "extra_forbidden":
+            found[name] = "unknown key"
+        elif name in model.model_fields and len(location) == 1:
+            found[name] = f"must be {describe_field(model, name)} (got {item.get('input')!r})"
+        elif name in model.model_fields:  # inside a list or mapping
+            found[name] = f"must be {describe_field(model, name)} ({item['msg']})"
+        else:
+            found[name] = item["msg"].removeprefix("Value error, ")
+    return list(found.items())
