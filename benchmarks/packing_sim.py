@@ -35,7 +35,7 @@ GLUE_TRAIN = {
     "rte": 2_490,
     "cola": 8_551,
 }
-"""Official train-set sizes (GLUE); the protocol trains on 90% of them (reference §4.1)."""
+"""Official train-set sizes (GLUE); the protocol trains on 90% of them (docs/method.md §4.1)."""
 EPOCHS = {
     "adapter": 30,
     "scalearn": 30,

@@ -1,9 +1,9 @@
 """The paper's published numbers, as data, for `harness report --compare paper`.
 
 Test scores ×100, means over seeds, copied verbatim from the main result tables as the official README
-reproduces them (reference §5.1): GLUE and SuperGLUE on RoBERTa-base, HumSet on XLM-R-base. Rows are the
+reproduces them (docs/method.md §5.1): GLUE and SuperGLUE on RoBERTa-base, HumSet on XLM-R-base. Rows are the
 paper's method names; ``METHOD_NAMES`` maps them to the registry (every row of the tables has one).
-Large-model results are in the paper's appendix only and not known here (reference §9).
+Large-model results are in the paper's appendix only and not known here (docs/method.md §9).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ CITATION = (
 )
 _WHERE = (
     "as reproduced in the official README (github.com/CPJKU/ScaLearn @ 81d77ea); "
-    "the table numbers of the ACL version are not confirmed (reference §9)"
+    "the table numbers of the ACL version are not confirmed (docs/method.md §9)"
 )
 
 METHOD_NAMES = {
@@ -76,7 +76,7 @@ PAPER: dict[str, dict] = {
             (87.06, 90.04, 92.03, 94.15, 90.62, 88.21, 80.87, 59.82, 85.35),
             (86.98, 90.38, 92.53, 94.11, 90.18, 87.43, 80.04, 59.45, 85.14),
         ]),
-        "averages_only": {"AdapterSoup": 71.52},  # (paper, quoted; reference §3, §5.2)
+        "averages_only": {"AdapterSoup": 71.52},  # (paper, quoted; docs/method.md §3, §5.2)
     },
     "superglue": {
         "model": "FacebookAI/roberta-base",

@@ -1,7 +1,7 @@
 """Results → paper tables: one per model, rows = methods grouped as the paper, columns = target tasks + Avg
 + transfer parameters per target; significance against a baseline; optionally the paper's numbers beside ours.
 
-Scores are the test value of each task's reported metric ×100 (reference §4.2); a cell is the mean ± sd
+Scores are the test value of each task's reported metric ×100 (docs/method.md §4.2); a cell is the mean ± sd
 (ddof=1) over seeds; Avg is the unweighted mean of a row's task means. Torch-free at import; the registry
 lookups inside the functions import scalearn.
 """
@@ -42,7 +42,7 @@ METHOD_ORDER = (
     "adapter_soup",
     "probe",
 )
-"""The paper's row order (reference §3, §5.1; LoRA, not in the paper, after its single-task rows); methods not
+"""The paper's row order (docs/method.md §3, §5.1; LoRA, not in the paper, after its single-task rows); methods not
 listed follow in the experiment file's order."""
 GROUP_ORDER = ("single-task", "joint", "two-stage")
 WELCH_MARK, BOOTSTRAP_MARK, MISSING = "†", "‡", "–"
@@ -260,7 +260,7 @@ def _notes(report: Report, table: Table) -> list[str]:
             "Not corrected for multiple comparisons."
         )
     notes.append(
-        "Params: trainable transfer parameters per target, head excluded (reference §1.6), as the trials "
+        "Params: trainable transfer parameters per target, head excluded (docs/method.md §1.6), as the trials "
         "recorded them; * = from the model config (`harness params`), no finished trial."
     )
     if any(row.group == "joint" for row in table.rows):
@@ -269,7 +269,7 @@ def _notes(report: Report, table: Table) -> list[str]:
             "a trial per seed; their Params are each task's share of the shared parameters."
         )
     if any(get_task(task).selects_on_test for task in table.tasks):
-        notes.append("ReCoRD: model selection on its test set, as in the paper (reference §4.1).")
+        notes.append("ReCoRD: model selection on its test set, as in the paper (docs/method.md §4.1).")
     return notes + table.notes
 
 

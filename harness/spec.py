@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SPEC_VERSION = 1
 
@@ -41,21 +41,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
+Seeds = Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+"""A seed count n (seeds 0..n-1), or a list of seeds."""
+
+
 class Resources(_Strict):
     cpus: float = Field(1.0, gt=0)
-    gpus: float | Literal["auto"] = 0.0
+    gpus: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
     """GPUs per trial (a fraction shares a device), or "auto": packed by measured memory (harness/packing.py)."""
     memory_gb: float | None = Field(None, gt=0)
     device_memory_gb: float | None = Field(None, gt=0)
     """Memory of one GPU, for gpus: auto (e.g. 80 for an A100/H100 80GB)."""
     packing_margin: float = Field(0.15, ge=0, lt=1)
-
-    @field_validator("gpus")
-    @classmethod
-    def _gpus(cls, value):
-        if value != "auto" and value < 0:
-            raise ValueError("must be ≥ 0 or 'auto'")
-        return value
 
     @model_validator(mode="after")
     def _auto_needs_device_memory(self):
@@ -70,7 +67,7 @@ class DataOptions(_Strict):
 
 
 class ExperimentSpec(_Strict):
-    version: int
+    version: Literal[1]
     name: str | None = None
     include: str | None = None
     models: list[str] = Field(min_length=1)
@@ -79,37 +76,15 @@ class ExperimentSpec(_Strict):
     tasks: list[str] | None = Field(None, min_length=1)
     targets: list[str] | None = Field(None, min_length=1)
     sources: list[str] | None = Field(None, min_length=1)
-    seeds: int | list[int] = 1
-    seeds_per_task: dict[str, int | list[int]] = Field(default_factory=dict)
-    joint_seeds: int | list[int] | None = None
+    seeds: Seeds = 1
+    seeds_per_task: dict[str, Seeds] = Field(default_factory=dict)
+    joint_seeds: Seeds | None = None
     source_seed: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
     retries: int = Field(1, ge=0)
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: int) -> int:
-        if value != SPEC_VERSION:
-            raise ValueError(f"version {value} is not supported (expected {SPEC_VERSION})")
-        return value
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, value):
-        return _check_seeds(value)
-
-    @field_validator("joint_seeds")
-    @classmethod
-    def _joint_seeds(cls, value):
-        return value if value is None else _check_seeds(value)
-
-    @field_validator("seeds_per_task")
-    @classmethod
-    def _seeds_per_task(cls, value: dict) -> dict:
-        return {task: _check_seeds(seeds) for task, seeds in value.items()}
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -232,17 +207,6 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     return errors
 
 
-def _check_seeds(value):
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a seed count must be >= 1, got {value}")
-    elif not value:
-        raise ValueError("an empty seed list (expected at least one seed)")
-    elif any(seed < 0 for seed in value):
-        raise ValueError("seeds must be >= 0")
-    return value
-
-
 def _unknown(kind: str, value: str, known: list[str], expected: str) -> str:
     close = difflib.get_close_matches(value, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -285,21 +249,49 @@ _TYPE_TAGS = {"int", "float", "str", "bool"}
 
 def _is_type_tag(part) -> bool:
     """Pydantic puts the member type of a union into the location (``seeds.int``); users do not need it."""
-    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
+    if not isinstance(part, str):
+        return False
+    return part in _TYPE_TAGS or "[" in part or part.startswith(("constrained-", "function-"))
+
+
+def _field_at(location: list) -> tuple[Any, list] | None:
+    """(annotation, constraints) of the field a location names, from the spec's own models; None if unknown."""
+    import typing
+
+    annotation, metadata = ExperimentSpec, []
+    for part in location:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(str(part))
+            if info is None:
+                return None
+            annotation, metadata = info.annotation, list(info.metadata)
+            continue
+        members = [annotation, *typing.get_args(annotation)]
+        containers = [m for m in members if typing.get_origin(m) in (dict, list)]
+        if not containers:
+            return None
+        container = containers[0]
+        annotation, metadata = typing.get_args(container)[-1], []
+    return annotation, metadata
 
 
 def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) -> str:
-    location = ".".join(str(part) for part in error["loc"] if not _is_type_tag(part)) or "(top level)"
+    from scalearn.config import describe
+
+    parts = [part for part in error["loc"] if not _is_type_tag(part)]
+    location = ".".join(str(part) for part in parts) or "(top level)"
     kind, message = error["type"], error["msg"]
-    tags = [str(e["loc"][-1]) for e in all_errors if e["loc"] and _is_type_tag(e["loc"][-1])]
-    if tags and kind.endswith(("_type", "_parsing")):
-        return f"{path}:{location}: wrong type (expected {' or '.join(dict.fromkeys(tags))})"
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{path}:{location}: unknown key{hint} (expected one of {', '.join(fields)})"
     if kind == "missing":
         return f"{path}:{location}: missing (required)"
+    if location == "version":
+        return f"{path}:version: version {error.get('input')!r} is not supported (expected {SPEC_VERSION})"
+    field = _field_at(parts) if not kind.startswith("value_error") else None
+    if field is not None:
+        return f"{path}:{location}: must be {describe(*field)} (got {error.get('input')!r})"
     message = message.removeprefix("Value error, ")
     return f"{path}:{location}: {message}"
 

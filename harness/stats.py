@@ -1,6 +1,6 @@
 """Statistics over seeds for the report: summaries, Welch's t-test, a paired bootstrap. Pure functions.
 
-The unit of sampling is the seed (reference §4.2: a table cell is the mean over seeds, sd with ddof=1), so
+The unit of sampling is the seed (docs/method.md §4.2: a table cell is the mean over seeds, sd with ddof=1), so
 these tests say how likely a difference is under seed-to-seed variation; with 3 to 10 seeds they are weak,
 and the report says they are not corrected for multiple comparisons.
 """

@@ -4,7 +4,7 @@ One class serves both stages. Stage 1 trains a single adapter (``num_adapters=1`
 frozen source adapters of a benchmark (the *source bank*) and runs them as one batched operation per
 layer: one matmul for all down-projections, one for all up-projections, whatever the number of sources.
 
-For a layer l and adapter s (reference §1.2, §2.1):
+For a layer l and adapter s (docs/method.md §1.2, §2.1):
 
     a_l^s = W_up^s · ReLU(W_down^s · x_l + b_down^s) + b_up^s
 
@@ -39,11 +39,11 @@ class AdapterConfig:
     num_layers: int
     """L, one adapter per transformer layer."""
     reduction_factor: int = 16
-    """d / bottleneck; 16 in every adapter-based model of the paper (reference §2.1)."""
+    """d / bottleneck; 16 in every adapter-based model of the paper (docs/method.md §2.1)."""
     activation: str = "relu"
-    """Pfeiffer config of adapter-transformers: ReLU (reference §2.1)."""
+    """Pfeiffer config of adapter-transformers: ReLU (docs/method.md §2.1)."""
     init_std: float = 0.02
-    """'bert' init: weights ~ N(0, 0.02), biases 0 (reference §2.1)."""
+    """'bert' init: weights ~ N(0, 0.02), biases 0 (docs/method.md §2.1)."""
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:

@@ -1,6 +1,6 @@
 """Hugging Face encoders, and where each family keeps the sub-layer that adapters attach to.
 
-Adapters sit after the FFN of every layer, at the Pfeiffer location (reference §1.2):
+Adapters sit after the FFN of every layer, at the Pfeiffer location (docs/method.md §1.2):
 
     f = Dropout(W_2 · act(W_1 h_att))        the FFN output before its residual and LayerNorm
     x = LN(f + h_att)                        the adapter input (the layer output without adapters)

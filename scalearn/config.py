@@ -261,12 +261,16 @@ def describe(annotation, metadata: list | None = None) -> str:
         words = [describe(member, metadata) for member in members if member is not type(None)]
         return " or ".join(words) + (" or null" if type(None) in members else "")
     if origin is Literal:
-        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(annotation))
+        choices = typing.get_args(annotation)
+        return repr(choices[0]) if len(choices) == 1 else "one of " + ", ".join(repr(choice) for choice in choices)
     if origin in (list, tuple):
         (member, *_) = typing.get_args(annotation) or (Any,)
-        return f"a list of {_plural(describe(member))}"
+        nonempty = any(_min_length(item) for item in metadata)
+        return f"a {'non-empty ' if nonempty else ''}list of {_plural(describe(member))}"
     if origin is dict:
         return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"a mapping of {', '.join(annotation.model_fields)}"
     if annotation is bool:
         return "true or false"
     if annotation is int:
@@ -276,6 +280,12 @@ def describe(annotation, metadata: list | None = None) -> str:
     if annotation is str:
         return "a string"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def _min_length(item) -> bool:
+    if isinstance(item, FieldInfo):
+        return any(_min_length(inner) for inner in item.metadata)
+    return isinstance(item, annotated_types.MinLen) and item.min_length > 0
 
 
 def _plural(words: str) -> str:

@@ -28,8 +28,8 @@ from scalearn.tasks import get_task
 from scalearn.tasks.base import EXAMPLE_COLUMNS, TaskSpec
 
 DATA_DIR_ENV, CACHE_DIR_ENV = "SCALEARN_DATA_DIR", "SCALEARN_CACHE_DIR"
-SPLIT_SEED, DEV_FRACTION = 42, 0.1  # reference §4.1
-FEW_SHOT_SIZES = (4, 16, 32, 100)  # reference §4.5
+SPLIT_SEED, DEV_FRACTION = 42, 0.1  # docs/method.md §4.1
+FEW_SHOT_SIZES = (4, 16, 32, 100)  # docs/method.md §4.5
 CACHE_FORMAT = 1
 
 
@@ -125,7 +125,7 @@ def protocol_splits(task: TaskSpec, raw):
 
 
 def few_shot(train, k: int):
-    """The first k examples of the (90%) train split, the same for every seed (reference §4.5)."""
+    """The first k examples of the (90%) train split, the same for every seed (docs/method.md §4.5)."""
     if k < 1:
         raise ValueError(f"few-shot k must be >= 1, got {k}")
     return train.select(range(min(k, len(train))))

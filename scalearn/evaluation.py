@@ -1,4 +1,4 @@
-"""A task's metrics from model outputs on one of its splits (reference §4.2). Fractions; reports ×100."""
+"""A task's metrics from model outputs on one of its splits (docs/method.md §4.2). Fractions; reports ×100."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def source_names(directories: Sequence[str | Path]) -> list[str]:
 def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | None = None) -> BottleneckAdapters:
     """The frozen source bank of a transfer trial: one adapter per folder, in the given order.
 
-    The paper's order puts the target's own adapter last (reference §1.1); the caller decides the order.
+    The paper's order puts the target's own adapter last (docs/method.md §1.1); the caller decides the order.
     """
     if not directories:
         raise ArtifactError("a source bank needs at least one adapter folder")

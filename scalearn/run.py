@@ -111,10 +111,13 @@ def run(
     return result, model
 
 
-def _split(kwargs: dict) -> tuple[dict, dict]:
-    """Run options (where data lives, callbacks) vs hyper-parameters (everything else)."""
+def _from_names(method: str, model: str, seed: int, sources, output_dir, kwargs: dict, **what) -> tuple:
+    """Build the TrialConfig from names and keyword arguments, then run it. ``kwargs``: the options of ``run``
+    (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
     options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations")
-    return {k: kwargs.pop(k) for k in options if k in kwargs}, kwargs
+    run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
+    config = TrialConfig.create(method, model=model, seed=seed, overrides=kwargs, **what)
+    return run(config, sources, output_dir, **run_options)
 
 
 def train_task(
@@ -134,19 +137,9 @@ def train_task(
     the options of ``run`` (data_dir, cache_dir, checkpoint_dir, callback, device)."""
     if method_class(method).joint:
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
-    options, overrides = _split(dict(kwargs))
-    source_tasks = source_names(sources) if sources else []
-    config = TrialConfig.create(
-        method,
-        task,
-        model=model,
-        seed=seed,
-        overrides=overrides,
-        max_length=max_length,
-        few_shot=few_shot_k,
-        sources=source_tasks,
-    )
-    return run(config, sources, output_dir, **options)
+    where = {"task": task, "max_length": max_length, "few_shot": few_shot_k}
+    names = source_names(sources) if sources else []
+    return _from_names(method, model, seed, sources, output_dir, dict(kwargs), sources=names, **where)
 
 
 def train_joint(
@@ -167,15 +160,5 @@ def train_joint(
     if not method_class(method).joint:
         joint = ", ".join(name for name in method_names() if method_class(name).joint)
         raise ValueError(f"method {method!r} trains one task: use train_task (joint methods: {joint})")
-    options, overrides = _split(dict(kwargs))
-    config = TrialConfig.create(
-        method,
-        tasks=tasks,
-        label=name,
-        model=model,
-        seed=seed,
-        overrides=overrides,
-        max_length=max_length,
-        few_shot=few_shot_k,
-    )
-    return run(config, None, output_dir, **options)
+    where = {"tasks": tasks, "label": name, "max_length": max_length, "few_shot": few_shot_k}
+    return _from_names(method, model, seed, None, output_dir, dict(kwargs), **where)

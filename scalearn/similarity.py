@@ -1,4 +1,4 @@
-"""How alike two tasks' texts are: AdapterSoup's weights (reference §3).
+"""How alike two tasks' texts are: AdapterSoup's weights (docs/method.md §3).
 
 AdapterSoup weights each source by the mean cosine similarity between sentence embeddings of the target's
 and the source's training sentences (all-mpnet-base-v2 in the paper). With unit vectors u_i (target) and

@@ -1,4 +1,4 @@
-"""Schema-exact synthetic stand-ins for the Hugging Face datasets used by ScaLearn (reference §4.1).
+"""Schema-exact synthetic stand-ins for the Hugging Face datasets used by ScaLearn (docs/method.md §4.1).
 
 Nothing here touches the network. ``HUB_SCHEMAS`` records, per ``(hub_id, config)``, the features and split
 names of the dataset as the hub serves it today; ``write_hub_fixture`` writes small synthetic data with exactly
@@ -238,7 +238,7 @@ HUB_SCHEMAS: dict[tuple[str, str], dict] = {
         "splits": _TVT,
     },
     (SUPER_GLUE, "rte"): {
-        # On the hub, but ScaLearn's SuperGLUE RTE loads GLUE RTE (reference §4.1).
+        # On the hub, but ScaLearn's SuperGLUE RTE loads GLUE RTE (docs/method.md §4.1).
         "features": _sg(["premise", "hypothesis"], ["entailment", "not_entailment"]),
         "splits": _TVT,
     },

@@ -68,7 +68,7 @@ def test_checkpoint_for_another_method_is_refused(tmp_path, make_sources):
 
 
 def test_layer_shared_omega_is_in_the_checkpoint(tmp_path, make_sources):
-    """The original code loses ω of the ++ variants (reference §7.1, bug 1); here it is saved."""
+    """The original code loses ω of the ++ variants (docs/method.md §7.1, bug 1); here it is saved."""
     encoder = load_encoder("tiny-bert")
     model = get_method("scalearn_pp").build(encoder, HeadConfig("classification", 32, 2), make_sources(encoder, 4))
     save_model(tmp_path / "m", model)

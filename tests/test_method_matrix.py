@@ -41,7 +41,7 @@ OVERRIDES = {"probe": {"omega": [0.7, 0.2, 1.0]}, "compacter_pp": {"reduction_fa
 
 
 def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
-    """The paper's per-target transfer parameters in closed form (reference §1.6), head excluded; for a joint
+    """The paper's per-target transfer parameters in closed form (docs/method.md §1.6), head excluded; for a joint
     method, what all S tasks share."""
     r, d_ff, n = d // 16, intermediate_size(encoder.config), 4
     E, H, P = 512, 128, 64  # HyperFormer: task embedding, projector hidden width, conditioning vector

@@ -7,7 +7,7 @@ import pytest
 
 from harness.cli import main
 
-PAPER_ROBERTA_BASE_8_SOURCES = {  # reference §1.6 and §2.1
+PAPER_ROBERTA_BASE_8_SOURCES = {  # docs/method.md §1.6 and §2.1
     "scalearn": 73728,
     "scalearn_uniform": 96,
     "scalearn_pp": 6144,
@@ -45,9 +45,9 @@ def test_other_backbones(model, method, sources, expected, capsys):
 @pytest.mark.parametrize(
     "method,expected",
     [
-        ("ia3", 12 * (2 * 768 + 3072)),  # L·(2d + d_ff) = 55,296 (the paper quotes "57K", reference §1.6)
+        ("ia3", 12 * (2 * 768 + 3072)),  # L·(2d + d_ff) = 55,296 (the paper quotes "57K", docs/method.md §1.6)
         ("lora", 12 * 2 * 8 * (768 + 768)),  # L·2·r·(d + d) = 294,912
-        ("compacter_pp", 12 * (2 * (768 + 48) + 48 + 768) + 4**3),  # 29,440: the paper's "29K" (reference §1.6)
+        ("compacter_pp", 12 * (2 * (768 + 48) + 48 + 768) + 4**3),  # 29,440: the paper's "29K" (docs/method.md §1.6)
         ("propetl", 2 * 768 * 48 + 48 + 768 + 12 * 2 * 768 * 48 // 32),  # 74,544 prototype + 27,648 for mask bits
     ],
 )

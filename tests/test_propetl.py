@@ -157,5 +157,5 @@ def test_counted_parameters_are_the_prototype_plus_mask_bits():
 
 
 def test_sparsity_out_of_range_is_refused():
-    with pytest.raises(ValueError, match="fraction of prototype weights masked out"):
+    with pytest.raises(ValueError, match=r"sparsity: must be a number in \[0, 1\) \(got 1.0\)"):
         build(sparsity=1.0)

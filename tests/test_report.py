@@ -129,7 +129,7 @@ def test_source_adapters_of_non_targets_stay_out_and_the_adapter_baseline_stays_
 def test_transfer_parameters_from_results_else_from_the_formula(full):
     rows = rows_of(full)
     assert (rows["scalearn"]["transfer_parameters"], rows["scalearn"]["parameters_from"]) == (73728, "results")
-    # no finished trial: the formula from the config, 8 GLUE sources → 8 (reference §1.6)
+    # no finished trial: the formula from the config, 8 GLUE sources → 8 (docs/method.md §1.6)
     assert (rows["scalearn_uniform_pp"]["transfer_parameters"], rows["scalearn_uniform_pp"]["parameters_from"]) == (
         8,
         "formula",
@@ -238,7 +238,7 @@ def test_paper_tables_are_chosen_by_model_and_benchmark():
 
 
 def test_paper_data_averages_match_the_cells():
-    """The copied numbers hold together: each row's Avg is the mean of its cells (reference §4.2), except the
+    """The copied numbers hold together: each row's Avg is the mean of its cells (docs/method.md §4.2), except the
     README's one known slip (ProPETL on SuperGLUE: the cells give 73.66, the table says 73.69)."""
     for name, table in paper.PAPER.items():
         for method, values in table["rows"].items():

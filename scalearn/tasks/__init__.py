@@ -98,7 +98,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "glue": _GLUE,
     "superglue": _SUPERGLUE,
     "humset": [t.name for t in HUMSET_TASKS],
-    "gsg": _GLUE + [t for t in _SUPERGLUE if t not in _GLUE],  # 15 tasks, RTE once (reference §4.6)
+    "gsg": _GLUE + [t for t in _SUPERGLUE if t not in _GLUE],  # 15 tasks, RTE once (docs/method.md §4.6)
     "offline": list(OFFLINE_TASKS),
     "synthetic": list(SYNTHETIC_TASKS),
 }

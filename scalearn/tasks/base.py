@@ -22,7 +22,7 @@ from scalearn.config import HeadKind
 
 EXAMPLE_COLUMNS = ("text", "text_pair", "choices", "label", "group", "candidate", "answers")
 
-# Split rules (reference §4.1):
+# Split rules (docs/method.md §4.1):
 #   "train_90_10"  90/10 split of the official train set (seed 42, stratified by label unless stated);
 #                  the official validation set is the reported test set.
 #   "record"       full train for training; the official validation set is dev AND test (the paper's
@@ -37,7 +37,7 @@ class TaskSpec:
     benchmark: str
     kind: HeadKind
     metric: str
-    """The metric the paper reports for this task (reference §4.2)."""
+    """The metric the paper reports for this task (docs/method.md §4.2)."""
     metrics: tuple[str, ...]
     """Every metric computed; the first is ``metric``."""
     num_labels: int = 2

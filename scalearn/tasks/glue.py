@@ -1,4 +1,4 @@
-"""GLUE: 8 tasks (no WNLI), hub id nyu-mll/glue (reference §4.1, §4.2)."""
+"""GLUE: 8 tasks (no WNLI), hub id nyu-mll/glue (docs/method.md §4.1, §4.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HumSet: 5 multi-label tasks on humanitarian response excerpts, hub id nlp-thedeep/humset (reference §4.1).
+"""HumSet: 5 multi-label tasks on humanitarian response excerpts, hub id nlp-thedeep/humset (docs/method.md §4.1).
 
 Official train / validation / test splits; the text is the ``excerpt``; each task's column holds a list
 of label names, turned into a 0/1 vector over the task's label set. Reported metric: macro-F1 of the

@@ -1,6 +1,6 @@
-"""SuperGLUE: 8 tasks, hub id aps/super_glue; RTE is the GLUE RTE task (reference §4.1, §4.2).
+"""SuperGLUE: 8 tasks, hub id aps/super_glue; RTE is the GLUE RTE task (docs/method.md §4.1, §4.2).
 
-Inputs as the paper's code builds them (reference §4.1):
+Inputs as the paper's code builds them (docs/method.md §4.1):
 - BoolQ (question, passage); CB (premise, hypothesis).
 - WiC ("word: sentence1", "word: sentence2").
 - WSC: the text with the pronoun (span 2) wrapped in *…*, paired with the span-1 text.

@@ -1,6 +1,6 @@
 """Fixed-weight mixing of source adapter outputs: z_l = Σ_s w_s · a_l^s with w given, not learned.
 
-Used by the paper's probing experiments (reference §4.7: one source scaled by a fixed ω, or a grid
+Used by the paper's probing experiments (docs/method.md §4.7: one source scaled by a fixed ω, or a grid
 of ω pairs for the target's own adapter and MNLI) and by AdapterFusion-free output averaging.
 AdapterSoup averages in weight space instead: see ``BottleneckAdapters.averaged``.
 """

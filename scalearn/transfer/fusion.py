@@ -1,4 +1,4 @@
-"""AdapterFusion, "dynamic" configuration (Pfeiffer et al. 2021; reference §2.2).
+"""AdapterFusion, "dynamic" configuration (Pfeiffer et al. 2021; docs/method.md §2.2).
 
 Per layer: q = W_Q x + b_Q on the post-LN hidden state x; k_s = W_K a_s + b_K and v_s = W_V a_s for
 every source output a_s; attention p = softmax_s(dropout(q·k_s)); z = Σ_s p_s v_s. W_V has no bias

@@ -1,4 +1,4 @@
-"""ScaLearn: learn to scale the outputs of frozen source adapters (reference §1.2–§1.4).
+"""ScaLearn: learn to scale the outputs of frozen source adapters (docs/method.md §1.2–§1.4).
 
 z_l = Σ_s ω̃_l^s ⊙ a_l^s, then the layer output is LN_l(z_l + f + h_att). The four variants of the paper
 are one module with two knobs:
@@ -15,7 +15,7 @@ Dropout acts on ω itself, one mask per layer and forward pass, shared over batc
 layer-shared variants draw their own mask in every layer, as the original code does.
 
 The original code keeps the shared ω of the ++ variants outside the checkpointed state, so its
-best-epoch restore and its final save lose them (reference §7.1, bug 1). Here ω is an ordinary
+best-epoch restore and its final save lose them (docs/method.md §7.1, bug 1). Here ω is an ordinary
 parameter of this module in every variant, so saving and restoring it needs nothing special.
 """
 

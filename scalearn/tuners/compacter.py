@@ -1,6 +1,6 @@
 """Compacter++: a bottleneck adapter after the FFN whose projections are PHM layers (Mahabadi et al. 2021).
 
-The "++" placement is the Pfeiffer one of our adapters (after the FFN only; reference §1.2, §3): the
+The "++" placement is the Pfeiffer one of our adapters (after the FFN only; docs/method.md §1.2, §3): the
 adapter reads x = LN(f + h_att) and the layer outputs LN(z + f + h_att), with
 
     z = up(GELU(down(x)))        down: d → k = d / reduction_factor,  up: k → d
@@ -12,7 +12,7 @@ Each projection is a parameterised hypercomplex multiplication (PHM) with n = 4:
 The "slow" A_i are one [n, n, n] tensor shared by every layer and by both projections; the "fast" s_i,
 t_i and the biases belong to each layer and projection. Parameters:
 
-    L · (2·r·(d + k) + k + d) + n³        (29,440 on RoBERTa-base: the paper's "29K", reference §1.6)
+    L · (2·r·(d + k) + k + d) + n³        (29,440 on RoBERTa-base: the paper's "29K", docs/method.md §1.6)
 
 Defaults of adapter-transformers' CompacterPlusPlusConfig (the ScaLearn scripts' library): A ~ N(0, 1e-4²),
 biases 0, s and t Glorot-normal per i (its ``init_W`` tests the 'glorot-uniform' setting for truthiness

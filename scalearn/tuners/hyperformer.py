@@ -1,7 +1,7 @@
 """HyperFormer and HyperFormer++: adapters whose weights a hypernetwork generates per task (Karimi Mahabadi
-et al., 2021), as the paper's joint multi-task baselines use them (reference §3; ScaLearn's src/adapters_hf).
+et al., 2021), as the paper's joint multi-task baselines use them (docs/method.md §3; ScaLearn's src/adapters_hf).
 
-As every adapter of the paper, the generated adapter sits after the FFN only (reference §2.1, §3): it reads
+As every adapter of the paper, the generated adapter sits after the FFN only (docs/method.md §2.1, §3): it reads
 x = LN(f + h_att) and the layer outputs LN(z + f + h_att), with a generated layer norm after the adapter:
 
     z = LN_gen(up(gelu_new(down(x))))        down: d → r = d / reduction_factor,  up: r → d

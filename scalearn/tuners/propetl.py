@@ -2,7 +2,7 @@
 
 The prototype is a Pfeiffer bottleneck adapter (down d → r, up r → d, biases, ReLU; r = d / reduction_factor)
 at the same after-FFN site as our ``adapter`` method: it reads x = LN(f + h_att) and the layer outputs
-LN(z + f + h_att) (reference §1.2, §3). Layer l uses the prototype's weights masked by its own binary masks:
+LN(z + f + h_att) (docs/method.md §1.2, §3). Layer l uses the prototype's weights masked by its own binary masks:
 
     z_l = (ReLU(x (W_down ⊙ M_l,down) + b_down)) (W_up ⊙ M_l,up) + b_up
 
@@ -15,7 +15,7 @@ As ProPETL's code (ChaosCodes/ProPETL, ``AdapterSubnet``/``GetSubnet``), scores 
 value, per layer and per projection, and start Kaiming-uniform with a = √5 on [in, out] tensors:
 U(±1/√out). (That code zeroes the lowest (1 − sparsity) fraction, i.e. keeps ``sparsity`` of the weights;
 we follow the paper's reading, sparsity = the fraction masked out. At the default 0.5 both agree.)
-The prototype starts as our adapters do ('bert' init: weights N(0, 0.02²), biases 0; reference §2.1).
+The prototype starts as our adapters do ('bert' init: weights N(0, 0.02²), biases 0; docs/method.md §2.1).
 
 Parameters. Trained in fp32: the prototype, P = 2·d·r + r + d (74,544 on RoBERTa-base), plus the mask
 scores, L · 2·d·r (884,736 on RoBERTa-base), which are discarded after training: a target keeps the
@@ -112,9 +112,9 @@ class ProPETL(OutputSiteTuner):
         return [getattr(self, name) for name in names if hasattr(self, name)]
 
     def set_task(self, task: str) -> None:
-        """ProPETL-m: the masks of ``task`` serve the next batches."""
+        """ProPETL-m: the masks of ``task`` serve the next batches (a single-task ProPETL has one set of masks)."""
         if self.tasks is None:
-            raise ValueError("a single-task ProPETL has no tasks to choose from")
+            return
         self.task_index = self.tasks.index(task)
 
     def mask(self, layer: int, projection: str) -> torch.Tensor:
