@@ -14,11 +14,11 @@ PNG with matplotlib's Agg backend, atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from scalearn.atomic import atomic_write
 
 OWN = "(own)"
 
@@ -33,15 +33,9 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is to be read
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     finally:
-        Path(tmp).unlink(missing_ok=True)
         _pyplot().close(figure)
     return path
 
@@ -183,8 +177,10 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
     names: dict[str, list[str]] = {}
     row_sources: dict[tuple[str, str], list[str]] = {}
     for (model, method, task), group in grouped.items():
-        mixings = [read_mixing(store.pull(t.key) / "artifacts" / "model") for t in group if t.depends_on]
-        mixings = [m for m in mixings if m is not None]
+        transfers = [t for t in group if t.depends_on]
+        for trial in transfers:  # a remote store's checkpoints, downloaded once
+            store.pull(trial.key)
+        mixings = [m for m in (read_mixing(store.model_dir(t.key)) for t in transfers) if m is not None]
         if not mixings:
             continue
         sources = list(group[0].source_tasks)

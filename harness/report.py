@@ -8,9 +8,7 @@ lookups inside the functions import scalearn.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from harness import stats
 from harness.plan import Trial, task_results
 from harness.spec import ExperimentSpec
 from harness.store import Store
+from scalearn.atomic import atomic_write
 
 ALPHA = 0.05
 DEFAULT_BASELINE = "adapterfusion"
@@ -324,15 +323,8 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
     written = []
     for fmt, name in FORMATS.items():
         path = out / name
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(render(report, fmt) + "\n")
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is to be read
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = render(report, fmt) + "\n"
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8", newline=""))
         written.append(path)
     return written
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalearn.atomic import atomic_write
 from scalearn.tasks import get_task
 from scalearn.tasks.base import EXAMPLE_COLUMNS, TaskSpec
 
@@ -295,8 +296,6 @@ def prepare(task: TaskSpec | str, out: str | Path, data_dir: str | Path | None =
     written = []
     for split in _raw_split_names(task):
         path = folder / f"{split}-00000-of-00001.parquet"
-        staging = path.with_name(f".{path.name}.tmp")
-        raw[split].to_parquet(str(staging))
-        os.replace(staging, path)
+        atomic_write(path, lambda tmp, split=split: raw[split].to_parquet(tmp))
         written.append(path)
     return written

@@ -111,13 +111,13 @@ def run(
     return result, model
 
 
-def _from_names(method: str, model: str, seed: int, sources, output_dir, kwargs: dict, **what) -> tuple:
+def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwargs: dict, **what) -> tuple:
     """Build the TrialConfig from names and keyword arguments, then run it. ``kwargs``: the options of ``run``
     (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
     options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations")
     run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
     config = TrialConfig.create(method, model=model, seed=seed, overrides=kwargs, **what)
-    return run(config, sources, output_dir, **run_options)
+    return run(config, source_dirs, output_dir, **run_options)
 
 
 def train_task(

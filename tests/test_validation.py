@@ -100,13 +100,19 @@ def cases() -> list[tuple[str, dict, str]]:
     for method in method_names():
         for name, info in method_class(method).model_fields.items():
             spec = {**BASE, "methods": [method]}
-            add(f"hyperparameters.{method}.{name}", info, lambda v, s=spec, m=method, n=name: {
-                **s, "hyperparameters": {m: {n: v}}})  # fmt: skip
+
+            def build(value, spec=spec, method=method, name=name):
+                return {**spec, "hyperparameters": {method: {name: value}}}
+
+            add(f"hyperparameters.{method}.{name}", info, build)
     for name, info in LoopConfig.model_fields.items():
         spec = {**BASE, "methods": ["adapter", "scalearn"]}
         add(f"hyperparameters.all.{name}", info, lambda v, s=spec, n=name: {**s, "hyperparameters": {"all": {n: v}}})
-        add(f"task_hyperparameters.syn_a.{name}", info, lambda v, s=spec, n=name: {
-            **s, "task_hyperparameters": {"syn_a": {n: v}}})  # fmt: skip
+        add(
+            f"task_hyperparameters.syn_a.{name}",
+            info,
+            lambda v, s=spec, n=name: {**s, "task_hyperparameters": {"syn_a": {n: v}}},
+        )
     return out
 
 
