@@ -13,12 +13,12 @@ PNG with matplotlib's Agg backend, atomically.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from scalearn.atomic import atomic_write
+from scalearn.layout import read_mixing  # noqa: F401  (the figures' input; re-exported)
 
 OWN = "(own)"
 
@@ -46,27 +46,6 @@ def source_labels(source_tasks: list[str], target: str) -> list[str]:
         f"{task} {OWN}" if task == target and i == len(source_tasks) - 1 else task
         for i, task in enumerate(source_tasks)
     ]
-
-
-def read_mixing(model_dir: str | Path) -> dict | None:
-    """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared"}; None if it has none.
-
-    ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). AdapterFusion: the
-    recorded mean attention [L, S, 1] from attention.json."""
-    from safetensors.numpy import load_file
-
-    model_dir = Path(model_dir)
-    manifest_path = model_dir / "model.json"
-    if not manifest_path.exists():
-        return None
-    transfer = json.loads(manifest_path.read_text()).get("transfer") or {}
-    if transfer.get("kind") == "scalearn" and (model_dir / "transfer.safetensors").exists():
-        omega = load_file(str(model_dir / "transfer.safetensors"))["omega"].astype(np.float64)
-        return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared"))}
-    if (model_dir / "attention.json").exists():
-        attention = np.asarray(json.loads((model_dir / "attention.json").read_text())["mean_attention"])
-        return {"kind": "attention", "weights": attention[..., None], "shared": False}
-    return None
 
 
 def layer_source_matrix(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

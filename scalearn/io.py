@@ -25,11 +25,8 @@ from safetensors.torch import load_file, save_file
 from scalearn.adapters import AdapterConfig, BottleneckAdapters
 from scalearn.atomic import atomic_write
 from scalearn.atomic import write_json as atomic_json
+from scalearn.layout import ADAPTER_MANIFEST, ADAPTER_WEIGHTS, FORMAT_VERSION, MODEL_MANIFEST
 from scalearn.model import TransferModel
-
-FORMAT_VERSION = 1
-ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
-MODEL_MANIFEST = "model.json"
 
 
 class ArtifactError(ValueError):

@@ -33,6 +33,7 @@ from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import save_adapter, save_model, write_json
+from scalearn.layout import ATTENTION
 from scalearn.model import TransferModel
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
 from scalearn.tasks.base import TaskSpec
@@ -360,7 +361,7 @@ def fit(
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
         recorded = model.transfer.recorded() if model.transfer is not None else None
         if recorded is not None and rank == 0:
-            write_json(Path(save_dir) / "model" / "attention.json", {"split": "test", **recorded})
+            write_json(Path(save_dir) / "model" / ATTENTION, {"split": "test", **recorded})
     result.wall_seconds = time.perf_counter() - start
     result.peak_memory_mb = provenance.peak_memory_mb(device)
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}

@@ -1,0 +1,44 @@
+"""The files of an artifact folder, named once, and the torch-free reader of what analysis needs from them.
+
+    adapter folder   adapter.safetensors + adapter.json (the manifest, written last)
+    model folder     head.safetensors, transfer.safetensors, adapter.safetensors, tuner.safetensors,
+                     encoder.safetensors (what the method trained), attention.json (AdapterFusion's attention
+                     recorded on the test split) + model.json (the manifest, written last)
+
+``scalearn.io`` writes and loads these (with torch); ``read_mixing`` reads the learned mixing of a transfer
+trial with numpy alone, for figures and reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
+MODEL_MANIFEST = "model.json"
+TRANSFER_WEIGHTS = "transfer.safetensors"
+ATTENTION = "attention.json"
+
+
+def read_mixing(model_dir: str | Path) -> dict | None:
+    """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared"}; None if it has none.
+
+    ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). AdapterFusion: the
+    recorded mean attention [L, S, 1] from attention.json."""
+    from safetensors.numpy import load_file
+
+    model_dir = Path(model_dir)
+    manifest_path = model_dir / MODEL_MANIFEST
+    if not manifest_path.exists():
+        return None
+    transfer = json.loads(manifest_path.read_text()).get("transfer") or {}
+    if transfer.get("kind") == "scalearn" and (model_dir / TRANSFER_WEIGHTS).exists():
+        omega = load_file(str(model_dir / TRANSFER_WEIGHTS))["omega"].astype(np.float64)
+        return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared"))}
+    if (model_dir / ATTENTION).exists():
+        attention = np.asarray(json.loads((model_dir / ATTENTION).read_text())["mean_attention"])
+        return {"kind": "attention", "weights": attention[..., None], "shared": False}
+    return None
