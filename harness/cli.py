@@ -81,18 +81,21 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: str):
+def _load(path: str, store=None):
+    """The spec and the trials that can be planned now (with a store: the finals of finished searches too)."""
     from harness.plan import expand
     from harness.spec import load_spec
 
     spec = load_spec(path)
-    return spec, expand(spec)
+    return spec, expand(spec, store)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     spec, trials = _load(args.file)
     stages = {stage: sum(t.stage == stage for t in trials) for stage in (1, 2)}
-    print(f"ok: {len(trials)} trials ({stages[1]} stage 1, {stages[2]} stage 2) in {spec.name}")
+    searched = sum(t.role == "search" for t in trials)
+    after = f"; {searched} search trials, the final ones planned when their search is done" if spec.search else ""
+    print(f"ok: {len(trials)} trials ({stages[1]} stage 1, {stages[2]} stage 2) in {spec.name}{after}")
     return 0
 
 
@@ -101,8 +104,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     from harness.store import Store
 
-    _, trials = _load(args.file)
     store = Store(args.store)
+    _, trials = _load(args.file, store)
     rows = [{**t.summary(), "done": store.is_done(t.key)} for t in trials]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -112,8 +115,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         deps = f" ← {len(row['depends_on'])} sources" if row["depends_on"] else ""
         task = f"{row['task']} ({len(row['tasks'])} tasks)" if row.get("tasks") else row["task"]
         print(
-            f"{row['key']}  stage {row['stage']}  {mark}  {row['method']:20s} {task:16s} "
-            f"seed {row['seed']:<3d} {row['model']}{deps}"
+            f"{row['key']}  stage {row['stage']}  {mark}  {row['role']:6s} {row['method']:20s} {task:16s} "
+            f"seed {row['seed']:<3d} {row['model']}{deps}" + (f"  {row['point']}" if "point" in row else "")
         )
     print(f"{len(rows)} trials, {sum(r['done'] for r in rows)} done")
     return 0
@@ -124,8 +127,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from harness.store import STATES, Store
 
-    _, trials = _load(args.file)
     store = Store(args.store)
+    _, trials = _load(args.file, store)
     states = {t.key: store.state(t.key) for t in trials}
     counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):
@@ -178,7 +181,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     store = Store(args.store)
     if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
-    spec, trials = _load(args.file)
+    spec, trials = _load(args.file, store)
     report = build_report(spec, trials, store, baseline=args.baseline, compare_paper=args.compare == "paper")
     print(render(report, args.format))
     if args.out is not None:

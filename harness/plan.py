@@ -32,6 +32,10 @@ class Trial:
     """The model as the experiment file names it (the config holds its canonical name)."""
     config: TrialConfig = field(repr=False)
     depends_on: tuple[str, ...] = ()
+    role: str = "final"
+    """"final" (reported), or "search": a point of a group's grid that is not (yet) a final trial."""
+    point: dict | None = None
+    """The searched hyper-parameters this trial trains at (a final trial: its group's chosen point)."""
 
     @property
     def method(self) -> str:
@@ -64,7 +68,15 @@ class Trial:
         summary.update(depends_on=list(self.depends_on), sources=list(self.source_tasks))
         if self.tasks:
             summary["tasks"] = list(self.tasks)
+        summary["role"] = self.role
+        if self.point is not None:
+            summary["point"] = dict(self.point)
         return summary
+
+
+def finals(trials: list[Trial]) -> list[Trial]:
+    """The trials that are reported: search points that did not become final trials are left out."""
+    return [t for t in trials if t.role == "final"]
 
 
 def task_results(trial: Trial, result: dict) -> list[tuple[str, dict]]:
@@ -85,51 +97,78 @@ def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def expand(spec: ExperimentSpec) -> list[Trial]:
-    """Every trial of the experiment, stage 1 first, without duplicates."""
-    from scalearn.methods import method_class
+class _Planner:
+    """Collects the trials of an experiment; a group with a search adds its final trials only once its search
+    trials are all done (``result_of`` reads the store), so the plan grows as results come in."""
 
-    trials: dict[str, Trial] = {}
+    def __init__(self, spec: ExperimentSpec, result_of):
+        self.spec, self.result_of = spec, result_of
+        self.trials: dict[str, Trial] = {}
+        self.open_groups = 0
 
-    def add(stage: int, model: str, method: str, depends_on: tuple[str, ...] = (), **where) -> str:
-        task = where.get("task")
-        config = TrialConfig.create(
-            method,
-            model=model,
-            overrides=spec.overrides_for(method, task),
-            max_length=spec.data.max_length,
-            **where,
-        )
+    def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
+        overrides = {**self.spec.overrides_for(method, where.get("task")), **(point or {})}
+        max_length = self.spec.data.max_length
+        config = TrialConfig.create(method, model=model, overrides=overrides, max_length=max_length, **where)
         key = trial_key(config, depends_on)
-        trials.setdefault(key, Trial(key, stage, model, config, depends_on))
+        known = self.trials.get(key)
+        if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
+            self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)
         return key
 
+    def group(self, stage: int, model: str, method: str, seeds: list[int], depends_on=(), **where) -> list | None:
+        """Plan one group; its final trials' keys in seed order, or None while its search is open."""
+        from harness.search import choose, grid_points, search_seeds, space_for
+
+        space = space_for(self.spec, method)
+        if not space:
+            return [self.add(stage, model, method, depends_on, seed=seed, **where) for seed in seeds]
+        grid = grid_points(space)
+        searched = search_seeds(seeds, self.spec.search_seeds)
+        keys = []
+        for point in grid:
+            keys.append(
+                [self.add(stage, model, method, depends_on, "search", point, seed=s, **where) for s in searched]
+            )
+        chosen = choose(keys, self.result_of)
+        if chosen is None:
+            self.open_groups += 1
+            return None
+        point = grid[chosen[0]]
+        return [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
+
+
+def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
+    """Every trial of the experiment that can be planned now, stage 1 first, without duplicates.
+
+    Without a search that is all of them. With one, a group's final trials (and the transfer trials that
+    consume a searched source adapter) appear once the search trials they wait for are done in ``store``."""
+    from scalearn.methods import method_class
+
+    def result_of(key: str) -> dict | None:
+        return store.result(key) if store is not None and store.is_done(key) else None
+
+    plan = _Planner(spec, result_of)
     few_shot = spec.data.few_shot
     for model in spec.models:
         for method in spec.methods:
             if method_class(method).joint:
                 tasks, label = spec.task_list(), spec.joint_label()
-                for seed in spec.joint_seed_list():
-                    add(1, model, method, tasks=tasks, label=label, seed=seed, few_shot=few_shot)
+                plan.group(1, model, method, spec.joint_seed_list(), tasks=tasks, label=label, few_shot=few_shot)
                 continue
             two_stage = method_class(method).uses_sources
             for target in spec.target_list():
-                for seed in spec.seeds_for(target):
-                    if not two_stage:
-                        add(1, model, method, task=target, seed=seed, few_shot=few_shot)
-                        continue
-                    sources = spec.source_list(target)
-                    keys = tuple(
-                        # in few-shot runs the target's own source adapter is the k-shot one (docs/method.md §4.5)
-                        add(
-                            1,
-                            model,
-                            "adapter",
-                            task=source,
-                            seed=spec.source_seed,
-                            few_shot=few_shot if source == target else None,
-                        )
-                        for source in sources
-                    )
-                    add(2, model, method, keys, task=target, seed=seed, few_shot=few_shot, sources=sources)
-    return sorted(trials.values(), key=lambda t: t.stage)
+                seeds = spec.seeds_for(target)
+                if not two_stage:
+                    plan.group(1, model, method, seeds, task=target, few_shot=few_shot)
+                    continue
+                sources = spec.source_list(target)
+                keys = []
+                for source in sources:
+                    # in few-shot runs the target's own source adapter is the k-shot one (docs/method.md §4.5)
+                    shots = few_shot if source == target else None
+                    chosen = plan.group(1, model, "adapter", [spec.source_seed], task=source, few_shot=shots)
+                    keys.append(chosen[0] if chosen else None)
+                if None not in keys:  # every source adapter is known: the transfer trials can be planned
+                    plan.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)
+    return sorted(plan.trials.values(), key=lambda t: t.stage)

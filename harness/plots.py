@@ -144,8 +144,10 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
 
     Returns {"sweep": [...], "<stage2 group>": [...]} — the MLflow run each figure belongs on: the sweep's
     report run, or the parent run of that (stage, method, task, model)."""
+    from harness.plan import finals
     from scalearn.tasks import get_task
 
+    trials = finals(trials)
     out = Path(out_dir) / "figures"
     grouped: dict[tuple, list] = {}
     for trial in trials:

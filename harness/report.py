@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import stats
-from harness.plan import Trial, task_results
+from harness.plan import Trial, finals, task_results
 from harness.spec import ExperimentSpec
 from harness.store import Store
 from scalearn.atomic import atomic_write
@@ -151,6 +151,7 @@ def build_report(
     from scalearn.methods import method_names
     from scalearn.tasks import get_task
 
+    trials = finals(trials)  # a search point that did not become a final trial is not a result
     if baseline not in method_names():
         raise ValueError(f"unknown --baseline {baseline!r} (expected a registered method, see `harness ls methods`)")
     targets = spec.target_list()
@@ -281,7 +282,7 @@ def results_table(trials: list[Trial], store: Store, targets: list[str]) -> str:
 
     scores: dict[tuple[str, str], dict[str, list[float]]] = {}
     tasks: list[str] = []
-    for trial in trials:
+    for trial in finals(trials):
         if not set(trial.tasks or [trial.task]) & set(targets) or not store.is_done(trial.key):
             continue
         for task, result in task_results(trial, store.result(trial.key)):

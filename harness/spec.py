@@ -16,6 +16,10 @@ source_seed: 0                   # stage-1 adapters used as sources (the paper a
 hyperparameters:                 # per method, or `all`; method fields or training-loop fields
   all: {epochs: 30}
   scalearn: {learning_rate: 0.006}
+search:                          # per method, or `all`: a grid of values per hyper-parameter, chosen on dev
+  all: {learning_rate: [0.0001, 0.001, 0.01]}
+search_seeds: 1                  # seeds each point trains (the first final seeds); the chosen point then
+                                 # trains every seed (a search trial at a final seed is that final trial)
 data: {max_length: 128, few_shot: null}
 resources: {cpus: 1, gpus: 0, memory_gb: 4}
 retries: 1
@@ -82,6 +86,9 @@ class ExperimentSpec(_Strict):
     source_seed: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    search: dict[str, dict[str, Annotated[list[Any], Field(min_length=1)]]] = Field(default_factory=dict)
+    """Per method (or `all`): hyper-parameter → the grid of its values; harness/search.py."""
+    search_seeds: Annotated[int, Field(ge=1)] = 1
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
     retries: int = Field(1, ge=0)
@@ -170,6 +177,41 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     return errors
 
 
+def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """A searched method trains in the experiment and has the field; every grid value is in the field's range;
+    no more search seeds than a searched group has seeds."""
+    from scalearn.methods import method_names, value_problems
+
+    errors = []
+    trained = spec.trained_methods()
+    for owner, space in spec.search.items():
+        if owner != "all" and owner not in method_names():
+            errors.append((f"search.{owner}", _unknown("method", owner, ["all", *method_names()], "a method or `all`")))
+            continue
+        if owner != "all" and owner not in trained:
+            errors.append(
+                (f"search.{owner}", f"method {owner!r} does not train in this experiment (it trains {trained})")
+            )
+            continue
+        owners = [owner] if owner != "all" else trained
+        for key, values in space.items():
+            having = [m for m in owners if key in method_class(m).model_fields]
+            if not having:
+                whose = f"method {owner}" if owner != "all" else f"any method of the experiment ({', '.join(trained)})"
+                errors.append((f"search.{owner}.{key}", f"unknown hyper-parameter for {whose}"))
+                continue
+            for index, value in enumerate(values):
+                problems = [p for m in having for p in value_problems(m, {key: value})]
+                if problems:
+                    errors.append((f"search.{owner}.{key}.{index}", problems[0][1]))
+                    break
+    if spec.search and spec.search_seeds > 1:
+        fewest = min(len(spec.seeds_for(task)) for task in spec.target_list())
+        if spec.search_seeds > fewest:
+            errors.append(("search_seeds", f"{spec.search_seeds} is more than the seeds of a target ({fewest})"))
+    return errors
+
+
 def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """(key.path, message) for names that do not exist and sets that do not fit together."""
     from scalearn.catalog import known_model_names
@@ -204,6 +246,7 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
             if task not in universe:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
     errors.extend(_hyperparameter_errors(spec))
+    errors.extend(_search_errors(spec))
     return errors
 
 

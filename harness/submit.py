@@ -57,8 +57,8 @@ def submit(
 
     if not isinstance(spec, ExperimentSpec):
         spec = load_spec(spec)
-    trials = expand(spec)
     store = store if isinstance(store, Store) else Store(store)
+    trials = expand(spec, store)
     done = store.done_keys(t.key for t in trials)
     todo = [t for t in trials if t.key not in done]
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
@@ -73,11 +73,22 @@ def submit(
         local = {"num_cpus": num_cpus} if address == "local" else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         try:
-            waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
+            while todo:
+                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
+                outcome.ran += waves.done
+                outcome.retried_alone += waves.retried_alone
+                outcome.seconds += waves.seconds
+                lost.update(waves.failed)  # a worker or node that died records no failure in the store; Ray told us
+                if waves.failed:
+                    break
+                trials = expand(spec, store)  # searches that finished plan their groups' final trials
+                done = store.done_keys(t.key for t in trials)
+                todo = [t for t in trials if t.key not in done]
+                if todo:
+                    say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
             ray.shutdown()
-        outcome.ran, outcome.retried_alone, outcome.seconds = waves.done, waves.retried_alone, waves.seconds
-        lost = waves.failed  # a trial whose worker or node died records no failure in the store; Ray told us
+        outcome.trials = trials
     tracker.log_aggregates(trials, store)
     for trial in trials:
         if trial.key in lost:

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.plan import Trial
+from harness.plan import Trial, finals
 from harness.store import Store
 from scalearn.engines import free_port
 
@@ -284,6 +284,8 @@ class Tracker:
 
     def _parent(self, trial: Trial) -> str:
         group = f"stage{trial.stage}/{trial.method}/{trial.task}/{trial.model}"
+        if trial.role == "search":  # a group's search points under a parent of their own
+            group += "/search"
         if group not in self.parents:
             run = self.client.create_run(
                 self.experiment_id,
@@ -320,6 +322,9 @@ class Tracker:
         }
         if trial.joint:
             tags["tasks"] = ",".join(trial.tasks)
+        tags["role"] = trial.role
+        if trial.point is not None:
+            tags["search_point"] = json.dumps(trial.point, sort_keys=True)
         folder = store.pull(trial.key)  # a remote store's artifacts, downloaded once to log them
         finished = result.get("finished_at") or (folder / "result.json").stat().st_mtime
         end = int(finished * 1000)
@@ -398,7 +403,7 @@ class Tracker:
         from mlflow.entities import Metric
 
         groups: dict[str, list[dict]] = {}
-        for trial in trials:
+        for trial in finals(trials):
             if store.is_done(trial.key):
                 groups.setdefault(self._parent(trial), []).append(store.result(trial.key).get("test", {}))
         now = int(time.time() * 1000)
