@@ -128,12 +128,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from harness.store import STATES, Store
 
     store = Store(args.store)
-    _, trials = _load(args.file, store)
+    spec, trials = _load(args.file, store)
     states = {t.key: store.state(t.key) for t in trials}
     counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):
         total = sum(counts[(stage, state)] for state in STATES)
         print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
+    if spec.search:
+        from harness.selection import selection_rows
+
+        for row in selection_rows(spec, store):
+            finished = sum(point["done"] == point["planned"] for point in row["points"])
+            where = (
+                f"search {row['method']} · {row['task']} · {row['model']}: {finished}/{len(row['points'])} points done"
+            )
+            if row["chosen"] is None:
+                print(f"{where}, searching")
+            else:
+                chosen = ", ".join(f"{k}={v}" for k, v in row["points"][row["chosen"]]["point"].items())
+                print(f"{where}, chosen {chosen}")
     failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]

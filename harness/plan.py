@@ -97,6 +97,23 @@ def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+@dataclass
+class SearchGroup:
+    """What one choice serves, as planned now: its grid, each point's search trials, and (once they are all
+    done) the chosen point and the group's final trials."""
+
+    stage: int
+    model: str
+    method: str
+    task: str
+    tasks: tuple[str, ...]
+    grid: list[dict]
+    keys_by_point: list[list[str]]
+    chosen: int | None = None
+    lower_is_better: bool = True
+    final_keys: list[str] | None = None
+
+
 class _Planner:
     """Collects the trials of an experiment; a group with a search adds its final trials only once its search
     trials are all done (``result_of`` reads the store), so the plan grows as results come in."""
@@ -104,7 +121,7 @@ class _Planner:
     def __init__(self, spec: ExperimentSpec, result_of):
         self.spec, self.result_of = spec, result_of
         self.trials: dict[str, Trial] = {}
-        self.open_groups = 0
+        self.groups: dict[tuple, SearchGroup] = {}
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task")), **(point or {})}
@@ -130,12 +147,20 @@ class _Planner:
             keys.append(
                 [self.add(stage, model, method, depends_on, "search", point, seed=s, **where) for s in searched]
             )
+        task = where.get("label") or where.get("task")
+        group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), grid, keys)
+        # a source adapter's group and the adapter baseline on that task share their search trials: one group
+        group = self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
         chosen = choose(keys, self.result_of)
         if chosen is None:
-            self.open_groups += 1
             return None
+        group.chosen = chosen[0]
+        group.lower_is_better = self.result_of(keys[0][0]).get("selected_by", "loss") == "loss"
         point = grid[chosen[0]]
-        return [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
+        finals = [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
+        if group.final_keys is None or len(finals) > len(group.final_keys):  # the one with every final seed
+            group.final_keys = finals
+        return finals
 
 
 def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
@@ -143,6 +168,15 @@ def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
 
     Without a search that is all of them. With one, a group's final trials (and the transfer trials that
     consume a searched source adapter) appear once the search trials they wait for are done in ``store``."""
+    return sorted(_plan(spec, store).trials.values(), key=lambda t: t.stage)
+
+
+def search_groups(spec: ExperimentSpec, store=None) -> list[SearchGroup]:
+    """The searched groups of the experiment as the store stands, in plan order."""
+    return list(_plan(spec, store).groups.values())
+
+
+def _plan(spec: ExperimentSpec, store) -> _Planner:
     from scalearn.methods import method_class
 
     def result_of(key: str) -> dict | None:
@@ -171,4 +205,4 @@ def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
                     keys.append(chosen[0] if chosen else None)
                 if None not in keys:  # every source adapter is known: the transfer trials can be planned
                     plan.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)
-    return sorted(plan.trials.values(), key=lambda t: t.stage)
+    return plan

@@ -113,6 +113,8 @@ class Report:
     baseline: str
     alpha: float
     compare_paper: bool
+    selection: list[dict] = field(default_factory=list)
+    """The searched groups (harness/selection.py); empty without a `search:` block."""
 
 
 def _ordered_methods(methods: list[str]) -> list[tuple[str, str]]:
@@ -196,7 +198,10 @@ def build_report(
         if compare_paper:
             _attach_paper(table, spec)
         tables.append(table)
-    return Report(spec.name or "experiment", tables, baseline, alpha, compare_paper)
+    from harness.selection import selection_rows
+
+    selection = selection_rows(spec, store) if spec.search else []
+    return Report(spec.name or "experiment", tables, baseline, alpha, compare_paper, selection)
 
 
 def _mark_significance(table: Table, base: Row | None, baseline: str) -> None:
@@ -388,6 +393,10 @@ def _markdown(report: Report) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in body]
         lines += [""] + [f"- {note}" for note in _notes(report, table)]
         parts.append("\n".join(lines))
+    if report.selection:
+        from harness.selection import selection_markdown
+
+        parts.append(selection_markdown(report.selection))
     return "\n\n".join(parts)
 
 
@@ -576,6 +585,7 @@ def report_dict(report: Report) -> dict:
         "compare": "paper" if report.compare_paper else None,
         "citation": paper.CITATION if report.compare_paper else None,
         "tables": tables,
+        "selection": report.selection,
     }
 
 

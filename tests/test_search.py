@@ -11,6 +11,7 @@ import harness
 from harness.cli import main
 from harness.plan import expand, finals
 from harness.search import choose, grid_points, search_seeds
+from harness.selection import selection_rows
 from harness.spec import load_spec
 from harness.store import Store
 
@@ -131,6 +132,27 @@ def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
     assert sorted(t.method for t in finals(trials) if t.stage == 2) == ["scalearn", "scalearn"]
     report_rows = [t for t in finals(trials) if t.method == "adapter" and t.task == "syn_a_low"]
     assert len(report_rows) == 2  # the report sees the 2 final seeds, not the search points
+
+    # the selection table says what the store holds: each point's dev value, the chosen one, its final test
+    rows = {row["task"]: row for row in selection_rows(load_spec(path), store)}
+    assert set(rows) == {"syn_b", "syn_a_low"}
+    for task, row in rows.items():
+        dev = [
+            store.result(t.key)["best_dev"]["loss"]
+            for lr in grid
+            for t in adapters
+            if t.task == task and t.seed == 0 and t.point == {"learning_rate": lr}
+        ]
+        assert [point["dev_mean"] for point in row["points"]] == pytest.approx(dev)
+        assert row["chosen"] == dev.index(min(dev)) and row["test_of_chosen"]["metric"] == "accuracy"
+    finals_of_target = [t for t in finals(trials) if t.method == "adapter" and t.task == "syn_a_low"]
+    tests = [100 * store.result(t.key)["test"]["accuracy"] for t in finals_of_target]
+    assert rows["syn_a_low"]["test_of_chosen"]["mean"] == pytest.approx(sum(tests) / len(tests))
+    assert rows["syn_a_low"]["test_of_chosen"]["n"] == 2
+    out = tmp_path / "report"
+    assert main(["report", path, "--store", str(store.root), "--out", str(out), "--format", "json"]) == 0
+    assert json.loads((out / "report.json").read_text())["selection"][0]["points"]
+    assert "Hyper-parameter selection on dev" in (out / "report.md").read_text()
 
     again = harness.submit(path, store=store, say=lambda line: None)
     assert again.ok and again.ran == []

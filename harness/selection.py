@@ -1,0 +1,102 @@
+"""What the searches chose, and from what: the selection table of `harness report` and `harness status`.
+
+One row per searched group (model × method × task; a source adapter's group included): every grid point
+with its dev value (mean ± sd over the search seeds, what each trial selected its checkpoint on), the chosen
+point marked, and the test score of the chosen point's final trials only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from harness.search import selection_value
+
+
+def selection_rows(spec, store) -> list[dict]:
+    """The searched groups of ``spec`` as the store stands (a group still searching has no choice yet)."""
+    from harness.plan import search_groups
+    from scalearn.tasks import get_task
+
+    rows = []
+    for group in search_groups(spec, store):
+        points = []
+        for point, keys in zip(group.grid, group.keys_by_point, strict=True):
+            done = [store.result(key) for key in keys if store.is_done(key)]
+            values = [selection_value(result)[0] for result in done]
+            finite = [v for v in values if not math.isnan(v)]
+            points.append(
+                {
+                    "point": point,
+                    "done": len(done),
+                    "planned": len(keys),
+                    "dev_mean": statistics.mean(finite) if len(finite) == len(values) and values else None,
+                    "dev_sd": statistics.stdev(finite) if len(finite) == len(values) and len(values) > 1 else None,
+                }
+            )
+        tasks = list(group.tasks) or [group.task]
+        metric = get_task(tasks[0]).metric if len(tasks) == 1 else None
+        test = None
+        if group.final_keys and metric is not None and all(store.is_done(key) for key in group.final_keys):
+            scores = [store.result(key)["test"].get(metric) for key in group.final_keys]
+            scores = [100 * s for s in scores if isinstance(s, int | float)]
+            if scores:
+                sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+                test = {"metric": metric, "mean": statistics.mean(scores), "sd": sd, "n": len(scores)}
+        rows.append(
+            {
+                "model": group.model,
+                "method": group.method,
+                "task": group.task,
+                "stage": group.stage,
+                "points": points,
+                "chosen": group.chosen,
+                "lower_is_better": group.lower_is_better,
+                "test_of_chosen": test,
+                "selects_on_test": any(get_task(task).selects_on_test for task in tasks),
+            }
+        )
+    return rows
+
+
+def selection_notes(rows: list[dict]) -> list[str]:
+    notes = [
+        "Selection: each group's point is the best mean, over its search seeds, of the dev value its trials "
+        "selected their checkpoints on (dev loss, or the task's metric); ties go to the first point. Test data "
+        "chose nothing: the test score is shown for the chosen point only, from its final seeds."
+    ]
+    flagged = sorted({row["task"] for row in rows if row["selects_on_test"]})
+    if flagged:
+        notes.append(
+            f"{', '.join(flagged)}: the dev set is the test set (docs/method.md §4.1), so its choice saw test data."
+        )
+    return notes
+
+
+def _point_text(point: dict) -> str:
+    return ", ".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in point.items()
+    )
+
+
+def selection_markdown(rows: list[dict]) -> str:
+    """The selection table in Markdown; dev values as the trials record them (loss, or the metric as a fraction)."""
+    lines = [
+        "### Hyper-parameter selection on dev",
+        "",
+        "| model | method | task | point | dev (mean ± sd) | seeds | chosen | test of the chosen point |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for index, point in enumerate(row["points"]):
+            dev = "–" if point["dev_mean"] is None else f"{point['dev_mean']:.4f}"
+            if point["dev_sd"] is not None:
+                dev += f" ± {point['dev_sd']:.4f}"
+            chosen = index == row["chosen"]
+            test = row["test_of_chosen"]
+            shown = f"{test['mean']:.2f} ± {test['sd']:.2f} (n={test['n']})" if chosen and test else ""
+            seeds = f"{point['done']}/{point['planned']}"
+            cells = [row["model"], row["method"], row["task"], _point_text(point["point"]), dev, seeds]
+            lines.append("| " + " | ".join([*cells, "✓" if chosen else "", shown]) + " |")
+    lines += [""] + [f"- {note}" for note in selection_notes(rows)]
+    return "\n".join(lines)
