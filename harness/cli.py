@@ -102,13 +102,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
+    from harness.plan import waiting_rows
     from harness.store import Store
 
     store = Store(args.store)
-    _, trials = _load(args.file, store)
+    spec, trials = _load(args.file, store)
     rows = [{**t.summary(), "done": store.is_done(t.key)} for t in trials]
+    waiting = waiting_rows(spec, store) if spec.search else []
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + [{**row, "done": False} for row in waiting], indent=2))
         return 0
     for row in rows:
         mark = "done" if row["done"] else "todo"
@@ -118,7 +120,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             f"{row['key']}  stage {row['stage']}  {mark}  {row['role']:6s} {row['method']:20s} {task:16s} "
             f"seed {row['seed']:<3d} {row['model']}{deps}" + (f"  {row['point']}" if "point" in row else "")
         )
-    print(f"{len(rows)} trials, {sum(r['done'] for r in rows)} done")
+    if waiting:
+        groups = {(r["model"], r["method"], r["task"]): r["waits_for"] for r in waiting}
+        for (model, method, task), sources in groups.items():
+            print(f"(waiting)  stage 2  {method} {task} {model}: planned once the search of {', '.join(sources)} chose")
+    print(
+        f"{len(rows)} trials, {sum(r['done'] for r in rows)} done" + (f"; {len(waiting)} more wait" if waiting else "")
+    )
     return 0
 
 

@@ -122,6 +122,8 @@ class _Planner:
         self.spec, self.result_of = spec, result_of
         self.trials: dict[str, Trial] = {}
         self.groups: dict[tuple, SearchGroup] = {}
+        self.waiting: list[dict] = []
+        """Transfer trials that cannot be keyed yet: their source adapters' search is still open."""
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task")), **(point or {})}
@@ -132,6 +134,19 @@ class _Planner:
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
             self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)
         return key
+
+    def wait(self, model: str, method: str, target: str, seeds: list[int], open_sources: list[str]) -> None:
+        """Rows for the transfer trials still waiting for their sources: their points and seeds, without keys."""
+        from harness.search import grid_points, search_seeds, space_for
+
+        space = space_for(self.spec, method)
+        points = grid_points(space) if space else [None]
+        searched = search_seeds(seeds, self.spec.search_seeds) if space else seeds
+        for point in points:
+            for seed in searched:
+                row = {"key": None, "stage": 2, "method": method, "task": target, "seed": seed, "model": model}
+                row.update(role="search" if point else "final", waits_for=open_sources)
+                self.waiting.append({**row, **({"point": point} if point else {})})
 
     def group(self, stage: int, model: str, method: str, seeds: list[int], depends_on=(), **where) -> list | None:
         """Plan one group; its final trials' keys in seed order, or None while its search is open."""
@@ -171,6 +186,11 @@ def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
     return sorted(_plan(spec, store).trials.values(), key=lambda t: t.stage)
 
 
+def waiting_rows(spec: ExperimentSpec, store=None) -> list[dict]:
+    """The transfer trials that wait for a search of their source adapters, as plan rows without keys."""
+    return _plan(spec, store).waiting
+
+
 def search_groups(spec: ExperimentSpec, store=None) -> list[SearchGroup]:
     """The searched groups of the experiment as the store stands, in plan order."""
     return list(_plan(spec, store).groups.values())
@@ -205,4 +225,8 @@ def _plan(spec: ExperimentSpec, store) -> _Planner:
                     keys.append(chosen[0] if chosen else None)
                 if None not in keys:  # every source adapter is known: the transfer trials can be planned
                     plan.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)
+                else:
+                    plan.wait(
+                        model, method, target, seeds, [s for s, k in zip(sources, keys, strict=True) if k is None]
+                    )
     return plan

@@ -90,14 +90,19 @@ def test_plan_lists_search_points_and_holds_back_what_waits_for_them(tmp_path, c
     path = write(tmp_path, search={"all": {"learning_rate": [1e-4, 1e-3, 1e-2]}})
     assert main(["plan", path, "--store", str(tmp_path / "store"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    search = [row for row in rows if row["role"] == "search"]
+    search = [row for row in rows if row["role"] == "search" and row["key"] is not None]
     # adapter on syn_a_low (its first seed) and the source adapter of syn_b: 3 points each; the transfer
     # trials wait for the sources' choice, scalearn itself searches once they exist
     assert {row["point"]["learning_rate"] for row in search} == {1e-4, 1e-3, 1e-2}
     assert sorted((row["method"], row["task"], row["seed"]) for row in search) == sorted(
         [("adapter", "syn_a_low", 0)] * 3 + [("adapter", "syn_b", 0)] * 3
     )
-    assert not [row for row in rows if row["role"] == "final"] and not [row for row in rows if row["stage"] == 2]
+    assert not [row for row in rows if row["role"] == "final"]
+    # the transfer trials are listed without a key until their sources' search chose (scalearn searches too)
+    waiting = [row for row in rows if row["stage"] == 2]
+    assert waiting and all(row["key"] is None and row["waits_for"] == ["syn_b", "syn_a_low"] for row in waiting)
+    assert sorted(row["point"]["learning_rate"] for row in waiting) == [1e-4, 1e-3, 1e-2]  # at its first seed
+    assert {row["seed"] for row in waiting} == {0}
     assert main(["validate", path]) == 0
     assert "6 search trials, the final ones planned when their search is done" in capsys.readouterr().out
 
@@ -163,3 +168,20 @@ def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
     new_points = [t for t in expand(load_spec(grown), store) if t.point == {"learning_rate": 1e-3}]
     assert {t.key for t in new_points} <= set(third.ran)  # the new point trained
     assert all(key not in before for key in third.ran)  # and nothing finished before trained again
+
+
+def test_the_offline_search_study_plans_three_or_more_rates_per_method(capsys):
+    """experiments/offline-search.yaml (the study of issue 14): every method searches ≥ 3 learning rates, an
+    order of magnitude either side of the paper's, before any result exists."""
+    from pathlib import Path
+
+    from scalearn.methods import get_method
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "offline-search.yaml"
+    assert main(["plan", str(path), "--store", "/nonexistent-store", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    spec = load_spec(path)
+    for method in spec.methods:
+        rates = sorted({row["point"]["learning_rate"] for row in rows if row["method"] == method and "point" in row})
+        paper = get_method(method).learning_rate
+        assert len(rates) >= 3 and rates[0] <= paper / 10 * 1.0001 and rates[-1] >= paper * 10 * 0.9999, method
