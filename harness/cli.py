@@ -82,16 +82,18 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, store=None):
-    """The spec and the trials that can be planned now (with a store: the finals of finished searches too)."""
-    from harness.plan import expand
+    """The spec and its plan as it stands: the trials that can be planned now (with a store: the finals of
+    finished searches too), the searched groups, the transfer trials still waiting for their sources."""
+    from harness.plan import make_plan
     from harness.spec import load_spec
 
     spec = load_spec(path)
-    return spec, expand(spec, store)
+    return spec, make_plan(spec, store)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    spec, trials = _load(args.file)
+    spec, planned = _load(args.file)
+    trials = planned.sorted_trials()
     stages = {stage: sum(t.stage == stage for t in trials) for stage in (1, 2)}
     searched = sum(t.role == "search" for t in trials)
     after = f"; {searched} search trials, the final ones planned when their search is done" if spec.search else ""
@@ -102,13 +104,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from harness.plan import waiting_rows
     from harness.store import Store
 
     store = Store(args.store)
-    spec, trials = _load(args.file, store)
-    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in trials]
-    waiting = waiting_rows(spec, store) if spec.search else []
+    _, planned = _load(args.file, store)
+    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in planned.sorted_trials()]
+    waiting = planned.waiting
     if args.json:
         print(json.dumps(rows + [{**row, "done": False} for row in waiting], indent=2))
         return 0
@@ -136,7 +137,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from harness.store import STATES, Store
 
     store = Store(args.store)
-    spec, trials = _load(args.file, store)
+    spec, planned = _load(args.file, store)
+    trials = planned.sorted_trials()
     states = {t.key: store.state(t.key) for t in trials}
     counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):
@@ -145,7 +147,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if spec.search:
         from harness.selection import selection_rows
 
-        for row in selection_rows(spec, store):
+        for row in selection_rows(spec, store, planned.groups.values()):
             finished = sum(point["done"] == point["planned"] for point in row["points"])
             where = (
                 f"search {row['method']} · {row['task']} · {row['model']}: {finished}/{len(row['points'])} points done"
@@ -202,8 +204,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     store = Store(args.store)
     if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
-    spec, trials = _load(args.file, store)
-    report = build_report(spec, trials, store, baseline=args.baseline, compare_paper=args.compare == "paper")
+    spec, planned = _load(args.file, store)
+    trials = planned.sorted_trials()
+    compare = args.compare == "paper"
+    report = build_report(spec, trials, store, args.baseline, compare, groups=planned.groups.values())
     print(render(report, args.format))
     if args.out is not None:
         from harness.plots import report_figures

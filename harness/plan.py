@@ -125,6 +125,9 @@ class _Planner:
         self.waiting: list[dict] = []
         """Transfer trials that cannot be keyed yet: their source adapters' search is still open."""
 
+    def sorted_trials(self) -> list[Trial]:
+        return sorted(self.trials.values(), key=lambda t: t.stage)
+
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task")), **(point or {})}
         max_length = self.spec.data.max_length
@@ -183,20 +186,12 @@ def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
 
     Without a search that is all of them. With one, a group's final trials (and the transfer trials that
     consume a searched source adapter) appear once the search trials they wait for are done in ``store``."""
-    return sorted(_plan(spec, store).trials.values(), key=lambda t: t.stage)
+    return make_plan(spec, store).sorted_trials()
 
 
-def waiting_rows(spec: ExperimentSpec, store=None) -> list[dict]:
-    """The transfer trials that wait for a search of their source adapters, as plan rows without keys."""
-    return _plan(spec, store).waiting
-
-
-def search_groups(spec: ExperimentSpec, store=None) -> list[SearchGroup]:
-    """The searched groups of the experiment as the store stands, in plan order."""
-    return list(_plan(spec, store).groups.values())
-
-
-def _plan(spec: ExperimentSpec, store) -> _Planner:
+def make_plan(spec: ExperimentSpec, store=None) -> _Planner:
+    """The whole plan as the store stands: its trials (``sorted_trials``), its searched groups (``groups``) and
+    the transfer trials that wait for a search of their sources (``waiting``, plan rows without keys)."""
     from scalearn.methods import method_class
 
     def result_of(key: str) -> dict | None:

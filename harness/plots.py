@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from scalearn.atomic import atomic_write
-from scalearn.layout import read_mixing  # noqa: F401  (the figures' input; re-exported)
+from scalearn.layout import read_mixing
 
 OWN = "(own)"
 

@@ -147,8 +147,10 @@ def build_report(
     baseline: str = DEFAULT_BASELINE,
     compare_paper: bool = False,
     alpha: float = ALPHA,
+    groups=None,
 ) -> Report:
-    """Every finished result of the experiment's methods on its targets, aggregated into one table per model."""
+    """Every finished result of the experiment's methods on its targets, aggregated into one table per model;
+    with a search, the selection table too (``groups``: the plan's searched groups, when planned already)."""
     from scalearn.backbones import canonical_name
     from scalearn.methods import method_names
     from scalearn.tasks import get_task
@@ -200,7 +202,7 @@ def build_report(
         tables.append(table)
     from harness.selection import selection_rows
 
-    selection = selection_rows(spec, store) if spec.search else []
+    selection = selection_rows(spec, store, groups) if spec.search else []
     return Report(spec.name or "experiment", tables, baseline, alpha, compare_paper, selection)
 
 

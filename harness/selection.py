@@ -13,13 +13,14 @@ import statistics
 from harness.search import selection_value
 
 
-def selection_rows(spec, store) -> list[dict]:
-    """The searched groups of ``spec`` as the store stands (a group still searching has no choice yet)."""
-    from harness.plan import search_groups
+def selection_rows(spec, store, groups=None) -> list[dict]:
+    """The searched groups of ``spec`` as the store stands (a group still searching has no choice yet);
+    ``groups``: the plan's, when the caller has planned already."""
+    from harness.plan import make_plan
     from scalearn.tasks import get_task
 
     rows = []
-    for group in search_groups(spec, store):
+    for group in groups if groups is not None else make_plan(spec, store).groups.values():
         points = []
         for point, keys in zip(group.grid, group.keys_by_point, strict=True):
             done = [store.result(key) for key in keys if store.is_done(key)]

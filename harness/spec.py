@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from scalearn.methods import method_class  # torch-free: the registry of methods and their hyper-parameters
+
 SPEC_VERSION = 1
 
 
@@ -136,17 +138,27 @@ class ExperimentSpec(_Strict):
         return [*self.methods, *(["adapter"] if two_stage and "adapter" not in self.methods else [])]
 
 
-def method_class(name: str):
-    from scalearn.methods import method_class
+def _having(methods: list[str], key: str) -> list[str]:
+    """Those of ``methods`` that have the hyper-parameter ``key``."""
+    return [m for m in methods if key in method_class(m).model_fields]
 
-    return method_class(name)
+
+def _value_error(methods: list[str], key: str, value) -> str | None:
+    """What is wrong with ``value`` for ``key`` in the first of ``methods`` it does not fit, or None."""
+    from scalearn.methods import value_problems
+
+    for method in methods:
+        problems = value_problems(method, {key: value})
+        if problems:
+            return problems[0][1]
+    return None
 
 
 def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """Every key of ``hyperparameters`` and ``task_hyperparameters`` names a field of a method, and its value
     is what that field takes (type and range, from the method's own model): `all` and a task's block are
     checked against every method of the experiment that has the key (any registered one if none has it)."""
-    from scalearn.methods import method_names, value_problems
+    from scalearn.methods import method_names
 
     errors = []
     blocks = [(f"hyperparameters.{m}", m, o) for m, o in spec.hyperparameters.items()]
@@ -160,27 +172,24 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
             errors.append((location, f"must be a mapping of hyper-parameters (got {overrides!r})"))
             continue
         for key, value in overrides.items():
-            candidates = [owner] if owner != "all" else spec.trained_methods()
-            having = [m for m in candidates if key in method_class(m).model_fields]
+            having = _having([owner] if owner != "all" else spec.trained_methods(), key)
             if owner == "all" and not having:
-                having = [m for m in method_names() if key in method_class(m).model_fields]
+                having = _having(method_names(), key)
             if not having:
                 whose = f"method {owner}" if owner != "all" else "any method"
                 expected = "one of its fields, e.g. learning_rate, epochs, precision; `harness ls methods`"
                 errors.append((f"{location}.{key}", f"unknown hyper-parameter for {whose} (expected {expected})"))
                 continue
-            for method in having:
-                problems = value_problems(method, {key: value})
-                if problems:
-                    errors.append((f"{location}.{key}", problems[0][1]))
-                    break
+            problem = _value_error(having, key, value)
+            if problem is not None:
+                errors.append((f"{location}.{key}", problem))
     return errors
 
 
 def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """A searched method trains in the experiment and has the field; every grid value is in the field's range;
     no more search seeds than a searched group has seeds."""
-    from scalearn.methods import method_names, value_problems
+    from scalearn.methods import method_names
 
     errors = []
     trained = spec.trained_methods()
@@ -195,15 +204,15 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
             continue
         owners = [owner] if owner != "all" else trained
         for key, values in space.items():
-            having = [m for m in owners if key in method_class(m).model_fields]
+            having = _having(owners, key)
             if not having:
                 whose = f"method {owner}" if owner != "all" else f"any method of the experiment ({', '.join(trained)})"
                 errors.append((f"search.{owner}.{key}", f"unknown hyper-parameter for {whose}"))
                 continue
             for index, value in enumerate(values):
-                problems = [p for m in having for p in value_problems(m, {key: value})]
-                if problems:
-                    errors.append((f"search.{owner}.{key}.{index}", problems[0][1]))
+                problem = _value_error(having, key, value)
+                if problem is not None:
+                    errors.append((f"search.{owner}.{key}.{index}", problem))
                     break
     if spec.search and spec.search_seeds > 1:
         fewest = min(len(spec.seeds_for(task)) for task in spec.target_list())

@@ -38,7 +38,8 @@ def plot_mixing(trial: Trial, model_dir) -> None:
     run. A figure that cannot be drawn is reported, never a reason to lose a trained trial."""
     import warnings
 
-    from harness.plots import omega_figure, read_mixing
+    from harness.plots import omega_figure
+    from scalearn.layout import read_mixing
 
     try:
         mixing = read_mixing(model_dir)
