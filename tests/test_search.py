@@ -171,13 +171,13 @@ def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
 
 
 def test_the_offline_search_study_plans_three_or_more_rates_per_method(capsys):
-    """experiments/offline-search.yaml (the study of issue 14): every method searches ≥ 3 learning rates, an
+    """experiments/offline-study.yaml (the searched study): every method searches ≥ 3 learning rates, an
     order of magnitude either side of the paper's, before any result exists."""
     from pathlib import Path
 
     from scalearn.methods import get_method
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / "offline-search.yaml"
+    path = Path(__file__).resolve().parent.parent / "experiments" / "offline-study.yaml"
     assert main(["plan", str(path), "--store", "/nonexistent-store", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     spec = load_spec(path)
