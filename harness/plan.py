@@ -33,7 +33,7 @@ class Trial:
     config: TrialConfig = field(repr=False)
     depends_on: tuple[str, ...] = ()
     role: str = "final"
-    """"final" (reported), or "search": a point of a group's grid that is not (yet) a final trial."""
+    """"final" (reported), or "search": a point of a group's search that is not (yet) a final trial."""
     point: dict | None = None
     """The searched hyper-parameters this trial trains at (a final trial: its group's chosen point)."""
 
@@ -97,9 +97,13 @@ def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 @dataclass
 class SearchGroup:
-    """What one choice serves, as planned now: its grid, each point's search trials, and (once they are all
+    """What one choice serves, as planned now: its points, each point's search trials, and (once they are all
     done) the chosen point and the group's final trials."""
 
     stage: int
@@ -107,11 +111,14 @@ class SearchGroup:
     method: str
     task: str
     tasks: tuple[str, ...]
-    grid: list[dict]
+    points: list[dict]
     keys_by_point: list[list[str]]
     chosen: int | None = None
     lower_is_better: bool = True
     final_keys: list[str] | None = None
+    id: str = ""
+    """A readable name that stays the same while the space changes: method, task, model and a hash of what
+    else sets the group apart (stage, few-shot, its source adapters); the name of its record in the store."""
 
 
 class _Planner:
@@ -139,11 +146,12 @@ class _Planner:
         return key
 
     def wait(self, model: str, method: str, target: str, seeds: list[int], open_sources: list[str]) -> None:
-        """Rows for the transfer trials still waiting for their sources: their points and seeds, without keys."""
-        from harness.search import grid_points, search_seeds, space_for
+        """Rows for the transfer trials still waiting for their sources: their points and seeds, without keys
+        (a tpe search: its first points, the ones known before any result)."""
+        from harness.search import sample, search_seeds, space_for
 
         space = space_for(self.spec, method)
-        points = grid_points(space) if space else [None]
+        points = sample(self.spec.search, space, lambda point: None)[0] if space else [None]
         searched = search_seeds(seeds, self.spec.search_seeds) if space else seeds
         for point in points:
             for seed in searched:
@@ -153,49 +161,64 @@ class _Planner:
 
     def group(self, stage: int, model: str, method: str, seeds: list[int], depends_on=(), **where) -> list | None:
         """Plan one group; its final trials' keys in seed order, or None while its search is open."""
-        from harness.search import choose, grid_points, search_seeds, space_for
+        from harness.search import best_index, planned_count, point_value, sample, search_seeds, space_for
 
         space = space_for(self.spec, method)
         if not space:
             return [self.add(stage, model, method, depends_on, seed=seed, **where) for seed in seeds]
-        grid = grid_points(space)
         searched = search_seeds(seeds, self.spec.search_seeds)
         keys = []
-        for point in grid:
+
+        def value_of(point: dict):
             keys.append(
                 [self.add(stage, model, method, depends_on, "search", point, seed=s, **where) for s in searched]
             )
+            return point_value(keys[-1], self.result_of)
+
+        points, values = sample(self.spec.search, space, value_of)
         task = where.get("label") or where.get("task")
-        group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), grid, keys)
+        group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), points, keys)
+        apart = json.dumps([stage, model, method, where, list(depends_on)], sort_keys=True, default=str)
+        name = "-".join((method, task, model.rsplit("/", 1)[-1]))
+        group.id = f"{''.join(c if c.isalnum() or c in '._-' else '_' for c in name)}-{_short_hash(apart)}"
         # a source adapter's group and the adapter baseline on that task share their search trials: one group
         group = self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
-        chosen = choose(keys, self.result_of)
-        if chosen is None:
+        if None in values or len(points) < planned_count(self.spec.search, space):
             return None
-        group.chosen = chosen[0]
-        group.lower_is_better = self.result_of(keys[0][0]).get("selected_by", "loss") == "loss"
-        point = grid[chosen[0]]
+        group.chosen = best_index(values)
+        group.lower_is_better = next((lower for _, lower in values if lower is not None), True)
+        point = points[group.chosen]
         finals = [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
         if group.final_keys is None or len(finals) > len(group.final_keys):  # the one with every final seed
             group.final_keys = finals
         return finals
 
 
-def expand(spec: ExperimentSpec, store=None) -> list[Trial]:
+def expand(spec: ExperimentSpec, store=None, given_up=None) -> list[Trial]:
     """Every trial of the experiment that can be planned now, stage 1 first, without duplicates.
 
     Without a search that is all of them. With one, a group's final trials (and the transfer trials that
     consume a searched source adapter) appear once the search trials they wait for are done in ``store``."""
-    return make_plan(spec, store).sorted_trials()
+    return make_plan(spec, store, given_up).sorted_trials()
 
 
-def make_plan(spec: ExperimentSpec, store=None) -> _Planner:
+def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
     """The whole plan as the store stands: its trials (``sorted_trials``), its searched groups (``groups``) and
-    the transfer trials that wait for a search of their sources (``waiting``, plan rows without keys)."""
+    the transfer trials that wait for a search of their sources (``waiting``, plan rows without keys).
+
+    A search trial that failed counts as failed for good (the worst dev value: its group still chooses) when
+    its key is in ``given_up``; by default (None) every failure recorded in the store does. A submit passes
+    the keys that failed during it, so it retries earlier failures before a group chooses without them."""
+    from harness.search import FAILED
     from scalearn.methods import method_class
 
     def result_of(key: str) -> dict | None:
-        return store.result(key) if store is not None and store.is_done(key) else None
+        if store is None:
+            return None
+        if store.is_done(key):
+            return store.result(key)
+        failed = key in given_up if given_up is not None else store.state(key) == "failed"
+        return FAILED if failed else None
 
     plan = _Planner(spec, result_of)
     few_shot = spec.data.few_shot

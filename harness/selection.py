@@ -1,8 +1,9 @@
 """What the searches chose, and from what: the selection table of `harness report` and `harness status`.
 
 One row per searched group (model × method × task; a source adapter's group included): every grid point
-with its dev value (mean ± sd over the search seeds, what each trial selected its checkpoint on), the chosen
-point marked, and the test score of the chosen point's final trials only.
+with its dev value (mean ± sd over the search seeds, what each trial selected its checkpoint on) and how many
+of its search trials are done or failed, the chosen point marked, and the test score of the chosen point's
+final trials only.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
     rows = []
     for group in groups if groups is not None else make_plan(spec, store).groups.values():
         points = []
-        for point, keys in zip(group.grid, group.keys_by_point, strict=True):
+        for point, keys in zip(group.points, group.keys_by_point, strict=True):
             done = [store.result(key) for key in keys if store.is_done(key)]
+            failed = sum(store.state(key) == "failed" for key in keys)
             values = [selection_value(result)[0] for result in done]
             finite = [v for v in values if not math.isnan(v)]
             points.append(
                 {
                     "point": point,
                     "done": len(done),
+                    "failed": failed,
                     "planned": len(keys),
                     "dev_mean": statistics.mean(finite) if len(finite) == len(values) and values else None,
                     "dev_sd": statistics.stdev(finite) if len(finite) == len(values) and len(values) > 1 else None,
@@ -46,6 +49,7 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                 test = {"metric": metric, "mean": statistics.mean(scores), "sd": sd, "n": len(scores)}
         rows.append(
             {
+                "group": group.id,
                 "model": group.model,
                 "method": group.method,
                 "task": group.task,
@@ -63,8 +67,9 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
 def selection_notes(rows: list[dict]) -> list[str]:
     notes = [
         "Selection: each group's point is the best mean, over its search seeds, of the dev value its trials "
-        "selected their checkpoints on (dev loss, or the task's metric); ties go to the first point. Test data "
-        "chose nothing: the test score is shown for the chosen point only, from its final seeds."
+        "selected their checkpoints on (dev loss, or the task's metric); ties go to the first point, and a point "
+        "whose trial failed for good ranks last. "
+        "Test data chose nothing: the test score is shown for the chosen point only, from its final seeds."
     ]
     flagged = sorted({row["task"] for row in rows if row["selects_on_test"]})
     if flagged:
@@ -96,7 +101,7 @@ def selection_markdown(rows: list[dict]) -> str:
             chosen = index == row["chosen"]
             test = row["test_of_chosen"]
             shown = f"{test['mean']:.2f} ± {test['sd']:.2f} (n={test['n']})" if chosen and test else ""
-            seeds = f"{point['done']}/{point['planned']}"
+            seeds = f"{point['done']}/{point['planned']}" + (f" ({point['failed']} failed)" if point["failed"] else "")
             cells = [row["model"], row["method"], row["task"], _point_text(point["point"]), dev, seeds]
             lines.append("| " + " | ".join([*cells, "✓" if chosen else "", shown]) + " |")
     lines += [""] + [f"- {note}" for note in selection_notes(rows)]

@@ -16,8 +16,10 @@ source_seed: 0                   # stage-1 adapters used as sources (the paper a
 hyperparameters:                 # per method, or `all`; method fields or training-loop fields
   all: {epochs: 30}
   scalearn: {learning_rate: 0.006}
-search:                          # per method, or `all`: a grid of values per hyper-parameter, chosen on dev
-  all: {learning_rate: [0.0001, 0.001, 0.01]}
+search:                          # per method, or `all`: values per hyper-parameter, chosen on dev
+  all: {learning_rate: [0.0001, 0.001, 0.01]}   # a grid: every combination of the lists
+  # sampler: random                # or tpe (Optuna): `trials` points per group, drawn with `seed`; a field
+  # trials: 8                      # may then be a range, e.g. learning_rate: {low: 0.0001, high: 0.01, log: true}
 search_seeds: 1                  # seeds each point trains (the first final seeds); the chosen point then
                                  # trains every seed (a search trial at a final seed is that final trial)
 data: {max_length: 128, few_shot: null}
@@ -72,6 +74,54 @@ class DataOptions(_Strict):
     few_shot: int | None = Field(None, gt=0)
 
 
+class Range(_Strict):
+    """A range a sampler draws from (`sampler: random` or `tpe`): whole numbers when both ends are."""
+
+    low: int | float
+    high: int | float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high (got {self.low!r} and {self.high!r})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got {self.low!r})")
+        return self
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+
+SearchValues = Annotated[list[Any], Field(min_length=1)] | Range
+"""A grid's values (a sampler's choices), or a range."""
+
+
+class SearchSpec(BaseModel):
+    """The `search:` block: how points are chosen (sampler, trials, seed), and per method (or `all`) the
+    values of each searched hyper-parameter; harness/search.py."""
+
+    model_config = ConfigDict(extra="allow")
+    sampler: Literal["grid", "random", "tpe"] = "grid"
+    """grid: every combination of the lists; random: `trials` points drawn with `seed`; tpe: Optuna's
+    tree-structured Parzen estimator, `startup` random points first, then each point from the finished ones."""
+    trials: Annotated[int, Field(ge=1)] | None = None
+    """Points per group (random and tpe)."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    """The sampler's seed (random and tpe): the same seed draws the same points."""
+    startup: Annotated[int, Field(ge=1)] | None = None
+    """tpe: random points before the model takes over (default: a third of `trials`, at most 10)."""
+    __pydantic_extra__: dict[str, dict[str, SearchValues]] = Field(init=False)
+
+    def spaces(self) -> dict[str, dict[str, list | Range]]:
+        """Method (or `all`) → hyper-parameter → its values or range."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def __bool__(self) -> bool:
+        return bool(self.__pydantic_extra__)
+
+
 class ExperimentSpec(_Strict):
     version: Literal[1]
     name: str | None = None
@@ -88,8 +138,7 @@ class ExperimentSpec(_Strict):
     source_seed: int = Field(0, ge=0)
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    search: dict[str, dict[str, Annotated[list[Any], Field(min_length=1)]]] = Field(default_factory=dict)
-    """Per method (or `all`): hyper-parameter → the grid of its values; harness/search.py."""
+    search: SearchSpec = Field(default_factory=SearchSpec)
     search_seeds: Annotated[int, Field(ge=1)] = 1
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
@@ -187,13 +236,21 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
 
 
 def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
-    """A searched method trains in the experiment and has the field; every grid value is in the field's range;
-    no more search seeds than a searched group has seeds."""
+    """A searched method trains in the experiment and has the field; every value (a range's ends) is in the
+    field's range; ranges and `trials` fit the sampler; no more search seeds than a searched group has seeds."""
     from scalearn.methods import method_names
 
     errors = []
+    search = spec.search
     trained = spec.trained_methods()
-    for owner, space in spec.search.items():
+    sampled = search.sampler != "grid"
+    if sampled and search.trials is None:
+        errors.append(("search.trials", f"missing: sampler {search.sampler} needs `trials`, the points per group"))
+    if not sampled and search.trials is not None:
+        errors.append(("search.trials", "a grid trains every combination (expected sampler: random or tpe)"))
+    if search.startup is not None and search.sampler != "tpe":
+        errors.append(("search.startup", f"only sampler tpe has random start-up points (sampler is {search.sampler})"))
+    for owner, space in search.spaces().items():
         if owner != "all" and owner not in method_names():
             errors.append((f"search.{owner}", _unknown("method", owner, ["all", *method_names()], "a method or `all`")))
             continue
@@ -209,12 +266,31 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 whose = f"method {owner}" if owner != "all" else f"any method of the experiment ({', '.join(trained)})"
                 errors.append((f"search.{owner}.{key}", f"unknown hyper-parameter for {whose}"))
                 continue
-            for index, value in enumerate(values):
+            if isinstance(values, Range):
+                if not sampled:
+                    where = f"search.{owner}.{key}"
+                    errors.append((where, "a range needs sampler: random or tpe (a grid takes a list of values)"))
+                    continue
+                named = {"low": values.low, "high": values.high}
+            else:
+                named = dict(enumerate(values))
+            for index, value in named.items():
                 problem = _value_error(having, key, value)
                 if problem is not None:
                     errors.append((f"search.{owner}.{key}.{index}", problem))
                     break
-    if spec.search and spec.search_seeds > 1:
+    if sampled and search.trials is not None and not errors:
+        from harness.search import grid_points, space_for
+
+        for method in trained:
+            space = space_for(spec, method)
+            if space and not any(isinstance(v, Range) for v in space.values()):
+                size = len(grid_points(space))
+                if search.trials > size:
+                    problem = f"{search.trials} is more than the {size} points of {method}'s space (expected ≤ {size})"
+                    errors.append(("search.trials", problem))
+                    break
+    if search and spec.search_seeds > 1:
         fewest = min(len(spec.seeds_for(task)) for task in spec.target_list())
         if spec.search_seeds > fewest:
             errors.append(("search_seeds", f"{spec.search_seeds} is more than the seeds of a target ({fewest})"))
@@ -341,11 +417,39 @@ def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) 
         return f"{path}:{location}: missing (required)"
     if location == "version":
         return f"{path}:version: version {error.get('input')!r} is not supported (expected {SPEC_VERSION})"
+    if parts[:1] == ["search"] and len(parts) >= 2 and parts[1] not in SearchSpec.model_fields:
+        return f"{path}:{_search_value_error(error, parts, all_errors)}"
     field = _field_at(parts) if not kind.startswith("value_error") else None
     if field is not None:
         return f"{path}:{location}: must be {describe(*field)} (got {error.get('input')!r})"
     message = message.removeprefix("Value error, ")
     return f"{path}:{location}: {message}"
+
+
+_SEARCH_VALUES = "a non-empty list of values, or a range {low: …, high: …, log: true|false}"
+
+
+def _search_value_error(error: dict, parts: list, all_errors: list[dict]) -> str:
+    """A method's block of `search:`: the error of the union member the user meant (a list or a range)."""
+    if len(parts) == 2:
+        return f"search.{parts[1]}: must be a mapping of hyper-parameters to {_SEARCH_VALUES} (got {error['input']!r})"
+    where = ".".join(str(part) for part in parts[:3])
+    value = error["input"] if len(parts) == 3 else None
+    in_range = [e for e in all_errors if [p for p in e["loc"] if not _is_type_tag(p)][:3] == parts[:3]]
+    in_range = [e for e in in_range if any("Range" in str(p) for p in e["loc"])]
+    if in_range and not (len(parts) == 3 and isinstance(value, list)):
+        first = in_range[0]
+        inner = [str(p) for p in first["loc"] if not _is_type_tag(p)][3:]
+        if first["type"] == "extra_forbidden":
+            return f"{where}.{inner[0]}: unknown key (expected one of low, high, log)"
+        if first["type"] == "missing":
+            return f"{where}.{inner[0]}: missing (a range needs low and high)"
+        if first["type"] != "model_type":
+            spot = ".".join([where, *inner])
+            if first["type"] == "value_error":  # Range's own check, which names what it got
+                return f"{spot}: {first['msg'].removeprefix('Value error, ')}"
+            return f"{spot}: {first['msg']} (got {first.get('input')!r})"
+    return f"{where}: must be {_SEARCH_VALUES} (got {value!r})"
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:

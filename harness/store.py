@@ -5,6 +5,7 @@
     <root>/trials/<key>/artifacts/ …   what training wrote (adapter/, model/), complete before result.json
     <root>/trials/<key>/failed.json    the last failure: attempts and traceback
     <root>/trials/<key>/lease.json     who is running it, until when (so two submits never train it twice)
+    <root>/choices/<group>.json        a searched group's points, dev values and choice (harness/search.py)
 
 ``root`` is a local or shared path (NFS on a cluster), or any fsspec URL (``s3://bucket/sweeps/glue``,
 ``gs://…``, with the filesystem's package installed: s3fs, gcsfs). A remote store keeps the same layout:
@@ -160,6 +161,21 @@ class Store:
 
     def failure(self, key: str) -> dict | None:
         return self._read(key, "failed.json")
+
+    def write_choice(self, group: str, record: dict) -> None:
+        """A searched group's state, for the record (the choice itself is recomputed from the results)."""
+        if self.remote:
+            self.fs.pipe_file(f"{self.base}/choices/{group}.json", json.dumps(record, default=str).encode())
+        else:
+            write_json(self.root / "choices" / f"{group}.json", record, indent=1)
+
+    def choice(self, group: str) -> dict | None:
+        try:
+            if self.remote:
+                return json.loads(self.fs.cat_file(f"{self.base}/choices/{group}.json"))
+            return read_json(self.root / "choices" / f"{group}.json")
+        except FileNotFoundError:
+            return None
 
     # -- artifacts of a remote store ----------------------------------------------------------------
 

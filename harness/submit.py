@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.plan import Trial, expand
+from harness.plan import Trial, expand, make_plan
 from harness.spec import ExperimentSpec, load_spec
 from harness.store import Store
 
@@ -65,7 +65,7 @@ def submit(
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
     tracker = store_tracker(store, spec.name) if tracking_uri is None else Tracker(tracking_uri, spec.name)
     tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
-    lost = {}
+    lost, given_up = {}, set()
     if todo:
         # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
         # `ray start` happened to leave running on this machine
@@ -79,16 +79,19 @@ def submit(
                 outcome.retried_alone += waves.retried_alone
                 outcome.seconds += waves.seconds
                 lost.update(waves.failed)  # a worker or node that died records no failure in the store; Ray told us
-                if waves.failed:
-                    break
-                trials = expand(spec, store)  # searches that finished plan their groups' final trials
+                # what failed now (after its retries) stays failed in this submit: a search counts it as the
+                # worst point and chooses without it; a resubmit retries it
+                given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
+                trials = expand(spec, store, given_up)  # searches that finished plan their groups' final trials
                 done = store.done_keys(t.key for t in trials)
-                todo = [t for t in trials if t.key not in done]
+                todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
                     say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
             ray.shutdown()
         outcome.trials = trials
+    if spec.search:
+        record_choices(spec, store, given_up, say)
     tracker.log_aggregates(trials, store)
     for trial in trials:
         if trial.key in lost:
@@ -134,3 +137,20 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
         total.retried_alone += outcome.retried_alone
         total.seconds += outcome.seconds
     return total
+
+
+def record_choices(spec: ExperimentSpec, store: Store, given_up=None, say: Callable[[str], None] = print) -> None:
+    """Write each searched group's state to ``<store>/choices/<group>.json`` (its points, their dev values, the
+    chosen point), for the record: the choice itself is always recomputed from the results. Says so when a
+    group's recorded choice moved (a point added to the space, or a failed point retried)."""
+    from harness.selection import selection_rows
+
+    plan = make_plan(spec, store, given_up)
+    for row in selection_rows(spec, store, plan.groups.values()):
+        earlier = store.choice(row["group"])
+        chosen = row["points"][row["chosen"]]["point"] if row["chosen"] is not None else None
+        if earlier and earlier.get("chosen_point") not in (None, chosen) and chosen is not None:
+            where = f"{row['method']} · {row['task']} · {row['model']}"
+            say(f"{spec.name}: the choice of {where} moved from {earlier['chosen_point']} to {chosen}")
+        record = {**row, "experiment": spec.name, "sampler": spec.search.sampler, "chosen_point": chosen}
+        store.write_choice(row["group"], record)

@@ -10,9 +10,9 @@ import yaml
 import harness
 from harness.cli import main
 from harness.plan import expand, finals
-from harness.search import choose, grid_points, search_seeds
+from harness.search import FAILED, best_index, grid_points, point_value, random_points, sample, search_seeds
 from harness.selection import selection_rows
-from harness.spec import load_spec
+from harness.spec import Range, SearchSpec, load_spec
 from harness.store import Store
 
 BASE = {
@@ -50,11 +50,17 @@ def test_the_choice_is_the_best_dev_mean_never_the_test_score():
         "c0": result(math.nan),
         "c1": result(0.1),  # diverged once: the worst
     }
-    chosen, means = choose([["a0", "a1"], ["b0", "b1"], ["c0", "c1"]], results.get)
-    assert chosen == 1 and means[:2] == pytest.approx([0.60, 0.55]) and math.isnan(means[2])
-    by_metric = {"a": result(metric=0.7), "b": result(metric=0.8), "c": result(metric=0.8)}
-    assert choose([["a"], ["b"], ["c"]], by_metric.get)[0] == 1  # higher is better; a tie keeps the first
-    assert choose([["a"], ["missing"]], by_metric.get) is None  # a search trial still open: no choice yet
+    keys = [["a0", "a1"], ["b0", "b1"], ["c0", "c1"]]
+    values = [point_value(point, results.get) for point in keys]
+    assert best_index(values) == 1 and [v for v, _ in values[:2]] == pytest.approx([0.60, 0.55])
+    assert math.isnan(values[2][0]) and values[0][1] is True  # lower is better for a loss
+    by_metric = {"a": result(metric=0.7), "b": result(metric=0.8), "c": result(metric=0.8), "f": FAILED}
+    metric_values = [point_value([k], by_metric.get) for k in "abc"]
+    assert best_index(metric_values) == 1  # higher is better; a tie keeps the first
+    assert point_value(["a", "missing"], by_metric.get) is None  # a search trial still open: no choice yet
+    # a point whose trial failed for good is the worst, whichever way is better
+    assert best_index([point_value(["f"], by_metric.get), *metric_values]) == 2
+    assert best_index([point_value(["f"], by_metric.get), point_value(["a0"], results.get)]) == 1
 
 
 def test_grid_and_search_seeds():
@@ -65,6 +71,55 @@ def test_grid_and_search_seeds():
         {"learning_rate": 2, "omega_dropout": 0.3},
     ]
     assert search_seeds([0, 1, 2], 2) == [0, 1] and search_seeds([0], 2) == [0, 1]
+
+
+def test_random_points_are_fixed_by_the_seed_and_more_trials_keep_the_earlier_ones():
+    space = {
+        "learning_rate": Range(low=1e-5, high=1e-1, log=True),
+        "reduction_factor": Range(low=2, high=64),
+        "omega_dropout": [0.0, 0.1, 0.3],
+    }
+    eight = random_points(space, 8, seed=3)
+    assert eight == random_points(space, 8, seed=3) and eight != random_points(space, 8, seed=4)
+    assert random_points(space, 12, seed=3)[:8] == eight  # raising `trials` trains only the new points
+    assert len({json.dumps(p, sort_keys=True) for p in eight}) == 8  # distinct
+    for point in eight:
+        assert (
+            1e-5 <= point["learning_rate"] <= 1e-1 and float(f"{point['learning_rate']:.4g}") == point["learning_rate"]
+        )
+        assert isinstance(point["reduction_factor"], int) and 2 <= point["reduction_factor"] <= 64
+        assert point["omega_dropout"] in (0.0, 0.1, 0.3)
+    # log-uniform: about as many draws below the geometric middle (1e-3) as above it
+    rates = [p["learning_rate"] for p in random_points({"learning_rate": space["learning_rate"]}, 400, seed=0)]
+    assert 160 < sum(rate < 1e-3 for rate in rates) < 240
+    assert len(random_points({"omega_dropout": [0.0, 0.1]}, 5, seed=0)) == 2  # a small space runs out
+
+
+def test_tpe_proposes_from_finished_points_only_and_the_same_results_give_the_same_points():
+    search = SearchSpec(sampler="tpe", trials=8, startup=3, seed=1, scalearn={})
+    space = {"learning_rate": Range(low=1e-4, high=1.0, log=True), "omega_dropout": [0.0, 0.3]}
+
+    def dev_loss(point):  # a bowl around learning rate 0.01 (lower is better)
+        return (math.log10(point["learning_rate"]) + 2) ** 2 + point["omega_dropout"], True
+
+    points, values = sample(search, space, dev_loss)
+    assert len(points) == 8 and None not in values
+    assert points[:3] == random_points(space, 3, seed=1)  # the start-up points are the random sampler's
+    assert sample(search, space, dev_loss)[0] == points  # the same results propose the same points
+    assert len({json.dumps(p, sort_keys=True) for p in points}) == 8
+    assert all(1e-4 <= p["learning_rate"] <= 1.0 and p["omega_dropout"] in (0.0, 0.3) for p in points)
+    # while a start-up point is unfinished, nothing more is proposed
+    open_second = sample(search, space, lambda point: None if point == points[1] else dev_loss(point))
+    assert open_second[0] == points[:3] and open_second[1][1] is None
+    # different results move the proposals (the model reads them); a failed point (NaN) is allowed
+    flipped = sample(search, space, lambda point: (-dev_loss(point)[0], True))[0]
+    assert flipped[:3] == points[:3] and flipped[3:] != points[3:]
+    failed = sample(search, space, lambda point: (math.nan, None) if point == points[0] else dev_loss(point))
+    assert len(failed[0]) == 8
+    # the model concentrates where the dev loss is low: its proposals beat the start-up points on average
+    later = [dev_loss(p)[0] for p in points[3:]]
+    first = [dev_loss(p)[0] for p in points[:3]]
+    assert min(later) <= min(first)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +133,33 @@ def test_grid_and_search_seeds():
         ({"adaptr": {"rank": [4]}}, {}, "search.adaptr", "did you mean 'adapter'"),
         ({"all": {"learning_rate": [1e-3]}}, {"search_seeds": 3}, "search_seeds", "more than the seeds"),
         ({"all": "fast"}, {}, "search.all", "must be a mapping"),
+        ({"all": {"learning_rate": {"low": 1e-4, "high": 1e-2}}}, {}, "search.all.learning_rate", "a range needs"),
+        ({"all": {"learning_rate": {"low": 1e-2, "high": 1e-4}}}, {}, "search.all.learning_rate", "low must be below"),
+        ({"all": {"learning_rate": {"low": 0, "high": 1, "log": True}}}, {}, "search.all.learning_rate", "low > 0"),
+        ({"all": {"learning_rate": {"low": 1e-4}}}, {}, "search.all.learning_rate.high", "missing"),
+        (
+            {"all": {"learning_rate": {"low": 1e-4, "high": 1, "step": 2}}},
+            {},
+            "search.all.learning_rate.step",
+            "low, high",
+        ),
+        ({"sampler": "random", "all": {"learning_rate": [1e-3]}}, {}, "search.trials", "needs `trials`"),
+        ({"sampler": "grid", "trials": 4, "all": {"learning_rate": [1e-3]}}, {}, "search.trials", "every combination"),
+        (
+            {"sampler": "random", "trials": 4, "startup": 2, "all": {"learning_rate": [1e-3]}},
+            {},
+            "search.startup",
+            "only",
+        ),
+        ({"sampler": "random", "trials": 3, "all": {"learning_rate": [1e-3, 1e-2]}}, {}, "search.trials", "≤ 2"),
+        ({"sampler": "annealing", "all": {"learning_rate": [1e-3]}}, {}, "search.sampler", "grid"),
+        ({"sampler": "tpe", "trials": 0, "all": {"learning_rate": [1e-3]}}, {}, "search.trials", "≥ 1"),
+        (
+            {"sampler": "random", "trials": 3, "all": {"learning_rate": {"low": -1, "high": 1}}},
+            {},
+            "search.all.learning_rate.low",
+            "must be a number > 0",
+        ),
     ],
 )
 def test_bad_searches_are_one_line(search, extra, location, fragment, tmp_path, capsys):
@@ -185,3 +267,31 @@ def test_the_offline_search_study_plans_three_or_more_rates_per_method(capsys):
         rates = sorted({row["point"]["learning_rate"] for row in rows if row["method"] == method and "point" in row})
         paper = get_method(method).learning_rate
         assert len(rates) >= 3 and rates[0] <= paper / 10 * 1.0001 and rates[-1] >= paper * 10 * 0.9999, method
+
+
+@pytest.mark.slow
+def test_a_point_that_fails_for_good_ranks_last_is_recorded_and_a_resubmit_retries_it(tmp_path):
+    """Real Ray, real trials: Compacter++ at reduction factor 16 cannot build on tiny-bert (bottleneck 2, not
+    divisible by its phm_dim), so that point fails at every try; the group still chooses the other point,
+    trains its final seeds, records the choice in the store, and a resubmit retries only the failed point."""
+    search = {"compacter_pp": {"reduction_factor": [16, 2]}}
+    path = write(tmp_path, methods=["compacter_pp"], sources=None, seeds=2, search=search, retries=0)
+    store = Store(tmp_path / "store")
+    lines = []
+    outcome = harness.submit(path, store=store, num_cpus=2, say=lines.append)
+    spec = load_spec(path)
+    trials = expand(spec, store)
+    (broken,) = [t for t in trials if t.point == {"reduction_factor": 16}]
+    assert set(outcome.failed) == {broken.key} and "choose a smaller reduction_factor" in outcome.failed[broken.key]
+    final = finals(trials)
+    assert [t.seed for t in final] == [0, 1] and all(t.point == {"reduction_factor": 2} for t in final)
+    assert all(store.is_done(t.key) for t in final)
+    (row,) = selection_rows(spec, store)
+    assert row["chosen"] == 1 and row["points"][0]["failed"] == 1 and row["points"][0]["dev_mean"] is None
+    record = store.choice(row["group"])
+    assert record["chosen_point"] == {"reduction_factor": 2} and record["points"][0]["failed"] == 1
+    assert (store.root / "choices" / f"{row['group']}.json").is_file()
+
+    again = harness.submit(path, store=store, num_cpus=2, say=lambda line: None)
+    assert again.ran == [] and set(again.failed) == {broken.key}  # the failed point was tried once more
+    assert store.failure(broken.key)["time"] > store.result(final[0].key)["finished_at"]
