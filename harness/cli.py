@@ -158,7 +158,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 print(f"{where}, searching")
             else:
                 chosen = ", ".join(f"{k}={v}" for k, v in row["points"][row["chosen"]]["point"].items())
-                print(f"{where}, chosen {chosen}")
+                edge = f" (at the edge of the searched {', '.join(row['at_edge'])})" if row["at_edge"] else ""
+                print(f"{where}, chosen {chosen}{edge}")
     failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]

@@ -325,13 +325,20 @@ def render(report: Report, fmt: str) -> str:
 
 
 def write_report(report: Report, out_dir: str | Path) -> list[Path]:
-    """report.md, report.tex, report.csv and report.json in out_dir, each written atomically."""
+    """report.md, report.tex, report.csv and report.json in out_dir (and selection.csv with a search), each
+    written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt, name in FORMATS.items():
         path = out / name
         text = render(report, fmt) + "\n"
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8", newline=""))
+        written.append(path)
+    if report.selection:  # one line per searched point, beside report.csv's one line per cell
+        from harness.selection import selection_csv
+
+        path, text = out / "selection.csv", selection_csv(report.selection)
         atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8", newline=""))
         written.append(path)
     return written

@@ -45,7 +45,7 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
             scores = [store.result(key)["test"].get(metric) for key in group.final_keys]
             scores = [100 * s for s in scores if isinstance(s, int | float)]
             if scores:
-                sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+                sd = statistics.stdev(scores) if len(scores) > 1 else None
                 test = {"metric": metric, "mean": statistics.mean(scores), "sd": sd, "n": len(scores)}
         rows.append(
             {
@@ -57,11 +57,32 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                 "points": points,
                 "chosen": group.chosen,
                 "lower_is_better": group.lower_is_better,
+                "selects_on": _selects_on(group.lower_is_better, metric),
+                "at_edge": at_edge([point["point"] for point in points], group.chosen),
                 "test_of_chosen": test,
                 "selects_on_test": any(get_task(task).selects_on_test for task in tasks),
             }
         )
     return rows
+
+
+def _selects_on(lower_is_better: bool | None, metric: str | None) -> str | None:
+    if lower_is_better is None:
+        return None
+    return "loss ↓" if lower_is_better else f"{metric or 'score'} ↑"
+
+
+def at_edge(points: list[dict], chosen: int | None) -> list[str]:
+    """The numeric fields whose chosen value is the smallest or largest of at least 3 values the search tried:
+    the best value may lie beyond what was searched."""
+    if chosen is None:
+        return []
+    edges = []
+    for name, value in points[chosen].items():
+        tried = {p[name] for p in points if isinstance(p.get(name), int | float) and not isinstance(p[name], bool)}
+        if len(tried) >= 3 and value in (min(tried), max(tried)):
+            edges.append(name)
+    return edges
 
 
 def selection_notes(rows: list[dict]) -> list[str]:
@@ -71,6 +92,13 @@ def selection_notes(rows: list[dict]) -> list[str]:
         "whose trial failed for good ranks last. "
         "Test data chose nothing: the test score is shown for the chosen point only, from its final seeds."
     ]
+    edged = [row for row in rows if row["at_edge"]]
+    if edged:
+        notes.append(
+            f"edge: in {len(edged)} of {len(rows)} groups the chosen value is the smallest or largest the search "
+            "tried, so the best may lie outside it; widen that field's grid or range and resubmit (finished points "
+            "are kept)."
+        )
     flagged = sorted({row["task"] for row in rows if row["selects_on_test"]})
     if flagged:
         notes.append(
@@ -90,8 +118,8 @@ def selection_markdown(rows: list[dict]) -> str:
     lines = [
         "### Hyper-parameter selection on dev",
         "",
-        "| model | method | task | point | dev (mean ± sd) | seeds | chosen | test of the chosen point |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | method | task | point | selects on | dev (mean ± sd) | seeds | chosen | test of the chosen point |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         for index, point in enumerate(row["points"]):
@@ -100,9 +128,64 @@ def selection_markdown(rows: list[dict]) -> str:
                 dev += f" ± {point['dev_sd']:.4f}"
             chosen = index == row["chosen"]
             test = row["test_of_chosen"]
-            shown = f"{test['mean']:.2f} ± {test['sd']:.2f} (n={test['n']})" if chosen and test else ""
+            shown = ""
+            if chosen and test:
+                sd = "" if test["sd"] is None else f" ± {test['sd']:.2f}"
+                shown = f"{test['mean']:.2f}{sd} (n={test['n']})"
             seeds = f"{point['done']}/{point['planned']}" + (f" ({point['failed']} failed)" if point["failed"] else "")
-            cells = [row["model"], row["method"], row["task"], _point_text(point["point"]), dev, seeds]
-            lines.append("| " + " | ".join([*cells, "✓" if chosen else "", shown]) + " |")
+            mark = ("✓" + (f" (edge: {', '.join(row['at_edge'])})" if row["at_edge"] else "")) if chosen else ""
+            cells = [row["model"], row["method"], row["task"], _point_text(point["point"])]
+            lines.append("| " + " | ".join([*cells, row["selects_on"] or "–", dev, seeds, mark, shown]) + " |")
     lines += [""] + [f"- {note}" for note in selection_notes(rows)]
     return "\n".join(lines)
+
+
+SELECTION_CSV_FIELDS = (
+    "group",
+    "model",
+    "method",
+    "task",
+    "stage",
+    "point",
+    "selects_on",
+    "dev_mean",
+    "dev_sd",
+    "done",
+    "failed",
+    "planned",
+    "chosen",
+    "at_edge",
+    "test_metric",
+    "test_mean",
+    "test_sd",
+    "test_n",
+)
+
+
+def selection_csv(rows: list[dict]) -> str:
+    """One line per searched point; the test columns are filled on the chosen point's line only."""
+    import csv
+    import io
+    import json
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SELECTION_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for index, point in enumerate(row["points"]):
+            chosen = index == row["chosen"]
+            test = (row["test_of_chosen"] or {}) if chosen else {}
+            writer.writerow(
+                {
+                    **{key: row[key] for key in ("group", "model", "method", "task", "stage", "selects_on")},
+                    "point": json.dumps(point["point"], sort_keys=True),
+                    **{key: point[key] for key in ("dev_mean", "dev_sd", "done", "failed", "planned")},
+                    "chosen": chosen,
+                    "at_edge": " ".join(row["at_edge"]) if chosen else "",
+                    "test_metric": test.get("metric"),
+                    "test_mean": test.get("mean"),
+                    "test_sd": test.get("sd"),
+                    "test_n": test.get("n"),
+                }
+            )
+    return buffer.getvalue()

@@ -295,3 +295,48 @@ def test_a_point_that_fails_for_good_ranks_last_is_recorded_and_a_resubmit_retri
     again = harness.submit(path, store=store, num_cpus=2, say=lambda line: None)
     assert again.ran == [] and set(again.failed) == {broken.key}  # the failed point was tried once more
     assert store.failure(broken.key)["time"] > store.result(final[0].key)["finished_at"]
+
+
+def test_a_choice_at_the_edge_of_what_was_searched_is_flagged():
+    """The chosen value is the smallest or largest of ≥ 3 tried: flagged (the best may lie beyond); an inner
+    choice, a 2-point grid and a non-numeric field are not."""
+    from harness.selection import at_edge
+
+    grid = [{"learning_rate": lr, "pooling": "mean"} for lr in (1e-4, 1e-3, 1e-2)]
+    assert at_edge(grid, 0) == ["learning_rate"] and at_edge(grid, 2) == ["learning_rate"]
+    assert at_edge(grid, 1) == [] and at_edge(grid, None) == []
+    assert at_edge([{"learning_rate": 1e-4}, {"learning_rate": 1e-3}], 1) == []
+    two_fields = [{"learning_rate": lr, "reduction_factor": rf} for lr, rf in ((1, 2), (2, 16), (3, 8))]
+    assert at_edge(two_fields, 1) == ["reduction_factor"]
+
+
+def test_the_selection_csv_has_one_line_per_point_and_the_test_on_the_chosen_line_only():
+    import csv
+
+    from harness.selection import selection_csv, selection_markdown
+
+    points = [
+        {"point": {"learning_rate": lr}, "done": 1, "failed": 0, "planned": 1, "dev_mean": dev, "dev_sd": None}
+        for lr, dev in ((1e-4, 0.9), (1e-3, 0.5), (1e-2, 0.4))
+    ]
+    row = {
+        "group": "adapter-syn_a-tiny-bert-0123abcd",
+        "model": "tiny-bert",
+        "method": "adapter",
+        "task": "syn_a",
+        "stage": 1,
+        "points": points,
+        "chosen": 2,
+        "lower_is_better": True,
+        "selects_on": "loss ↓",
+        "at_edge": ["learning_rate"],
+        "test_of_chosen": {"metric": "accuracy", "mean": 71.5, "sd": None, "n": 1},
+        "selects_on_test": False,
+    }
+    lines = list(csv.DictReader(selection_csv([row]).splitlines()))
+    assert [json.loads(line["point"]) for line in lines] == [p["point"] for p in points]
+    assert [line["chosen"] for line in lines] == ["False", "False", "True"]
+    assert [line["test_mean"] for line in lines] == ["", "", "71.5"] and lines[2]["at_edge"] == "learning_rate"
+    table = selection_markdown([row])
+    assert "| loss ↓ | 0.4000 | 1/1 | ✓ (edge: learning_rate) | 71.50 (n=1) |" in table  # one seed: no ± sd
+    assert "edge: in 1 of 1 groups" in table
