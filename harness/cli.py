@@ -81,18 +81,19 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: str, store=None):
-    """The spec and its plan as it stands: the trials that can be planned now (with a store: the finals of
-    finished searches too), the searched groups, the transfer trials still waiting for their sources."""
+def _load(args: argparse.Namespace, store=None):
+    """The spec (the file with its ``--set`` overrides) and its plan as it stands: the trials that can be
+    planned now (with a store: the finals of finished searches too), the searched groups, the transfer
+    trials still waiting for their sources."""
     from harness.plan import make_plan
     from harness.spec import load_spec
 
-    spec = load_spec(path)
+    spec = load_spec(args.file, args.set or ())
     return spec, make_plan(spec, store)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    spec, planned = _load(args.file)
+    spec, planned = _load(args)
     trials = planned.sorted_trials()
     stages = {stage: sum(t.stage == stage for t in trials) for stage in (1, 2)}
     searched = sum(t.role == "search" for t in trials)
@@ -109,7 +110,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     store = Store(args.store)
-    _, planned = _load(args.file, store)
+    _, planned = _load(args, store)
     rows = [{**t.summary(), "done": store.is_done(t.key)} for t in planned.sorted_trials()]
     waiting = planned.waiting
     if args.json:
@@ -139,7 +140,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from harness.store import STATES, Store
 
     store = Store(args.store)
-    spec, planned = _load(args.file, store)
+    spec, planned = _load(args, store)
     trials = planned.sorted_trials()
     states = {t.key: store.state(t.key) for t in trials}
     counts = Counter((t.stage, states[t.key]) for t in trials)
@@ -169,16 +170,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     from harness.report import results_table
+    from harness.spec import load_spec
     from harness.submit import submit
 
     outcome = submit(
-        args.file,
+        load_spec(args.file, args.set or ()),
         store=args.store,
         address=args.address,
         tracking_uri=args.tracking_uri,
         num_cpus=args.num_cpus,
         data_dir=args.data_dir,
         max_concurrent=args.max_concurrent,
+        preflight=not args.skip_preflight,
     )
     if outcome.ran or outcome.seconds:
         ran_now = [key for key in outcome.failed if key not in outcome.ran]
@@ -207,7 +210,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     store = Store(args.store)
     if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
-    spec, planned = _load(args.file, store)
+    spec, planned = _load(args, store)
     trials = planned.sorted_trials()
     compare = args.compare == "paper"
     report = build_report(spec, trials, store, args.baseline, compare, groups=planned.groups.values())
@@ -251,6 +254,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _add_set(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a key of the file, as if it said so (e.g. resources.gpus=0, hyperparameters.all.epochs=1); "
+        "repeatable; the same overrides give the same trials",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="ScaLearn benchmarking harness")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -273,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("file", help="experiment file (experiments/*.yaml)")
+        _add_set(command)
         if name != "validate":
             command.add_argument("--store", default="store", help="the results store (default ./store)")
         if name == "plan":
@@ -289,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
                 help="at most N trials handed to Ray at once (default: as many as fit)",
             )
             command.add_argument(
+                "--skip-preflight",
+                action="store_true",
+                help="start the trials without first checking resources, models and data (harness/preflight.py)",
+            )
+            command.add_argument(
                 "--tracking-uri",
                 default=None,
                 help="an MLflow server or database (default: the store's own SQLite database, written directly)",
@@ -298,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="paper tables from the store: mean ± sd over seeds, significance")
     report.add_argument("file", help="experiment file (experiments/*.yaml)")
     report.add_argument("--store", default="store", help="the results store (default ./store)")
+    _add_set(report)
     report.add_argument("--format", default="md", help="md, latex, csv or json (default md), printed to stdout")
     report.add_argument("--out", default=None, help="also write report.md/.tex/.csv/.json to this folder")
     report.add_argument("--baseline", default="adapterfusion", help="significance against this method")

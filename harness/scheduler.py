@@ -82,7 +82,7 @@ def _keep_lease(store: Store, key: str, owner: str, stop: threading.Event) -> No
 @dataclass
 class Progress:
     """What `run_trials` reports after each batch of finished trials: counts per (stage, state) over the
-    trials of this submit, how many are in flight with their sources done ("running", at most the slots),
+    trials of this submit, how many are running (their sources done and their resources granted by Ray),
     and how long each finished trial took from the moment it could start (for time estimates)."""
 
     total: Counter
@@ -189,8 +189,10 @@ def run_trials(
             if all(key in finished_keys or key not in refs for key in trial.depends_on):
                 ready_since.setdefault(trial.key, now)
                 progress.running[trial.stage] += 1
-        if progress.slots is not None:  # more may be ready than can run at once; earlier stages first
-            free = progress.slots
+        started = _started(resources)
+        cap = started if progress.slots is None else min(progress.slots, started)
+        if cap is not None:  # more may be ready than run (Ray hands out what it has); earlier stages first
+            free = cap
             for stage in (1, 2):
                 progress.running[stage] = min(progress.running[stage], free)
                 free -= progress.running[stage]
@@ -213,6 +215,19 @@ def _slots(resources: dict, max_concurrent: int | None) -> int | None:
         if need:
             limits.append(max(1, int(cluster.get(name, 0) / need)))
     return min(limits) if limits else None
+
+
+def _started(resources: dict) -> int | None:
+    """How many trials hold their resources on the connected Ray right now: Ray has started them. From the
+    CPUs in use (every trial asks the same CPUs); on a cluster shared with other work this counts theirs
+    too, so it only caps the count of trials that are ready. None when a trial asks for no CPU."""
+    import ray
+
+    cpus = resources.get("cpus", 1)
+    if not cpus:
+        return None
+    used = ray.cluster_resources().get("CPU", 0.0) - ray.available_resources().get("CPU", 0.0)
+    return max(0, int(used / cpus + 1e-6))
 
 
 def _node_id() -> str:

@@ -30,6 +30,7 @@ retries: 1
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -452,11 +453,73 @@ def _search_value_error(error: dict, parts: list, all_errors: list[dict]) -> str
     return f"{where}: must be {_SEARCH_VALUES} (got {value!r})"
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """The validated spec of an experiment file; raises SpecError with one line on any problem."""
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``KEY=VALUE`` of ``--set``: the dotted key of the file's schema (a number indexes a list) and the value
+    as YAML reads it (``0`` a number, ``[rte, cb]`` a list, ``{cpus: 1}`` a mapping)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {text}: expected KEY=VALUE, e.g. --set resources.gpus=0")
+    parts = [int(part) if part.isdigit() else part for part in key.strip().split(".")]
+    if any(part == "" for part in parts):
+        raise SpecError(f"--set {text}: the key has an empty part (expected e.g. hyperparameters.all.epochs)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise SpecError(f"--set {text}: the value is not valid YAML") from None
+    return parts, parsed
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict[str, str]:
+    """Set each ``--set KEY=VALUE`` in ``data`` (the file as read, includes merged), as if the file said so;
+    returns dotted key → the flag's text, to name the flag in an error about what it set."""
+    applied = {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            here = ".".join(map(str, parts[: depth + 1]))
+            if isinstance(node, list) and isinstance(part, int):
+                if part >= len(node):
+                    raise SpecError(f"--set {text}: {here} is past the end of the list ({len(node)} items)")
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {text}: {here.rpartition('.')[0] or here} is not a mapping")
+            if not isinstance(node.get(part), dict | list):
+                node[part] = {}
+            node = node[part]
+        last = parts[-1]
+        in_list = isinstance(node, list) and isinstance(last, int) and last < len(node)
+        if in_list or isinstance(node, dict):
+            node[last] = value
+        else:
+            where = ".".join(map(str, parts[:-1]))
+            raise SpecError(f"--set {text}: {where} is a list; index it with a number below {len(node)}")
+        applied[".".join(map(str, parts))] = text
+    return applied
+
+
+def _blame(line: str, path: Path, applied: dict[str, str]) -> str:
+    """An error about a value a ``--set`` gave names the flag, not the file."""
+    head = f"{path}:"
+    if not applied or not line.startswith(head):
+        return line
+    location, _, message = line[len(head) :].partition(": ")
+    for key, text in applied.items():
+        if location == key or key.startswith(location + "."):
+            return f"--set {text}: {message}"
+        if location.startswith(key + "."):
+            return f"--set {text}: {location}: {message}"
+    return line
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
+    """The validated spec of an experiment file, with ``overrides`` (``--set KEY=VALUE``) applied as if the
+    file said them; raises SpecError with one line on any problem, naming the file's key or the flag."""
     path = Path(path)
     data = _read_yaml(path.resolve())
     data.pop("include", None)
+    applied = apply_overrides(data, overrides)
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as error:
@@ -464,11 +527,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         fields = list(ExperimentSpec.model_fields)
         if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
             fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
-        raise SpecError(_format(path, first, fields, error.errors())) from None
+        raise SpecError(_blame(_format(path, first, fields, error.errors()), path, applied)) from None
     errors = semantic_errors(spec)
     if errors:
         location, message = errors[0]
-        raise SpecError(f"{path}:{location}: {message}")
+        raise SpecError(_blame(f"{path}:{location}: {message}", path, applied))
     if spec.name is None:
         spec.name = path.stem
     return spec

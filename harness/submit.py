@@ -48,9 +48,14 @@ def submit(
     num_cpus: int | None = None,
     data_dir: str | Path | None = None,
     max_concurrent: int | None = None,
+    preflight: bool = True,
     say: Callable[[str], None] = print,
 ) -> SubmitOutcome:
-    """Run every trial of ``spec`` (an ExperimentSpec or an experiment file) not done yet; log to MLflow."""
+    """Run every trial of ``spec`` (an ExperimentSpec or an experiment file) not done yet; log to MLflow.
+
+    ``preflight`` (default on): before any trial runs, check that the connected Ray can ever meet a trial's
+    request and that every model and task's data can be loaded where the trials run (harness/preflight.py);
+    raises PreflightError naming everything missing, with nothing trained and no failure recorded."""
     import ray
 
     from harness.tracking import Tracker, store_tracker
@@ -63,9 +68,13 @@ def submit(
     todo = [t for t in trials if t.key not in done]
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
-    tracker = store_tracker(store, spec.name) if tracking_uri is None else Tracker(tracking_uri, spec.name)
-    tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
-    lost, given_up = {}, set()
+
+    def open_tracker():
+        tracker = store_tracker(store, spec.name) if tracking_uri is None else Tracker(tracking_uri, spec.name)
+        tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
+        return tracker
+
+    lost, given_up, tracker = {}, set(), None
     if todo:
         # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
         # `ray start` happened to leave running on this machine
@@ -73,6 +82,9 @@ def submit(
         local = {"num_cpus": num_cpus} if address == "local" else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         try:
+            if preflight:  # before anything is written: a submit that cannot run leaves the store as it was
+                _preflight(spec, todo, address == "local", data_dir)
+            tracker = open_tracker()
             while todo:
                 waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
                 outcome.ran += waves.done
@@ -90,6 +102,7 @@ def submit(
         finally:
             ray.shutdown()
         outcome.trials = trials
+    tracker = tracker or open_tracker()
     if spec.search:
         record_choices(spec, store, given_up, say)
     tracker.log_aggregates(trials, store)
@@ -100,6 +113,27 @@ def submit(
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
             outcome.failed[trial.key] = " ".join(reason)
     return outcome
+
+
+def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -> None:
+    """Both checks of harness/preflight.py, reported together: what the cluster cannot offer, and what the
+    trials could not load (on this machine for a local Ray, else on each node that can run a trial)."""
+    from harness.preflight import PreflightError, check_inputs, check_resources, cluster_shapes, runnable_nodes
+
+    resources = spec.resources.model_dump()
+    problems = []
+    try:
+        check_resources(spec.name, resources, *cluster_shapes(), local=local)
+    except PreflightError as error:
+        problems.append(str(error))
+    nodes = None if local else runnable_nodes(resources)
+    if local or nodes:
+        try:
+            check_inputs(todo, data_dir, nodes)
+        except PreflightError as error:
+            problems.append(str(error))
+    if problems:
+        raise PreflightError("\n".join(problems))
 
 
 def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent):
