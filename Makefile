@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/scheduler_overhead.py
 	$(PY) benchmarks/mlflow_throughput.py
 	$(PY) benchmarks/packing_sim.py
+	$(PY) benchmarks/preflight.py
 
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)

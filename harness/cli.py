@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("validate", _cmd_validate, "check an experiment file; print ok and its trials"),
         ("plan", _cmd_plan, "the trials an experiment file needs, in stage order"),
-        ("status", _cmd_status, "done / running / failed / pending per stage"),
+        ("status", _cmd_status, "done / running / failed / pending per stage, and each search's state"),
         ("submit", _cmd_submit, "run what is not done yet, on Ray"),
     ):
         command = commands.add_parser(name, help=text)
@@ -292,9 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "plan":
             command.add_argument("--json", action="store_true", help="a JSON array instead of lines")
         if name == "submit":
-            command.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
-            command.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
-            command.add_argument("--data-dir", default=None, help="task data in the hub's layout (offline)")
+            command.add_argument(
+                "--address",
+                default=None,
+                help="a Ray cluster (default: $RAY_ADDRESS inside a Ray job, else a new local Ray)",
+            )
+            command.add_argument(
+                "--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine's)"
+            )
+            command.add_argument(
+                "--data-dir",
+                default=None,
+                help="task data as `harness data prepare` writes it (default: $SCALEARN_DATA_DIR, else HF cache/hub)",
+            )
             command.add_argument(
                 "--max-concurrent",
                 type=_positive_int,
@@ -319,14 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--store", default="store", help="the results store (default ./store)")
     _add_set(report)
     report.add_argument("--format", default="md", help="md, latex, csv or json (default md), printed to stdout")
-    report.add_argument("--out", default=None, help="also write report.md/.tex/.csv/.json to this folder")
+    report.add_argument(
+        "--out",
+        default=None,
+        help="also write report.md/.tex/.csv/.json (with a search: selection.csv) and figures/ to this folder",
+    )
     report.add_argument("--baseline", default="adapterfusion", help="significance against this method")
     report.add_argument("--compare", default=None, help="paper: the published numbers beside ours, with Δ")
     report.set_defaults(run=_cmd_report)
 
     ui = commands.add_parser("ui", help="the MLflow UI over the store's tracking data, on 127.0.0.1")
-    ui.add_argument("--store", default="store")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--store", default="store", help="the results store (default ./store)")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.set_defaults(run=_cmd_ui)
 
     data = commands.add_parser("data", help="task data: fetch ahead for machines without internet")

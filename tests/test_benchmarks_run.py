@@ -79,3 +79,11 @@ def test_packing_simulation_runs_and_packs(tmp_path):
     assert result["per_device"]["adapter"] == 7 and result["per_device"]["full_ft"] == 4
     assert by_u[0.25]["speedup"] > 2 > by_u[0.5]["speedup"] > 1  # light trials pack; at u = 1 nothing to gain
     assert 0.8 < by_u[1.0]["speedup"] < 1.1
+
+
+def test_preflight_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "preflight.json"
+    assert load("preflight").main(["--rounds", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["trials"] == {"demo": 19, "tiny": 10} and result["ray_start_seconds"] > 0
+    assert set(result["preflight_seconds"]) == {"demo", "tiny"}

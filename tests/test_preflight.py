@@ -204,7 +204,9 @@ def test_plan_status_and_validate_take_the_same_overrides(tmp_path, capsys):
     assert main(["validate", GLUE, "--set", "seeds=1", "--set", "joint_seeds=1", "--set", "seeds_per_task={}"]) == 0
     assert "ok: " in capsys.readouterr().out
     assert main(["plan", GLUE, "--store", str(tmp_path / "s"), "--set", "methods=[adapter]", "--set", "seeds=2"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "20 trials, 0 done"  # 2 seeds; the 4 large tasks keep their 3
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1] == "20 trials, 0 done"
+    )  # 2 seeds; the 4 large tasks keep their 3
     assert main(["status", GLUE, "--store", str(tmp_path / "s"), "--set", "methods=[adapter]", "--set", "seeds=2"]) == 0
     assert "stage 1: 0 done, 0 running, 0 failed, 20 pending / 20" in capsys.readouterr().out
 
