@@ -48,9 +48,13 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
         if store.is_done(trial.key):
             return trial.key
         owner = store.acquire(trial.key)
+    if store.is_done(trial.key):  # finished by another submit between our check and its lease's release
+        store.release(trial.key, owner)
+        return trial.key
     stop = threading.Event()
     threading.Thread(target=_keep_lease, args=(store, trial.key, owner, stop), daemon=True).start()
     try:
+        store.record_attempt(trial.key, owner)
         store.write_trial(trial.key, trial.summary() | {"config": trial.config.model_dump(mode="json")})
         for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
             store.pull(key)

@@ -5,7 +5,11 @@
     <root>/trials/<key>/artifacts/ …   what training wrote (adapter/, model/), complete before result.json
     <root>/trials/<key>/failed.json    the last failure: attempts and traceback
     <root>/trials/<key>/lease.json     who is running it, until when (so two submits never train it twice)
+    <root>/trials/<key>/attempts/<owner>.json   one per time a worker took the lease and trained it
     <root>/choices/<group>.json        a searched group's points, dev values and choice (harness/search.py)
+    <root>/drivers/<id>.json           each submit running on this store: host, pid, experiment, since when
+    <root>/tracking/<dest>/…           which trials and parent runs are logged to an MLflow destination, and
+                                       short claims while a driver logs them (harness/tracking.py)
 
 ``root`` is a local or shared path (NFS on a cluster), or any fsspec URL (``s3://bucket/sweeps/glue``,
 ``gs://…``, with the filesystem's package installed: s3fs, gcsfs). A remote store keeps the same layout:
@@ -99,32 +103,63 @@ class Store:
         """Where the store's MLflow keeps run artifacts (an experiment's folder, with one given)."""
         return self.root / "mlartifacts" / experiment if experiment else self.root / "mlartifacts"
 
+    # -- records by path under the root: a trial's are trials/<key>/<name> -------------------------
+
+    def _at(self, rel: str):
+        return f"{self.base}/{rel}" if self.remote else self.root / rel
+
+    def read_at(self, rel: str) -> dict | None:
+        try:
+            if self.remote:
+                return json.loads(self.fs.cat_file(self._at(rel)))
+            return read_json(self._at(rel))
+        except FileNotFoundError:
+            return None
+
+    def write_at(self, rel: str, data: dict, indent: int | None = None) -> None:
+        """One JSON record, whole or not at all (a single PUT; locally a temporary file renamed)."""
+        if self.remote:
+            self.fs.pipe_file(self._at(rel), json.dumps(data, default=str).encode())
+        else:
+            write_json(self._at(rel), data, indent=indent)
+
+    def exists_at(self, rel: str) -> bool:
+        return self.fs.exists(self._at(rel)) if self.remote else self._at(rel).exists()
+
+    def remove_at(self, rel: str) -> None:
+        if self.remote:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self._at(rel))
+        else:
+            self._at(rel).unlink(missing_ok=True)
+
+    def names_at(self, folder: str) -> list[str]:
+        """The file names in a folder of the store (one listing on a remote store); [] when it does not exist."""
+        if self.remote:
+            self.fs.invalidate_cache()
+            try:
+                return [path.rstrip("/").split("/")[-1] for path in self.fs.ls(self._at(folder), detail=False)]
+            except FileNotFoundError:
+                return []
+        try:
+            return [name for name in os.listdir(self._at(folder)) if not name.startswith(".")]
+        except FileNotFoundError:
+            return []
+
     def _remote(self, key: str, name: str = "") -> str:
         return f"{self.base}/trials/{key}" + (f"/{name}" if name else "")
 
     def _read(self, key: str, name: str) -> dict | None:
-        try:
-            if self.remote:
-                return json.loads(self.fs.cat_file(self._remote(key, name)))
-            return read_json(self.trial_dir(key) / name)
-        except FileNotFoundError:
-            return None
+        return self.read_at(f"trials/{key}/{name}")
 
     def _write(self, key: str, name: str, data: dict) -> None:
-        if self.remote:
-            self.fs.pipe_file(self._remote(key, name), json.dumps(data, default=str).encode())
-        else:
-            write_json(self.trial_dir(key) / name, data)
+        self.write_at(f"trials/{key}/{name}", data)
 
     def _exists(self, key: str, name: str) -> bool:
-        return self.fs.exists(self._remote(key, name)) if self.remote else (self.trial_dir(key) / name).exists()
+        return self.exists_at(f"trials/{key}/{name}")
 
     def _remove(self, key: str, name: str) -> None:
-        if self.remote:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(self._remote(key, name))
-        else:
-            (self.trial_dir(key) / name).unlink(missing_ok=True)
+        self.remove_at(f"trials/{key}/{name}")
 
     def is_done(self, key: str) -> bool:
         return self._exists(key, "result.json")
@@ -164,18 +199,50 @@ class Store:
 
     def write_choice(self, group: str, record: dict) -> None:
         """A searched group's state, for the record (the choice itself is recomputed from the results)."""
-        if self.remote:
-            self.fs.pipe_file(f"{self.base}/choices/{group}.json", json.dumps(record, default=str).encode())
-        else:
-            write_json(self.root / "choices" / f"{group}.json", record, indent=1)
+        self.write_at(f"choices/{group}.json", record, indent=1)
 
     def choice(self, group: str) -> dict | None:
-        try:
-            if self.remote:
-                return json.loads(self.fs.cat_file(f"{self.base}/choices/{group}.json"))
-            return read_json(self.root / "choices" / f"{group}.json")
-        except FileNotFoundError:
-            return None
+        return self.read_at(f"choices/{group}.json")
+
+    def record_attempt(self, key: str, owner: str) -> None:
+        """A worker took the trial's lease to train it: one record per training, the proof that a trial
+        trained once however many submits watched it."""
+        self.write_at(f"trials/{key}/attempts/{_file_name(owner)}.json", {"owner": owner, "time": time.time()})
+
+    def attempts(self, key: str) -> list[dict]:
+        folder = f"trials/{key}/attempts"
+        return [record for name in self.names_at(folder) if (record := self.read_at(f"{folder}/{name}"))]
+
+    # -- the submits running on this store ----------------------------------------------------------
+
+    def register_driver(self, info: dict) -> str:
+        """Record a submit running on this store (renew it with `renew_driver`, drop it with
+        `unregister_driver`); a record whose expiry passed is a submit that died."""
+        driver = _file_name(f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        self.write_at(f"drivers/{driver}.json", {**info, "id": driver, "expires": time.time() + lease_seconds()})
+        return driver
+
+    def renew_driver(self, driver: str) -> None:
+        record = self.read_at(f"drivers/{driver}.json")
+        if record is not None:
+            self.write_at(f"drivers/{driver}.json", {**record, "expires": time.time() + lease_seconds()})
+
+    def unregister_driver(self, driver: str) -> None:
+        self.remove_at(f"drivers/{driver}.json")
+
+    def drivers(self) -> list[dict]:
+        """The live submits on this store (expired records are removed)."""
+        live = []
+        for name in self.names_at("drivers"):
+            record = self.read_at(f"drivers/{name}")
+            if record is None:
+                continue
+            died = _died_here(f"{record.get('host')}:{record.get('pid')}:")
+            if record.get("expires", 0) > time.time() and not died:
+                live.append(record)
+            else:
+                self.remove_at(f"drivers/{name}")
+        return live
 
     # -- artifacts of a remote store ----------------------------------------------------------------
 
@@ -221,50 +288,107 @@ class Store:
         Leases are short (``lease_seconds()``, 60 s by default) and renewed by their holder while it runs
         (`renew`): the lease of a holder that died, e.g. with its node, lapses within a minute, and Ray's
         retry of the trial on another node takes over."""
+        return self.acquire_at(f"trials/{key}/lease.json", ttl_seconds)
+
+    def renew(self, key: str, owner: str, ttl_seconds: float | None = None) -> bool:
+        """Push the lease's expiry forward; False if ``owner`` no longer holds it."""
+        return self.renew_at(f"trials/{key}/lease.json", owner, ttl_seconds)
+
+    def release(self, key: str, owner: str) -> None:
+        self.release_at(f"trials/{key}/lease.json", owner)
+
+    def acquire_at(self, rel: str, ttl_seconds: float | None = None) -> str | None:
+        """A lease on any record path of the store (a trial's, a tracking claim, a lock): the owner id, or
+        None while another live owner holds it."""
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         lease = json.dumps({"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())}).encode()
         for _ in range(2):
             try:
-                self._create_exclusive(key, lease)
+                self._create_exclusive(rel, lease)
                 return owner
             except FileExistsError:
-                held = self._read_lease(key)
-                if held.get("expires", 0) > time.time():
+                held = self._read_lease(rel)
+                if held.get("expires", 0) > time.time() and not _died_here(held.get("owner", "")):
                     return None
-                self._remove(key, "lease.json")  # stale: its owner died
+                self.remove_at(rel)  # stale: its owner died (its lease lapsed, or it was a process of this host)
         return None
 
-    def _create_exclusive(self, key: str, data: bytes) -> None:
+    def renew_at(self, rel: str, owner: str, ttl_seconds: float | None = None) -> bool:
+        if self._read_lease(rel).get("owner") != owner:
+            return False
+        self.write_at(rel, {"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())})
+        return True
+
+    def release_at(self, rel: str, owner: str) -> None:
+        if self._read_lease(rel).get("owner") == owner:
+            self.remove_at(rel)
+
+    @contextlib.contextmanager
+    def locked(self, rel: str, wait_seconds: float = 300.0, poll_seconds: float = 0.2):
+        """Hold the lease at ``rel`` for the block, waiting while another owner holds it (renewed meanwhile,
+        so a long block keeps it; the lease of an owner that died lapses)."""
+        import threading
+
+        deadline = time.time() + wait_seconds
+        while (owner := self.acquire_at(rel)) is None:
+            if time.time() > deadline:
+                raise RuntimeError(f"{self.location}/{rel}: still held by another submit after {wait_seconds:.0f} s")
+            time.sleep(poll_seconds)
+        stop = threading.Event()
+
+        def keep():
+            while not stop.wait(lease_seconds() / 3):
+                with contextlib.suppress(OSError):
+                    self.renew_at(rel, owner)
+
+        threading.Thread(target=keep, daemon=True).start()
+        try:
+            yield owner
+        finally:
+            stop.set()
+            self.release_at(rel, owner)
+
+    def _create_exclusive(self, rel: str, data: bytes) -> None:
         if self.remote:
-            with self.fs.open(self._remote(key, "lease.json"), "xb") as f:
+            with self.fs.open(self._at(rel), "xb") as f:
                 f.write(data)
             return
-        path = self.trial_dir(key) / "lease.json"
+        path = self._at(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
 
-    def _read_lease(self, key: str) -> dict:
+    def _read_lease(self, rel: str) -> dict:
         try:
-            return self._read(key, "lease.json") or {}
+            return self.read_at(rel) or {}
         except (OSError, json.JSONDecodeError):
             return {"expires": 0}
-
-    def renew(self, key: str, owner: str, ttl_seconds: float | None = None) -> bool:
-        """Push the lease's expiry forward; False if ``owner`` no longer holds it."""
-        if self._read_lease(key).get("owner") != owner:
-            return False
-        self._write(key, "lease.json", {"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())})
-        return True
-
-    def release(self, key: str, owner: str) -> None:
-        if self._read_lease(key).get("owner") == owner:
-            self._remove(key, "lease.json")
 
     def state(self, key: str) -> str:
         if self.is_done(key):
             return "done"
-        if self._read_lease(key).get("expires", 0) > time.time():
+        if self._read_lease(f"trials/{key}/lease.json").get("expires", 0) > time.time():
             return "running"
         return "failed" if self._exists(key, "failed.json") else "pending"
+
+
+def _file_name(text: str) -> str:
+    """An owner id as a file name on any filesystem."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def _died_here(owner: str) -> bool:
+    """The owner (``host:pid:…``) was a process of this host that no longer runs: its lease is stale at once.
+    Another host's owner is only known dead when its lease lapses."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

@@ -11,7 +11,10 @@ RAY_ADDRESS, set inside a Ray job) for a cluster. MLflow: the store's own databa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +73,14 @@ def submit(
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
 
     def open_tracker():
-        tracker = store_tracker(store, spec.name) if tracking_uri is None else Tracker(tracking_uri, spec.name)
+        if tracking_uri is None:
+            tracker = store_tracker(store, spec.name)
+        else:
+            tracker = Tracker(tracking_uri, spec.name, store=store)
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 
-    lost, given_up, tracker = {}, set(), None
+    lost, given_up, tracker, finish = {}, set(), None, None
     if todo:
         # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
         # `ray start` happened to leave running on this machine
@@ -84,6 +90,7 @@ def submit(
         try:
             if preflight:  # before anything is written: a submit that cannot run leaves the store as it was
                 _preflight(spec, todo, address == "local", data_dir)
+            finish = _register(spec, store, say)
             tracker = open_tracker()
             while todo:
                 waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
@@ -100,9 +107,12 @@ def submit(
                 if todo:
                     say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
+            if finish is not None:
+                finish()
             ray.shutdown()
         outcome.trials = trials
     tracker = tracker or open_tracker()
+    tracker.log_trials(trials, store)  # what another submit on this store claimed but did not log (it died)
     if spec.search:
         record_choices(spec, store, given_up, say)
     tracker.log_aggregates(trials, store)
@@ -113,6 +123,42 @@ def submit(
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
             outcome.failed[trial.key] = " ".join(reason)
     return outcome
+
+
+def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
+    """Record this submit in the store (renewed while it runs) and tell the user about the others running on
+    it. Submits on one store share the work: each trial trains once, in whichever submit's worker leases it
+    first; every submit waits for all of its trials and each finished trial is logged to MLflow once, by
+    whichever submit claims it. Returns what ends the record (call it when the submit ends)."""
+    import threading
+    from datetime import datetime
+
+    from harness.store import lease_seconds
+
+    info = {"experiment": spec.name, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    driver = store.register_driver(info)  # first, so two submits started at once see each other
+    for other in (d for d in store.drivers() if d.get("id") != driver):
+        since = datetime.fromtimestamp(other.get("started", 0)).strftime("%Y-%m-%d %H:%M:%S")
+        say(
+            f"{spec.name}: another submit is running on this store (experiment {other.get('experiment')!r}, "
+            f"{other.get('host')} pid {other.get('pid')}, since {since}); they share the work: each trial "
+            "trains once, in whichever submit takes it first, and is logged to MLflow once"
+        )
+    stop = threading.Event()
+
+    def keep():
+        while not stop.wait(lease_seconds() / 3):
+            with contextlib.suppress(OSError):
+                store.renew_driver(driver)
+        store.unregister_driver(driver)
+
+    threading.Thread(target=keep, daemon=True).start()
+
+    def finish() -> None:
+        stop.set()
+        store.unregister_driver(driver)
+
+    return finish
 
 
 def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -> None:

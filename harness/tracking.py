@@ -5,6 +5,14 @@ Hierarchy: one experiment per experiment file; a parent run per (stage, method, 
 aggregate; a child run per trial with its params, tags, per-evaluation and final metrics and artifacts.
 A child run is found again by its `harness.trial_key` tag, so a resubmit never creates a twin.
 
+Several submits may run on one store at once (harness/submit.py); each logs what finishes, so each trial
+and parent run is *claimed* before it is written: a short lease in the store
+(``tracking/<destination>/<experiment id>/claims/``), then a marker with its run id (``…/logged/<key>.json``,
+``…/parents/<hash>.json``) once written. A driver that finds a marker, or a claim held by another, skips
+the trial; one that finds a run in the database but no marker (a driver killed between the two) writes the
+marker instead of a twin. Creating or upgrading the database, and the experiment, happens under a lock in
+the store (``tracking/setup.lock``), one driver at a time.
+
 With no tracking URI the driver writes the store's own SQLite database (``store/mlflow.db``, artifacts in
 ``store/mlartifacts``): it is MLflow's only writer, so no server sits in between. `harness ui` serves
 that database on 127.0.0.1; `EmbeddedServer` starts `mlflow server` over it where a URL is needed.
@@ -12,6 +20,8 @@ that database on 127.0.0.1; `EmbeddedServer` starts `mlflow server` over it wher
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
@@ -19,6 +29,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -26,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.plan import Trial, finals
-from harness.store import Store
+from harness.store import Store, lease_seconds
 from scalearn.engines import free_port
 
 KEY_TAG = "harness.trial_key"
@@ -252,22 +263,49 @@ def store_tracking_uri(store: Store) -> str:
 
 def store_tracker(store: Store, experiment: str) -> Tracker:
     """The tracker over the store's own database, artifacts under store/mlartifacts/<experiment>."""
-    return Tracker(store_tracking_uri(store), experiment, store.tracking_artifacts(experiment).as_uri())
+    return Tracker(store_tracking_uri(store), experiment, store.tracking_artifacts(experiment).as_uri(), store)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+CLAIM_WAIT_SECONDS = 600.0
+"""How long a driver waits for another to create a parent run it claimed. Claims live as long as leases
+(renewed while their holder writes): a dead driver's claim lapses within a minute, at once on its own host."""
 
 
 class Tracker:
-    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_location: str | None = None, store: Store | None = None
+    ):
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # one line per run is noise here
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = (
-            found.experiment_id if found else self.client.create_experiment(experiment, artifact_location)
-        )
+        self.store = store
+        setup = store.locked("tracking/setup.lock") if store is not None else contextlib.nullcontext()
+        with setup:  # a fresh database is created (or an old one upgraded) by one driver at a time
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                try:
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location)
+                except MlflowException:  # created meanwhile by a driver on another store, same server
+                    found = self.client.get_experiment_by_name(experiment)
+                    if found is None:
+                        raise
+            if found is not None:
+                self.experiment_id = found.experiment_id
         self.artifact_location: str | None = None
+        self.claims = None
+        if store is not None:
+            destination = "store" if tracking_uri == store.tracking_uri else _short_hash(tracking_uri)
+            self.claims = f"tracking/{destination}/{self.experiment_id}"
         self.logged = self._existing(KEY_TAG)
         self.parents = self._existing(GROUP_TAG)
+        if self.claims is not None:
+            self.logged.update(self._markers("logged"))
 
     def _existing(self, tag: str) -> dict[str, str]:
         """Tag value → run id, for every run of the experiment that carries the tag (paged)."""
@@ -277,30 +315,115 @@ class Tracker:
                 [self.experiment_id], filter_string=f"tags.`{tag}` != ''", max_results=5000, page_token=token
             )
             for run in page:
-                found[run.data.tags[tag]] = run.info.run_id
+                found.setdefault(run.data.tags[tag], run.info.run_id)
             token = page.token
             if not token:
                 return found
+
+    def _markers(self, kind: str) -> dict[str, str]:
+        folder = f"{self.claims}/{kind}"
+        names = self.store.names_at(folder)
+        return {name.removesuffix(".json"): record["run_id"] for name in names if (record := self._marker(kind, name))}
+
+    def _marker(self, kind: str, name: str) -> dict | None:
+        return self.store.read_at(f"{self.claims}/{kind}/{name.removesuffix('.json')}.json")
+
+    def _mark(self, kind: str, name: str, run_id: str, **extra) -> None:
+        self.store.write_at(f"{self.claims}/{kind}/{name}.json", {"run_id": run_id, **extra})
+
+    @contextlib.contextmanager
+    def _claimed(self, names: list[str]):
+        """Claim each name for this driver; yields the names claimed (those another driver holds are left
+        out), renewing the claims until the block ends, then releasing them."""
+        owners = {}
+        for name in names:
+            owner = self.store.acquire_at(f"{self.claims}/claims/{name}.json")
+            if owner is not None:
+                owners[name] = owner
+        stop = threading.Event()
+
+        def keep():
+            while not stop.wait(lease_seconds() / 3):
+                for name, owner in owners.items():
+                    with contextlib.suppress(OSError):
+                        self.store.renew_at(f"{self.claims}/claims/{name}.json", owner)
+
+        if owners:
+            threading.Thread(target=keep, daemon=True).start()
+        try:
+            yield list(owners)
+        finally:
+            stop.set()
+            for name, owner in owners.items():
+                self.store.release_at(f"{self.claims}/claims/{name}.json", owner)
+
+    def _group_run(self, group: str, tags: dict[str, str], run_name: str | None = None) -> str:
+        """The parent run of ``group``, created once whichever driver asks first; the others wait for its
+        marker (or find it in the database)."""
+        if group in self.parents:
+            return self.parents[group]
+        if self.claims is None:
+            self.parents[group] = self._create_group_run(group, tags, run_name)
+            return self.parents[group]
+        name = _short_hash(group)
+        deadline = time.time() + CLAIM_WAIT_SECONDS
+        while group not in self.parents:
+            marker = self._marker("parents", name)
+            if marker is not None:
+                self.parents[group] = marker["run_id"]
+                break
+            with self._claimed([f"parent-{name}"]) as claimed:
+                if claimed:
+                    marker = self._marker("parents", name)
+                    run_id = marker["run_id"] if marker else self._find(GROUP_TAG, group)
+                    run_id = run_id or self._create_group_run(group, tags, run_name)
+                    self._mark("parents", name, run_id, group=group)
+                    self.parents[group] = run_id
+                    break
+            if time.time() > deadline:
+                raise RuntimeError(f"MLflow parent run {group!r}: still claimed by another submit")
+            time.sleep(0.2)
+        return self.parents[group]
+
+    def _create_group_run(self, group: str, tags: dict[str, str], run_name: str | None) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name or group, tags={GROUP_TAG: group, **tags})
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    def _find(self, tag: str, value: str) -> str | None:
+        quoted = value.replace("'", "\\'")
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{tag}` = '{quoted}'", max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def _runs_with_keys(self, keys: list[str]) -> dict[str, str]:
+        """Trial key → run id for those of ``keys`` that have a child run in the database already."""
+        if not keys:
+            return {}
+        sql_store = _sql_store(self.client)
+        if sql_store is None:  # over HTTP: a search per key (only for the trials this driver claimed)
+            return {key: run_id for key in keys if (run_id := self._find(KEY_TAG, key))}
+        from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+        from sqlalchemy import select
+
+        found = {}
+        with sql_store.ManagedSessionMaker() as session:
+            for start in range(0, len(keys), 500):
+                query = (
+                    select(SqlTag.value, SqlTag.run_uuid)
+                    .join(SqlRun, SqlRun.run_uuid == SqlTag.run_uuid)
+                    .where(SqlTag.key == KEY_TAG, SqlTag.value.in_(keys[start : start + 500]))
+                    .where(SqlRun.experiment_id == int(self.experiment_id), SqlRun.lifecycle_stage == "active")
+                )
+                for value, run_id in session.execute(query):
+                    found.setdefault(value, run_id)
+        return found
 
     def _parent(self, trial: Trial) -> str:
         group = f"stage{trial.stage}/{trial.method}/{trial.task}/{trial.model}"
         if trial.role == "search":  # a group's search points under a parent of their own
             group += "/search"
-        if group not in self.parents:
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=group,
-                tags={
-                    GROUP_TAG: group,
-                    "stage": str(trial.stage),
-                    "method": trial.method,
-                    "task": trial.task,
-                    "model": trial.model,
-                },
-            )
-            self.client.set_terminated(run.info.run_id)
-            self.parents[group] = run.info.run_id
-        return self.parents[group]
+        tags = {"stage": str(trial.stage), "method": trial.method, "task": trial.task, "model": trial.model}
+        return self._group_run(group, tags)
 
     def run_record(self, trial: Trial, store: Store) -> RunRecord:
         """What the child run of a finished trial holds: tags, params, per-evaluation and final metrics."""
@@ -366,6 +489,22 @@ class Tracker:
         todo = [t for t in unlogged if t.key in done]
         if not todo:
             return 0
+        if self.claims is None:
+            return self._write(todo, store)
+        self.logged.update(self._markers("logged"))  # logged meanwhile by another submit on this store
+        todo = [t for t in todo if t.key not in self.logged]
+        with self._claimed([t.key for t in todo]) as claimed:
+            claimed = set(claimed)  # a trial another driver is logging right now is left to it
+            ours = [t for t in todo if t.key in claimed and self._marker("logged", t.key) is None]
+            in_database = self._runs_with_keys([t.key for t in ours])  # its driver died before the marker
+            for key, run_id in in_database.items():
+                self._mark("logged", key, run_id)
+                self.logged[key] = run_id
+            return self._write([t for t in ours if t.key not in in_database], store)
+
+    def _write(self, todo: list[Trial], store: Store) -> int:
+        if not todo:
+            return 0
         records = [self.run_record(t, store) for t in todo]
         sql_store = _sql_store(self.client)
         if sql_store is not None:
@@ -374,7 +513,10 @@ class Tracker:
             ids = write_runs_sql(sql_store, self.experiment_id, records, self.artifact_location)
         else:
             ids = write_runs_api(self.client, self.experiment_id, records)
-        self.logged.update({t.key: run_id for t, run_id in zip(todo, ids, strict=True)})
+        for trial, run_id in zip(todo, ids, strict=True):
+            if self.claims is not None:
+                self._mark("logged", trial.key, run_id)
+            self.logged[trial.key] = run_id
         return len(todo)
 
     def log_trial(self, trial: Trial, store: Store) -> str | None:
@@ -385,11 +527,7 @@ class Tracker:
     def log_report(self, files: list, figures: dict[str, list]) -> str:
         """The report on the sweep's "report" run (tables and every figure under report/), and each (method,
         target)'s mixing figure on its parent run, so the UI shows them where one looks. Returns the run id."""
-        if REPORT_GROUP not in self.parents:
-            run = self.client.create_run(self.experiment_id, run_name="report", tags={GROUP_TAG: REPORT_GROUP})
-            self.client.set_terminated(run.info.run_id)
-            self.parents[REPORT_GROUP] = run.info.run_id
-        run_id = self.parents[REPORT_GROUP]
+        run_id = self._group_run(REPORT_GROUP, {}, run_name="report")
         for path in files:
             self.client.log_artifact(run_id, str(path), artifact_path="report")
         for group, paths in figures.items():

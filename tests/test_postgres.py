@@ -85,3 +85,21 @@ def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(postg
         assert sorted(r.data.tags[KEY_TAG] for r in found) == sorted(t.key for t in trials)
     assert "its UI is the tracking server's, http://127.0.0.1" in capsys.readouterr().out
     assert not (store.root / "mlflow.db").exists()  # nothing went to the store's own database
+
+
+def test_three_submits_at_once_through_a_server_on_postgres_log_each_trial_once(postgres, tmp_path):
+    """Three drivers of one sweep, started at the same moment on a fresh store, all logging to one MLflow
+    server over PostgreSQL: every trial trained once and logged once, every group one parent."""
+    from test_concurrent import TINY, check_once, run_together
+
+    from harness.tracking import EmbeddedServer
+
+    sweep = tmp_path / "three.yaml"
+    sweep.write_text(TINY.read_text().replace("name: tiny", "name: tiny-three"))
+    store = Store(tmp_path / "store")
+    with EmbeddedServer(store, workers=2, backend_uri=postgres) as server:
+        flags = ("--tracking-uri", server.uri)
+        codes, outputs = run_together(*[(sweep, store.root, *flags)] * 3)
+        assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
+        check_once(store, server.uri, [sweep])
+    assert not (store.root / "mlflow.db").exists()

@@ -1,0 +1,85 @@
+"""Several submits on one store at once (issue: concurrent submits): real drivers in their own processes, each
+with its own local Ray, started at the same moment. They share the work: every trial trains once (proved
+from the store's attempt records, not from timing), has one result, and exactly one MLflow child run; each
+group has one parent run; creating the store's database is serialised."""
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness.plan import expand
+from harness.spec import load_spec
+from harness.store import Store
+from harness.tracking import GROUP_TAG, KEY_TAG
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "experiments" / "tiny.yaml"
+
+
+def start(file, store, *extra):
+    command = [sys.executable, "-m", "harness.cli", "submit", str(file), "--store", str(store), "--num-cpus", "2"]
+    return subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def run_together(*commands):
+    """Start every driver before waiting for any (no sleep between them); their exit codes and outputs."""
+    processes = [start(*command) for command in commands]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    return [process.returncode for process in processes], outputs
+
+
+def mlflow_runs(uri: str, experiment: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=5000) if found else []
+
+
+def check_once(store: Store, uri: str, files: list[Path]):
+    """Every trial of the files: one result, trained once, one child run; every group: one parent run."""
+    for file in files:
+        spec = load_spec(file)
+        trials = expand(spec, store)
+        runs = mlflow_runs(uri, spec.name)
+        children = Counter(r.data.tags[KEY_TAG] for r in runs if KEY_TAG in r.data.tags)
+        parents = Counter(r.data.tags[GROUP_TAG] for r in runs if GROUP_TAG in r.data.tags)
+        assert all(store.is_done(t.key) for t in trials)
+        assert {t.key: len(store.attempts(t.key)) for t in trials} == {t.key: 1 for t in trials}  # trained once
+        assert children == Counter({t.key: 1 for t in trials}), f"{spec.name}: twin or missing child runs"
+        groups = {f"stage{t.stage}/{t.method}/{t.task}/{t.model}" for t in trials}
+        assert parents == Counter(dict.fromkeys(groups, 1)), f"{spec.name}: twin or missing parent runs"
+        for run in runs:
+            if KEY_TAG in run.data.tags:  # each child under its group's one parent
+                trial = next(t for t in trials if t.key == run.data.tags[KEY_TAG])
+                group = f"stage{trial.stage}/{trial.method}/{trial.task}/{trial.model}"
+                parent = next(r for r in runs if r.data.tags.get(GROUP_TAG) == group)
+                assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def test_two_submits_of_one_sweep_on_a_fresh_store_then_on_an_existing_one(tmp_path):
+    store = Store(tmp_path / "store")
+    codes, outputs = run_together((TINY, store.root), (TINY, store.root))
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert any("another submit is running on this store" in output for output in outputs)
+    check_once(store, store.tracking_uri, [TINY])
+
+    more = tmp_path / "more.yaml"  # more seeds: new trials for both to share, the old ones done already
+    more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 4"))
+    codes, outputs = run_together((more, store.root), (more, store.root))
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    check_once(store, store.tracking_uri, [more])
+    assert store.drivers() == []  # both submits ended and took their records with them
+
+
+def test_two_experiment_files_on_one_store_at_once(tmp_path):
+    store = Store(tmp_path / "store")
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.read_text().replace("name: tiny", "name: tiny-other").replace("seeds: 2", "seeds: 1"))
+    codes, outputs = run_together((TINY, store.root), (other, store.root))
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    check_once(store, store.tracking_uri, [TINY, other])  # one database, two experiments, shared source adapters
