@@ -75,8 +75,10 @@ def submit(
     def open_tracker():
         if tracking_uri is None:
             tracker = store_tracker(store, spec.name)
-        else:
+        elif tracking_uri.startswith(("http://", "https://")):  # the server keeps artifacts where it is told
             tracker = Tracker(tracking_uri, spec.name, store=store)
+        else:  # a database named directly: a new experiment's artifacts go to the store, not ./mlruns
+            tracker = Tracker(tracking_uri, spec.name, store.tracking_artifacts(spec.name).as_uri(), store)
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 

@@ -5,6 +5,7 @@ sweep submitted with --tracking-uri pointing at that server. Every run and metri
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,18 @@ def test_three_submits_at_once_through_a_server_on_postgres_log_each_trial_once(
         assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
         check_once(store, server.uri, [sweep])
     assert not (store.root / "mlflow.db").exists()
+
+
+def test_a_database_named_directly_as_tracking_uri_keeps_artifacts_in_the_store(postgres, tmp_path):
+    """--tracking-uri postgresql://… (no server): the runs go to PostgreSQL, their artifacts to the store,
+    not to MLflow's default ./mlruns of whatever folder the user stood in."""
+    from test_concurrent import TINY, check_once, run_together
+
+    sweep = tmp_path / "direct.yaml"
+    sweep.write_text(TINY.read_text().replace("name: tiny", "name: tiny-direct"))
+    store = Store(tmp_path / "store")
+    codes, outputs = run_together((sweep, store.root, "--tracking-uri", postgres))
+    assert codes == [0], outputs[0][-3000:]
+    check_once(store, postgres, [sweep])
+    assert list((store.root / "mlartifacts" / "tiny-direct").glob("*/artifacts/result.json"))
+    assert not (Path(__file__).resolve().parent.parent / "mlruns").exists()
