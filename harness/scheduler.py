@@ -8,7 +8,6 @@ are written atomically, so a killed driver or worker leaves either a finished tr
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from collections import Counter
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 
 from harness.packing import is_out_of_memory
 from harness.plan import Trial
-from harness.store import Store, lease_seconds
+from harness.store import Store, renewing
 
 LEASE_POLL_SECONDS = 2.0
 
@@ -51,36 +50,24 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
     if store.is_done(trial.key):  # finished by another submit between our check and its lease's release
         store.release(trial.key, owner)
         return trial.key
-    stop = threading.Event()
-    threading.Thread(target=_keep_lease, args=(store, trial.key, owner, stop), daemon=True).start()
     try:
-        store.record_attempt(trial.key, owner)
-        store.write_trial(trial.key, trial.summary() | {"config": trial.config.model_dump(mode="json")})
-        for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
-            store.pull(key)
-        result = options.get("body", run_trial)(
-            trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
-        )
-        result["node"] = _node_id()
-        store.write_result(trial.key, result)
-        return trial.key
+        with renewing(lambda: store.renew(trial.key, owner)):  # until the trial ends, or the lease was lost
+            store.record_attempt(trial.key, owner)
+            store.write_trial(trial.key, trial.summary() | {"config": trial.config.model_dump(mode="json")})
+            for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
+                store.pull(key)
+            result = options.get("body", run_trial)(
+                trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
+            )
+            result["node"] = _node_id()
+            store.write_result(trial.key, result)
+            return trial.key
     except Exception:
         previous = store.failure(trial.key) or {"attempts": 0}
         store.write_failure(trial.key, previous["attempts"] + 1, traceback.format_exc())
         raise
     finally:
-        stop.set()
         store.release(trial.key, owner)
-
-
-def _keep_lease(store: Store, key: str, owner: str, stop: threading.Event) -> None:
-    """Renew the lease every third of its life until the trial ends (or the lease was lost)."""
-    while not stop.wait(lease_seconds() / 3):
-        try:
-            if not store.renew(key, owner):
-                return
-        except OSError:  # a store hiccup: try again next round; the lease has two more rounds of life
-            continue
 
 
 @dataclass

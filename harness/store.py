@@ -218,7 +218,7 @@ class Store:
     def register_driver(self, info: dict) -> str:
         """Record a submit running on this store (renew it with `renew_driver`, drop it with
         `unregister_driver`); a record whose expiry passed is a submit that died."""
-        driver = _file_name(f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        driver = _file_name(_new_owner())
         self.write_at(f"drivers/{driver}.json", {**info, "id": driver, "expires": time.time() + lease_seconds()})
         return driver
 
@@ -300,7 +300,7 @@ class Store:
     def acquire_at(self, rel: str, ttl_seconds: float | None = None) -> str | None:
         """A lease on any record path of the store (a trial's, a tracking claim, a lock): the owner id, or
         None while another live owner holds it."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = _new_owner()
         lease = json.dumps({"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())}).encode()
         for _ in range(2):
             try:
@@ -327,25 +327,15 @@ class Store:
     def locked(self, rel: str, wait_seconds: float = 300.0, poll_seconds: float = 0.2):
         """Hold the lease at ``rel`` for the block, waiting while another owner holds it (renewed meanwhile,
         so a long block keeps it; the lease of an owner that died lapses)."""
-        import threading
-
         deadline = time.time() + wait_seconds
         while (owner := self.acquire_at(rel)) is None:
             if time.time() > deadline:
                 raise RuntimeError(f"{self.location}/{rel}: still held by another submit after {wait_seconds:.0f} s")
             time.sleep(poll_seconds)
-        stop = threading.Event()
-
-        def keep():
-            while not stop.wait(lease_seconds() / 3):
-                with contextlib.suppress(OSError):
-                    self.renew_at(rel, owner)
-
-        threading.Thread(target=keep, daemon=True).start()
         try:
-            yield owner
+            with renewing(lambda: self.renew_at(rel, owner)):
+                yield owner
         finally:
-            stop.set()
             self.release_at(rel, owner)
 
     def _create_exclusive(self, rel: str, data: bytes) -> None:
@@ -371,6 +361,34 @@ class Store:
         if self._read_lease(f"trials/{key}/lease.json").get("expires", 0) > time.time():
             return "running"
         return "failed" if self._exists(key, "failed.json") else "pending"
+
+
+@contextlib.contextmanager
+def renewing(renew):
+    """Call ``renew()`` every third of a lease's life, on a daemon thread, until the block ends or it returns
+    False (the lease was lost). A store hiccup (OSError) is tried again next round: the lease has two more
+    rounds of life."""
+    import threading
+
+    stop = threading.Event()
+
+    def keep():
+        while not stop.wait(lease_seconds() / 3):
+            try:
+                if renew() is False:
+                    return
+            except OSError:
+                continue
+
+    threading.Thread(target=keep, daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def _new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _file_name(text: str) -> str:

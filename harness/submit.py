@@ -113,8 +113,10 @@ def submit(
                 finish()
             ray.shutdown()
         outcome.trials = trials
-    tracker = tracker or open_tracker()
-    tracker.log_trials(trials, store)  # what another submit on this store claimed but did not log (it died)
+    if tracker is None:
+        tracker = open_tracker()
+    else:
+        tracker.log_trials(trials, store)  # what another submit on this store claimed but did not log (it died)
     if spec.search:
         record_choices(spec, store, given_up, say)
     tracker.log_aggregates(trials, store)
@@ -132,10 +134,9 @@ def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
     it. Submits on one store share the work: each trial trains once, in whichever submit's worker leases it
     first; every submit waits for all of its trials and each finished trial is logged to MLflow once, by
     whichever submit claims it. Returns what ends the record (call it when the submit ends)."""
-    import threading
     from datetime import datetime
 
-    from harness.store import lease_seconds
+    from harness.store import renewing
 
     info = {"experiment": spec.name, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
     driver = store.register_driver(info)  # first, so two submits started at once see each other
@@ -146,21 +147,10 @@ def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
             f"{other.get('host')} pid {other.get('pid')}, since {since}); they share the work: each trial "
             "trains once, in whichever submit takes it first, and is logged to MLflow once"
         )
-    stop = threading.Event()
-
-    def keep():
-        while not stop.wait(lease_seconds() / 3):
-            with contextlib.suppress(OSError):
-                store.renew_driver(driver)
-        store.unregister_driver(driver)
-
-    threading.Thread(target=keep, daemon=True).start()
-
-    def finish() -> None:
-        stop.set()
-        store.unregister_driver(driver)
-
-    return finish
+    record = contextlib.ExitStack()
+    record.callback(store.unregister_driver, driver)
+    record.enter_context(renewing(lambda: store.renew_driver(driver)))
+    return record.close
 
 
 def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -> None:

@@ -29,7 +29,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.plan import Trial, finals
-from harness.store import Store, lease_seconds
+from harness.store import Store, renewing
 from scalearn.engines import free_port
 
 KEY_TAG = "harness.trial_key"
@@ -320,10 +319,10 @@ class Tracker:
             if not token:
                 return found
 
-    def _markers(self, kind: str) -> dict[str, str]:
-        folder = f"{self.claims}/{kind}"
-        names = self.store.names_at(folder)
-        return {name.removesuffix(".json"): record["run_id"] for name in names if (record := self._marker(kind, name))}
+    def _markers(self, kind: str, known=()) -> dict[str, str]:
+        """Name → run id of the markers in the store: one listing, and a read for each name not ``known``."""
+        names = [name.removesuffix(".json") for name in self.store.names_at(f"{self.claims}/{kind}")]
+        return {name: record["run_id"] for name in names if name not in known and (record := self._marker(kind, name))}
 
     def _marker(self, kind: str, name: str) -> dict | None:
         return self.store.read_at(f"{self.claims}/{kind}/{name.removesuffix('.json')}.json")
@@ -340,20 +339,16 @@ class Tracker:
             owner = self.store.acquire_at(f"{self.claims}/claims/{name}.json")
             if owner is not None:
                 owners[name] = owner
-        stop = threading.Event()
 
-        def keep():
-            while not stop.wait(lease_seconds() / 3):
-                for name, owner in owners.items():
-                    with contextlib.suppress(OSError):
-                        self.store.renew_at(f"{self.claims}/claims/{name}.json", owner)
+        def renew():
+            for name, owner in owners.items():
+                with contextlib.suppress(OSError):
+                    self.store.renew_at(f"{self.claims}/claims/{name}.json", owner)
 
-        if owners:
-            threading.Thread(target=keep, daemon=True).start()
         try:
-            yield list(owners)
+            with renewing(renew):
+                yield list(owners)
         finally:
-            stop.set()
             for name, owner in owners.items():
                 self.store.release_at(f"{self.claims}/claims/{name}.json", owner)
 
@@ -491,7 +486,7 @@ class Tracker:
             return 0
         if self.claims is None:
             return self._write(todo, store)
-        self.logged.update(self._markers("logged"))  # logged meanwhile by another submit on this store
+        self.logged.update(self._markers("logged", self.logged))  # logged meanwhile by another submit
         todo = [t for t in todo if t.key not in self.logged]
         with self._claimed([t.key for t in todo]) as claimed:
             claimed = set(claimed)  # a trial another driver is logging right now is left to it
