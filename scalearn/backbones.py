@@ -1,6 +1,6 @@
-"""Hugging Face encoders, and where each family keeps the sub-layer that adapters attach to.
+"""Hugging Face encoders and decoders, and where each family keeps the sub-layer that adapters attach to.
 
-Adapters sit after the FFN of every layer, at the Pfeiffer location (docs/method.md §1.2):
+Encoders: adapters sit after the FFN of every layer, at the Pfeiffer location (docs/method.md §1.2):
 
     f = Dropout(W_2 · act(W_1 h_att))        the FFN output before its residual and LayerNorm
     x = LN(f + h_att)                        the adapter input (the layer output without adapters)
@@ -10,6 +10,16 @@ LN is the layer's pre-trained, frozen LayerNorm, applied a second time. We attac
 transformers' code: each layer's FFN output module is swapped for a *site* that owns the same child
 modules under the same names (so the encoder's state-dict keys do not change) and calls back into the
 model for z.
+
+Decoders (Llama, Mistral, Qwen2/3, Gemma-2/3; pre-norm, no LayerNorm after the residual): where AdapterHub's
+``seq_bn`` adapter sits on them (docs/method.md §1.2a). With h the residual stream entering the FFN block,
+f = W_down(act(W_gate N(h)) ⊙ W_up N(h)) the gated MLP's output and N₂ the FFN's post-norm (Gemma only):
+
+    x = N₂(f + h)   (Gemma)       x = f + h   (the others)       the adapter input
+    out = h + N₂(f + z)  (Gemma)  out = x + z  (the others)      z as above
+
+The MLP is swapped for a site with the same children (keys unchanged); h reaches it through a forward
+pre-hook on the FFN's pre-norm, which is where the layer hands it over.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from torch import nn
 
 from scalearn.catalog import (  # noqa: F401  (re-exported: the names belong with the models)
     ALIASES,
+    DECODER_TYPES,
     KNOWN_CONFIGS,
     MINILM,
     MINILM_PACKAGE,
@@ -88,6 +99,36 @@ class DistilBertFFNSite(nn.Module):
         return f + self.mixer(self.layer_index, x)
 
 
+class GatedMLPSite(nn.Module):
+    """Stands in for a decoder's gated MLP, down(act(gate(n)) * up(n)), with the same children.
+
+    ``capture`` (a pre-hook on the FFN's pre-norm) hands over h, the residual stream entering the block;
+    ``post_norm`` is the block's norm after the MLP (Gemma's post_feedforward_layernorm), owned by the layer.
+    """
+
+    def __init__(self, original: nn.Module, layer_index: int, post_norm: nn.Module | None = None):
+        super().__init__()
+        self.gate_proj, self.up_proj, self.down_proj = original.gate_proj, original.up_proj, original.down_proj
+        self.act_fn = original.act_fn
+        object.__setattr__(self, "_post_norm", post_norm)
+        self.layer_index = layer_index
+        self.mixer: Mixer | None = None
+        self._residual: torch.Tensor | None = None
+
+    def capture(self, module: nn.Module, args: tuple) -> None:
+        self._residual = args[0] if self.mixer is not None else None
+
+    def forward(self, normed: torch.Tensor) -> torch.Tensor:
+        f = self.down_proj(self.act_fn(self.gate_proj(normed)) * self.up_proj(normed))
+        if self.mixer is None:
+            return f
+        residual, self._residual = self._residual, None
+        if residual is None:
+            raise RuntimeError(f"layer {self.layer_index}: the FFN's residual input was not captured")
+        x = f + residual if self._post_norm is None else self._post_norm(f + residual)
+        return f + self.mixer(self.layer_index, x)
+
+
 # -- families -------------------------------------------------------------------------------------
 
 
@@ -107,14 +148,30 @@ def _distilbert_sites(encoder: nn.Module) -> list[nn.Module]:
     return sites
 
 
+def _decoder_sites(model: nn.Module) -> list[nn.Module]:
+    sites = []
+    for index, layer in enumerate(model.layers):
+        gemma = hasattr(layer, "pre_feedforward_layernorm")
+        pre_norm = layer.pre_feedforward_layernorm if gemma else layer.post_attention_layernorm
+        site = GatedMLPSite(layer.mlp, index, layer.post_feedforward_layernorm if gemma else None)
+        layer.mlp = site
+        pre_norm.register_forward_pre_hook(site.capture)
+        sites.append(site)
+    return sites
+
+
 @dataclass(frozen=True)
 class Family:
-    """How one encoder family is wired: where the sites are and what its forward accepts."""
+    """How one family is wired: where the sites are, what its forward accepts, which token a head reads.
+
+    A causal (decoder) family reads the last non-padding token and gets position ids counted from the
+    first real token, so left and right padding give the same states."""
 
     model_type: str
     make_sites: Callable[[nn.Module], list[nn.Module]]
     has_pooler: bool = False
     token_type_ids: bool = True
+    causal: bool = False
 
 
 FAMILIES: dict[str, Family] = {
@@ -126,6 +183,10 @@ FAMILIES: dict[str, Family] = {
         Family("electra", _bert_like_sites),
         Family("deberta-v2", _bert_like_sites),  # DeBERTa-v2 and v3
         Family("distilbert", _distilbert_sites, token_type_ids=False),
+        *(
+            Family(model_type, _decoder_sites, token_type_ids=False, causal=True)
+            for model_type in DECODER_TYPES
+        ),
     )
 }
 
@@ -134,7 +195,7 @@ def family_of(config) -> Family:
     model_type = getattr(config, "model_type", None)
     if model_type not in FAMILIES:
         raise UnsupportedModelError(
-            f"encoder family {model_type!r} is not supported; supported families: {', '.join(sorted(FAMILIES))}"
+            f"model family {model_type!r} is not supported; supported families: {', '.join(sorted(FAMILIES))}"
         )
     return FAMILIES[model_type]
 

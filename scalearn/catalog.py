@@ -71,11 +71,122 @@ KNOWN_CONFIGS: dict[str, dict] = {
         "pad_token_id": 0,
     },
 }
+# Decoder families (docs/method.md §1.2a): the base checkpoints, as published on the hub. GQA everywhere: the
+# key and value projections are narrower than the hidden size.
+DECODER_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text")
+_QWEN3 = dict(
+    model_type="qwen3",
+    vocab_size=151936,
+    head_dim=128,
+    num_key_value_heads=8,
+    max_position_embeddings=32768,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    bos_token_id=151643,
+    eos_token_id=151643,
+)
+_LLAMA3 = dict(
+    model_type="llama",
+    vocab_size=128256,
+    num_key_value_heads=8,
+    max_position_embeddings=131072,
+    rope_theta=500_000.0,
+    rms_norm_eps=1e-5,
+    bos_token_id=128000,
+    eos_token_id=128001,
+)
+_GEMMA2 = dict(
+    model_type="gemma2",
+    vocab_size=256000,
+    head_dim=256,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-6,
+    query_pre_attn_scalar=256,
+    sliding_window=4096,
+    attn_logit_softcapping=50.0,
+    final_logit_softcapping=30.0,
+    hidden_activation="gelu_pytorch_tanh",
+    tie_word_embeddings=True,
+    pad_token_id=0,
+    bos_token_id=2,
+    eos_token_id=1,
+)
+
+
+def _rope_llama3(base: float, factor: float) -> dict:
+    return {
+        "rope_type": "llama3",
+        "rope_theta": base,
+        "factor": factor,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
+
+
+def _shape(d: int, layers: int, heads: int, d_ff: int, **extra) -> dict:
+    return dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=d_ff, **extra)
+
+
+DECODER_CONFIGS: dict[str, dict] = {
+    "Qwen/Qwen3-0.6B-Base": {**_QWEN3, **_shape(1024, 28, 16, 3072), "tie_word_embeddings": True},
+    "Qwen/Qwen3-1.7B-Base": {**_QWEN3, **_shape(2048, 28, 16, 6144), "tie_word_embeddings": True},
+    "Qwen/Qwen3-4B-Base": {**_QWEN3, **_shape(2560, 36, 32, 9728), "tie_word_embeddings": True},
+    "Qwen/Qwen3-8B-Base": {**_QWEN3, **_shape(4096, 36, 32, 12288), "tie_word_embeddings": False},
+    "Qwen/Qwen3-14B-Base": {**_QWEN3, **_shape(5120, 40, 40, 17408), "tie_word_embeddings": False},
+    "meta-llama/Llama-3.2-1B": {
+        **_LLAMA3,
+        **_shape(2048, 16, 32, 8192, head_dim=64),
+        "tie_word_embeddings": True,
+        "rope_parameters": _rope_llama3(500_000.0, 32.0),
+    },
+    "meta-llama/Llama-3.2-3B": {
+        **_LLAMA3,
+        **_shape(3072, 28, 24, 8192, head_dim=128),
+        "tie_word_embeddings": True,
+        "rope_parameters": _rope_llama3(500_000.0, 32.0),
+    },
+    "meta-llama/Llama-3.1-8B": {
+        **_LLAMA3,
+        **_shape(4096, 32, 32, 14336, head_dim=128),
+        "tie_word_embeddings": False,
+        "rope_parameters": _rope_llama3(500_000.0, 8.0),
+    },
+    "mistralai/Mistral-7B-v0.3": {
+        **_shape(4096, 32, 32, 14336, head_dim=128),
+        "model_type": "mistral",
+        "vocab_size": 32768,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1_000_000.0,
+        "rms_norm_eps": 1e-5,
+        "sliding_window": None,
+        "tie_word_embeddings": False,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    },
+    "google/gemma-2-2b": {**_GEMMA2, **_shape(2304, 26, 8, 9216), "num_key_value_heads": 4},
+    "google/gemma-2-9b": {**_GEMMA2, **_shape(3584, 42, 16, 14336), "num_key_value_heads": 8},
+}
+KNOWN_CONFIGS.update(DECODER_CONFIGS)
+
 # Short names as the paper and most scripts write them.
 ALIASES: dict[str, str] = {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS} | {
     "minilm": MINILM,
     "all-MiniLM-L6-v2": MINILM,
     "deberta-v3-base": "microsoft/deberta-v3-base",
+} | {
+    "qwen3-0.6b": "Qwen/Qwen3-0.6B-Base",
+    "qwen3-1.7b": "Qwen/Qwen3-1.7B-Base",
+    "qwen3-4b": "Qwen/Qwen3-4B-Base",
+    "qwen3-8b": "Qwen/Qwen3-8B-Base",
+    "qwen3-14b": "Qwen/Qwen3-14B-Base",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+    "mistral-7b": "mistralai/Mistral-7B-v0.3",
+    "gemma-2-2b": "google/gemma-2-2b",
+    "gemma-2-9b": "google/gemma-2-9b",
 }
 
 _TINY = dict(
@@ -147,6 +258,34 @@ TINY_CONFIGS: dict[str, dict] = {
         "type_vocab_size": 0,
     },
 }
+
+
+# Tiny random-init decoders of every decoder family: GQA (4 query heads, 2 key/value heads), and for Qwen3 and
+# Gemma a head width (16) that makes the attention 64 wide on a 32-wide stream, as their real configs do.
+_TINY_DECODER = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=64,
+    vocab_size=1000,
+    max_position_embeddings=128,
+    tie_word_embeddings=False,
+    pad_token_id=0,  # the tiny tokenizer's [PAD]
+    bos_token_id=2,
+    eos_token_id=3,
+)
+_WIDE_HEADS = dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=8)
+TINY_CONFIGS.update(
+    {
+        "tiny-llama": {**_TINY_DECODER, "model_type": "llama"},
+        "tiny-mistral": {**_TINY_DECODER, "model_type": "mistral", "sliding_window": None},
+        "tiny-qwen2": {**_TINY_DECODER, "model_type": "qwen2"},
+        "tiny-qwen3": {**_TINY_DECODER, "model_type": "qwen3", "head_dim": 16},
+        "tiny-gemma2": {**_TINY_DECODER, "model_type": "gemma2", **_WIDE_HEADS},
+        "tiny-gemma3": {**_TINY_DECODER, "model_type": "gemma3_text", **_WIDE_HEADS},
+    }
+)
 
 
 def canonical_name(name: str) -> str:

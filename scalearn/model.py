@@ -92,8 +92,20 @@ class TransferModel(nn.Module):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and self.family.token_type_ids:
             inputs["token_type_ids"] = token_type_ids
+        if self.family.causal:
+            return self._decoder_forward(inputs, num_choices)
         hidden = self.encoder(**inputs).last_hidden_state
         return self.head(hidden[:, 0], num_choices)
+
+    def _decoder_forward(self, inputs: dict, num_choices: int | None) -> torch.Tensor:
+        """A decoder reads the last real token (docs/method.md §1.5): with either padding side the same token and,
+        with positions counted from the first real token, the same state."""
+        mask = inputs["attention_mask"]
+        if mask is None:
+            mask = inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = self.encoder(**inputs, use_cache=False).last_hidden_state
+        return self.head(last_token(hidden, mask), num_choices)
 
     def regularization_loss(self) -> torch.Tensor | None:
         """Whatever the transfer layer adds to the task loss (AdapterFusion's value regulariser)."""
@@ -136,3 +148,10 @@ class TransferModel(nn.Module):
         if self.tasks is not None:  # joint: what serves every task, and each task's share of it
             counts.update(transfer=math.ceil(transfer / len(self.tasks)), transfer_total=transfer)
         return counts
+
+
+def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[N, T, d] → [N, d]: each row's state at its last non-padding position (left or right padding)."""
+    positions = torch.arange(mask.shape[-1], device=mask.device)
+    last = (positions * (mask != 0)).argmax(-1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]

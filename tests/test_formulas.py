@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder
 from scalearn.adapters import AdapterConfig, BottleneckAdapters
-from scalearn.backbones import attach_sites
+from scalearn.backbones import DECODER_TYPES, attach_sites
 from scalearn.reference import LoopScaLearn, PerSourceFusion, adapter_outputs
 from scalearn.transfer import AdapterFusion, ScaLearn
 
@@ -203,3 +203,35 @@ def test_site_output_is_layernorm_of_z_plus_ffn_plus_attention(family):
     x = ln(f + h_att)
     torch.testing.assert_close(seen["x"], x)
     torch.testing.assert_close(out, ln(torch.sin(3 * x) + f + h_att))
+
+
+DECODERS = sorted(name for name, config in TINY_CONFIGS.items() if config["model_type"] in DECODER_TYPES)
+
+
+@pytest.mark.parametrize("family", DECODERS)
+def test_decoder_site_is_adapterhubs_seq_bn_placement(family):
+    """Decoders: x = f + h (Gemma: N₂(f + h)) feeds the mixer; out = x + z (Gemma: h + N₂(f + z)), with h the
+    residual entering the FFN block and f the gated MLP's output (docs/method.md §1.2a)."""
+    encoder = load_encoder(family).eval()
+    layer = encoder.layers[1]
+    gemma = hasattr(layer, "pre_feedforward_layernorm")
+    pre_norm = layer.pre_feedforward_layernorm if gemma else layer.post_attention_layernorm
+    site = attach_sites(encoder)[1]
+    seen = {}
+    site.mixer = lambda index, x: seen.setdefault("x", x) * 0 + torch.sin(3 * x)  # any function of x
+    pre_norm.register_forward_pre_hook(lambda module, args: seen.setdefault("h", args[0]))
+    layer.register_forward_hook(lambda module, args, output: seen.setdefault("out", output))
+    encoder(input_ids=torch.randint(5, 1000, (2, 9)))
+
+    h, n = seen["h"], pre_norm(seen["h"])
+    f = site.down_proj(site.act_fn(site.gate_proj(n)) * site.up_proj(n))
+    out = seen["out"][0] if isinstance(seen["out"], tuple) else seen["out"]
+    if gemma:
+        post = layer.post_feedforward_layernorm
+        x = post(f + h)
+        expected = h + post(f + torch.sin(3 * x))
+    else:
+        x = f + h
+        expected = x + torch.sin(3 * x)
+    torch.testing.assert_close(seen["x"], x)
+    torch.testing.assert_close(out, expected)

@@ -6,6 +6,7 @@ import torch
 from scalearn import TINY_CONFIGS, HeadConfig, get_method, load_encoder
 from scalearn.io import load_model_state, save_model
 from scalearn.methods import METHODS
+from scalearn.model import last_token
 from scalearn.tuners import intermediate_size
 
 NUM_SOURCES = 3
@@ -44,6 +45,7 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
     """The paper's per-target transfer parameters in closed form (docs/method.md §1.6), head excluded; for a joint
     method, what all S tasks share."""
     r, d_ff, n = d // 16, intermediate_size(encoder.config), 4
+    d_q, d_kv = attention_widths(encoder.config, d)
     E, H, P = 512, 128, 64  # HyperFormer: task embedding, projector hidden width, conditioning vector
 
     def projector(width):
@@ -60,8 +62,8 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "scalearn_uniform_pp": S,
         "adapter_soup": 0,
         "probe": 0,
-        "ia3": L * (2 * d + d_ff),
-        "lora": L * 2 * 8 * (d + d),
+        "ia3": L * (2 * d_kv + d_ff),
+        "lora": L * 8 * ((d + d_q) + (d + d_kv)),  # query d → d_q, value d → d_kv
         "compacter_pp": L * (2 * 1 * (d + d // 4) + d // 4 + d) + n**3,  # rank-1 fast matrices, shared A_i (n³)
         "propetl": 2 * d * r + r + d + -(-L * 2 * d * r // 32),  # one prototype, L masks at 1 bit an entry
         "full_ft_m": sum(p.numel() for p in encoder.parameters()),
@@ -70,6 +72,14 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "hyperformer": S * E + projector(E) + 2 * P + L * generators,
         "hyperformer_pp": S * E + L * E + projector(2 * E) + 2 * P + generators,
     }[method]
+
+
+def attention_widths(config, d: int) -> tuple[int, int]:
+    """(d_q, d_kv) from the config: d and d on an encoder; heads · head_dim and kv_heads · head_dim on a decoder."""
+    heads = getattr(config, "num_attention_heads", None) or config.n_heads
+    head_dim = getattr(config, "head_dim", None) or d // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return heads * head_dim, kv_heads * head_dim
 
 
 def test_matrix_covers_every_registered_method():
@@ -176,7 +186,8 @@ def test_fresh_tuner_computes_the_frozen_encoder(method_name, family, make_sourc
     expected = plain(input_ids=ids, attention_mask=mask).last_hidden_state
     hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(hidden, expected, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(model(ids, mask), model.head(expected[:, 0], None), atol=1e-6, rtol=1e-6)
+    features = last_token(expected, mask) if model.family.causal else expected[:, 0]
+    torch.testing.assert_close(model(ids, mask), model.head(features, None), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize(

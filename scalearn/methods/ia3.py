@@ -12,9 +12,11 @@ class IA3Method(Method):
 
     def _build(self, encoder, head, sources):
         from scalearn.tuners import IA3, intermediate_size
+        from scalearn.tuners.sites import projection_shape
 
-        config = encoder.config
-        return tuned_model(encoder, head, IA3(config.hidden_size, intermediate_size(config), config.num_hidden_layers))
+        config, kv_size = encoder.config, projection_shape(encoder, "value")[1]
+        tuner = IA3(config.hidden_size, intermediate_size(config), config.num_hidden_layers, kv_size=kv_size)
+        return tuned_model(encoder, head, tuner)
 
 
 def tuned_model(encoder, head, tuner):

@@ -22,7 +22,6 @@ class LoRAMethod(Method):
     def _build(self, encoder, head, sources):
         from scalearn.tuners import LoRA
 
-        config = encoder.config
         return tuned_model(
-            encoder, head, LoRA(config.hidden_size, config.num_hidden_layers, self.rank, self.alpha, self.dropout)
+            encoder, head, LoRA.for_encoder(encoder, rank=self.rank, alpha=self.alpha, dropout=self.dropout)
         )

@@ -17,42 +17,79 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scalearn.backbones import FAMILIES, UnsupportedModelError
+from scalearn.backbones import DECODER_TYPES, FAMILIES, UnsupportedModelError
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 Edit = Callable[[int, torch.Tensor, Linear], torch.Tensor]
 """edit(layer, x, frozen_linear) → the edited projection's output."""
 
 # Per family: the module list of the layers, then each projection's path inside one layer.
-# "ffn_out" is the FFN's second linear W_2, whose input is the FFN's intermediate activation.
+# "ffn_up" is the FFN's first linear W_1 (a decoder's up_proj; "ffn_gate" its gate_proj), "ffn_out" the second,
+# W_2 / down_proj, whose input is the FFN's intermediate activation; "attn_out" is the attention's output map.
+_BERT_LIKE = {
+    "layers": "encoder.layer",
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attn_out": "attention.output.dense",
+    "ffn_up": "intermediate.dense",
+    "ffn_out": "output.dense",
+}
+_DECODER = {
+    "layers": "layers",
+    "query": "self_attn.q_proj",
+    "key": "self_attn.k_proj",
+    "value": "self_attn.v_proj",
+    "attn_out": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_out": "mlp.down_proj",
+}
 PROJECTIONS: dict[str, dict[str, str]] = {
-    **{
-        family: {
-            "layers": "encoder.layer",
-            "query": "attention.self.query",
-            "key": "attention.self.key",
-            "value": "attention.self.value",
-            "ffn_out": "output.dense",
-        }
-        for family in ("bert", "roberta", "xlm-roberta", "electra")
-    },
+    **dict.fromkeys(("bert", "roberta", "xlm-roberta", "electra"), _BERT_LIKE),
     "deberta-v2": {
-        "layers": "encoder.layer",
+        **_BERT_LIKE,
         "query": "attention.self.query_proj",
         "key": "attention.self.key_proj",
         "value": "attention.self.value_proj",
-        "ffn_out": "output.dense",
     },
     "distilbert": {
         "layers": "transformer.layer",
         "query": "attention.q_lin",
         "key": "attention.k_lin",
         "value": "attention.v_lin",
+        "attn_out": "attention.out_lin",
+        "ffn_up": "ffn.lin1",
         "ffn_out": "ffn.lin2",
     },
+    **dict.fromkeys(DECODER_TYPES, _DECODER),
 }
-ROLES = ("query", "key", "value", "ffn_out")
+ROLES = ("query", "key", "value", "attn_out", "ffn_gate", "ffn_up", "ffn_out")
 assert set(PROJECTIONS) == set(FAMILIES), "every supported family needs its projection names"
+
+
+def roles_of(model_type: str) -> tuple[str, ...]:
+    """The projections a family has, in ROLES order (only decoders have a gate)."""
+    return tuple(role for role in ROLES if role in PROJECTIONS.get(model_type, {}))
+
+
+def projection_shape(encoder: nn.Module, role: str) -> tuple[int, int]:
+    """(in_features, out_features) of the ``role`` projection; the same in every layer of these families.
+
+    A decoder's key and value maps are narrower than the stream (grouped-query attention), and Qwen3's and
+    Gemma's query map can be wider (head_dim × heads ≠ d)."""
+    layer = encoder.get_submodule(_names(encoder, role)["layers"])[0]
+    linear = layer.get_submodule(_names(encoder, role)[role])
+    return int(linear.in_features), int(linear.out_features)
+
+
+def _names(encoder: nn.Module, role: str) -> dict[str, str]:
+    model_type = encoder.config.model_type
+    if model_type not in PROJECTIONS:
+        raise UnsupportedModelError(f"model family {model_type!r} has no projection sites")
+    if role not in roles_of(model_type):
+        raise ValueError(f"{model_type} has no {role!r} projection; choose one of {roles_of(model_type)}")
+    return PROJECTIONS[model_type]
 
 
 class LinearSite(nn.Module):
@@ -84,12 +121,7 @@ def attach_linear_sites(encoder: nn.Module, role: str, edit: Edit) -> list[Linea
     Call after :func:`scalearn.backbones.attach_sites` (the FFN-output site keeps its ``dense`` child,
     which is what we swap for "ffn_out").
     """
-    model_type = encoder.config.model_type
-    if model_type not in PROJECTIONS:
-        raise UnsupportedModelError(f"encoder family {model_type!r} has no projection sites")
-    if role not in ROLES:
-        raise ValueError(f"unknown projection {role!r}; choose one of {ROLES}")
-    names = PROJECTIONS[model_type]
+    names = _names(encoder, role)
     parent_path, _, child = names[role].rpartition(".")
     sites = []
     for index, layer in enumerate(encoder.get_submodule(names["layers"])):
