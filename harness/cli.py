@@ -55,14 +55,17 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             print(f"{benchmark:10s} {len(names):3d}  {' '.join(names)}")
     elif args.what == "models":
         from scalearn.backbones import ALIASES, KNOWN_CONFIGS, MINILM, TINY_CONFIGS, minilm_path
+        from scalearn.params import backbone_size, human_count
 
         short = {v: k for k, v in ALIASES.items() if "/" not in k and k != "minilm"}
-        for name in KNOWN_CONFIGS:
-            print(f"{name:38s} {short.get(name, '')}")
         where = f"pretrained, from {minilm_path()}" if minilm_path() else "hub/cache"
-        print(f"{MINILM:38s} minilm ({where})")
-        for name in TINY_CONFIGS:
-            print(f"{name:38s} random init, for tests")
+        rows = [(name, short.get(name, "")) for name in KNOWN_CONFIGS] + [(MINILM, f"minilm ({where})")]
+        rows += [(name, "random init, for tests") for name in TINY_CONFIGS]
+        print(f"{'model':38s} {'family':12s} {'d':>5s} {'L':>3s} {'params':>7s}  name / note")
+        for name, note in rows:
+            size = backbone_size(name)
+            shape = f"{size['family']:12s} {size['hidden_size']:5d} {size['num_layers']:3d}"
+            print(f"{name:38s} {shape} {human_count(size['parameters']):>7s}  {note}")
     return 0
 
 

@@ -183,10 +183,7 @@ FAMILIES: dict[str, Family] = {
         Family("electra", _bert_like_sites),
         Family("deberta-v2", _bert_like_sites),  # DeBERTa-v2 and v3
         Family("distilbert", _distilbert_sites, token_type_ids=False),
-        *(
-            Family(model_type, _decoder_sites, token_type_ids=False, causal=True)
-            for model_type in DECODER_TYPES
-        ),
+        *(Family(model_type, _decoder_sites, token_type_ids=False, causal=True) for model_type in DECODER_TYPES),
     )
 }
 
@@ -331,12 +328,26 @@ def load_tokenizer(name: str):
     if canonical_name(name) in TINY_CONFIGS:
         return tiny_tokenizer()
     try:
-        return AutoTokenizer.from_pretrained(resolve(name))
+        tokenizer = AutoTokenizer.from_pretrained(resolve(name))
     except OSError as error:
         raise ModelNotAvailableError(
             f"model {name!r}: tokenizer not found locally or in the HF cache; download it where there is internet "
             f"(`huggingface-cli download {canonical_name(name)}`) or pass a local folder"
         ) from error
+    return with_pad_token(tokenizer)
+
+
+def with_pad_token(tokenizer):
+    """Decoders' tokenizers often have no pad token (Llama 3, Mistral): pad with EOS, as the HF sequence
+    classifiers are set up. Which id pads does not matter here: the attention mask hides it, and a head reads
+    the last real token (``TransferModel``), whichever side the tokenizer pads."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelNotAvailableError(
+                f"tokenizer {tokenizer.name_or_path!r} has neither a pad nor an EOS token; add a pad token to it"
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def head_dropout(config) -> float:

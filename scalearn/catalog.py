@@ -171,23 +171,27 @@ DECODER_CONFIGS: dict[str, dict] = {
 KNOWN_CONFIGS.update(DECODER_CONFIGS)
 
 # Short names as the paper and most scripts write them.
-ALIASES: dict[str, str] = {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS} | {
-    "minilm": MINILM,
-    "all-MiniLM-L6-v2": MINILM,
-    "deberta-v3-base": "microsoft/deberta-v3-base",
-} | {
-    "qwen3-0.6b": "Qwen/Qwen3-0.6B-Base",
-    "qwen3-1.7b": "Qwen/Qwen3-1.7B-Base",
-    "qwen3-4b": "Qwen/Qwen3-4B-Base",
-    "qwen3-8b": "Qwen/Qwen3-8B-Base",
-    "qwen3-14b": "Qwen/Qwen3-14B-Base",
-    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
-    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
-    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
-    "mistral-7b": "mistralai/Mistral-7B-v0.3",
-    "gemma-2-2b": "google/gemma-2-2b",
-    "gemma-2-9b": "google/gemma-2-9b",
-}
+ALIASES: dict[str, str] = (
+    {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS}
+    | {
+        "minilm": MINILM,
+        "all-MiniLM-L6-v2": MINILM,
+        "deberta-v3-base": "microsoft/deberta-v3-base",
+    }
+    | {
+        "qwen3-0.6b": "Qwen/Qwen3-0.6B-Base",
+        "qwen3-1.7b": "Qwen/Qwen3-1.7B-Base",
+        "qwen3-4b": "Qwen/Qwen3-4B-Base",
+        "qwen3-8b": "Qwen/Qwen3-8B-Base",
+        "qwen3-14b": "Qwen/Qwen3-14B-Base",
+        "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+        "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
+        "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+        "mistral-7b": "mistralai/Mistral-7B-v0.3",
+        "gemma-2-2b": "google/gemma-2-2b",
+        "gemma-2-9b": "google/gemma-2-9b",
+    }
+)
 
 _TINY = dict(
     hidden_size=32,

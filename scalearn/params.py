@@ -44,3 +44,27 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         "num_tasks": num_sources if method.joint else 1,
         "method": method_name,
     }
+
+
+def backbone_size(model_name: str) -> dict:
+    """Family, hidden size, layers and parameter count of a backbone as the harness loads it (no pooler, no
+    LM head), from its config alone."""
+    with torch.device("meta"):
+        encoder = load_encoder(model_name, pretrained=False, device="meta")
+    config = encoder.config
+    return {
+        "model": config.name_or_path,
+        "family": config.model_type,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_hidden_layers,
+        "parameters": sum(p.numel() for p in encoder.parameters()),
+    }
+
+
+def human_count(count: int) -> str:
+    """12345678 → '12.3M'; 7504924672 → '7.50B'."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.2f}{unit}" if value < 10 else f"{value:.1f}{unit}"
+    return str(count)

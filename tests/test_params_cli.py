@@ -88,3 +88,47 @@ def test_unknown_method_is_one_clear_line(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "unknown method 'scalarn'" in err and "did you mean 'scalearn'" in err and "adapterfusion" in err
+
+
+# Published shapes (d, L) of each alias's config.json, written here independently of scalearn/catalog.py,
+# and the published backbone size in billions without the LM head (the model card's count less an untied head).
+PUBLISHED_DECODERS = {
+    "qwen3-0.6b": (1024, 28, 0.596),
+    "qwen3-1.7b": (2048, 28, 1.72),
+    "qwen3-4b": (2560, 36, 4.02),
+    "qwen3-8b": (4096, 36, 8.19 - 151936 * 4096 / 1e9),
+    "qwen3-14b": (5120, 40, 14.77 - 151936 * 5120 / 1e9),
+    "llama-3.2-1b": (2048, 16, 1.24),
+    "llama-3.2-3b": (3072, 28, 3.21),
+    "llama-3.1-8b": (4096, 32, 8.03 - 128256 * 4096 / 1e9),
+    "mistral-7b": (4096, 32, 7.25 - 32768 * 4096 / 1e9),
+    "gemma-2-2b": (2304, 26, 2.61),
+    "gemma-2-9b": (3584, 42, 9.24),
+}
+
+
+@pytest.mark.parametrize("alias", sorted(PUBLISHED_DECODERS))
+def test_decoder_aliases_against_their_published_configs(alias, capsys):
+    from scalearn.params import backbone_size
+
+    d, L, billions = PUBLISHED_DECODERS[alias]
+    assert main(["params", alias, "scalearn", "--sources", "8"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(8 * d * L)
+    assert main(["params", alias, "scalearn_uniform_pp", "--sources", "8"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "8"
+    assert backbone_size(alias)["parameters"] / 1e9 == pytest.approx(billions, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "method,expected",
+    [
+        ("scalearn", 1048576),  # 8 · 4096 · 32, the figure
+        ("adapter", 32 * (2 * 4096 * 256 + 256 + 4096)),  # L · (2dr + r + d), r = d/16
+        ("adapterfusion", 32 * (3 * 4096 * 4096 + 2 * 4096)),
+        ("lora", 32 * 8 * ((4096 + 4096) + (4096 + 1024))),  # 3,407,872, as PEFT reports for r = 8 on q, v
+        ("ia3", 32 * (2 * 1024 + 14336)),  # keys and values are 8 heads × 128 wide (GQA)
+    ],
+)
+def test_llama_3_1_8b_counts(method, expected, capsys):
+    assert main(["params", "llama-3.1-8b", method, "--sources", "8"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
