@@ -136,7 +136,7 @@ class _Planner:
         return sorted(self.trials.values(), key=lambda t: t.stage)
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
-        overrides = {**self.spec.overrides_for(method, where.get("task")), **(point or {})}
+        overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
         max_length = self.spec.data.max_length
         config = TrialConfig.create(method, model=model, overrides=overrides, max_length=max_length, **where)
         key = trial_key(config, depends_on)

@@ -96,6 +96,7 @@ def run_trials(
     options: dict | None = None,
     max_concurrent: int | None = None,
     trial_gpus: dict[str, float] | None = None,
+    trial_resources: dict[str, dict] | None = None,
     on_update=None,
     on_finished=None,
 ) -> Outcome:
@@ -108,7 +109,8 @@ def run_trials(
 
     ``trial_gpus`` (key → GPU fraction, from `harness.packing`) overrides ``resources["gpus"]`` per trial. A
     packed trial that fails out of memory is retried once alone on a whole device, if no trial of this
-    submit consumes it (a consumer already holds the failed reference).
+    submit consumes it (a consumer already holds the failed reference). ``trial_resources`` (key → cpus, gpus,
+    memory_gb) gives a trial other resources than ``resources`` (a backbone's `model_resources`).
     """
     import ray
 
@@ -116,13 +118,7 @@ def run_trials(
     options = options or {}
     outcome = Outcome()
     base = ray.remote(execute)
-    task_options = dict(
-        num_cpus=resources.get("cpus", 1),
-        num_gpus=resources.get("gpus", 0),
-        memory=int(resources["memory_gb"] * 2**30) if resources.get("memory_gb") else None,
-        max_retries=retries,
-        retry_exceptions=True,
-    )
+    task_options = _task_options(resources, retries)
     remote = base.options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []
@@ -137,10 +133,15 @@ def run_trials(
     consumed = {key for trial in queue for key in trial.depends_on}
     trial_gpus = trial_gpus or {}
 
+    own_options = {key: _task_options(own, retries) for key, own in (trial_resources or {}).items()}
+
     def submit(trial: Trial, gpus: float | None = None):
         ready = [refs[key] for key in trial.depends_on if key in refs]
         gpus = gpus if gpus is not None else trial_gpus.get(trial.key)
-        task = remote if gpus is None else base.options(**{**task_options, "num_gpus": gpus})
+        options = own_options.get(trial.key, task_options)
+        task = remote if gpus is None and options is task_options else base.options(**options)
+        if gpus is not None:
+            task = base.options(**{**options, "num_gpus": gpus})
         refs[trial.key] = task.remote(trial, store.location, shared_options, *ready)
         pending[refs[trial.key]] = trial
 
@@ -194,6 +195,17 @@ def run_trials(
             on_update(progress)
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _task_options(resources: dict, retries: int) -> dict:
+    """Ray's options for a trial task that needs ``resources`` (cpus, gpus, memory_gb)."""
+    return dict(
+        num_cpus=resources.get("cpus", 1),
+        num_gpus=resources.get("gpus", 0),
+        memory=int(resources["memory_gb"] * 2**30) if resources.get("memory_gb") else None,
+        max_retries=retries,
+        retry_exceptions=True,
+    )
 
 
 def _slots(resources: dict, max_concurrent: int | None) -> int | None:

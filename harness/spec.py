@@ -22,8 +22,12 @@ search:                          # per method, or `all`: values per hyper-parame
   # trials: 8                      # may then be a range, e.g. learning_rate: {low: 0.0001, high: 0.01, log: true}
 search_seeds: 1                  # seeds each point trains (the first final seeds); the chosen point then
                                  # trains every seed (a search trial at a final seed is that final trial)
+model_hyperparameters:           # per backbone (a name of `models`): what must change with its size; these
+  roberta-large: {batch_size: 16, gradient_accumulation: 2}   # win over `hyperparameters` and a task's block
 data: {max_length: 128, few_shot: null}
 resources: {cpus: 1, gpus: 0, memory_gb: 4}
+model_resources:                 # per backbone: what one of its trials needs instead (unset keys: `resources`)
+  roberta-large: {gpus: 1, memory_gb: 16}
 retries: 1
 """
 
@@ -68,6 +72,14 @@ class Resources(_Strict):
         if self.gpus == "auto" and self.device_memory_gb is None:
             raise ValueError("gpus: auto needs device_memory_gb (the memory of one GPU, e.g. 80)")
         return self
+
+
+class ModelResources(_Strict):
+    """What one backbone's trials need instead of `resources` (unset keys keep the experiment's)."""
+
+    cpus: float | None = Field(None, gt=0)
+    gpus: Annotated[float, Field(ge=0)] | None = None
+    memory_gb: float | None = Field(None, gt=0)
 
 
 class DataOptions(_Strict):
@@ -141,8 +153,10 @@ class ExperimentSpec(_Strict):
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search: SearchSpec = Field(default_factory=SearchSpec)
     search_seeds: Annotated[int, Field(ge=1)] = 1
+    model_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
+    model_resources: dict[str, ModelResources] = Field(default_factory=dict)
     retries: int = Field(1, ge=0)
 
     # -- derived --------------------------------------------------------------------------------
@@ -172,13 +186,20 @@ class ExperimentSpec(_Strict):
         """What a joint trial's ``task`` says: the benchmark, or "joint" for a hand-picked task list."""
         return self.benchmark if self.tasks is None and self.benchmark is not None else "joint"
 
-    def overrides_for(self, method: str, task: str | None = None) -> dict:
-        """`all`, then the method's own, then the task's (e.g. ReCoRD's 3 epochs); keys a method lacks are
-        for the other methods."""
+    def overrides_for(self, method: str, task: str | None = None, model: str | None = None) -> dict:
+        """`all`, then the method's own, then the task's (e.g. ReCoRD's 3 epochs), then the backbone's (its
+        memory limits win); keys a method lacks are for the other methods."""
         merged = {**self.hyperparameters.get("all", {}), **self.hyperparameters.get(method, {})}
         merged.update(self.task_hyperparameters.get(task, {}) if task is not None else {})
+        merged.update(_for_model(self.model_hyperparameters, model) or {})
         fields = method_class(method).model_fields
         return {k: v for k, v in merged.items() if k in fields}
+
+    def resources_for(self, model: str) -> dict:
+        """What one trial of ``model`` needs: `resources`, with the backbone's `model_resources` over it."""
+        own = _for_model(self.model_resources, model)
+        base = self.resources.model_dump()
+        return base if own is None else {**base, **own.model_dump(exclude_none=True)}
 
     def trained_methods(self) -> list[str]:
         """The methods that train in this experiment: its own, and the stage-1 adapter of two-stage ones."""
@@ -186,6 +207,19 @@ class ExperimentSpec(_Strict):
 
         two_stage = any(method_class(m).uses_sources for m in self.methods if m in METHODS)
         return [*self.methods, *(["adapter"] if two_stage and "adapter" not in self.methods else [])]
+
+
+def _for_model(blocks: dict, model: str | None):
+    """The block of ``blocks`` (keyed by model names: aliases or hub ids) that names ``model``, or None."""
+    if model is None or not blocks:
+        return None
+    from scalearn.catalog import canonical_name
+
+    wanted = canonical_name(model)
+    for name, block in blocks.items():
+        if canonical_name(name) == wanted:
+            return block
+    return None
 
 
 def _having(methods: list[str], key: str) -> list[str]:
@@ -213,6 +247,7 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     errors = []
     blocks = [(f"hyperparameters.{m}", m, o) for m, o in spec.hyperparameters.items()]
     blocks += [(f"task_hyperparameters.{t}", "all", o) for t, o in spec.task_hyperparameters.items()]
+    blocks += [(f"model_hyperparameters.{m}", "all", o) for m, o in spec.model_hyperparameters.items()]
     for location, owner, overrides in blocks:
         if owner != "all" and owner not in method_names():
             known = ["all", *method_names()]
@@ -324,6 +359,7 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
         for task in getattr(spec, field_name):
             if task not in TASKS:
                 errors.append((f"{field_name}.{task}", _unknown("task", task, list(TASKS), "`harness ls tasks`")))
+    errors.extend(_model_block_errors(spec))
     if errors:
         return errors  # the checks below need valid names
     universe = spec.task_list()
@@ -333,6 +369,22 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
     errors.extend(_hyperparameter_errors(spec))
     errors.extend(_search_errors(spec))
+    return errors
+
+
+def _model_block_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """`model_hyperparameters` and `model_resources` name models of `models`; per-model GPUs and gpus: auto
+    (packing by measured memory) do not mix yet."""
+    from scalearn.catalog import canonical_name
+
+    errors = []
+    ours = {canonical_name(m) for m in spec.models}
+    for field_name in ("model_hyperparameters", "model_resources"):
+        for name in getattr(spec, field_name):
+            if canonical_name(name) not in ours:
+                errors.append((f"{field_name}.{name}", _unknown("model", name, spec.models, "a name of `models`")))
+    if spec.model_resources and spec.resources.gpus == "auto":
+        errors.append(("model_resources", "per-model resources do not combine with resources.gpus: auto yet"))
     return errors
 
 

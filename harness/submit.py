@@ -12,6 +12,7 @@ RAY_ADDRESS, set inside a Ray job) for a cluster. MLflow: the store's own databa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -160,10 +161,13 @@ def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -
 
     resources = spec.resources.model_dump()
     problems = []
-    try:
-        check_resources(spec.name, resources, *cluster_shapes(), local=local)
-    except PreflightError as error:
-        problems.append(str(error))
+    shapes = cluster_shapes()
+    needs = {json.dumps(spec.resources_for(model), sort_keys=True): model for model in {t.model for t in todo}}
+    for need in sorted(needs) or [json.dumps(resources, sort_keys=True)]:
+        try:
+            check_resources(spec.name, json.loads(need), *shapes, local=local)
+        except PreflightError as error:
+            problems.append(str(error) + (f" (model {needs[need]})" if spec.model_resources and need in needs else ""))
     nodes = None if local else runnable_nodes(resources)
     if local or nodes:
         try:
@@ -201,6 +205,7 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
                 options={"data_dir": data_dir},
                 max_concurrent=max_concurrent,
                 trial_gpus=gpus,
+                trial_resources={t.key: spec.resources_for(t.model) for t in wave} if spec.model_resources else None,
                 on_update=view.update,
                 on_finished=lambda batch: tracker.log_trials(batch, store),
             )

@@ -1,4 +1,4 @@
-"""Task heads on the first token's hidden state ([CLS] / <s>), and their losses.
+"""Task heads on the first token's hidden state ([CLS] / <s>; a decoder's last real token), and their losses.
 
 All kinds share RoBERTa's classification head: dropout → dense d×d → tanh → dropout → out (docs/method.md
 §1.5). The kinds differ in the output size and the loss:

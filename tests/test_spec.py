@@ -94,6 +94,30 @@ MALFORMED = [
         "seeds_per_task.rtee",
         "unknown task",
     ),
+    (
+        "model_hyperparameters for a model not in models",
+        GOOD + "model_hyperparameters: {tiny-llama: {batch_size: 4}}\n",
+        "model_hyperparameters.tiny-llama",
+        "unknown model",
+    ),
+    (
+        "a bad value in model_hyperparameters",
+        GOOD + "model_hyperparameters: {tiny-bert: {batch_size: 0}}\n",
+        "model_hyperparameters.tiny-bert.batch_size",
+        "must be",
+    ),
+    (
+        "unknown key in model_resources",
+        GOOD + "model_resources: {tiny-bert: {gpu: 1}}\n",
+        "model_resources.tiny-bert.gpu",
+        "unknown key",
+    ),
+    (
+        "negative gpus in model_resources",
+        GOOD + "model_resources: {tiny-bert: {gpus: -1}}\n",
+        "model_resources.tiny-bert.gpus",
+        "(got -1)",
+    ),
     ("not a mapping", "- just\n- a list\n", None, "must hold a mapping"),
     ("bad YAML syntax", GOOD.replace("seeds: 2", "seeds: [2"), "line 8", "flow sequence at line 7"),
     ("include of a missing file", "include: nowhere.yaml\n" + GOOD, None, "cannot read"),
@@ -151,3 +175,31 @@ def test_plan_json_lists_the_fields(tmp_path, capsys):
     for row in transfer:
         assert [by_key[k]["task"] for k in row["depends_on"]] == ["syn_a", "syn_b", "syn_a_low"]  # target last
         assert all(by_key[k]["seed"] == 0 for k in row["depends_on"])  # the seed-0 source adapters
+
+
+def test_per_model_settings_reach_that_models_trials(tmp_path, capsys):
+    """`model_hyperparameters` win over `hyperparameters` for that backbone only; `model_resources` over
+    `resources`; a block may name a model by alias or hub id."""
+    from harness.plan import make_plan
+    from harness.spec import load_spec
+
+    path = tmp_path / "two.yaml"
+    text = GOOD.replace("models: [tiny-bert]", "models: [tiny-bert, tiny-llama]")
+    text += "  scalearn: {batch_size: 16}\n"
+    text += "model_hyperparameters:\n  tiny-llama: {batch_size: 4, gradient_accumulation: 4}\n"
+    text += "resources: {cpus: 1}\nmodel_resources: {tiny-llama: {cpus: 2, memory_gb: 3}}\n"
+    path.write_text(text)
+    spec = load_spec(path)
+    trials = make_plan(spec, None).sorted_trials()
+    by_model = {}
+    for trial in trials:
+        loop = trial.config.loop
+        by_model.setdefault((trial.model, trial.config.method), set()).add(
+            (loop.batch_size, loop.gradient_accumulation)
+        )
+    assert by_model[("tiny-bert", "adapter")] == {(32, 1)}
+    assert by_model[("tiny-bert", "scalearn")] == {(16, 1)}
+    assert by_model[("tiny-llama", "adapter")] == {(4, 4)}
+    assert by_model[("tiny-llama", "scalearn")] == {(4, 4)}
+    assert spec.resources_for("tiny-llama") == {**spec.resources.model_dump(), "cpus": 2.0, "memory_gb": 3.0}
+    assert spec.resources_for("tiny-bert") == spec.resources.model_dump()
