@@ -220,9 +220,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(render(report, args.format))
     if args.out is not None:
         from harness.plots import report_figures
+        from harness.scaling import write_scaling
 
         written = write_report(report, args.out)
         figures = report_figures(trials, store, spec.target_list(), args.out)
+        scaling_tables, scaling_figures = write_scaling(report, trials, store, args.out)
+        written += scaling_tables
+        figures["sweep"] += scaling_figures
         print(
             f"wrote {', '.join(str(path) for path in written)} and {len(figures['sweep'])} figures under "
             f"{Path(args.out) / 'figures'}",

@@ -1,0 +1,309 @@
+"""The scaling report of a sweep over several backbones: score against backbone size, score against trainable
+transfer parameters (Pareto), and what each model × method cost.
+
+- ``scaling_<experiment>.png``: test score (mean ± sd over seeds) against the backbone's parameters (log
+  scale; the backbone as trained here: no pooler, no LM head), one line per method; one panel for the
+  average over the targets, one per target.
+- ``pareto_<experiment>.png``: the average test score against the trainable transfer parameters per target
+  (log scale, the paper's count: head excluded), one point per model × method, and the frontier of the
+  points no other point beats with fewer parameters.
+- The cost table (``scaling.md``, ``.tex``, ``.csv``, ``.json``): per model × method, from the trials'
+  records — trials, median wall time and seconds per optimizer step, total wall hours, device hours
+  (wall time × processes, on the device the trials ran on) and peak memory.
+
+Scores are the report's (test ×100, harness/report.py); the average of a seed is its mean over the targets,
+so its sd is the spread of the seeds' averages, and only seeds with a score on every target count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness import stats
+from harness.plan import Trial
+from harness.report import MISSING, Report, latex_escape
+from harness.store import Store
+from scalearn.atomic import atomic_write
+
+AVERAGE = "Avg"
+
+
+@dataclass
+class Point:
+    """One model × method: its scores and what it cost."""
+
+    model: str
+    method: str
+    size: int
+    """Backbone parameters."""
+    transfer_parameters: int | None
+    scores: dict[str, dict[int, float]]
+    """Target (and AVERAGE) → seed → test score ×100."""
+    cost: dict = field(default_factory=dict)
+
+    def summary(self, task: str) -> stats.Summary | None:
+        values = list(self.scores.get(task, {}).values())
+        return stats.summarize(values) if values else None
+
+
+def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Point]:
+    """A point per model × method of the report's tables, largest backbones last."""
+    from scalearn.params import backbone_size
+
+    points = []
+    for table in report.tables:
+        size = backbone_size(table.model)["parameters"]
+        for row in table.rows:
+            scores = {task: dict(cell.scores) for task, cell in row.cells.items() if cell.scores}
+            seeds = set.intersection(*(set(s) for s in scores.values())) if len(scores) == len(row.cells) else set()
+            if seeds:
+                scores[AVERAGE] = {seed: statistics.fmean(scores[t][seed] for t in row.cells) for seed in sorted(seeds)}
+            cost = trial_cost([t for t in trials if t.model == table.model and t.method == row.method], store)
+            points.append(Point(table.model, row.method, size, row.transfer_parameters, scores, cost))
+    return sorted(points, key=lambda p: p.size)
+
+
+def trial_cost(trials: list[Trial], store: Store) -> dict:
+    """What the finished ``trials`` cost, from their result records (search points included: they ran)."""
+    records = [store.result(t.key) for t in trials if store.is_done(t.key)]
+    if not records:
+        return {}
+    walls = [float(r.get("wall_seconds") or 0.0) for r in records]
+    per_step = [w / r["steps"] for w, r in zip(walls, records, strict=True) if r.get("steps")]
+    processes = [int(r.get("provenance", {}).get("world_size") or 1) for r in records]
+    devices = sorted({str(r.get("provenance", {}).get("hardware", {}).get("device", "?")) for r in records})
+    peaks = [float(r["peak_memory_mb"]) for r in records if r.get("peak_memory_mb") is not None]
+    return {
+        "trials": len(records),
+        "median_wall_s": statistics.median(walls),
+        "median_step_s": statistics.median(per_step) if per_step else None,
+        "wall_h": sum(walls) / 3600,
+        "device_h": sum(w * n for w, n in zip(walls, processes, strict=True)) / 3600,
+        "device": ",".join(devices),
+        "peak_memory_mb": max(peaks) if peaks else None,
+    }
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+
+def scaling_figure(points: list[Point], tasks: list[str], title: str):
+    """Score against backbone size: a panel for the average (with several targets) and one per target."""
+    from harness.plots import _pyplot
+
+    plt = _pyplot()
+    panels = [AVERAGE, *tasks] if len(tasks) > 1 else list(tasks)
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
+    methods = list(dict.fromkeys(p.method for p in points))
+    for axis, panel in zip(axes.flat, panels, strict=False):
+        for method in methods:
+            mine = [(p.size, p.summary(panel)) for p in points if p.method == method and p.summary(panel)]
+            if not mine:
+                continue
+            x = [size for size, _ in mine]
+            y = [s.mean for _, s in mine]
+            err = [s.sd or 0.0 for _, s in mine]
+            axis.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+        axis.set_xscale("log")
+        axis.set_title("average over targets" if panel == AVERAGE else panel, fontsize=10)
+        axis.set_xlabel("backbone parameters")
+        axis.set_ylabel("test score ×100")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title)
+    return figure
+
+
+def pareto_frontier(pairs: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (parameters, score) pairs no other pair beats with as few or fewer parameters, by parameters."""
+    frontier, best = [], float("-inf")
+    for params, score in sorted(pairs, key=lambda p: (p[0], -p[1])):
+        if score > best:
+            frontier.append((params, score))
+            best = score
+    return frontier
+
+
+def pareto_figure(points: list[Point], title: str):
+    """Average score against trainable transfer parameters: a colour per method, a marker per model."""
+    from harness.plots import _pyplot
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.6))
+    panel = AVERAGE if any(AVERAGE in p.scores for p in points) else next(iter(points[0].scores), AVERAGE)
+    usable = [p for p in points if p.summary(panel) and p.transfer_parameters]
+    methods = list(dict.fromkeys(p.method for p in usable))
+    models = list(dict.fromkeys(p.model for p in usable))
+    markers = "osD^vP*Xh<>"
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for p in usable:
+        s = p.summary(panel)
+        colour = colours[methods.index(p.method) % len(colours)]
+        axis.errorbar(
+            p.transfer_parameters,
+            s.mean,
+            yerr=s.sd or 0.0,
+            marker=markers[models.index(p.model) % len(markers)],
+            color=colour,
+            capsize=2,
+            linestyle="none",
+        )
+    frontier = pareto_frontier([(p.transfer_parameters, p.summary(panel).mean) for p in usable])
+    if frontier:
+        axis.plot(*zip(*frontier, strict=True), color="grey", linestyle="--", linewidth=1, label="frontier")
+    for index, method in enumerate(methods):
+        axis.plot([], [], color=colours[index % len(colours)], linewidth=3, label=method)
+    for index, model in enumerate(models):
+        axis.plot([], [], color="black", marker=markers[index % len(markers)], linestyle="none", label=model)
+    axis.set_xscale("log")
+    axis.set_xlabel("trainable transfer parameters per target (head excluded)")
+    axis.set_ylabel(f"test score ×100 ({'average over targets' if panel == AVERAGE else panel})")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    axis.set_title(title)
+    return figure
+
+
+# -- the cost table ---------------------------------------------------------------------------------
+
+COLUMNS = (
+    "model",
+    "size",
+    "method",
+    "params",
+    "score",
+    "trials",
+    "median wall/trial",
+    "s/step",
+    "wall h",
+    "device h",
+    "peak MB",
+)
+
+
+def _score(point: Point) -> str:
+    panel = AVERAGE if AVERAGE in point.scores else next(iter(point.scores), None)
+    summary = point.summary(panel) if panel else None
+    if summary is None:
+        return MISSING
+    return f"{summary.mean:.2f}" if summary.sd is None else f"{summary.mean:.2f} ± {summary.sd:.2f}"
+
+
+def _cells(point: Point) -> list[str]:
+    from scalearn.params import human_count
+
+    cost = point.cost
+
+    def number(key, digits):
+        value = cost.get(key)
+        return MISSING if value is None else f"{value:.{digits}f}"
+
+    params = MISSING if point.transfer_parameters is None else f"{point.transfer_parameters:,}"
+    return [
+        point.model,
+        human_count(point.size),
+        point.method,
+        params,
+        _score(point),
+        str(cost.get("trials", 0)),
+        MISSING if not cost else f"{cost['median_wall_s']:.1f} s",
+        number("median_step_s", 3),
+        MISSING if not cost else f"{cost['wall_h']:.3g}",
+        MISSING if not cost else f"{cost['device_h']:.3g} ({cost['device']})",
+        number("peak_memory_mb", 0),
+    ]
+
+
+def cost_markdown(points: list[Point], experiment: str) -> str:
+    lines = [f"### {experiment}: scaling and cost", "", "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cells(p)) + " |" for p in points]
+    lines += [
+        "",
+        "- size: backbone parameters as trained (no pooler, no LM head); params: trainable transfer parameters per "
+        "target, head excluded (docs/method.md §1.6); score: test ×100, mean ± sd over seeds of the average over "
+        "the targets (seeds with every target).",
+        "- cost from the trials' records, search points included: wall time of the training loop, device hours = "
+        "wall time × processes on the device named; peak MB: the largest trial's peak (GPU memory on CUDA, the "
+        "process's resident memory on a CPU). A transfer method's cost leaves out its source adapters: they are "
+        "the adapter row's trials (stage 1 serves every transfer method).",
+    ]
+    return "\n".join(lines)
+
+
+def cost_latex(points: list[Point], experiment: str) -> str:
+    spec = "ll" + "l" + "r" * (len(COLUMNS) - 3)
+    head = " & ".join(latex_escape(c) for c in COLUMNS) + r" \\"
+    body = [" & ".join(latex_escape(c) for c in _cells(p)) + r" \\" for p in points]
+    caption = latex_escape(f"{experiment}: scaling and cost per model and method")
+    return "\n".join(
+        [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", head, r"\midrule"]
+        + body
+        + [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
+    )
+
+
+def cost_csv(points: list[Point]) -> str:
+    out = io.StringIO()
+    fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
+    fields += ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for p in points:
+        for task in p.scores:
+            s = p.summary(task)
+            writer.writerow(
+                {
+                    "model": p.model,
+                    "size": p.size,
+                    "method": p.method,
+                    "transfer_parameters": p.transfer_parameters,
+                    "task": task,
+                    "mean": f"{s.mean:.4f}",
+                    "sd": "" if s.sd is None else f"{s.sd:.4f}",
+                    "n": s.n,
+                    **{k: p.cost.get(k) for k in fields[8:]},
+                }
+            )
+    return out.getvalue()
+
+
+def write_scaling(report: Report, trials: list[Trial], store: Store, out_dir: str | Path) -> tuple[list, list]:
+    """(tables written, figures written) of the scaling report; nothing for a sweep of one backbone."""
+    from harness.plots import _save
+
+    if len(report.tables) < 2:
+        return [], []
+    points = scaling_points(report, trials, store)
+    out = Path(out_dir)
+    tasks = report.tables[0].tasks
+    name = report.experiment
+    figures = [
+        _save(
+            scaling_figure(points, tasks, f"{name}: test score against backbone size"),
+            out / "figures" / f"scaling_{name}.png",
+        ),
+        _save(
+            pareto_figure(points, f"{name}: score against transfer parameters"), out / "figures" / f"pareto_{name}.png"
+        ),
+    ]
+    texts = {
+        "scaling.md": cost_markdown(points, name),
+        "scaling.tex": cost_latex(points, name),
+        "scaling.csv": cost_csv(points),
+        "scaling.json": json.dumps([asdict(p) for p in points], indent=1, sort_keys=True),
+    }
+    written = []
+    for file_name, text in texts.items():
+        path = out / file_name
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text + "\n", encoding="utf-8", newline=""))
+        written.append(path)
+    return written, figures

@@ -1,0 +1,159 @@
+"""The scaling report: points per model × method against hand-computed averages and costs, the Pareto
+frontier, what the figures plot, and the files `harness report --out` writes for a sweep of several backbones.
+Fake result.json files only; tests/test_decoders.py::test_scaling_tiny_end_to_end runs a real sweep."""
+
+import csv
+import io
+import json
+import statistics
+
+import pytest
+
+from harness.cli import main
+from harness.plan import expand
+from harness.report import build_report
+from harness.scaling import AVERAGE, pareto_figure, pareto_frontier, scaling_figure, scaling_points
+from harness.spec import load_spec
+from harness.store import Store
+from scalearn.params import backbone_size, human_count
+
+SPEC = """\
+version: 1
+name: mini-scaling
+models: [roberta-base, qwen3-0.6b]
+methods: [adapter, scalearn]
+benchmark: glue
+targets: [rte, stsb]
+sources: [rte, stsb, mnli]
+seeds: 2
+"""
+# test score by (model, method, task): seed 0, seed 1
+SCORES = {
+    ("roberta-base", "adapter", "rte"): [0.60, 0.64],
+    ("roberta-base", "adapter", "stsb"): [0.80, 0.84],
+    ("roberta-base", "scalearn", "rte"): [0.70, 0.72],
+    ("roberta-base", "scalearn", "stsb"): [0.88, 0.90],
+    ("qwen3-0.6b", "adapter", "rte"): [0.66, 0.70],
+    ("qwen3-0.6b", "adapter", "stsb"): [0.82, 0.86],
+    ("qwen3-0.6b", "scalearn", "rte"): [0.74, 0.78],
+    ("qwen3-0.6b", "scalearn", "stsb"): [0.90, 0.92],
+}
+PARAMS = {"adapter": 894528, "scalearn": 73728}
+
+
+def wall(trial) -> float:
+    """A made-up but distinct wall time per trial: 10 s per seed step, doubled on the decoder."""
+    return (10.0 + 10 * trial.seed) * (2 if trial.model == "qwen3-0.6b" else 1)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scaling")
+    (root / "mini.yaml").write_text(SPEC)
+    spec = load_spec(root / "mini.yaml")
+    trials = expand(spec)
+    store = Store(root / "store")
+    for trial in trials:
+        value = SCORES.get((trial.model, trial.method, trial.task), [0.5, 0.5])[trial.seed]
+        test = {"pearson": value, "spearman": value} if trial.task == "stsb" else {"accuracy": value}
+        decoder = trial.model == "qwen3-0.6b"
+        store.write_result(
+            trial.key,
+            {
+                "trial": trial.summary(),
+                "test": test,
+                "parameters": {"transfer": PARAMS[trial.method], "head": 10},
+                "steps": 100,
+                "wall_seconds": wall(trial),
+                "peak_memory_mb": 1000.0 + 100 * trial.seed + (5000 if decoder else 0),
+                "provenance": {"world_size": 2 if decoder else 1, "hardware": {"device": "cuda" if decoder else "cpu"}},
+            },
+        )
+    return root / "mini.yaml", spec, trials, store
+
+
+def points_of(sweep):
+    _, spec, trials, store = sweep
+    report = build_report(spec, trials, store)
+    return {(p.model, p.method): p for p in scaling_points(report, trials, store)}, trials
+
+
+def test_points_average_each_seed_over_the_targets_and_sort_by_size(sweep):
+    points, _ = points_of(sweep)
+    assert [p.model for p in points.values()] == ["roberta-base"] * 2 + ["qwen3-0.6b"] * 2  # 124M, then 0.6B
+    point = points[("qwen3-0.6b", "scalearn")]
+    assert point.size == backbone_size("qwen3-0.6b")["parameters"]
+    assert point.transfer_parameters == PARAMS["scalearn"]
+    assert point.scores["rte"] == pytest.approx({0: 74.0, 1: 78.0})
+    # seed 0: (74 + 90) / 2 = 82; seed 1: (78 + 92) / 2 = 85
+    assert point.scores[AVERAGE] == pytest.approx({0: 82.0, 1: 85.0})
+    summary = point.summary(AVERAGE)
+    assert summary.mean == pytest.approx(83.5) and summary.sd == pytest.approx(statistics.stdev([82.0, 85.0]))
+
+
+def test_cost_comes_from_the_trials_records(sweep):
+    points, trials = points_of(sweep)
+    cost = points[("qwen3-0.6b", "adapter")].cost
+    mine = [t for t in trials if t.model == "qwen3-0.6b" and t.method == "adapter"]
+    walls = [wall(t) for t in mine]
+    assert cost["trials"] == len(mine) == 2 + 2 + 1  # rte, stsb × 2 seeds; mnli a source only, one seed
+    assert cost["median_wall_s"] == pytest.approx(statistics.median(walls))
+    assert cost["median_step_s"] == pytest.approx(statistics.median(walls) / 100)
+    assert cost["wall_h"] == pytest.approx(sum(walls) / 3600)
+    assert cost["device_h"] == pytest.approx(2 * sum(walls) / 3600)  # two processes per trial
+    assert cost["device"] == "cuda" and cost["peak_memory_mb"] == 6100.0
+    assert points[("roberta-base", "scalearn")].cost["device_h"] == pytest.approx(
+        points[("roberta-base", "scalearn")].cost["wall_h"]
+    )
+
+
+def test_pareto_frontier_keeps_points_no_cheaper_point_beats():
+    pairs = [(10, 50.0), (100, 60.0), (100, 55.0), (1000, 58.0), (5, 40.0), (2000, 70.0)]
+    assert pareto_frontier(pairs) == [(5, 40.0), (10, 50.0), (100, 60.0), (2000, 70.0)]
+    assert pareto_frontier([]) == []
+
+
+def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
+    points, _ = points_of(sweep)
+    ordered = list(points.values())
+    figure = scaling_figure(ordered, ["rte", "stsb"], "t")
+    panels = [a for a in figure.axes if a.get_visible()]
+    assert [a.get_title() for a in panels] == ["average over targets", "rte", "stsb"]
+    average = panels[0]
+    assert average.get_xscale() == "log"
+    lines = {bars.get_label(): bars.lines[0] for bars in average.containers}  # errorbar: (data line, caps, bars)
+    assert set(lines) == {"adapter", "scalearn"}
+    sizes = sorted(backbone_size(m)["parameters"] for m in ("roberta-base", "qwen3-0.6b"))
+    assert list(lines["scalearn"].get_xdata()) == sizes
+    by_model = {p.model: p.summary(AVERAGE).mean for p in ordered if p.method == "scalearn"}
+    expected = [by_model[m] for m in sorted(by_model, key=lambda m: backbone_size(m)["parameters"])]
+    assert list(lines["scalearn"].get_ydata()) == pytest.approx(expected)
+
+    pareto = pareto_figure(ordered, "p").axes[0]
+    assert pareto.get_xscale() == "log" and "transfer parameters" in pareto.get_xlabel()
+    frontier = next(line for line in pareto.get_lines() if line.get_label() == "frontier")
+    # scalearn (73,728) on qwen3 beats every adapter (894,528): the frontier is that one point
+    assert list(frontier.get_xdata()) == [PARAMS["scalearn"]]
+    assert list(frontier.get_ydata()) == pytest.approx([points[("qwen3-0.6b", "scalearn")].summary(AVERAGE).mean])
+
+
+def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_path, capsys):
+    path, _, _, store = sweep
+    out = tmp_path / "report"
+    assert main(["report", str(path), "--store", str(store.root), "--out", str(out)]) == 0
+    capsys.readouterr()
+    names = {p.name for p in out.iterdir()}
+    assert {"scaling.md", "scaling.tex", "scaling.csv", "scaling.json"} <= names
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"scaling_mini-scaling.png", "pareto_mini-scaling.png"} <= figures
+    for name in ("scaling_mini-scaling.png", "pareto_mini-scaling.png"):
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    markdown = (out / "scaling.md").read_text()
+    size = human_count(backbone_size("qwen3-0.6b")["parameters"])
+    assert f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.0333 |" in markdown
+    rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
+    average = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("qwen3-0.6b", "scalearn", AVERAGE))
+    assert float(average["mean"]) == pytest.approx(83.5) and average["device"] == "cuda"
+    assert json.loads((out / "scaling.json").read_text())[0]["size"] == backbone_size("roberta-base")["parameters"]
+    tex = (out / "scaling.tex").read_text()
+    assert tex.count(r"\\") == 1 + 4 and tex.count("{") == tex.count("}")
