@@ -10,7 +10,8 @@
 Every value is checked where it enters (an experiment file, a notebook call) with the same models, and a
 wrong one is named with what it must be: ``must be a number > 0 (got 'fast')`` (``describe``,
 ``value_errors``). Fields marked ``in_key=False`` (logging cadence) do not change what is trained and stay
-out of the content key.
+out of the content key; fields marked ``in_key="unless_default"`` (added after keys were in use) enter it only
+when set to something else, so adding one leaves every existing trial's key as it was.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ class LoopConfig(Settings):
     select_by: Literal["auto", "loss", "metric"] = "auto"
     """'loss' (dev loss), 'metric' (the task's reported metric), or 'auto': what the task selects by."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    backbone_dtype: Annotated[
+        Literal["fp32", "bf16", "fp16"], Field(json_schema_extra={"in_key": "unless_default"})
+    ] = "fp32"
+    """The frozen weights' storage (the backbone's, and stage 2's source adapters'): 'bf16' halves their memory
+    (an 8B decoder: 16 GB, not 32); what trains stays fp32. Needs the same `precision` (autocast). DeepSpeed
+    with bf16/fp16 stores the whole model so anyway."""
     gradient_checkpointing: bool = False
     engine: Literal["torch", "deepspeed"] = "torch"
     """'torch', or 'deepspeed' (ZeRO; multi-process under a launcher or Ray Train)."""
@@ -98,6 +105,15 @@ class LoopConfig(Settings):
     """In the key: batches padded to another length can differ in the last bits, and so select another epoch."""
     log_every_steps: Annotated[Count, Field(json_schema_extra={"in_key": False})] = 20
     """How often the loop reports a step to its callback; changes nothing that is trained."""
+
+    @model_validator(mode="after")
+    def _frozen_dtype_fits_precision(self) -> LoopConfig:
+        if self.backbone_dtype != "fp32" and self.backbone_dtype != self.precision:
+            raise ValueError(
+                f"backbone_dtype {self.backbone_dtype} needs precision {self.backbone_dtype} (got {self.precision}): "
+                "the trained fp32 parameters meet the frozen weights under autocast"
+            )
+        return self
 
 
 class DataConfig(Settings):
@@ -155,6 +171,12 @@ class TrialConfig(Settings):
     def key_fields(self) -> dict:
         """What the content key hashes: everything but the fields marked ``in_key=False``."""
         outside = {name for name, info in LoopConfig.model_fields.items() if _outside_key(info)}
+        # a setting added after keys were in use stays out of them at its default: old trials keep their keys
+        outside |= {
+            name
+            for name, info in LoopConfig.model_fields.items()
+            if _key_unless_default(info) and getattr(self.loop, name) == info.default
+        }
         return self.model_dump(mode="json", exclude={"loop": outside})
 
     @classmethod
@@ -208,11 +230,21 @@ class TrialConfig(Settings):
         )
 
 
-def _outside_key(info: FieldInfo) -> bool:
+def _in_key_mark(info: FieldInfo):
     extra = info.json_schema_extra
-    if isinstance(extra, dict) and extra.get("in_key") is False:
-        return True
-    return any(isinstance(m, FieldInfo) and _outside_key(m) for m in info.metadata)
+    if isinstance(extra, dict) and "in_key" in extra:
+        return extra["in_key"]
+    return next(
+        (mark for m in info.metadata if isinstance(m, FieldInfo) and (mark := _in_key_mark(m)) is not None), None
+    )
+
+
+def _outside_key(info: FieldInfo) -> bool:
+    return _in_key_mark(info) is False
+
+
+def _key_unless_default(info: FieldInfo) -> bool:
+    return _in_key_mark(info) == "unless_default"
 
 
 # -- saying what a value must be ------------------------------------------------------------------

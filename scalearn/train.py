@@ -190,12 +190,27 @@ def save_trained(directory: Path, model: TransferModel, engine, rank: int, metad
 # -- the loop ---------------------------------------------------------------------------------------
 
 
+FROZEN_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def store_frozen_as(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store every frozen floating-point parameter in ``dtype`` (before the move to the device, so the fp32 copy
+    never lands there); trained parameters and buffers (RoPE's frequencies) stay as they are. Returns how
+    many parameters changed."""
+    frozen = [p for p in model.parameters() if not p.requires_grad and p.is_floating_point() and p.dtype != dtype]
+    for parameter in frozen:
+        parameter.data = parameter.data.to(dtype)
+    return len(frozen)
+
+
 def prepare(model: TransferModel, config: LoopConfig, device, checkpoint_dir) -> torch.device:
     """Move the model to its device, check the precision and resuming fit, switch on gradient checkpointing."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device)
     if config.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if config.backbone_dtype != "fp32":
+        store_frozen_as(model, FROZEN_DTYPES[config.backbone_dtype])
+    model.to(device)
     if config.gradient_checkpointing:
         kwargs = {"use_reentrant": False}  # frozen inputs: the re-entrant variant would drop adapter gradients
         if hasattr(model.encoder, "activation_checkpointing_enable"):  # transformers ≥ 5.x

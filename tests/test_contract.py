@@ -64,6 +64,23 @@ def test_the_key_leaves_out_only_what_does_not_change_training():
     assert "log_every_steps" not in config.key_fields()["loop"]
 
 
+# The key of one plain trial, pinned: a change here reruns every store's trials (say so where you change it).
+PINNED_KEY = ("adapter", "syn_a", "tiny-bert", "5992754b75c0f6aff0daba95")
+
+
+def test_a_setting_added_later_stays_out_of_old_keys_at_its_default():
+    method, task, model, key = PINNED_KEY
+    config = TrialConfig.create(method, task, model=model)
+    assert trial_key(config, ()) == key
+    assert trial_key(config.with_loop(backbone_dtype="fp32"), ()) == key  # said out loud, still the default
+    assert "backbone_dtype" not in config.key_fields()["loop"]
+    frozen_bf16 = config.with_loop(precision="bf16", backbone_dtype="bf16")
+    assert frozen_bf16.key_fields()["loop"]["backbone_dtype"] == "bf16"
+    assert trial_key(frozen_bf16, ()) != trial_key(config.with_loop(precision="bf16"), ())
+    with pytest.raises(ValueError, match="backbone_dtype bf16 needs precision bf16"):
+        config.with_loop(backbone_dtype="bf16")
+
+
 def test_every_method_declares_its_capabilities_on_the_base_class():
     for name, (cls, _) in METHODS.items():
         method = get_method(name)

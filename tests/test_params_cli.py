@@ -92,7 +92,11 @@ def test_unknown_method_is_one_clear_line(capsys):
 
 # Published shapes (d, L) of each alias's config.json, written here independently of scalearn/catalog.py,
 # and the published backbone size in billions without the LM head (the model card's count less an untied head).
-PUBLISHED_DECODERS = {
+# (hidden size, layers, billions of backbone parameters as published, less the LM head where it is untied)
+PUBLISHED = {
+    "minilm": (384, 6, 0.0227),
+    "roberta-large": (1024, 24, 0.355),
+    "deberta-v3-large": (1024, 24, 0.435),  # 304M backbone + 131M embedding, as its model card says
     "qwen3-0.6b": (1024, 28, 0.596),
     "qwen3-1.7b": (2048, 28, 1.72),
     "qwen3-4b": (2560, 36, 4.02),
@@ -107,11 +111,11 @@ PUBLISHED_DECODERS = {
 }
 
 
-@pytest.mark.parametrize("alias", sorted(PUBLISHED_DECODERS))
-def test_decoder_aliases_against_their_published_configs(alias, capsys):
+@pytest.mark.parametrize("alias", sorted(PUBLISHED))
+def test_aliases_of_the_scaling_study_against_their_published_configs(alias, capsys):
     from scalearn.params import backbone_size
 
-    d, L, billions = PUBLISHED_DECODERS[alias]
+    d, L, billions = PUBLISHED[alias]
     assert main(["params", alias, "scalearn", "--sources", "8"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(8 * d * L)
     assert main(["params", alias, "scalearn_uniform_pp", "--sources", "8"]) == 0
