@@ -112,6 +112,7 @@ def scaling_figure(points: list[Point], tasks: list[str], title: str):
             err = [s.sd or 0.0 for _, s in mine]
             axis.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
         axis.set_xscale("log")
+        _model_ticks(axis, points)
         axis.set_title("average over targets" if panel == AVERAGE else panel, fontsize=10)
         axis.set_xlabel("backbone parameters")
         axis.set_ylabel("test score ×100")
@@ -121,6 +122,23 @@ def scaling_figure(points: list[Point], tasks: list[str], title: str):
     axes.flat[0].legend(fontsize=7)
     figure.suptitle(title)
     return figure
+
+
+def _model_ticks(axis, points: list[Point]) -> None:
+    """One x tick per backbone, at its size, named by it (log scale's own minor labels would overlap)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    from scalearn.params import human_count
+
+    names: dict[int, list[str]] = {}
+    for p in points:
+        if p.model not in names.setdefault(p.size, []):
+            names[p.size].append(p.model)
+    sizes = sorted(names)
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xticks(sizes, [f"{'/'.join(names[size])}\n{human_count(size)}" for size in sizes])
+    axis.tick_params(axis="x", labelsize=7, labelrotation=30)
 
 
 def pareto_frontier(pairs: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -158,8 +176,10 @@ def pareto_figure(points: list[Point], title: str):
             linestyle="none",
         )
     frontier = pareto_frontier([(p.transfer_parameters, p.summary(panel).mean) for p in usable])
-    if frontier:
-        axis.plot(*zip(*frontier, strict=True), color="grey", linestyle="--", linewidth=1, label="frontier")
+    if frontier:  # a staircase: the best score within each budget, to the largest budget shown
+        right = max(p.transfer_parameters for p in usable)
+        xs, ys = zip(*(frontier + [(right, frontier[-1][1])]), strict=True)
+        axis.plot(xs, ys, color="grey", linestyle="--", linewidth=1, drawstyle="steps-post", label="frontier")
     for index, method in enumerate(methods):
         axis.plot([], [], color=colours[index % len(colours)], linewidth=3, label=method)
     for index, model in enumerate(models):
@@ -168,7 +188,7 @@ def pareto_figure(points: list[Point], title: str):
     axis.set_xlabel("trainable transfer parameters per target (head excluded)")
     axis.set_ylabel(f"test score ×100 ({'average over targets' if panel == AVERAGE else panel})")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.set_title(title)
     return figure
 

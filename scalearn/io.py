@@ -161,6 +161,46 @@ def save_model(directory: str | Path, model: TransferModel, metadata: dict | Non
     write_json(directory / MODEL_MANIFEST, manifest)
 
 
+def whole_shapes(model: TransferModel) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Each component's tensor names and whole shapes, as a checkpoint of ``model`` must hold them — from the
+    parameters' ``ds_shape`` where ZeRO-3 has partitioned them (their own ``shape`` is then a shard's)."""
+
+    def whole(tensor) -> tuple[int, ...]:
+        return tuple(getattr(tensor, "ds_shape", tensor.shape))
+
+    shapes = {}
+    modules = {"head": model.head, "transfer": model.transfer, "tuner": model.tuner, "encoder": model.encoder}
+    for name, module in modules.items():
+        if module is None or (name == "encoder" and not any(p.requires_grad for p in module.parameters())):
+            continue
+        parameters = dict(module.named_parameters())
+        shapes[name] = {key: whole(parameters.get(key, t)) for key, t in module.state_dict(keep_vars=True).items()}
+    if model.adapters is not None and model.adapter_role != "sources":
+        layers, width, _ = whole(model.adapters.down_weight)
+        r = model.adapters.config.bottleneck
+        shapes["adapter"] = {
+            "down.weight": (layers, r, width),
+            "down.bias": (layers, r),
+            "up.weight": (layers, width, r),
+            "up.bias": (layers, width),
+        }
+    return shapes
+
+
+def verify_saved(files: dict[Path, dict[str, tuple[int, ...]]]) -> None:
+    """Read back each written safetensors file and check its tensors' names and shapes against the model's
+    (``whole_shapes``): a partitioned parameter saved outside its gather holds an empty shard, and a result
+    must not be recorded on top of it."""
+    for path, expected in files.items():
+        got = {name: tuple(t.shape) for name, t in read_tensors(path).items()}
+        if got != expected:
+            wrong = sorted(set(got) ^ set(expected)) or [n for n in sorted(got) if got[n] != expected[n]]
+            detail = ", ".join(f"{n}: {got.get(n, 'absent')} (needs {expected.get(n, 'nothing')})" for n in wrong[:3])
+            raise ArtifactError(
+                f"{path}: {len(got)} tensors where the model has {len(expected)}, or shapes differ — {detail}"
+            )
+
+
 def load_model_state(directory: str | Path, model: TransferModel) -> dict:
     """Load a checkpoint into a model built the same way; returns the manifest."""
     directory = Path(directory)

@@ -32,8 +32,8 @@ from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_chec
 from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
-from scalearn.io import save_adapter, save_model, write_json
-from scalearn.layout import ATTENTION
+from scalearn.io import save_adapter, save_model, verify_saved, whole_shapes, write_json
+from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
 from scalearn.model import TransferModel
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
 from scalearn.tasks.base import TaskSpec
@@ -178,11 +178,16 @@ def save_trained(directory: Path, model: TransferModel, engine, rank: int, metad
     if any(p.requires_grad for p in model.encoder.parameters()):
         owned.append(model.encoder)
     parameters = [p for module in owned if module is not None for p in module.parameters()]
+    shapes = whole_shapes(model)
+    files = {directory / "model" / f"{name}.safetensors": expected for name, expected in shapes.items()}
     with engine.gathered(parameters):
         if rank == 0:
             save_model(directory / "model", model, metadata=metadata)
             if model.adapters is not None and model.adapter_role == "trained" and model.tasks is None:
                 save_adapter(directory / "adapter", model.adapters, metadata=metadata)
+                files[directory / "adapter" / ADAPTER_WEIGHTS] = shapes["adapter"]
+    if rank == 0:
+        verify_saved(files)  # before any result is written on top of these files
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
 

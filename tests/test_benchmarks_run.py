@@ -87,3 +87,14 @@ def test_preflight_benchmark_runs_and_writes_its_json(tmp_path):
     result = json.loads(out.read_text())
     assert result["trials"] == {"demo": 19, "tiny": 10} and result["ray_start_seconds"] > 0
     assert set(result["preflight_seconds"]) == {"demo", "tiny"}
+
+
+def test_gpu_decoders_benchmark_runs_on_the_cpu_with_tiny_decoders(tmp_path):
+    out = tmp_path / "gpu_decoders.json"
+    args = ["--device", "cpu", "--models", "tiny-llama,tiny-gemma2", "--steps", "1", "--batch-size", "2"]
+    assert load("gpu_decoders").main([*args, "--length", "8", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["models"]["tiny-llama"]["methods"]
+    assert set(rows) == {f"{m}{c}" for m in ("adapter", "scalearn_8", "adapterfusion_8") for c in ("", "_checkpointed")}
+    assert all(row["loss_finite"] and row["step_s"] > 0 for row in rows.values())
+    assert result["models"]["tiny-gemma2"]["parameters"] > 0

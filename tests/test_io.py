@@ -87,3 +87,37 @@ def test_nothing_is_pickled(tmp_path):
     for path in (tmp_path / "m").iterdir():
         assert path.suffix in (".safetensors", ".json"), path
         assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+
+
+def test_a_saved_file_is_checked_against_the_models_whole_shapes(tmp_path, make_sources):
+    from safetensors.torch import load_file, save_file
+
+    from scalearn.io import verify_saved, whole_shapes
+
+    encoder = load_encoder("tiny-llama")
+    model = get_method("scalearn").build(encoder, HeadConfig("classification", 32, 2), make_sources(encoder, 3))
+    shapes = whole_shapes(model)
+    assert shapes["transfer"] == {"omega": (2, 3, 32)} and set(shapes) == {"head", "transfer"}
+    save_model(tmp_path, model)
+    files = {tmp_path / f"{name}.safetensors": expected for name, expected in shapes.items()}
+    verify_saved(files)  # as written: fits
+    # what a ZeRO-3 rank writes when it saves outside the gather: an empty shard in place of ω
+    save_file({"omega": torch.empty(0)}, tmp_path / "transfer.safetensors")
+    with pytest.raises(ArtifactError, match=r"transfer.safetensors: .*omega: \(0,\) \(needs \(2, 3, 32\)\)"):
+        verify_saved(files)
+    # a tensor missing from the file
+    head = load_file(tmp_path / "head.safetensors")
+    save_file(dict(list(head.items())[:-1]), tmp_path / "head.safetensors")
+    with pytest.raises(ArtifactError, match=r"head.safetensors: 3 tensors where the model has 4, .*absent"):
+        verify_saved({tmp_path / "head.safetensors": shapes["head"]})
+
+    adapter = get_method("adapter").build(load_encoder("tiny-llama"), HeadConfig("classification", 32, 2))
+    r = adapter.adapters.config.bottleneck
+    assert whole_shapes(adapter)["adapter"] == {
+        "down.weight": (2, r, 32),
+        "down.bias": (2, r),
+        "up.weight": (2, 32, r),
+        "up.bias": (2, 32),
+    }
+    save_adapter(tmp_path / "a", adapter.adapters)
+    verify_saved({tmp_path / "a" / "adapter.safetensors": whole_shapes(adapter)["adapter"]})

@@ -121,6 +121,9 @@ def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
     assert [a.get_title() for a in panels] == ["average over targets", "rte", "stsb"]
     average = panels[0]
     assert average.get_xscale() == "log"
+    sizes = sorted(backbone_size(m)["parameters"] for m in ("roberta-base", "qwen3-0.6b"))
+    assert [t.get_text().split("\n")[0] for t in average.get_xticklabels()] == ["roberta-base", "qwen3-0.6b"]
+    assert list(average.get_xticks()) == sizes
     lines = {bars.get_label(): bars.lines[0] for bars in average.containers}  # errorbar: (data line, caps, bars)
     assert set(lines) == {"adapter", "scalearn"}
     sizes = sorted(backbone_size(m)["parameters"] for m in ("roberta-base", "qwen3-0.6b"))
@@ -132,9 +135,10 @@ def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
     pareto = pareto_figure(ordered, "p").axes[0]
     assert pareto.get_xscale() == "log" and "transfer parameters" in pareto.get_xlabel()
     frontier = next(line for line in pareto.get_lines() if line.get_label() == "frontier")
-    # scalearn (73,728) on qwen3 beats every adapter (894,528): the frontier is that one point
-    assert list(frontier.get_xdata()) == [PARAMS["scalearn"]]
-    assert list(frontier.get_ydata()) == pytest.approx([points[("qwen3-0.6b", "scalearn")].summary(AVERAGE).mean])
+    # scalearn (73,728) on qwen3 beats every adapter (894,528): the frontier is that point, held to the right edge
+    assert frontier.get_drawstyle() == "steps-post"
+    assert list(frontier.get_xdata()) == [PARAMS["scalearn"], PARAMS["adapter"]]
+    assert list(frontier.get_ydata()) == pytest.approx([points[("qwen3-0.6b", "scalearn")].summary(AVERAGE).mean] * 2)
 
 
 def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_path, capsys):
