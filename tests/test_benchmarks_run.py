@@ -98,3 +98,16 @@ def test_gpu_decoders_benchmark_runs_on_the_cpu_with_tiny_decoders(tmp_path):
     assert set(rows) == {f"{m}{c}" for m in ("adapter", "scalearn_8", "adapterfusion_8") for c in ("", "_checkpointed")}
     assert all(row["loss_finite"] and row["step_s"] > 0 for row in rows.values())
     assert result["models"]["tiny-gemma2"]["parameters"] > 0
+
+
+def test_scaling_estimate_covers_every_model_of_the_scaling_study(tmp_path):
+    out = tmp_path / "estimate.json"
+    assert load("scaling_estimate").main(["--measured", str(tmp_path / "none.json"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["models"]
+    assert len(rows) == 11 and all(row["trials"] == 176 for row in rows.values())
+    # the FLOP model is linear in the parameters: an 8B decoder costs about 8B / 0.6B times a 0.6B one's hours
+    ratio = rows["llama-3.1-8b"]["gpu_hours"] / rows["qwen3-0.6b"]["gpu_hours"]
+    assert ratio == pytest.approx(rows["llama-3.1-8b"]["parameters"] / rows["qwen3-0.6b"]["parameters"], rel=0.05)
+    peaks = rows["llama-3.1-8b"]["peak_gib_per_gpu"]
+    assert peaks["scalearn"] < peaks["adapterfusion"]  # AdapterFusion trains 3·d² per layer; ScaLearn d per source

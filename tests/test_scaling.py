@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,35 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
     assert json.loads((out / "scaling.json").read_text())[0]["size"] == backbone_size("roberta-base")["parameters"]
     tex = (out / "scaling.tex").read_text()
     assert tex.count(r"\\") == 1 + 4 and tex.count("{") == tex.count("}")
+
+
+@pytest.mark.slow
+def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
+    """The acceptance run, on budgets cut to seconds: experiments/scaling-tiny.yaml through real Ray and MLflow,
+    every backbone of it; one seed, three methods, two optimizer steps per trial."""
+    experiment = Path(__file__).resolve().parent.parent / "experiments" / "scaling-tiny.yaml"
+    cut = ["seeds=1", "methods=[adapter, scalearn, lora]", "hyperparameters.all.max_steps=2"]
+    cut += ["hyperparameters.adapter.max_steps=2", "hyperparameters.lora.max_steps=2"]
+    flags = [f for setting in cut for f in ("--set", setting)]
+    store = tmp_path / "store"
+    assert main(["submit", str(experiment), "--store", str(store), "--num-cpus", "2", *flags]) == 0
+    assert "0 failed" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert main(["report", str(experiment), "--store", str(store), "--out", str(out), *flags]) == 0
+    capsys.readouterr()
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"scaling_scaling-tiny.png", "pareto_scaling-tiny.png"} <= figures
+    table = (out / "scaling.md").read_text()
+    for model in ("tiny-llama-s", "tiny-bow", "tiny-llama-m", "tiny-llama-l"):
+        for method in ("adapter", "scalearn", "lora"):
+            row = next(
+                line for line in table.splitlines() if line.startswith(f"| {model} | ") and f" {method} |" in line
+            )
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert cells[5] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
+            assert cells[6].endswith(" s") and float(cells[7]) > 0  # median wall and s/step from the records
+    sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(12)]
+    assert sizes == sorted(sizes)
+    logged = store / "mlartifacts" / "scaling-tiny"
+    assert len(list(logged.glob("*/artifacts/report/figures/scaling_scaling-tiny.png"))) == 1
+    assert len(list(logged.glob("*/artifacts/report/figures/pareto_scaling-tiny.png"))) == 1
