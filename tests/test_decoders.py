@@ -45,8 +45,15 @@ def test_left_and_right_padding_give_the_same_logits(family, make_sources):
     torch.testing.assert_close(right, alone, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind,labels", [("regression", torch.tensor([0.5, 2.0])), ("multiple_choice", None)])
-def test_other_head_kinds_on_a_decoder(kind, labels, make_sources):
+@pytest.mark.parametrize(
+    "kind,labels,shape",
+    [
+        ("regression", torch.tensor([0.5, 2.0]), (2,)),
+        ("multiple_choice", None, (2, 2)),
+        ("multi_label", torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]), (2, 3)),
+    ],
+)
+def test_other_head_kinds_on_a_decoder(kind, labels, shape, make_sources):
     model = model_for("tiny-qwen3", make_sources=make_sources, kind=kind)
     if kind == "multiple_choice":  # [B, choices, T]
         ids, mask = padded([5, 8, 3, 6], "right")
@@ -54,8 +61,11 @@ def test_other_head_kinds_on_a_decoder(kind, labels, make_sources):
     else:
         ids, mask = padded([5, 8], "right")
     logits = model(ids, mask)
-    assert logits.shape == (2, 2) if kind == "multiple_choice" else (2,)
-    assert torch.isfinite(model.loss(logits, labels))
+    assert logits.shape == shape
+    loss = model.loss(logits, labels)
+    assert torch.isfinite(loss)
+    loss.backward()  # reaches the transfer layer through the last-token pooling
+    assert model.transfer.omega.grad is not None and model.transfer.omega.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("family", ["tiny-llama", "tiny-gemma2"])

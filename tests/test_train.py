@@ -137,7 +137,7 @@ def test_frozen_weights_in_bf16_train_what_trains_in_fp32(cache_dir, sources, tm
     autocast_only, _ = run(cache_dir, model=model, method="adapter", max_steps=3, epochs=1, precision="bf16")
     common = dict(model=model, method="adapter", max_steps=3, epochs=1, precision="bf16", backbone_dtype="bf16")
     frozen_bf16, trained = run(cache_dir, **common, output_dir=tmp_path / "out")
-    # measured: the two agree to ≤ 2e-4 in these three steps (the matmuls are bf16 in both)
+    # measured: the two agree to 6.5e-5 (tiny-bert) and 1.3e-5 (tiny-llama) in these three steps (bf16 matmuls in both)
     assert frozen_bf16.losses == pytest.approx(autocast_only.losses, abs=2e-3)
     dtypes = {p.dtype for p in trained.encoder.parameters() if not p.requires_grad}
     assert dtypes == {torch.bfloat16}
