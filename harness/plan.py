@@ -36,6 +36,9 @@ class Trial:
     """"final" (reported), or "search": a point of a group's search that is not (yet) a final trial."""
     point: dict | None = None
     """The searched hyper-parameters this trial trains at (a final trial: its group's chosen point)."""
+    imported: dict | None = None
+    """An external source adapter (`source_adapters`) this trial installs instead of training one (role
+    "import"): its location, format and content hash, which is its key."""
 
     @property
     def method(self) -> str:
@@ -69,6 +72,8 @@ class Trial:
         if self.tasks:
             summary["tasks"] = list(self.tasks)
         summary["role"] = self.role
+        if self.imported is not None:
+            summary["imported"] = dict(self.imported)
         if self.point is not None:
             summary["point"] = dict(self.point)
         return summary
@@ -131,6 +136,8 @@ class _Planner:
         self.groups: dict[tuple, SearchGroup] = {}
         self.waiting: list[dict] = []
         """Transfer trials that cannot be keyed yet: their source adapters' search is still open."""
+        self.described: dict[tuple[str, str], dict] = {}
+        """External source adapters, read once per plan: (model, location) → format, folder, content hash."""
 
     def sorted_trials(self) -> list[Trial]:
         return sorted(self.trials.values(), key=lambda t: t.stage)
@@ -143,6 +150,27 @@ class _Planner:
         known = self.trials.get(key)
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
             self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)
+        return key
+
+    def imported(self, model: str, task: str, location: str) -> str:
+        """The import trial of an external source adapter: keyed by the model, the task and the hash of what
+        the files hold (the same files, the same key; a changed file, a new key and so new dependents)."""
+        from harness.spec import SpecError
+        from scalearn.catalog import canonical_name
+        from scalearn.interop import InteropError
+        from scalearn.interop.sources import describe_source
+
+        cache = self.described.setdefault((model, location), {})
+        if not cache:
+            try:
+                cache.update(describe_source(location, model))
+            except InteropError as error:
+                raise SpecError(f"source_adapters.{task}: {error}") from None
+        fields = {"imported": cache["content_hash"], "model": canonical_name(model), "task": task}
+        key = trial_key(fields, ())
+        if key not in self.trials:
+            config = TrialConfig.create("adapter", task, model=model, max_length=self.spec.data.max_length)
+            self.trials[key] = Trial(key, 1, model, config, (), "import", None, dict(cache))
         return key
 
     def wait(self, model: str, method: str, target: str, seeds: list[int], open_sources: list[str]) -> None:
@@ -237,6 +265,10 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
                 sources = spec.source_list(target)
                 keys = []
                 for source in sources:
+                    external = spec.source_adapter(source, model)
+                    if external is not None:  # trained elsewhere: installed, not trained
+                        keys.append(plan.imported(model, source, external))
+                        continue
                     # in few-shot runs the target's own source adapter is the k-shot one (docs/method.md §4.5)
                     shots = few_shot if source == target else None
                     chosen = plan.group(1, model, "adapter", [spec.source_seed], task=source, few_shot=shots)

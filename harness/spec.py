@@ -28,6 +28,9 @@ data: {max_length: 128, few_shot: null}
 resources: {cpus: 1, gpus: 0, memory_gb: 4}
 model_resources:                 # per backbone: what one of its trials needs instead (unset keys: `resources`)
   roberta-large: {gpus: 1, memory_gb: 16}
+source_adapters:                 # sources trained elsewhere, in place of their stage-1 trials: a folder (ours,
+  rte: AdapterHub/roberta-base-pf-rte   # AdapterHub's or PEFT's layout; relative: to this file) or a hub id;
+  mnli: {roberta-base: ./adapters/mnli} # per backbone where the sweep has several
 retries: 1
 """
 
@@ -157,6 +160,7 @@ class ExperimentSpec(_Strict):
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
     model_resources: dict[str, ModelResources] = Field(default_factory=dict)
+    source_adapters: dict[str, str | dict[str, str]] = Field(default_factory=dict)
     retries: int = Field(1, ge=0)
 
     # -- derived --------------------------------------------------------------------------------
@@ -173,6 +177,11 @@ class ExperimentSpec(_Strict):
         """The sources of a transfer trial: the source set with the target's own adapter moved last."""
         sources = list(self.sources) if self.sources is not None else self.task_list()
         return [s for s in sources if s != target] + [target]
+
+    def source_adapter(self, task: str, model: str) -> str | None:
+        """The adapter given for ``task`` on ``model`` in `source_adapters` (a folder or hub id), else None."""
+        given = self.source_adapters.get(task)
+        return _for_model(given, model) if isinstance(given, dict) else given
 
     def seeds_for(self, task: str) -> list[int]:
         seeds = self.seeds_per_task.get(task, self.seeds)
@@ -369,6 +378,26 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
     errors.extend(_hyperparameter_errors(spec))
     errors.extend(_search_errors(spec))
+    errors.extend(_source_adapter_errors(spec))
+    return errors
+
+
+def _source_adapter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """`source_adapters` names sources of the transfer trials (and, per model, models of `models`)."""
+    from scalearn.catalog import canonical_name
+
+    errors = []
+    sources = sorted({s for target in spec.target_list() for s in spec.source_list(target)})
+    ours = {canonical_name(m) for m in spec.models}
+    for task, given in spec.source_adapters.items():
+        if task not in sources:
+            errors.append((f"source_adapters.{task}", _unknown("source task", task, sources, "a source of a target")))
+        for name in given if isinstance(given, dict) else ():
+            if canonical_name(name) not in ours:
+                location = f"source_adapters.{task}.{name}"
+                errors.append((location, _unknown("model", name, spec.models, "a name of `models`")))
+    if spec.source_adapters and not any(method_class(m).uses_sources for m in spec.methods):
+        errors.append(("source_adapters", "no method of this experiment uses source adapters"))
     return errors
 
 
@@ -586,4 +615,21 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
         raise SpecError(_blame(f"{path}:{location}: {message}", path, applied))
     if spec.name is None:
         spec.name = path.stem
+    _resolve_source_paths(spec, path.resolve().parent)
     return spec
+
+
+def _resolve_source_paths(spec: ExperimentSpec, folder: Path) -> None:
+    """A relative folder in `source_adapters` is relative to the experiment file; a hub id stays as it is."""
+
+    def resolved(value: str) -> str:
+        candidate = Path(value).expanduser()
+        if not candidate.is_absolute() and (folder / candidate).exists():
+            return str(folder / candidate)
+        return str(candidate) if candidate.is_absolute() or candidate.exists() else value
+
+    for task, given in spec.source_adapters.items():
+        if isinstance(given, dict):
+            spec.source_adapters[task] = {model: resolved(value) for model, value in given.items()}
+        else:
+            spec.source_adapters[task] = resolved(given)

@@ -25,12 +25,36 @@ def train(
 
 def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
     """Train ``trial``; returns its result dict (also written by the caller as the trial's result.json)."""
+    if trial.imported is not None:
+        return install(trial, store)
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), **options)
     if trial.depends_on:
         plot_mixing(trial, store.model_dir(trial.key))
-    return {"trial": trial.summary(), **result.to_dict()}
+    record = {"trial": trial.summary(), **result.to_dict()}
+    origins = {key: store.result(key).get("imported") for key in trial.depends_on if store.is_done(key)}
+    if any(origins.values()):  # where each source came from: trained in this store, or given from outside
+        record["source_origins"] = [origins.get(key) or {"trial": key} for key in trial.depends_on]
+    return record
+
+
+def install(trial: Trial, store: Store) -> dict:
+    """An import trial: the external source adapter becomes the trial's stage-1 artifact; nothing trains."""
+    import time
+
+    from scalearn.interop.sources import install_source
+
+    start = time.perf_counter()
+    provenance = install_source(trial.imported, trial.config.model, store.adapter_dir(trial.key), trial.task)
+    return {
+        "trial": trial.summary(),
+        "task": trial.task,
+        "imported": provenance,
+        "steps": 0,
+        "wall_seconds": time.perf_counter() - start,
+        "provenance": {"source_adapter": provenance},
+    }
 
 
 def plot_mixing(trial: Trial, model_dir) -> None:

@@ -416,3 +416,93 @@ def test_cli_exports_a_trial_by_key_and_imports_it_back(tmp_path, capsys, make_s
         == 2
     )
     assert "no such trial" in capsys.readouterr().err
+
+
+# -- external sources in an experiment file -------------------------------------------------------
+
+SWEEP = """\
+version: 1
+name: imported
+models: [tiny-bert]
+methods: [scalearn]
+benchmark: synthetic
+targets: [syn_a_low]
+sources: [syn_a, syn_b, syn_a_low]
+seeds: 2
+hyperparameters:
+  all: {epochs: 1, max_steps: 2, batch_size: 8}
+resources: {cpus: 1}
+source_adapters:
+  syn_a: hub/syn_a          # AdapterHub's layout, relative to this file
+  syn_b: hub/syn_b
+  syn_a_low: {tiny-bert: ours/syn_a_low}   # our own layout, per model
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_of_imported_sources_trains_stage_2_only_and_a_changed_file_reruns_its_dependents(
+    tmp_path, capsys, make_sources
+):
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.store import Store
+
+    write_adapterhub_fixture(tmp_path / "hub" / "syn_a", "tiny-bert", name="syn_a", seed=1)
+    write_adapterhub_fixture(tmp_path / "hub" / "syn_b", "tiny-bert", name="syn_b", seed=2)
+    bank = make_sources(load_encoder("tiny-bert"), 1)
+    save_adapter(tmp_path / "ours" / "syn_a_low", bank, metadata={"model": "tiny-bert", "task": "syn_a_low"})
+    experiment = tmp_path / "imported.yaml"
+    experiment.write_text(SWEEP)
+    store = Store(tmp_path / "store")
+    trials = expand(load_spec(experiment))
+    assert sorted(t.role for t in trials) == ["final", "final", "import", "import", "import"]
+    assert main(["submit", str(experiment), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    capsys.readouterr()
+    for trial in trials:
+        result = store.result(trial.key)
+        if trial.role == "import":
+            assert result["steps"] == 0 and result["imported"]["format"] in ("adapterhub", "ours")
+        else:
+            assert result["steps"] == 2 and [o.get("format") for o in result["source_origins"]] == [
+                "adapterhub",
+                "adapterhub",
+                "ours",
+            ]
+            # it consumed the installed artifacts: the tensors the AdapterHub folder holds
+            _, installed, _ = load_adapter(store.adapter_dir(trial.depends_on[0]))
+            _, straight, _ = read_adapterhub(tmp_path / "hub" / "syn_a", "tiny-bert")
+            assert torch.equal(installed["up.weight"], straight["up.weight"])
+    before = {t.key: store.result(t.key)["finished_at"] for t in trials}
+
+    # resubmit unchanged: nothing runs
+    assert main(["submit", str(experiment), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    assert "5 already done, 0 to run" in capsys.readouterr().out
+    # change one file: its import and the transfer trials that consume it rerun, the other imports do not
+    write_adapterhub_fixture(tmp_path / "hub" / "syn_b", "tiny-bert", name="syn_b", seed=3)
+    again = expand(load_spec(experiment))
+    new = sorted(t.role for t in again if t.key not in before)
+    assert new == ["final", "final", "import"]
+    assert main(["submit", str(experiment), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    assert "2 already done, 3 to run" in capsys.readouterr().out
+    assert all(store.result(k)["finished_at"] == v for k, v in before.items() if k in {t.key for t in again})
+
+
+def test_source_adapters_are_checked_when_the_file_is_read(tmp_path):
+    from harness.plan import expand
+    from harness.spec import SpecError, load_spec
+
+    write_adapterhub_fixture(tmp_path / "hub" / "syn_a", "tiny-bert", name="syn_a", config={"mh_adapter": True})
+    experiment = tmp_path / "bad.yaml"
+    experiment.write_text(
+        SWEEP.replace("  syn_b: hub/syn_b\n", "").replace(
+            "  syn_a_low: {tiny-bert: ours/syn_a_low}   # our own layout, per model\n", ""
+        )
+    )
+    with pytest.raises(SpecError, match=r"source_adapters.syn_a: .*adapter_config.json: config.mh_adapter is True"):
+        expand(load_spec(experiment))
+    experiment.write_text(SWEEP.replace("syn_b: hub/syn_b", "syn_c: hub/syn_c"))
+    with pytest.raises(SpecError, match=r"bad.yaml:source_adapters.syn_c: unknown source task 'syn_c'"):
+        load_spec(experiment)
+    experiment.write_text(SWEEP.replace("{tiny-bert: ours", "{tiny-roberta: ours"))
+    with pytest.raises(SpecError, match=r"source_adapters.syn_a_low.tiny-roberta: unknown model"):
+        load_spec(experiment)
