@@ -7,6 +7,9 @@ and is never read as a finished one.
 Artifacts
 - adapter folder:  adapter.safetensors (down/up weights and biases stacked over layers, nn.Linear
   layout) + adapter.json (shape, name, free metadata). Stage 1 writes these; stage 2 reads them.
+- LoRA folder:     lora.safetensors (per target projection <role>_A [L, r, d_in], <role>_B [L, d_out, r]) +
+  lora.json (LoRA.config(), name, metadata): a trained `lora` trial's source artifact, or an imported PEFT
+  LoRA; stage 2 of the ScaLearn-over-LoRA methods reads these.
 - model folder:    head.safetensors, and what the method trained or derived: transfer.safetensors
   (ω of every ScaLearn variant, the ++ ones included; AdapterFusion's Q, K, V; fixed weights),
   adapter.safetensors, tuner.safetensors ((IA)³, LoRA, Compacter++), encoder.safetensors (full
@@ -27,6 +30,8 @@ from scalearn.atomic import atomic_write
 from scalearn.atomic import write_json as atomic_json
 from scalearn.layout import ADAPTER_MANIFEST, ADAPTER_WEIGHTS, FORMAT_VERSION, MODEL_MANIFEST
 from scalearn.model import TransferModel
+
+LORA_WEIGHTS, LORA_MANIFEST = "lora.safetensors", "lora.json"
 
 
 class ArtifactError(ValueError):
@@ -120,6 +125,35 @@ def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | N
         names = [_source_name(manifest) for _, _, manifest in loaded]
     bank = BottleneckAdapters.stack(config, [state for _, state, _ in loaded], names=names)
     return bank.requires_grad_(False)
+
+
+# -- LoRA artifacts (a trained `lora` trial's, or an imported PEFT LoRA) ------------------------------
+
+
+def save_lora(directory: str | Path, config: dict, tensors: dict[str, torch.Tensor], name: str, metadata: dict) -> Path:
+    """A LoRA artifact: the stacked tensors and a manifest (``config``: what LoRA.config() records), manifest last."""
+    directory = Path(directory)
+    write_tensors(directory / LORA_WEIGHTS, tensors)
+    manifest = {"format_version": FORMAT_VERSION, "kind": "lora_adapter", "name": name, "config": config}
+    write_json(directory / LORA_MANIFEST, {**manifest, "metadata": metadata})
+    return directory
+
+
+def load_lora(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """(config, tensors, manifest) of a LoRA artifact, or of a trained ``lora`` model folder (model.json)."""
+    directory = Path(directory)
+    if (directory / LORA_MANIFEST).exists():
+        manifest = read_json(directory / LORA_MANIFEST)
+        return manifest["config"], read_tensors(directory / LORA_WEIGHTS), manifest
+    if (directory / MODEL_MANIFEST).exists():
+        manifest = read_json(directory / MODEL_MANIFEST)
+        tuner = manifest.get("tuner") or {}
+        if tuner.get("kind") != "lora":
+            raise ArtifactError(f"{directory / MODEL_MANIFEST}: tuner is {tuner.get('kind')!r}, not a LoRA model")
+        return tuner, read_tensors(directory / "tuner.safetensors"), manifest
+    raise ArtifactError(
+        f"{directory}: neither {LORA_MANIFEST} (a LoRA artifact) nor {MODEL_MANIFEST} (a trained model)"
+    )
 
 
 # -- whole trained models ---------------------------------------------------------------------------

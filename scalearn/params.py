@@ -26,7 +26,11 @@ def count_parameters(model_name: str, method_name: str, num_sources: int = 8, nu
         encoder = load_encoder(model_name, pretrained=False, device="meta")
         config = encoder.config
         sources = None
-        if method.uses_sources:
+        if method.uses_sources and method.source_method == "lora":
+            from scalearn.tuners.lora_bank import LoRASources
+
+            sources = LoRASources.random(encoder, num_sources)
+        elif method.uses_sources:
             sources = BottleneckAdapters(adapter_config_for(encoder), num_sources).requires_grad_(False)
         head = HeadConfig("classification", config.hidden_size, num_labels)
         if method.joint:  # one head per task, num_sources tasks

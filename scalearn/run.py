@@ -77,12 +77,21 @@ def run(
         )
         for name, spec in specs.items()
     }
-    source_tasks = list(config.sources) or (source_names(sources) if sources else [])
+    lora_sources = bool(sources) and method.source_method == "lora"
+    if lora_sources:
+        from scalearn.tuners.lora_bank import load_lora_sources
+
+        source_tasks = list(config.sources) or load_lora_sources(sources).names
+    else:
+        source_tasks = list(config.sources) or (source_names(sources) if sources else [])
     method = method.prepare(config.task, source_tasks, data_dir=data_dir, cache_dir=cache_dir)
 
     seed_everything(config.seed)  # before building (and after anything that may draw): the seed draws heads and ω
     encoder = load_encoder(config.model)
-    bank = load_source_bank(sources) if sources else None
+    if lora_sources:
+        bank = load_lora_sources(sources, names=source_tasks)
+    else:
+        bank = load_source_bank(sources) if sources else None
     heads = {name: head_config(spec, encoder) for name, spec in specs.items()}
     model = method.build(encoder, heads if method.joint else heads[config.task], bank)
     metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}

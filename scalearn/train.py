@@ -32,7 +32,7 @@ from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_chec
 from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
-from scalearn.io import save_adapter, save_model, verify_saved, whole_shapes, write_json
+from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
 from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
 from scalearn.model import TransferModel
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
@@ -186,6 +186,10 @@ def save_trained(directory: Path, model: TransferModel, engine, rank: int, metad
             if model.adapters is not None and model.adapter_role == "trained" and model.tasks is None:
                 save_adapter(directory / "adapter", model.adapters, metadata=metadata)
                 files[directory / "adapter" / ADAPTER_WEIGHTS] = shapes["adapter"]
+            if getattr(model.tuner, "kind", None) == "lora" and model.tasks is None:  # a source of ScaLearn-LoRA
+                state = model.tuner.state_dict()
+                save_lora(directory / "adapter", model.tuner.config(), state, metadata.get("task", "task"), metadata)
+                files[directory / "adapter" / LORA_WEIGHTS] = shapes["tuner"]
     if rank == 0:
         verify_saved(files)  # before any result is written on top of these files
     if torch.distributed.is_available() and torch.distributed.is_initialized():

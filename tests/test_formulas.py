@@ -235,3 +235,61 @@ def test_decoder_site_is_adapterhubs_seq_bn_placement(family):
         expected = x + torch.sin(3 * x)
     torch.testing.assert_close(seen["x"], x)
     torch.testing.assert_close(out, expected)
+
+
+# -- ScaLearn over LoRA sources (docs/method.md §1.7) ---------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["tiny-bert", "tiny-llama", "tiny-qwen3"])
+@pytest.mark.parametrize("shape,shared", [("vector", False), ("scalar", True)])
+def test_scalearn_over_lora_is_the_frozen_model_with_omega_scaled_updates_merged(family, shape, shared):
+    """y = W x + Σ_s ω_s ⊙ (α_s / r_s · B_s A_s x): the model equals the plain encoder whose query and value
+    weights are W + Σ_s diag(ω_s) (α_s / r_s) B_s A_s, merged by hand from the sources' own tensors."""
+    from scalearn.tuners.lora_bank import LoRABank, LoRASources
+    from scalearn.tuners.sites import PROJECTIONS
+
+    encoder = load_encoder(family)
+    sources = LoRASources.random(encoder, 3, rank=4)
+    sources.configs[1] = {**sources.configs[1], "alpha": 4.0}  # sources may differ in α: c_s = α_s / r_s
+    bank = LoRABank(sources, shape=shape, shared=shared, dropout=0.0)
+    with torch.no_grad():
+        for target in bank.targets:
+            getattr(bank, f"{target}_omega").normal_(0.5, 0.3)
+    variant = {("vector", False): "scalearn_lora", ("scalar", True): "scalearn_lora_uniform_pp"}[(shape, shared)]
+    model = get_method(variant).build(load_encoder(family), HeadConfig("classification", 32, 2), sources)
+    model.tuner.load_state_dict(bank.state_dict())
+    model.eval()
+
+    plain = load_encoder(family).eval()
+    names = PROJECTIONS[plain.config.model_type]
+    with torch.no_grad():
+        for target in bank.targets:
+            omega = getattr(bank, f"{target}_omega")
+            for layer in range(plain.config.num_hidden_layers):
+                linear = plain.get_submodule(f"{names['layers']}.{layer}.{names[target]}")
+                for s, (config, tensors) in enumerate(zip(sources.configs, sources.tensors, strict=True)):
+                    w = omega[0 if shared else layer, s]  # [d_out] or [1]
+                    scale = config["alpha"] / config["rank"]
+                    delta = scale * tensors[f"{target}_B"][layer] @ tensors[f"{target}_A"][layer]
+                    linear.weight += w[:, None] * delta
+    ids = torch.randint(5, 1000, (2, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        expected = plain(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(hidden, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_bank_batched_equals_its_per_source_reference_in_training_too():
+    from scalearn.tuners.lora_bank import LoRABank, LoRASources
+
+    encoder = load_encoder("tiny-llama")
+    bank = LoRABank(LoRASources.random(encoder, 5, rank=2), dropout=0.3).train()
+    x = torch.randn(3, 7, 32)
+    for layer in range(2):
+        torch.manual_seed(layer)
+        batched = bank._edit("value", layer, x, lambda t: torch.zeros(*t.shape[:-1], 16))
+        torch.manual_seed(layer)  # the same ω dropout mask
+        reference = bank.per_source("value", layer, x)
+        torch.testing.assert_close(batched, reference, atol=1e-6, rtol=1e-5)
+    assert set(bank.state_dict()) == {"query_omega", "value_omega"}  # the frozen sources stay out of checkpoints

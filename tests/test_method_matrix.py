@@ -8,6 +8,7 @@ from scalearn.io import load_model_state, save_model
 from scalearn.methods import METHODS
 from scalearn.model import last_token
 from scalearn.tuners import intermediate_size
+from scalearn.tuners.lora_bank import LoRASources
 
 NUM_SOURCES = 3
 FAMILIES = sorted(TINY_CONFIGS)
@@ -21,6 +22,10 @@ TRAINABLE = {
     "scalearn_uniform": ("transfer.omega", "head."),
     "scalearn_pp": ("transfer.omega", "head."),
     "scalearn_uniform_pp": ("transfer.omega", "head."),
+    "scalearn_lora": ("tuner.", "head."),
+    "scalearn_lora_uniform": ("tuner.", "head."),
+    "scalearn_lora_pp": ("tuner.", "head."),
+    "scalearn_lora_uniform_pp": ("tuner.", "head."),
     "adapter_soup": ("head.",),
     "probe": ("head.",),
     "ia3": ("tuner.", "head."),
@@ -60,6 +65,10 @@ def transfer_formula(method: str, encoder, d: int, L: int, S: int) -> int:
         "scalearn_uniform": S * L,
         "scalearn_pp": S * d,
         "scalearn_uniform_pp": S,
+        "scalearn_lora": S * L * (d_q + d_kv),  # ω ∈ R^{d_out} per source, layer and adapted projection (q, v)
+        "scalearn_lora_uniform": S * L * 2,
+        "scalearn_lora_pp": S * (d_q + d_kv),
+        "scalearn_lora_uniform_pp": S * 2,
         "adapter_soup": 0,
         "probe": 0,
         "ia3": L * (2 * d_kv + d_ff),
@@ -94,7 +103,11 @@ def build(method_name, family, make_sources, kind="classification", num_labels=3
     encoder = load_encoder(family)
     d = encoder.config.hidden_size
     method = get_method(method_name, **OVERRIDES.get(method_name, {}))
-    sources = make_sources(encoder, NUM_SOURCES) if method.uses_sources else None
+    sources = None
+    if method.uses_sources and method.source_method == "lora":
+        sources = LoRASources.random(encoder, NUM_SOURCES)
+    elif method.uses_sources:
+        sources = make_sources(encoder, NUM_SOURCES)
     torch.manual_seed(seed)
     head = HeadConfig(kind, d, num_labels)
     if is_joint(method_name):

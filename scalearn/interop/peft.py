@@ -26,12 +26,11 @@ from pathlib import Path
 import torch
 
 from scalearn.interop import InteropError, content_hash, local_folder, read_json, read_weights
+from scalearn.io import load_lora, save_lora
 
 CONFIG_NAME = "adapter_config.json"
 SAFE_WEIGHTS_NAME = "adapter_model.safetensors"
 WEIGHTS_NAME = "adapter_model.bin"
-LORA_WEIGHTS = "lora.safetensors"
-LORA_MANIFEST = "lora.json"
 PREFIX = "base_model.model."
 
 
@@ -65,40 +64,6 @@ def _target_modules(paths: dict[str, str], roles) -> list[str] | str:
     if len(set(chosen)) == len(chosen) and not others & set(chosen):
         return sorted(chosen)
     return r".*\.\d+\.(" + "|".join(re.escape(paths[role]) for role in roles) + ")"
-
-
-# -- our LoRA artifact ----------------------------------------------------------------------------
-
-
-def save_lora(directory: str | Path, config: dict, tensors: dict[str, torch.Tensor], name: str, metadata: dict) -> Path:
-    """A LoRA artifact: the stacked tensors and a manifest (``config``: what LoRA.config() records), manifest last."""
-    from scalearn.io import write_json, write_tensors
-    from scalearn.layout import FORMAT_VERSION
-
-    directory = Path(directory)
-    write_tensors(directory / LORA_WEIGHTS, tensors)
-    manifest = {"format_version": FORMAT_VERSION, "kind": "lora_adapter", "name": name, "config": config}
-    write_json(directory / LORA_MANIFEST, {**manifest, "metadata": metadata})
-    return directory
-
-
-def load_lora(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict]:
-    """(config, tensors, manifest) of a LoRA artifact, or of a trained ``lora`` model folder (model.json)."""
-    from scalearn.io import read_json as read_manifest
-    from scalearn.io import read_tensors
-    from scalearn.layout import MODEL_MANIFEST
-
-    directory = Path(directory)
-    if (directory / LORA_MANIFEST).exists():
-        manifest = read_manifest(directory / LORA_MANIFEST)
-        return manifest["config"], read_tensors(directory / LORA_WEIGHTS), manifest
-    if (directory / MODEL_MANIFEST).exists():
-        manifest = read_manifest(directory / MODEL_MANIFEST)
-        tuner = manifest.get("tuner") or {}
-        if tuner.get("kind") != "lora":
-            raise InteropError(f"{directory / MODEL_MANIFEST}: tuner is {tuner.get('kind')!r}, not a LoRA model")
-        return tuner, read_tensors(directory / "tuner.safetensors"), manifest
-    raise InteropError(f"{directory}: neither {LORA_MANIFEST} (a LoRA artifact) nor {MODEL_MANIFEST} (a trained model)")
 
 
 # -- import ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from scalearn.interop import InteropError, content_hash, local_folder
 
 
 def source_format(folder: Path) -> str:
-    """"ours" (adapter.json), "adapterhub" (adapter_config.json with a `config` block) or "peft" (with
+    """ "ours" (adapter.json), "adapterhub" (adapter_config.json with a `config` block) or "peft" (with
     `peft_type`)."""
     from scalearn.interop import read_json
     from scalearn.layout import ADAPTER_MANIFEST

@@ -41,6 +41,8 @@ class Method(LoopConfig):
 
     uses_sources: ClassVar[bool] = False
     """Stage 2: needs the frozen stage-1 adapters of the benchmark (target's own adapter last)."""
+    source_method: ClassVar[str] = "adapter"
+    """The stage-1 method whose artifacts a two-stage method's sources are ("lora" for ScaLearn over LoRA)."""
     joint: ClassVar[bool] = False
     """Trains every task of a benchmark at once, one head per task (``scalearn.methods.joint``)."""
     group: ClassVar[str] = "single-task"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from scalearn.config import Count, Fraction, NonNegative
 from scalearn.methods.base import Method, Positive, register
@@ -45,4 +45,31 @@ class ScaLearnMethod(Method):
         )
         model = TransferModel(encoder, head, sources, scalearn, adapter_role="sources")
         model.set_trainable(model.transfer, model.head)
+        return model
+
+
+@register("scalearn_lora", shape="vector", shared=False, omega_dropout=0.3)
+@register("scalearn_lora_uniform", shape="scalar", shared=False, omega_dropout=0.3)
+@register("scalearn_lora_pp", shape="vector", shared=True, omega_dropout=0.3)
+@register("scalearn_lora_uniform_pp", shape="scalar", shared=True, omega_dropout=0.0)
+class ScaLearnLoRAMethod(ScaLearnMethod):
+    """ScaLearn's four variants over frozen source LoRA modules (docs/method.md §1.7; stage 1 is `lora`): each
+    source's low-rank update on every projection it adapts, scaled by a learned ω. The paper's settings (LR
+    6e-3, no early stopping, ω's init and dropout) carry over unchanged; this project's choice, not tuned."""
+
+    source_method: ClassVar[str] = "lora"
+
+    def _build(self, encoder, head, sources):
+        from scalearn.model import TransferModel
+        from scalearn.tuners.lora_bank import LoRABank
+
+        bank = LoRABank(
+            sources,
+            shape=self.shape,
+            shared=self.shared,
+            dropout=self.omega_dropout,
+            init_scale=self.omega_init_scale,
+        )
+        model = TransferModel(encoder, head, tuner=bank)
+        model.set_trainable(model.tuner, model.head)
         return model
