@@ -137,7 +137,7 @@ class _Planner:
         self.waiting: list[dict] = []
         """Transfer trials that cannot be keyed yet: their source adapters' search is still open."""
         self.described: dict[tuple[str, str], dict] = {}
-        """External source adapters, read once per plan: (model, location) → format, folder, content hash."""
+        """External sources, read once per plan: (model, location, kind) → format, folder, content hash."""
 
     def sorted_trials(self) -> list[Trial]:
         return sorted(self.trials.values(), key=lambda t: t.stage)
@@ -152,7 +152,7 @@ class _Planner:
             self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)
         return key
 
-    def imported(self, model: str, task: str, location: str) -> str:
+    def imported(self, model: str, task: str, location: str, kind: str = "adapter") -> str:
         """The import trial of an external source adapter: keyed by the model, the task and the hash of what
         the files hold (the same files, the same key; a changed file, a new key and so new dependents)."""
         from harness.spec import SpecError
@@ -160,16 +160,18 @@ class _Planner:
         from scalearn.interop import InteropError
         from scalearn.interop.sources import describe_source
 
-        cache = self.described.setdefault((model, location), {})
+        cache = self.described.setdefault((model, location, kind), {})
         if not cache:
             try:
-                cache.update(describe_source(location, model))
+                cache.update(describe_source(location, model, kind))
             except InteropError as error:
                 raise SpecError(f"source_adapters.{task}: {error}") from None
         fields = {"imported": cache["content_hash"], "model": canonical_name(model), "task": task}
+        if kind != "adapter":  # (an adapter's key as it was before LoRA sources existed)
+            fields["kind"] = kind
         key = trial_key(fields, ())
         if key not in self.trials:
-            config = TrialConfig.create("adapter", task, model=model, max_length=self.spec.data.max_length)
+            config = TrialConfig.create(kind, task, model=model, max_length=self.spec.data.max_length)
             self.trials[key] = Trial(key, 1, model, config, (), "import", None, dict(cache))
         return key
 
@@ -257,6 +259,7 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
                 plan.group(1, model, method, spec.joint_seed_list(), tasks=tasks, label=label, few_shot=few_shot)
                 continue
             two_stage = method_class(method).uses_sources
+            source_method = method_class(method).source_method  # "adapter", or "lora" for ScaLearn over LoRA
             for target in spec.target_list():
                 seeds = spec.seeds_for(target)
                 if not two_stage:
@@ -267,11 +270,11 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
                 for source in sources:
                     external = spec.source_adapter(source, model)
                     if external is not None:  # trained elsewhere: installed, not trained
-                        keys.append(plan.imported(model, source, external))
+                        keys.append(plan.imported(model, source, external, source_method))
                         continue
                     # in few-shot runs the target's own source adapter is the k-shot one (docs/method.md §4.5)
                     shots = few_shot if source == target else None
-                    chosen = plan.group(1, model, "adapter", [spec.source_seed], task=source, few_shot=shots)
+                    chosen = plan.group(1, model, source_method, [spec.source_seed], task=source, few_shot=shots)
                     keys.append(chosen[0] if chosen else None)
                 if None not in keys:  # every source adapter is known: the transfer trials can be planned
                     plan.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)

@@ -106,7 +106,11 @@ def _source_name(manifest: dict) -> str:
 
 def source_names(directories: Sequence[str | Path]) -> list[str]:
     """The names ``load_source_bank`` gives its adapters, from the manifests alone (no tensors read)."""
-    return [_source_name(adapter_manifest(directory)) for directory in directories]
+    def manifest(directory) -> dict:
+        lora = Path(directory) / LORA_MANIFEST
+        return read_json(lora) if lora.exists() else adapter_manifest(directory)
+
+    return [_source_name(manifest(directory)) for directory in directories]
 
 
 def load_source_bank(directories: Sequence[str | Path], names: Sequence[str] | None = None) -> BottleneckAdapters:

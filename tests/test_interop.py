@@ -506,3 +506,53 @@ def test_source_adapters_are_checked_when_the_file_is_read(tmp_path):
     experiment.write_text(SWEEP.replace("{tiny-bert: ours", "{tiny-roberta: ours"))
     with pytest.raises(SpecError, match=r"source_adapters.syn_a_low.tiny-roberta: unknown model"):
         load_spec(experiment)
+
+
+LORA_SWEEP = """\
+version: 1
+name: lora-sources
+models: [tiny-bert]
+methods: [scalearn_lora]
+benchmark: synthetic
+targets: [syn_a_low]
+sources: [syn_a, syn_b, syn_a_low]
+seeds: 1
+hyperparameters:
+  all: {epochs: 1, max_steps: 2, batch_size: 8}
+resources: {cpus: 1}
+source_adapters:
+  syn_a: peft/syn_a       # a PEFT LoRA; syn_b and the target's own train as `lora` trials
+"""
+
+
+@pytest.mark.slow
+def test_scalearn_over_lora_sweep_trains_lora_sources_and_imports_a_peft_one(tmp_path, capsys):
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.store import Store
+
+    write_peft_fixture(tmp_path / "peft" / "syn_a", "tiny-bert", rank=8, alpha=16)
+    experiment = tmp_path / "lora.yaml"
+    experiment.write_text(LORA_SWEEP)
+    trials = expand(load_spec(experiment))
+    assert sorted((t.method, t.role) for t in trials) == [
+        ("lora", "final"),
+        ("lora", "final"),
+        ("lora", "import"),
+        ("scalearn_lora", "final"),
+    ]
+    store = Store(tmp_path / "store")
+    assert main(["submit", str(experiment), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    capsys.readouterr()
+    transfer = next(t for t in trials if t.method == "scalearn_lora")
+    result = store.result(transfer.key)
+    assert result["source_origins"][0]["format"] == "peft" and result["parameters"]["transfer"] == 3 * 2 * 2 * 32
+    config, tensors, _ = load_lora(store.adapter_dir(transfer.depends_on[1]))  # syn_b, trained here
+    assert config["kind"] == "lora" and set(tensors) == {"query_A", "query_B", "value_A", "value_B"}
+    # a bottleneck adapter offered to a LoRA method is refused when the plan is made
+    write_adapterhub_fixture(tmp_path / "peft" / "syn_a", "tiny-bert")
+    (tmp_path / "peft" / "syn_a" / "adapter_model.safetensors").unlink()
+    from harness.spec import SpecError
+
+    with pytest.raises(SpecError, match="an AdapterHub adapter, but this transfer method takes LoRA sources"):
+        expand(load_spec(experiment))
