@@ -28,6 +28,7 @@ import torch
 
 from scalearn import HeadConfig, get_method, load_config, load_encoder
 from scalearn.adapters import BottleneckAdapters
+from scalearn.heads import TaskHead
 from scalearn.methods.base import adapter_config_for
 from scalearn.reference import LoopScaLearn, PerSourceFusion
 
@@ -51,6 +52,17 @@ def build(model_name: str, kind: str, n: int, reference: bool):
     head = HeadConfig("classification", encoder.config.hidden_size, 2)
     if kind == "adapter":
         return get_method("adapter").build(encoder, head)
+    if kind == "lora":
+        return get_method("lora").build(encoder, head)
+    if kind == "scalearn_lora":
+        from scalearn.model import TransferModel
+        from scalearn.reference import loop_lora_bank
+        from scalearn.tuners.lora_bank import LoRABank, LoRASources
+
+        bank = LoRABank(LoRASources.random(encoder, n))
+        model = TransferModel(encoder, TaskHead(head), tuner=loop_lora_bank(bank) if reference else bank)
+        model.set_trainable(model.tuner, model.head)
+        return model
     method = get_method("scalearn" if kind == "scalearn" else "adapterfusion")
     model = method.build(encoder, head, sources_for(encoder, n))
     if reference:
@@ -91,10 +103,15 @@ def main(argv=None) -> int:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the targets were set at 1)")
-    parser.add_argument("--out", default="benchmarks/results/step_time.json")
+    parser.add_argument("--out", default=None, help="default benchmarks/results/step_time[_lora].json")
+    parser.add_argument("--group", choices=["adapters", "lora"], default="adapters", help="which comparison")
     args = parser.parse_args(argv)
+    args.out = args.out or f"benchmarks/results/step_time{'_lora' if args.group == 'lora' else ''}.json"
     torch.set_num_threads(args.threads)
 
+    if args.group == "lora":  # ScaLearn over LoRA sources against one trainable LoRA, in one run
+        configs = [("lora", 1, False)] + [("scalearn_lora", n, ref) for n in (8, 15) for ref in (False, True)]
+        return lora_group(args, configs)
     configs = [("adapter", 1, False)]
     configs += [("scalearn", n, ref) for n in (2, 8, 15) for ref in (False, True)]
     configs += [("fusion", n, ref) for n in (8, 15) for ref in (False, True)]
@@ -172,6 +189,77 @@ def main(argv=None) -> int:
     for name, value in speedups.items():
         print(f"{name:38s} {value:5.2f}x")
     print("targets met:", met)
+    print(f"wrote {out}")
+    return 0
+
+
+def timed(args, configs, label) -> dict[str, float]:
+    """Median step seconds per configuration, the configurations interleaved round by round."""
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "input_ids": torch.randint(5, load_config(args.model).vocab_size, (args.batch_size, args.length), generator=g),
+        "attention_mask": torch.ones(args.batch_size, args.length, dtype=torch.long),
+    }
+    labels = torch.randint(0, 2, (args.batch_size,), generator=g)
+    runs = {}
+    for config in configs:
+        torch.manual_seed(0)
+        model = build(args.model, *config).train()
+        optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=1e-4)
+        step(model, optimizer, batch, labels)  # warm-up
+        runs[config] = (model, optimizer)
+    times = {config: [] for config in configs}
+    for _ in range(args.rounds):
+        for config in configs:
+            model, optimizer = runs[config]
+            start = time.perf_counter()
+            step(model, optimizer, batch, labels)
+            times[config].append(time.perf_counter() - start)
+    return {label[c]: statistics.median(t) for c, t in times.items()}
+
+
+def lora_group(args, configs) -> int:
+    label = {c: f"{c[0]}_{c[1]}" + ("_reference" if c[2] else "") for c in configs}
+    label[("lora", 1, False)] = "lora"
+    median = timed(args, configs, label)
+    ratios = {name: value / median["lora"] for name, value in median.items()}
+    speedups = {
+        f"scalearn_lora_{n}_reference_over_batched": median[f"scalearn_lora_{n}_reference"]
+        / median[f"scalearn_lora_{n}"]
+        for n in (8, 15)
+    }
+    # batched and per-source outputs on the same weights, in evaluation
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, load_config(args.model).vocab_size, (2, 16), generator=g)
+    outputs = []
+    for reference in (False, True):
+        torch.manual_seed(0)
+        model = build(args.model, "scalearn_lora", 8, reference).eval()
+        with torch.no_grad():
+            outputs.append(model(ids, torch.ones_like(ids)))
+    result = {
+        "benchmark": "step_time_lora",
+        "setup": {
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "length": args.length,
+            "precision": "fp32",
+            "rounds": args.rounds,
+            "sources": "random LoRA modules, r = 8, on query and value",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+        },
+        "median_step_seconds": median,
+        "ratio_to_single_lora": ratios,
+        "reference_over_batched": speedups,
+        "max_abs_output_difference_batched_vs_reference": (outputs[0] - outputs[1]).abs().max().item(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for name in median:
+        print(f"{name:28s} {median[name]:7.3f} s  {ratios[name]:5.2f}x one LoRA")
     print(f"wrote {out}")
     return 0
 

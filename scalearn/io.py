@@ -106,6 +106,7 @@ def _source_name(manifest: dict) -> str:
 
 def source_names(directories: Sequence[str | Path]) -> list[str]:
     """The names ``load_source_bank`` gives its adapters, from the manifests alone (no tensors read)."""
+
     def manifest(directory) -> dict:
         lora = Path(directory) / LORA_MANIFEST
         return read_json(lora) if lora.exists() else adapter_manifest(directory)

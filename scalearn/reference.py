@@ -51,3 +51,14 @@ class PerSourceFusion(AdapterFusion):
         scores = F.dropout(scores, self.dropout, self.training)
         probs = torch.softmax(scores / self.temperature, dim=-1)
         return torch.einsum("...s,...sd->...d", probs, values)
+
+
+def loop_lora_bank(bank):
+    """The same ScaLearn-over-LoRA bank with its batched edit replaced by the per-source loop
+    (``LoRABank.per_source``): what the batched form is tested against and benchmarked beside."""
+
+    def edit(target, layer, x, linear):
+        return linear(x) + bank.per_source(target, layer, x)
+
+    bank._edit = edit  # attach() binds the edit per projection: set before the bank is attached
+    return bank

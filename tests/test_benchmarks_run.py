@@ -111,3 +111,18 @@ def test_scaling_estimate_covers_every_model_of_the_scaling_study(tmp_path):
     assert ratio == pytest.approx(rows["llama-3.1-8b"]["parameters"] / rows["qwen3-0.6b"]["parameters"], rel=0.05)
     peaks = rows["llama-3.1-8b"]["peak_gib_per_gpu"]
     assert peaks["scalearn"] < peaks["adapterfusion"]  # AdapterFusion trains 3·d² per layer; ScaLearn d per source
+
+
+def test_step_time_lora_group_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "step_time_lora.json"
+    args = ["--group", "lora", "--model", "tiny-bert", "--rounds", "1", "--batch-size", "4", "--length", "16"]
+    assert load("step_time").main([*args, "--out", str(out), "--threads", str(torch.get_num_threads())]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["ratio_to_single_lora"]) == {
+        "lora",
+        "scalearn_lora_8",
+        "scalearn_lora_8_reference",
+        "scalearn_lora_15",
+        "scalearn_lora_15_reference",
+    }
+    assert result["max_abs_output_difference_batched_vs_reference"] < 1e-5
