@@ -556,3 +556,22 @@ def test_scalearn_over_lora_sweep_trains_lora_sources_and_imports_a_peft_one(tmp
 
     with pytest.raises(SpecError, match="an AdapterHub adapter, but this transfer method takes LoRA sources"):
         expand(load_spec(experiment))
+
+
+def test_a_hub_id_is_read_from_the_local_hf_cache(tmp_path, monkeypatch):
+    """`AdapterHub/<name>` resolves through huggingface_hub to the cached snapshot, as offline nodes have it."""
+    from huggingface_hub import constants
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub-cache" / "models--AdapterHub--tiny-bert-pf-syn_a"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    written = write_adapterhub_fixture(repo / "snapshots" / revision, "tiny-bert", name="syn_a")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    _, tensors, provenance = read_adapterhub("AdapterHub/tiny-bert-pf-syn_a", "tiny-bert")
+    assert provenance["file"].startswith(str(repo / "snapshots" / revision))
+    key = "bert.encoder.layer.1.output.adapters.syn_a.adapter_up.bias"
+    torch.testing.assert_close(tensors["up.bias"][1], written[key], rtol=0, atol=0)
+    with pytest.raises(InteropError, match=r"not in the HF cache .*huggingface-cli download AdapterHub/absent"):
+        read_adapterhub("AdapterHub/absent", "tiny-bert")
