@@ -118,30 +118,7 @@ def main(argv=None) -> int:
     label = {c: f"{c[0]}_{c[1]}" + ("_reference" if c[2] else "") for c in configs}
     label[("adapter", 1, False)] = "adapter"
 
-    g = torch.Generator().manual_seed(0)
-    batch = {
-        "input_ids": torch.randint(5, load_config(args.model).vocab_size, (args.batch_size, args.length), generator=g),
-        "attention_mask": torch.ones(args.batch_size, args.length, dtype=torch.long),
-    }
-    labels = torch.randint(0, 2, (args.batch_size,), generator=g)
-
-    runs = {}
-    for config in configs:
-        torch.manual_seed(0)
-        model = build(args.model, *config).train()
-        optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=1e-4)
-        step(model, optimizer, batch, labels)  # warm-up
-        runs[config] = (model, optimizer)
-    times = {config: [] for config in configs}
-    for _ in range(args.rounds):
-        for config in configs:
-            model, optimizer = runs[config]
-            start = time.perf_counter()
-            step(model, optimizer, batch, labels)
-            times[config].append(time.perf_counter() - start)
-    del runs
-
-    median = {label[c]: statistics.median(t) for c, t in times.items()}
+    median, batch = timed(args, configs, label)
     base = median["adapter"]
     ratios = {name: value / base for name, value in median.items()}
     speedups = {
@@ -193,8 +170,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def timed(args, configs, label) -> dict[str, float]:
-    """Median step seconds per configuration, the configurations interleaved round by round."""
+def timed(args, configs, label) -> tuple[dict[str, float], dict]:
+    """Median step seconds per configuration, the configurations interleaved round by round; and the batch."""
     g = torch.Generator().manual_seed(0)
     batch = {
         "input_ids": torch.randint(5, load_config(args.model).vocab_size, (args.batch_size, args.length), generator=g),
@@ -215,13 +192,13 @@ def timed(args, configs, label) -> dict[str, float]:
             start = time.perf_counter()
             step(model, optimizer, batch, labels)
             times[config].append(time.perf_counter() - start)
-    return {label[c]: statistics.median(t) for c, t in times.items()}
+    return {label[c]: statistics.median(t) for c, t in times.items()}, batch
 
 
 def lora_group(args, configs) -> int:
     label = {c: f"{c[0]}_{c[1]}" + ("_reference" if c[2] else "") for c in configs}
     label[("lora", 1, False)] = "lora"
-    median = timed(args, configs, label)
+    median, _ = timed(args, configs, label)
     ratios = {name: value / median["lora"] for name, value in median.items()}
     speedups = {
         f"scalearn_lora_{n}_reference_over_batched": median[f"scalearn_lora_{n}_reference"]

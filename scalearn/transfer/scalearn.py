@@ -33,6 +33,19 @@ from scalearn.transfer.base import TransferLayer
 OmegaShape = Literal["vector", "scalar"]
 
 
+def check_omega(shape: str, dropout: float) -> None:
+    """ScaLearn's two knobs and ω dropout, checked (the LoRA-source bank takes the same)."""
+    if shape not in ("vector", "scalar"):
+        raise ValueError(f"omega shape must be 'vector' or 'scalar', got {shape!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"omega dropout must be in [0, 1), got {dropout}")
+
+
+def omega_dropout(omega: torch.Tensor, dropout: float, training: bool) -> torch.Tensor:
+    """Dropout on ω itself (docs/method.md §1.4): one mask per layer and forward pass."""
+    return F.dropout(omega, dropout, training) if dropout > 0 else omega
+
+
 class ScaLearn(TransferLayer):
     kind = "scalearn"
 
@@ -48,10 +61,7 @@ class ScaLearn(TransferLayer):
         init_std: float = 0.001,
     ):
         super().__init__()
-        if shape not in ("vector", "scalar"):
-            raise ValueError(f"omega shape must be 'vector' or 'scalar', got {shape!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"omega dropout must be in [0, 1), got {dropout}")
+        check_omega(shape, dropout)
         self.num_sources, self.hidden_size, self.num_layers = num_sources, hidden_size, num_layers
         self.shape, self.shared, self.dropout = shape, shared, dropout
         self.init_scale, self.init_std = init_scale, init_std
@@ -65,8 +75,7 @@ class ScaLearn(TransferLayer):
 
     def weights(self, layer: int) -> torch.Tensor:
         """ω̃ for one layer: [S, d] or [S, 1], with dropout applied while training."""
-        omega = self.omega[0 if self.shared else layer]
-        return F.dropout(omega, self.dropout, self.training) if self.dropout > 0 else omega
+        return omega_dropout(self.omega[0 if self.shared else layer], self.dropout, self.training)
 
     def forward(self, layer: int, x: torch.Tensor, adapters: BottleneckAdapters) -> torch.Tensor:
         return adapters.combine(layer, adapters.hidden(layer, x), self.weights(layer))

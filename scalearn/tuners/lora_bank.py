@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scalearn.transfer.scalearn import check_omega, omega_dropout
 from scalearn.tuners.base import Tuner
 from scalearn.tuners.sites import Linear, attach_linear_sites, projection_shape
 
@@ -99,10 +100,7 @@ class LoRABank(Tuner):
         init_std: float = 0.001,
     ):
         super().__init__()
-        if shape not in ("vector", "scalar"):
-            raise ValueError(f"omega shape must be 'vector' or 'scalar', got {shape!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"omega dropout must be in [0, 1), got {dropout}")
+        check_omega(shape, dropout)
         self.num_sources, self.num_layers, self.targets = sources.num_sources, sources.num_layers, sources.targets
         self.shapes = {target: tuple(sources.configs[0]["shapes"][target]) for target in self.targets}
         self.shape, self.shared, self.dropout = shape, shared, dropout
@@ -132,8 +130,7 @@ class LoRABank(Tuner):
 
     def weights(self, target: str, layer: int) -> torch.Tensor:
         """ω̃ of one projection in one layer: [S, d_out] or [S, 1], dropout applied while training."""
-        omega = getattr(self, f"{target}_omega")[0 if self.shared else layer]
-        return F.dropout(omega, self.dropout, self.training) if self.dropout > 0 else omega
+        return omega_dropout(getattr(self, f"{target}_omega")[0 if self.shared else layer], self.dropout, self.training)
 
     def attach(self, encoder: nn.Module, output_sites: list[nn.Module]) -> None:
         for target in self.targets:
