@@ -474,10 +474,9 @@ def test_a_sweep_of_imported_sources_trains_stage_2_only_and_a_changed_file_reru
             assert torch.equal(installed["up.weight"], straight["up.weight"])
     before = {t.key: store.result(t.key)["finished_at"] for t in trials}
 
-    # resubmit unchanged: nothing runs
-    assert main(["submit", str(experiment), "--store", str(store.root), "--num-cpus", "2"]) == 0
-    assert "5 already done, 0 to run" in capsys.readouterr().out
-    # change one file: its import and the transfer trials that consume it rerun, the other imports do not
+    # the same files plan the same keys (so a resubmit runs nothing, as tests/test_submit.py shows); a changed
+    # file: its import and the transfer trials that consume it rerun, the other imports do not
+    assert {t.key for t in expand(load_spec(experiment))} == set(before)
     write_adapterhub_fixture(tmp_path / "hub" / "syn_b", "tiny-bert", name="syn_b", seed=3)
     again = expand(load_spec(experiment))
     new = sorted(t.role for t in again if t.key not in before)

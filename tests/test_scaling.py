@@ -166,10 +166,11 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
 
 @pytest.mark.slow
 def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
-    """The acceptance run, on budgets cut to seconds: experiments/scaling-tiny.yaml through real Ray and MLflow,
-    every backbone of it; one seed, three methods, two optimizer steps per trial."""
+    """The acceptance run, on budgets cut to seconds: experiments/scaling-tiny.yaml through real Ray and MLflow;
+    three of its backbones, one seed, three methods, two optimizer steps per trial."""
     experiment = Path(__file__).resolve().parent.parent / "experiments" / "scaling-tiny.yaml"
     cut = ["seeds=1", "methods=[adapter, scalearn, lora]", "hyperparameters.all.max_steps=2"]
+    cut += ["models=[tiny-llama-s, tiny-bow, tiny-llama-l]"]  # a decoder either side of the encoder
     cut += ["hyperparameters.adapter.max_steps=2", "hyperparameters.lora.max_steps=2"]
     flags = [f for setting in cut for f in ("--set", setting)]
     store = tmp_path / "store"
@@ -181,7 +182,7 @@ def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"scaling_scaling-tiny.png", "pareto_scaling-tiny.png"} <= figures
     table = (out / "scaling.md").read_text()
-    for model in ("tiny-llama-s", "tiny-bow", "tiny-llama-m", "tiny-llama-l"):
+    for model in ("tiny-llama-s", "tiny-bow", "tiny-llama-l"):
         for method in ("adapter", "scalearn", "lora"):
             row = next(
                 line for line in table.splitlines() if line.startswith(f"| {model} | ") and f" {method} |" in line
@@ -189,7 +190,7 @@ def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
             cells = [c.strip() for c in row.strip("|").split("|")]
             assert cells[5] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
             assert cells[6].endswith(" s") and float(cells[7]) > 0  # median wall and s/step from the records
-    sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(12)]
+    sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(9)]
     assert sizes == sorted(sizes)
     logged = store / "mlartifacts" / "scaling-tiny"
     assert len(list(logged.glob("*/artifacts/report/figures/scaling_scaling-tiny.png"))) == 1
