@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harness adapters export 5992754b75c0f6aff0daba95 --format adapterhub --store runs/glue --out hub/rte\n"
         "  harness adapters export runs/glue/trials/KEY/artifacts/model --format peft --out peft/rte\n"
         "then: model.load_adapter('hub/rte', use_safetensors=True) (adapters) or "
-        "PeftModel.from_pretrained(model, 'peft/rte') (PEFT).",
+        "PeftModel.from_pretrained(AutoModel.from_pretrained(base), 'peft/rte') (PEFT; the head is not exported).",
     )
     exporting.add_argument("source", help="a trial key, a trial folder, or an adapter / LoRA artifact folder")
     exporting.add_argument("--format", required=True, choices=["adapterhub", "peft"])

@@ -173,8 +173,9 @@ def import_peft(source: str | Path, model: str, out: str | Path, task: str | Non
 
 
 def write_peft(out: str | Path, config: dict, tensors: dict[str, torch.Tensor], model: str) -> Path:
-    """Our stacked LoRA tensors in PEFT's layout, as PEFT saves a bare ``AutoModel`` (keys without the base-model
-    attribute; a model with a head loads them with ``PeftModel.from_pretrained`` all the same)."""
+    """Our stacked LoRA tensors in PEFT's layout, as PEFT saves a LoRA on the bare ``AutoModel`` (keys without
+    the base-model attribute, task_type FEATURE_EXTRACTION): load it with
+    ``PeftModel.from_pretrained(AutoModel.from_pretrained(base), out)``. The head is ours and not exported."""
     from scalearn.catalog import canonical_name
     from scalearn.io import write_json, write_tensors
 
