@@ -10,7 +10,8 @@ parameters, per method, checkpointed passes where the trial checkpoints); otherw
 F = 4 (forward 2, backward through the frozen layers 2: activations' gradients only), 6 with gradient
 checkpointing (the forward again); N backbone parameters; tokens = batch × max_length (every example padded to
 the maximum: an upper bound, GLUE's median lengths are far shorter); peak 989 TFLOP/s (H100 SXM, bf16 dense);
-MFU 0.35. Evaluation: every ``eval_every_steps`` and at the end on the dev split (10% of train), then once on
+MFU 0.35. Evaluation: every ``eval_every_steps`` and at the end on the dev split (10% of train, at most
+``max_dev_examples``), then once on
 the test split, each example 2 · N · max_length FLOPs. Every trial is counted at its full ``max_steps`` (early
 stopping only makes it cheaper).
 
@@ -79,7 +80,7 @@ def trial_seconds(trial, n: int, rates: dict | None, tokens_measured: int | None
         step = (6 if loop.gradient_checkpointing else 4) * n * tokens / (MFU * PEAK_FLOPS)
     steps = loop.max_steps or 1000
     train = GLUE_TRAIN.get(trial.task, 10_000)
-    dev = train // 10
+    dev = min(train // 10, trial.config.data.max_dev_examples or train)
     evaluations = math.ceil(steps / (loop.eval_every_steps or steps)) + 1
     evaluation = (evaluations * dev + GLUE_TEST.get(trial.task, 1_000)) * 2 * n * length / (MFU * PEAK_FLOPS)
     return steps * step + evaluation

@@ -144,8 +144,8 @@ class _Planner:
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
-        max_length = self.spec.data.max_length
-        config = TrialConfig.create(method, model=model, overrides=overrides, max_length=max_length, **where)
+        data = {"max_length": self.spec.data.max_length, "max_dev_examples": self.spec.data.max_dev_examples}
+        config = TrialConfig.create(method, model=model, overrides=overrides, **data, **where)
         key = trial_key(config, depends_on)
         known = self.trials.get(key)
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial

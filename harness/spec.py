@@ -24,7 +24,7 @@ search_seeds: 1                  # seeds each point trains (the first final seed
                                  # trains every seed (a search trial at a final seed is that final trial)
 model_hyperparameters:           # per backbone (a name of `models`): what must change with its size; these
   roberta-large: {batch_size: 16, gradient_accumulation: 2}   # win over `hyperparameters` and a task's block
-data: {max_length: 128, few_shot: null}
+data: {max_length: 128, few_shot: null, max_dev_examples: null}   # the paper's few-shot runs: 5000
 resources: {cpus: 1, gpus: 0, memory_gb: 4}
 model_resources:                 # per backbone: what one of its trials needs instead (unset keys: `resources`)
   roberta-large: {gpus: 1, memory_gb: 16}
@@ -88,6 +88,7 @@ class ModelResources(_Strict):
 class DataOptions(_Strict):
     max_length: int | None = Field(None, gt=0)
     few_shot: int | None = Field(None, gt=0)
+    max_dev_examples: int | None = Field(None, gt=0)
 
 
 class Range(_Strict):

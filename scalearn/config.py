@@ -123,6 +123,9 @@ class DataConfig(Settings):
     """Tokens per example; None: the task's own (128 for most, docs/method.md §4.1)."""
     few_shot: Count | None = None
     """Train on k examples of the training split (docs/method.md §4.5); None: all of it."""
+    max_dev_examples: Annotated[Count | None, Field(json_schema_extra={"in_key": "unless_default"})] = None
+    """Select on the first N rows of the dev split only (the paper's few-shot runs: 5,000, docs/method.md §4.5);
+    None: all of it."""
 
 
 class TrialConfig(Settings):
@@ -177,7 +180,12 @@ class TrialConfig(Settings):
             for name, info in LoopConfig.model_fields.items()
             if _key_unless_default(info) and getattr(self.loop, name) == info.default
         }
-        return self.model_dump(mode="json", exclude={"loop": outside})
+        data_outside = {
+            name
+            for name, info in DataConfig.model_fields.items()
+            if _key_unless_default(info) and getattr(self.data, name) == info.default
+        }
+        return self.model_dump(mode="json", exclude={"loop": outside, "data": data_outside})
 
     @classmethod
     def create(
@@ -193,6 +201,7 @@ class TrialConfig(Settings):
         max_length: int | None = None,
         few_shot: int | None = None,
         sources: list[str] | tuple[str, ...] = (),
+        max_dev_examples: int | None = None,
     ) -> TrialConfig:
         """The resolved config: the method's defaults, then ``overrides`` (method or loop settings, validated
         by the method's model). A single-task trial gives ``task``; a joint one ``tasks`` (and a ``label``)."""
@@ -220,7 +229,7 @@ class TrialConfig(Settings):
             method=method,
             method_config=resolved.settings(),
             loop=resolved.loop_config(),
-            data=DataConfig(max_length=max_length, few_shot=few_shot),
+            data=DataConfig(max_length=max_length, few_shot=few_shot, max_dev_examples=max_dev_examples),
             model=canonical_name(model),
             task=task,
             tasks=names,

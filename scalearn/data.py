@@ -143,14 +143,17 @@ def to_examples(task: TaskSpec, split):
     return examples
 
 
-def task_examples(task: TaskSpec | str, data_dir=None, few_shot_k: int | None = None):
-    """DatasetDict of examples per split (train, dev, test, …) under the paper's protocol."""
+def task_examples(task: TaskSpec | str, data_dir=None, few_shot_k: int | None = None, max_dev: int | None = None):
+    """DatasetDict of examples per split (train, dev, test, …) under the paper's protocol; ``max_dev``: only the
+    first rows of the dev split (the few-shot runs' cap, docs/method.md §4.5)."""
     from datasets import DatasetDict
 
     task = get_task(task) if isinstance(task, str) else task
     splits = protocol_splits(task, load_raw(task, data_dir))
     if few_shot_k is not None:
         splits["train"] = few_shot(splits["train"], few_shot_k)
+    if max_dev is not None and "dev" in splits:
+        splits["dev"] = splits["dev"].select(range(min(max_dev, len(splits["dev"]))))
     return DatasetDict({name: to_examples(task, split) for name, split in splits.items()})
 
 
@@ -202,7 +205,14 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "scalearn")
 
 
-def cache_key(task: TaskSpec, tokenizer_fp: str, max_length: int, few_shot_k: int | None, source_fp: str) -> str:
+def cache_key(
+    task: TaskSpec,
+    tokenizer_fp: str,
+    max_length: int,
+    few_shot_k: int | None,
+    source_fp: str,
+    max_dev: int | None = None,
+) -> str:
     parts = {
         "format": CACHE_FORMAT,
         "task": task.name,
@@ -216,6 +226,8 @@ def cache_key(task: TaskSpec, tokenizer_fp: str, max_length: int, few_shot_k: in
         "tokenizer": tokenizer_fp,
         "source": source_fp,
     }
+    if max_dev is not None:  # (entries cut before this option existed keep their keys)
+        parts["max_dev"] = max_dev
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -227,6 +239,7 @@ def tokenized_task(
     few_shot_k: int | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    max_dev: int | None = None,
 ) -> TokenizedData:
     """The task's tokenised splits, from the cache when this exact entry exists, else built and cached."""
     from datasets import DatasetDict, load_from_disk
@@ -236,12 +249,13 @@ def tokenized_task(
     start = time.perf_counter()
     task = get_task(task) if isinstance(task, str) else task
     max_length = max_length or task.max_length
-    key = cache_key(task, tokenizer_fingerprint(tokenizer), max_length, few_shot_k, source_fingerprint(task, data_dir))
+    source = source_fingerprint(task, data_dir)
+    key = cache_key(task, tokenizer_fingerprint(tokenizer), max_length, few_shot_k, source, max_dev)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / "tokenized" / task.name / key
     hit = (final / "manifest.json").exists()
     if not hit:
-        examples = task_examples(task, data_dir, few_shot_k)
+        examples = task_examples(task, data_dir, few_shot_k, max_dev)
         tokenized = DatasetDict(
             {
                 name: split.map(
@@ -263,6 +277,7 @@ def tokenized_task(
                 "task": task.name,
                 "max_length": max_length,
                 "few_shot": few_shot_k,
+                "max_dev": max_dev,
                 "sizes": {name: len(split) for name, split in tokenized.items()},
                 "selects_on_test": task.selects_on_test,
             }

@@ -72,6 +72,7 @@ def run(
             tokenizer,
             max_length=config.data.max_length,
             few_shot_k=config.data.few_shot,
+            max_dev=config.data.max_dev_examples,
             data_dir=data_dir,
             cache_dir=cache_dir,
         )

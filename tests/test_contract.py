@@ -164,3 +164,28 @@ def test_the_loop_trains_in_train_mode_after_a_mid_epoch_evaluation(cache_dir):
     result = fit(model, get_task("syn_a"), data, config, callback=callback)
     assert result.steps == 8 and [row["step"] for row in result.history] == [2, 4, 6, 8]
     assert modes == [True] * 8
+
+
+def test_the_dev_cap_cuts_only_the_dev_split_and_enters_keys_only_when_set(tmp_path):
+    """data.max_dev_examples (the paper's few-shot runs select on at most 5,000 dev rows, docs/method.md §4.5)."""
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from scalearn.backbones import load_tokenizer
+    from scalearn.data import tokenized_task
+    from scalearn.tasks import get_task
+
+    tokenizer = load_tokenizer("tiny-bert")
+    whole = tokenized_task(get_task("syn_a"), tokenizer, few_shot_k=64, cache_dir=tmp_path)
+    capped = tokenized_task(get_task("syn_a"), tokenizer, few_shot_k=64, cache_dir=tmp_path, max_dev=100)
+    assert len(whole.splits["dev"]) == 256 and len(capped.splits["dev"]) == 100
+    assert capped.splits["dev"]["input_ids"] == whole.splits["dev"]["input_ids"][:100]  # the first rows
+    assert len(capped.splits["test"]) == len(whole.splits["test"]) and capped.key != whole.key
+
+    method, task, model, key = PINNED_KEY
+    assert trial_key(TrialConfig.create(method, task, model=model, max_dev_examples=None), ()) == key
+    assert trial_key(TrialConfig.create(method, task, model=model, max_dev_examples=100), ()) != key
+    experiment = tmp_path / "capped.yaml"
+    text = "version: 1\nmodels: [tiny-bert]\nmethods: [adapter]\nbenchmark: synthetic\ntargets: [syn_a]\n"
+    experiment.write_text(text + "data: {max_dev_examples: 100}\n")
+    (trial,) = expand(load_spec(experiment))
+    assert trial.config.data.max_dev_examples == 100
