@@ -185,7 +185,16 @@ class TrialConfig(Settings):
             for name, info in DataConfig.model_fields.items()
             if _key_unless_default(info) and getattr(self.data, name) == info.default
         }
-        return self.model_dump(mode="json", exclude={"loop": outside, "data": data_outside})
+        from scalearn.methods import method_class
+
+        own = method_class(self.method).model_fields
+        method_outside = {
+            name
+            for name, value in self.method_config.items()
+            if name in own and _key_unless_default(own[name]) and _same(value, own[name].default)
+        }
+        exclude = {"loop": outside, "data": data_outside, "method_config": method_outside}
+        return self.model_dump(mode="json", exclude=exclude)
 
     @classmethod
     def create(
@@ -246,6 +255,13 @@ def _in_key_mark(info: FieldInfo):
     return next(
         (mark for m in info.metadata if isinstance(m, FieldInfo) and (mark := _in_key_mark(m)) is not None), None
     )
+
+
+def _same(value, default) -> bool:
+    """Equal as JSON says (a stored tuple comes back a list)."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str) == json.dumps(default, sort_keys=True, default=str)
 
 
 def _outside_key(info: FieldInfo) -> bool:

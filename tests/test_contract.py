@@ -189,3 +189,14 @@ def test_the_dev_cap_cuts_only_the_dev_split_and_enters_keys_only_when_set(tmp_p
     experiment.write_text(text + "data: {max_dev_examples: 100}\n")
     (trial,) = expand(load_spec(experiment))
     assert trial.config.data.max_dev_examples == 100
+
+
+def test_lora_targets_enter_the_key_only_when_not_the_default():
+    default = TrialConfig.create("lora", "syn_a", model="tiny-llama")
+    said = TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value"]})
+    wider = TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value", "ffn_up"]})
+    assert "targets" not in default.key_fields()["method_config"]
+    assert trial_key(said, ()) == trial_key(default, ())
+    assert trial_key(wider, ()) != trial_key(default, ())
+    with pytest.raises(ValueError, match="targets"):
+        TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["nowhere"]})

@@ -102,3 +102,27 @@ def test_a_tokenizer_without_pad_token_pads_with_eos():
     assert tokenizer.pad_token is None
     assert with_pad_token(tokenizer).pad_token == "[SEP]"
     assert load_tokenizer("tiny-llama").pad_token_id == 0
+
+
+def test_lora_on_every_projection_of_a_decoder_and_a_clear_error_where_a_family_lacks_one():
+    from scalearn.tuners.sites import projection_shape
+
+    roles = ("query", "key", "value", "attn_out", "ffn_gate", "ffn_up", "ffn_out")
+    encoder = load_encoder("tiny-qwen3")
+    model = get_method("lora", targets=roles).build(encoder, HeadConfig("classification", 32, 2))
+    shapes = {role: projection_shape(encoder, role) for role in roles}
+    L = encoder.config.num_hidden_layers
+    assert model.parameter_counts()["transfer"] == L * 8 * sum(d_in + d_out for d_in, d_out in shapes.values())
+    assert shapes["query"] == (32, 64) and shapes["value"] == (32, 32) and shapes["ffn_out"] == (64, 32)
+    ids, mask = padded([6, 9], "right")
+    plain = load_encoder("tiny-qwen3").eval()
+    model.eval()
+    with torch.no_grad():  # B starts at zero: the frozen model, whatever is adapted
+        torch.testing.assert_close(
+            model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state,
+            plain(input_ids=ids, attention_mask=mask).last_hidden_state,
+        )
+    with pytest.raises(ValueError, match="bert has no 'ffn_gate' projection"):
+        get_method("lora", targets=("query", "ffn_gate")).build(
+            load_encoder("tiny-bert"), HeadConfig("classification", 32, 2)
+        )

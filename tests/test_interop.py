@@ -574,3 +574,25 @@ def test_a_hub_id_is_read_from_the_local_hf_cache(tmp_path, monkeypatch):
     torch.testing.assert_close(tensors["up.bias"][1], written[key], rtol=0, atol=0)
     with pytest.raises(InteropError, match=r"not in the HF cache .*huggingface-cli download AdapterHub/absent"):
         read_adapterhub("AdapterHub/absent", "tiny-bert")
+
+
+@pytest.mark.parametrize(
+    "model,targets",
+    [("tiny-bert", ("query", "value", "ffn_up", "ffn_out")), ("tiny-llama", ("query", "ffn_gate", "ffn_out"))],
+)
+def test_peft_round_trip_of_a_lora_on_other_projections(model, targets, tmp_path):
+    encoder = load_encoder(model)
+    trained = get_method("lora", targets=targets).build(encoder, HeadConfig("classification", 32, 2))
+    with torch.no_grad():
+        for p in trained.tuner.parameters():
+            p.normal_(std=0.1)
+    save_model(tmp_path / "model", trained, metadata={"model": model})
+    export_peft(tmp_path / "model", tmp_path / "peft", model=model)
+    written = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["target_modules"]
+    if model == "tiny-bert":  # BERT's "dense" names three projections: a regex of the full paths instead
+        assert isinstance(written, str) and "intermediate\\.dense" in written
+    else:
+        assert written == ["down_proj", "gate_proj", "q_proj"]
+    _, back, _ = load_lora(import_peft(tmp_path / "peft", model, tmp_path / "back"))
+    before = trained.tuner.state_dict()
+    assert before.keys() == back.keys() and all(torch.equal(before[k], back[k]) for k in before)
