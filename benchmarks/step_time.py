@@ -140,17 +140,7 @@ def main(argv=None) -> int:
     }
     result = {
         "benchmark": "step_time",
-        "setup": {
-            "model": args.model,
-            "batch_size": args.batch_size,
-            "length": args.length,
-            "precision": "fp32",
-            "rounds": args.rounds,
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-            "malloc": {k: os.environ.get(k) for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")},
-        },
+        "setup": setup(args),
         "median_step_seconds": median,
         "ratio_to_single_adapter": ratios,
         "reference_over_batched": speedups,
@@ -168,6 +158,21 @@ def main(argv=None) -> int:
     print("targets met:", met)
     print(f"wrote {out}")
     return 0
+
+
+def setup(args) -> dict:
+    """What a run measured on: its arguments and the machine."""
+    return {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "length": args.length,
+        "precision": "fp32",
+        "rounds": args.rounds,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "malloc": {k: os.environ.get(k) for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")},
+    }
 
 
 def timed(args, configs, label) -> tuple[dict[str, float], dict]:
@@ -216,17 +221,7 @@ def lora_group(args, configs) -> int:
             outputs.append(model(ids, torch.ones_like(ids)))
     result = {
         "benchmark": "step_time_lora",
-        "setup": {
-            "model": args.model,
-            "batch_size": args.batch_size,
-            "length": args.length,
-            "precision": "fp32",
-            "rounds": args.rounds,
-            "sources": "random LoRA modules, r = 8, on query and value",
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-        },
+        "setup": {**setup(args), "sources": "random LoRA modules, r = 8, on query and value"},
         "median_step_seconds": median,
         "ratio_to_single_lora": ratios,
         "reference_over_batched": speedups,

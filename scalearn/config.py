@@ -173,27 +173,15 @@ class TrialConfig(Settings):
 
     def key_fields(self) -> dict:
         """What the content key hashes: everything but the fields marked ``in_key=False``."""
-        outside = {name for name, info in LoopConfig.model_fields.items() if _outside_key(info)}
-        # a setting added after keys were in use stays out of them at its default: old trials keep their keys
-        outside |= {
-            name
-            for name, info in LoopConfig.model_fields.items()
-            if _key_unless_default(info) and getattr(self.loop, name) == info.default
-        }
-        data_outside = {
-            name
-            for name, info in DataConfig.model_fields.items()
-            if _key_unless_default(info) and getattr(self.data, name) == info.default
-        }
         from scalearn.methods import method_class
 
-        own = method_class(self.method).model_fields
-        method_outside = {
-            name
-            for name, value in self.method_config.items()
-            if name in own and _key_unless_default(own[name]) and _same(value, own[name].default)
+        outside = {name for name, info in LoopConfig.model_fields.items() if _outside_key(info)}
+        # a setting added after keys were in use stays out of them at its default: old trials keep their keys
+        exclude = {
+            "loop": outside | _at_default(LoopConfig.model_fields, self.loop.model_dump()),
+            "data": _at_default(DataConfig.model_fields, self.data.model_dump()),
+            "method_config": _at_default(method_class(self.method).model_fields, self.method_config),
         }
-        exclude = {"loop": outside, "data": data_outside, "method_config": method_outside}
         return self.model_dump(mode="json", exclude=exclude)
 
     @classmethod
@@ -257,11 +245,19 @@ def _in_key_mark(info: FieldInfo):
     )
 
 
-def _same(value, default) -> bool:
-    """Equal as JSON says (a stored tuple comes back a list)."""
+def _at_default(fields: dict[str, FieldInfo], values: dict) -> set[str]:
+    """The names among ``values`` marked ``in_key="unless_default"`` that are at their default (equal as JSON
+    says: a stored tuple comes back a list)."""
     import json
 
-    return json.dumps(value, sort_keys=True, default=str) == json.dumps(default, sort_keys=True, default=str)
+    def same(value, default) -> bool:
+        return json.dumps(value, sort_keys=True, default=str) == json.dumps(default, sort_keys=True, default=str)
+
+    return {
+        name
+        for name, value in values.items()
+        if name in fields and _key_unless_default(fields[name]) and same(value, fields[name].default)
+    }
 
 
 def _outside_key(info: FieldInfo) -> bool:

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from scalearn.adapters import ACTIVATIONS, AdapterConfig
+from scalearn.catalog import canonical_name
 from scalearn.interop import InteropError, content_hash, local_folder, read_json, read_weights
 
 CONFIG_NAME = "adapter_config.json"
@@ -122,7 +123,6 @@ def _family(model_type: str) -> tuple[str, str]:
 def _base_model(model: str) -> tuple[str, int, int, str]:
     """(model_type, hidden size, layers, hub id) of our backbone ``model``, from its config alone."""
     from scalearn.backbones import load_config
-    from scalearn.catalog import canonical_name
 
     config = load_config(model)
     return config.model_type, config.hidden_size, config.num_hidden_layers, canonical_name(model)
@@ -165,7 +165,7 @@ def read_adapterhub(source: str | Path, model: str) -> tuple[AdapterConfig, dict
         if saved.get(key) is not None and saved[key] != ours:
             raise InteropError(f"{config_path}: {key} is {saved[key]!r}, but model {model!r} has {ours!r}")
     theirs = saved.get("model_name")
-    if _is_hub_id(theirs) and _is_hub_id(hub_id) and _canonical(theirs) != hub_id:
+    if _is_hub_id(theirs) and _is_hub_id(hub_id) and canonical_name(theirs) != hub_id:
         raise InteropError(f"{config_path}: model_name is {theirs!r}, but the trial's model is {hub_id!r}")
 
     tensors, weights_path = read_weights(folder, SAFE_WEIGHTS_NAME, WEIGHTS_NAME)
@@ -224,13 +224,18 @@ def read_adapterhub(source: str | Path, model: str) -> tuple[AdapterConfig, dict
 
 def import_adapterhub(source: str | Path, model: str, out: str | Path, task: str | None = None) -> Path:
     """Write the AdapterHub adapter in ``source`` as our adapter artifact in ``out``; returns ``out``."""
+    config, stacked, provenance = read_adapterhub(source, model)
+    name = task or provenance["name"]
+    return write_adapter(out, config, stacked, name, {"model": model, "task": name, "imported": provenance})
+
+
+def write_adapter(out: str | Path, config: AdapterConfig, stacked: dict[str, torch.Tensor], name: str, metadata: dict):
+    """Our adapter artifact from one adapter's stacked tensors (``down.weight`` [L, b, d], …)."""
     from scalearn.adapters import BottleneckAdapters
     from scalearn.io import save_adapter
 
-    config, stacked, provenance = read_adapterhub(source, model)
-    bank = BottleneckAdapters(config, 1, names=[task or provenance["name"]])
+    bank = BottleneckAdapters(config, 1, names=[name])
     bank.load_adapter_state(0, stacked)
-    metadata = {"model": model, "task": task or provenance["name"], "imported": provenance}
     save_adapter(Path(out), bank, metadata=metadata)
     return Path(out)
 
@@ -244,12 +249,6 @@ def _only_name(tensors: dict, path: Path) -> str:
 
 def _is_hub_id(name) -> bool:
     return isinstance(name, str) and name.count("/") <= 1 and not name.startswith((".", "/", "~")) and bool(name)
-
-
-def _canonical(name: str) -> str:
-    from scalearn.catalog import canonical_name
-
-    return canonical_name(name)
 
 
 # -- export ---------------------------------------------------------------------------------------
