@@ -222,6 +222,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         max_concurrent=args.max_concurrent,
         preflight=not args.skip_preflight,
+        source=args.file,
     )
     if outcome.ran or outcome.seconds:
         ran_now = [key for key in outcome.failed if key not in outcome.ran]
@@ -272,7 +273,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if store.has_tracking:  # attach it to the sweep in MLflow, as submit logged it
             from harness.tracking import store_tracker
 
-            store_tracker(store, spec.name).log_report(written, figures)
+            store_tracker(store, spec.name, args.file).log_report(written, figures)
             print(
                 f"attached to MLflow experiment {spec.name!r} (run 'report'); harness ui --store {args.store}",
                 file=sys.stderr,

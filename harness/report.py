@@ -176,10 +176,10 @@ def build_report(
                 if task not in metrics or test.get(metrics[task]) is None:
                     continue
                 cell = rows[trial.method].cells[task]
-                cell.scores[trial.seed] = 100 * test[metrics[task]]
+                cell.scores[trial.seed] = stats.scaled(metrics[task], test[metrics[task]])
                 for name, value in test.items():
                     if name not in ("loss", metrics[task]) and isinstance(value, int | float):
-                        cell.other.setdefault(name, {})[trial.seed] = 100 * value
+                        cell.other.setdefault(name, {})[trial.seed] = stats.scaled(name, value)
                 if "transfer" in result.get("parameters", {}):
                     recorded[trial.method].add(int(result["parameters"]["transfer"]))
         table = Table(model, canonical_name(model), targets, metrics, planned, list(rows.values()), None)
@@ -296,7 +296,9 @@ def results_table(trials: list[Trial], store: Store, targets: list[str]) -> str:
             value = result.get("test", {}).get(get_task(task).metric)
             if task not in targets or value is None:
                 continue
-            scores.setdefault((trial.model, trial.method), {}).setdefault(task, []).append(100 * value)
+            scores.setdefault((trial.model, trial.method), {}).setdefault(task, []).append(
+                stats.scaled(get_task(task).metric, value)
+            )
             if task not in tasks:
                 tasks.append(task)
     if not scores:
@@ -587,7 +589,7 @@ def report_dict(report: Report) -> dict:
     ]
     return {
         "experiment": report.experiment,
-        "scale": 100,
+        "scale": stats.SCORE_SCALE,
         "alpha": report.alpha,
         "baseline": report.baseline,
         "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES,

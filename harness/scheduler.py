@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from harness.packing import is_out_of_memory
 from harness.plan import Trial
 from harness.store import Store, renewing
+from harness.system_metrics import Sampler
 
 LEASE_POLL_SECONDS = 2.0
 
@@ -56,10 +57,12 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
             store.write_trial(trial.key, trial.summary() | {"config": trial.config.model_dump(mode="json")})
             for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
                 store.pull(key)
-            result = options.get("body", run_trial)(
-                trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
-            )
-            result["node"] = _node_id()
+            started, node = time.time(), _node_id()
+            with Sampler(node if options.get("cluster") else "") as sampler:
+                result = options.get("body", run_trial)(
+                    trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
+                )
+            result.update(node=node, started_at=started, system_metrics=sampler.record())
             store.write_result(trial.key, result)
             return trial.key
     except Exception:

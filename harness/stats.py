@@ -78,4 +78,23 @@ def paired_bootstrap_p(
     return (extreme + 1) / (resamples + 1)
 
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "MIN_BOOTSTRAP_PAIRS", "Summary", "paired_bootstrap_p", "summarize", "welch_p"]
+SCORE_SCALE = 100
+"""Scores are shown ×100, as in the paper's tables (docs/method.md §4.2), in the report and in MLflow alike;
+losses are shown as they are."""
+
+
+def scaled(metric: str, value: float) -> float:
+    """``value`` of ``metric`` ("accuracy", "dev_loss", "rte/test_mcc") on the shown scale."""
+    return float(value) if metric.rsplit("/", 1)[-1].endswith("loss") else SCORE_SCALE * float(value)
+
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "MIN_BOOTSTRAP_PAIRS",
+    "SCORE_SCALE",
+    "Summary",
+    "paired_bootstrap_p",
+    "scaled",
+    "summarize",
+    "welch_p",
+]

@@ -54,18 +54,20 @@ def submit(
     max_concurrent: int | None = None,
     preflight: bool = True,
     say: Callable[[str], None] = print,
+    source: str | None = None,
 ) -> SubmitOutcome:
     """Run every trial of ``spec`` (an ExperimentSpec or an experiment file) not done yet; log to MLflow.
 
     ``preflight`` (default on): before any trial runs, check that the connected Ray can ever meet a trial's
     request and that every model and task's data can be loaded where the trials run (harness/preflight.py);
-    raises PreflightError naming everything missing, with nothing trained and no failure recorded."""
+    raises PreflightError naming everything missing, with nothing trained and no failure recorded.
+    ``source``: what MLflow names as the runs' source (default: the experiment file given, else its name)."""
     import ray
 
     from harness.tracking import Tracker, store_tracker
 
     if not isinstance(spec, ExperimentSpec):
-        spec = load_spec(spec)
+        source, spec = source or str(spec), load_spec(spec)
     store = store if isinstance(store, Store) else Store(store)
     trials = expand(spec, store)
     done = store.done_keys(t.key for t in trials)
@@ -75,11 +77,11 @@ def submit(
 
     def open_tracker():
         if tracking_uri is None:
-            tracker = store_tracker(store, spec.name)
+            tracker = store_tracker(store, spec.name, source)
         elif tracking_uri.startswith(("http://", "https://")):  # the server keeps artifacts where it is told
-            tracker = Tracker(tracking_uri, spec.name, store=store)
+            tracker = Tracker(tracking_uri, spec.name, store=store, source=source)
         else:  # a database named directly: a new experiment's artifacts go to the store, not ./mlruns
-            tracker = Tracker(tracking_uri, spec.name, store.tracking_artifacts(spec.name).as_uri(), store)
+            tracker = Tracker(tracking_uri, spec.name, store.tracking_artifacts(spec.name).as_uri(), store, source)
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 
@@ -95,8 +97,9 @@ def submit(
                 _preflight(spec, todo, address == "local", data_dir)
             finish = _register(spec, store, say)
             tracker = open_tracker()
+            tracker.begin(trials)  # the parents of what may run now are RUNNING until this submit ends
             while todo:
-                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent)
+                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, address != "local")
                 outcome.ran += waves.done
                 outcome.retried_alone += waves.retried_alone
                 outcome.seconds += waves.seconds
@@ -108,6 +111,7 @@ def submit(
                 done = store.done_keys(t.key for t in trials)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
+                    tracker.begin(trials)
                     say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
             if finish is not None:
@@ -120,7 +124,7 @@ def submit(
         tracker.log_trials(trials, store)  # what another submit on this store claimed but did not log (it died)
     if spec.search:
         record_choices(spec, store, given_up, say)
-    tracker.log_aggregates(trials, store)
+    tracker.finish(trials, store, spec.target_list())
     for trial in trials:
         if trial.key in lost:
             outcome.failed[trial.key] = lost[trial.key]
@@ -178,9 +182,10 @@ def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -
         raise PreflightError("\n".join(problems))
 
 
-def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent):
+def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent, cluster):
     """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
-    probed for their peak memory (once; kept in the store) when their sources exist, then packed."""
+    probed for their peak memory (once; kept in the store) when their sources exist, then packed. On a
+    ``cluster``, the system metrics of each trial carry its node's id."""
     from harness.progress import LiveView
     from harness.scheduler import Outcome, run_trials
 
@@ -202,7 +207,7 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
                 store,
                 resources=resources,
                 retries=spec.retries,
-                options={"data_dir": data_dir},
+                options={"data_dir": data_dir, "cluster": cluster},
                 max_concurrent=max_concurrent,
                 trial_gpus=gpus,
                 trial_resources={t.key: spec.resources_for(t.model) for t in wave} if spec.model_resources else None,

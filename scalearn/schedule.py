@@ -43,6 +43,10 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     """Training loss of every optimizer step."""
+    step_times: list[float] = field(default_factory=list)
+    """When each optimizer step ended (Unix seconds), for the trackers' time axes."""
+    evaluation_times: list[float] = field(default_factory=list)
+    """When each evaluation of ``history`` ended (Unix seconds)."""
 
 
 @dataclass

@@ -60,6 +60,12 @@ class TrainResult:
     data_key: str = ""
     losses: list[float] = field(default_factory=list)
     """Training loss of every optimizer step."""
+    step_times: list[float] = field(default_factory=list)
+    """When each optimizer step ended (Unix seconds); ``history`` rows' times are in ``evaluation_times``.
+    Kept apart from the losses and the history so that a resumed run's numbers equal an uninterrupted one's."""
+    evaluation_times: list[float] = field(default_factory=list)
+    datasets: dict = field(default_factory=dict)
+    """Per task: its data's fingerprint (the tokenised cache key) and the rows of each split used."""
     tasks: dict = field(default_factory=dict)
     """Joint multi-task runs: per task, its best dev scores, test scores and main metric."""
     provenance: dict = field(default_factory=dict)
@@ -67,6 +73,12 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _dataset_record(data) -> dict:
+    """What a tracker says of a task's data: its fingerprint and each split's number of rows."""
+    splits = getattr(data, "splits", {})
+    return {"fingerprint": getattr(data, "key", ""), "rows": {name: len(split) for name, split in splits.items()}}
 
 
 def seed_everything(seed: int) -> None:
@@ -292,6 +304,7 @@ def fit(
         selects_on_test=not joint and tasks[names[0]].selects_on_test,
         parameters=model.parameter_counts(),
         data_key=",".join(getattr(data[t], "key", "") for t in names),
+        datasets={t: _dataset_record(data[t]) for t in names},
         config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},
     )
     state, best_state = RunState(), None
@@ -312,6 +325,7 @@ def fit(
         epoch = schedule.epoch_of(state, batch)
         record = {"epoch": epoch, "step": state.step, **summary}
         state.history.append(record)
+        state.evaluation_times.append(time.time())
         state.evaluations += 1
         state.last_eval_step = state.step
         previous = state.best["selected"][selected_key] if state.best else None
@@ -349,6 +363,7 @@ def fit(
             state.step += 1
             step_loss = _global_mean(loss.detach(), world)
             state.losses.append(step_loss)
+            state.step_times.append(time.time())
             if state.step % config.log_every_steps == 0 or state.step == 1:
                 event = {"step": state.step, "epoch": batch.epoch, "task": batch.task, "train_loss": step_loss}
                 notify("step", {**event, "learning_rate": engine.learning_rate()})
@@ -361,6 +376,7 @@ def fit(
     if not stop and state.last_eval_step != state.step:
         evaluate_and_select(None)
     result.history, result.steps, result.losses = state.history, state.step, state.losses
+    result.step_times, result.evaluation_times = state.step_times, state.evaluation_times
     if stop_after_evaluations is not None and state.evaluations >= stop_after_evaluations:
         return result  # interrupted on purpose: no restore, no test
 

@@ -33,6 +33,52 @@ def logged_runs(store: Store, experiment: str = "tiny") -> list:
         return list(client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=5000))
 
 
+def mlflow_runs(store: Store, experiment: str = "tiny"):
+    """(client, experiment, every run) read straight from the store's database, as the UI would see them."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    return client, found, list(client.search_runs([found.experiment_id], max_results=5000))
+
+
+def check_mlflow_tells_the_truth(store: Store, trials) -> None:
+    """Issue 17's acceptance, through MLflow's client: parents FINISHED and spanning their children,
+    best_dev_* the selected evaluation, scores ×100 as in the report, the training loss by optimizer step,
+    dataset inputs, the experiment's kind."""
+    client, experiment, runs = mlflow_runs(store)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    by_id = {r.info.run_id: r for r in runs}
+    children = {}
+    for run in runs:
+        children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
+    tops = [r for r in children[None] if r.data.tags.get("harness.level") == "method"]
+    assert sorted(r.data.tags["method"] for r in tops) == sorted({t.method for t in trials})  # the competitors
+    for parent_id, below in children.items():
+        if parent_id is None:
+            continue
+        parent = by_id[parent_id].info
+        assert parent.status == "FINISHED", by_id[parent_id].info.run_name
+        assert all(parent.start_time <= c.info.start_time and parent.end_time >= c.info.end_time for c in below)
+    logged = {r.data.tags["harness.trial_key"]: r for r in runs if "harness.trial_key" in r.data.tags}
+    for trial in trials:
+        run, result = logged[trial.key], store.result(trial.key)
+        selected = next(row for row in result["history"] if row["step"] == result["best_step"])
+        for name, value in result["best_dev"].items():  # the evaluation that chose the test checkpoint
+            assert run.data.metrics[f"best_dev_{name}"] == pytest.approx(value * (1 if "loss" in name else 100))
+            assert selected[f"dev_{name}"] == value
+        assert run.data.metrics["test_accuracy"] == pytest.approx(100 * result["test"]["accuracy"])
+        losses = client.get_metric_history(run.info.run_id, "train_loss")
+        assert sorted(m.step for m in losses) == list(range(1, result["steps"] + 1))
+        assert [m.value for m in sorted(losses, key=lambda m: m.step)] == pytest.approx(result["losses"])
+        assert len({m.timestamp for m in losses}) > 1 or result["steps"] == 1  # each point at its own time
+        contexts = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+        assert sorted(contexts) == ["dev", "test", "train"] and contexts["train"].name == trial.task
+        assert json.loads(contexts["train"].profile)["num_rows"] == result["datasets"][trial.task]["rows"]["train"]
+        if trial.depends_on:  # its sources' runs, by id
+            assert run.data.tags["source_runs"].split(",") == [logged[k].info.run_id for k in trial.depends_on]
+
+
 def result_times(store: Store, trials) -> dict[str, float]:
     return {t.key: os.stat(store.trial_dir(t.key) / "result.json").st_mtime_ns for t in trials if store.is_done(t.key)}
 
@@ -108,6 +154,9 @@ def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
     driver.wait()
     done_before = result_times(store, trials)
     assert 0 < len(done_before) < len(trials)
+    _, _, runs = mlflow_runs(store)  # the sweep is not over: its parents say so
+    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
+    assert parents and all(r.info.status == "RUNNING" for r in parents)
     for key in done_before:  # what is there is whole
         assert store.result(key)["trial"]["key"] == key
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -120,3 +169,4 @@ def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
     assert len(done_before) <= already < len(trials)
     keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store)]
     assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice
+    check_mlflow_tells_the_truth(store, trials)
