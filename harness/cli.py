@@ -285,11 +285,12 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     from harness.store import Store
-    from harness.tracking import ui_command
+    from harness.tracking import ui_command, ui_urls
 
     store = Store(args.store)
     command = [*ui_command(store), "--port", str(args.port)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    urls = ui_urls(f"http://127.0.0.1:{args.port}", store)
+    print(f"MLflow UI on {urls[0]} (Ctrl-C to stop)", *urls[1:], sep="\n  ", flush=True)
     return subprocess.call(command)
 
 

@@ -97,7 +97,7 @@ def submit(
                 _preflight(spec, todo, address == "local", data_dir)
             finish = _register(spec, store, say)
             tracker = open_tracker()
-            tracker.begin(trials)  # the parents of what may run now are RUNNING until this submit ends
+            tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
             while todo:
                 waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, address != "local")
                 outcome.ran += waves.done
@@ -111,7 +111,7 @@ def submit(
                 done = store.done_keys(t.key for t in trials)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
-                    tracker.begin(trials)
+                    tracker.begin(todo)
                     say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
             if finish is not None:

@@ -975,6 +975,23 @@ def _summary_text(values: list[float]) -> str:
     return f"{mean:.2f} ± {statistics.stdev(values):.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
 
 
+UI_VIEW = "workflowType=machine_learning"
+"""MLflow 3.17's UI opens every experiment as GenAI (traces overview) unless the page's address says
+otherwise; ``mlflow.experimentKind`` is what older and newer UIs read."""
+
+
+def ui_urls(base: str, store: Store) -> list[str]:
+    """Where to open the UI: the experiment list, then each experiment's runs table, as model training."""
+    urls = [f"{base}/#/?{UI_VIEW}"]
+    if store.has_tracking:
+        from mlflow.tracking import MlflowClient
+
+        for experiment in MlflowClient(tracking_uri=store.tracking_uri).search_experiments():
+            if experiment.name != "Default":
+                urls.append(f"{base}/#/experiments/{experiment.experiment_id}?{UI_VIEW}  ({experiment.name})")
+    return urls
+
+
 def ui_command(store: Store) -> list[str]:
     return [
         sys.executable,

@@ -291,6 +291,14 @@ def test_a_point_that_fails_for_good_ranks_last_is_recorded_and_a_resubmit_retri
     record = store.choice(row["group"])
     assert record["chosen_point"] == {"reduction_factor": 2} and record["points"][0]["failed"] == 1
     assert (store.root / "choices" / f"{row['group']}.json").is_file()
+    from mlflow.tracking import MlflowClient  # MLflow says the same: the search FAILED, the final seeds did not
+
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.name).experiment_id
+    parents = client.search_runs([experiment], filter_string="tags.`harness.level` != 'trial'")
+    status = {r.data.tags["harness.group"]: r.info.status for r in parents if "harness.group" in r.data.tags}
+    assert sorted(status.values()) == ["FAILED", "FAILED", "FINISHED"], status
+    assert [g for g, s in status.items() if s == "FINISHED"][0].endswith(f"/{final[0].task}/tiny-bert")
 
     again = harness.submit(path, store=store, num_cpus=2, say=lambda line: None)
     assert again.ran == [] and set(again.failed) == {broken.key}  # the failed point was tried once more

@@ -75,3 +75,36 @@ def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
         assert sql["status"] == "FINISHED" and sql["model"] == ["model/omega.json"]
     found = client.search_runs([experiment], filter_string="tags.`harness.trial_key` = 'k0'")
     assert len(found) == 2  # searchable by the key tag like any run
+
+
+def test_a_long_run_logs_its_training_loss_as_window_means_at_their_last_step():
+    from harness.tracking import LOSS_POINTS, _loss_points
+
+    losses = [float(step) for step in range(1, 1001)]  # optimizer steps 1..1000
+    times = [1_700_000_000.0 + step for step in range(1000)]
+    points = _loss_points(losses, times, end=0)
+    assert len(points) == LOSS_POINTS == 200
+    assert [step for _, _, step in points] == list(range(5, 1001, 5))
+    assert points[0] == (3.0, 1_700_000_004_000, 5)  # mean of steps 1-5, at step 5's time
+    assert _loss_points(losses[:7], times[:7], end=0) == [
+        (float(s), 1_700_000_000_000 + 1000 * (s - 1), s) for s in range(1, 8)
+    ]
+
+
+def test_metrics_are_on_the_reports_scale_and_stepped_by_optimizer_step():
+    from harness.tracking import result_metrics
+
+    result = {
+        "history": [
+            {"epoch": 0, "step": 4, "dev_loss": 0.9, "dev_accuracy": 0.5},
+            {"epoch": 1, "step": 8, "dev_loss": 0.7, "dev_accuracy": 0.6},
+        ],
+        "evaluation_times": [100.0, 200.0],
+        "best_step": 8,
+        "best_dev": {"loss": 0.7, "accuracy": 0.6},
+        "test": {"loss": 0.8, "accuracy": 0.7087},
+    }
+    points = {(name, step): (value, ts) for name, value, ts, step in result_metrics(result, 0, 300_000, joint=False)}
+    assert points[("dev_accuracy", 4)] == (50.0, 100_000) and points[("dev_loss", 8)] == (0.7, 200_000)
+    assert points[("best_dev_accuracy", 8)] == (60.0, 200_000)  # the selected evaluation, at its time
+    assert points[("test_accuracy", 8)][0] == pytest.approx(70.87) and points[("test_loss", 8)][0] == 0.8
