@@ -121,7 +121,7 @@ def submit(
     if tracker is None:
         tracker = open_tracker()
     else:
-        tracker.log_trials(trials, store)  # what another submit on this store claimed but did not log (it died)
+        tracker.log_trials(trials, store)  # what is still held, and what another submit claimed but did not log
     if spec.search:
         record_choices(spec, store, given_up, say)
     tracker.finish(trials, store, spec.target_list())
@@ -212,7 +212,7 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
                 trial_gpus=gpus,
                 trial_resources={t.key: spec.resources_for(t.model) for t in wave} if spec.model_resources else None,
                 on_update=view.update,
-                on_finished=lambda batch: tracker.log_trials(batch, store),
+                on_finished=lambda batch: tracker.log_finished(batch, store),
             )
         total.done += outcome.done
         total.failed.update(outcome.failed)

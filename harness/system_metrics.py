@@ -1,12 +1,12 @@
 """System metrics of a trial's process, sampled where it runs and logged to MLflow later by the driver.
 
 Workers never talk to MLflow (harness/tracking.py), so MLflow's own `SystemMetricsMonitor`, which logs as
-it samples, cannot run there. Its monitors can: CPU and memory, disk, network, and the GPU where NVML (or
-ROCm) sees one, sampled every ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` seconds (10 by default, as
-MLflow) plus once at the start and once at the end, with this process's resident memory beside them. The
-samples travel in the trial's result as ``system_metrics``; the tracker logs them under MLflow's names
-(``system/cpu_utilization_percentage``, ``system/<node>/…`` on a cluster), one step per sample, so the
-run page's "System metrics" tab shows them.
+it samples, cannot run there. Its monitors can: CPU and memory, and the GPU where NVML (or ROCm) sees one
+(disk and network are left out: they say little of a trial and cost rows in every run), sampled every
+``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` seconds (10 by default, as MLflow) plus once at the start and
+once at the end, with this process's resident memory beside them. The samples travel in the trial's result
+as ``system_metrics``; the tracker logs them under MLflow's names (``system/cpu_utilization_percentage``,
+``system/<node>/…`` on a cluster), one step per sample, so the run page's "System metrics" tab shows them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ DEFAULT_INTERVAL_SECONDS = 10.0
 
 def _monitors() -> list:
     from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
-    from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
-    from mlflow.system_metrics.metrics.network_monitor import NetworkMonitor
 
-    monitors = [CPUMonitor(), DiskMonitor(), NetworkMonitor()]
+    monitors = [CPUMonitor()]
     for name in ("gpu_monitor.GPUMonitor", "rocm_monitor.ROCMMonitor"):
         module, cls = name.split(".")
         try:
