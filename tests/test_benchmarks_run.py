@@ -59,7 +59,8 @@ def test_scheduler_overhead_benchmark_runs_and_writes_its_json(tmp_path):
 
 def test_mlflow_throughput_benchmark_runs_and_writes_its_json(tmp_path):
     out = tmp_path / "mlflow_throughput.json"
-    assert load("mlflow_throughput").main(["--runs", "20", "--api-runs", "5", "--long-runs", "5", "--out", str(out)]) == 0
+    arguments = ["--runs", "20", "--api-runs", "5", "--long-runs", "5", "--out", str(out)]
+    assert load("mlflow_throughput").main(arguments) == 0
     result = json.loads(out.read_text())
     assert [row["path"] for row in result["rows"]] == ["bulk", "bulk", "api", "bulk", "submit"]
     assert all(row["all_logged"] for row in result["rows"]) and result["bulk_speedup_over_api"] > 0
