@@ -1,8 +1,9 @@
 """System metrics of a trial's process, sampled where it runs and logged to MLflow later by the driver.
 
 Workers never talk to MLflow (harness/tracking.py), so MLflow's own `SystemMetricsMonitor`, which logs as
-it samples, cannot run there. Its monitors can: CPU and memory, and the GPU where NVML (or ROCm) sees one
-(disk and network are left out: they say little of a trial and cost rows in every run), sampled every
+it samples, cannot run there. Its metrics can: CPU and memory (MLflow's CPUMonitor's, read with psutil), and
+its GPU monitors where NVML (or ROCm) sees a device (disk and network are left out: they say little of a
+trial and cost rows in every run), sampled every
 ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` seconds (10 by default, as MLflow) plus once at the start and
 once at the end, with this process's resident memory beside them. The samples travel in the trial's result
 as ``system_metrics``; the tracker logs them under MLflow's names (``system/cpu_utilization_percentage``,
@@ -18,17 +19,42 @@ import time
 DEFAULT_INTERVAL_SECONDS = 10.0
 
 
-def _monitors() -> list:
-    from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
+class _CPUMonitor:
+    """What MLflow's CPUMonitor records, under its names, without importing MLflow into every worker (~3 s
+    for a fresh Ray worker on 2 cores)."""
 
-    monitors = [CPUMonitor()]
-    for name in ("gpu_monitor.GPUMonitor", "rocm_monitor.ROCMMonitor"):
+    def __init__(self):
+        self.values: dict[str, float] = {}
+
+    def collect_metrics(self) -> None:
+        import psutil
+
+        memory = psutil.virtual_memory()
+        self.values = {
+            "cpu_utilization_percentage": psutil.cpu_percent(),
+            "system_memory_usage_megabytes": round(memory.used / 1e6, 1),
+            "system_memory_usage_percentage": round(memory.used / memory.total * 100, 1),
+        }
+
+    def aggregate_metrics(self) -> dict[str, float]:
+        return self.values
+
+    def clear_metrics(self) -> None:
+        self.values = {}
+
+
+def _monitors() -> list:
+    monitors: list = [_CPUMonitor()]
+    devices = {"gpu_monitor.GPUMonitor": "/dev/nvidiactl", "rocm_monitor.ROCMMonitor": "/dev/kfd"}
+    for name, device in devices.items():  # MLflow's own GPU monitors, where such a device exists
+        if not os.path.exists(device):
+            continue
         module, cls = name.split(".")
         try:
             imported = __import__(f"mlflow.system_metrics.metrics.{module}", fromlist=[cls])
             monitors.append(getattr(imported, cls)())
             break
-        except Exception:  # noqa: BLE001 — no such device or library here: no GPU metrics, as in MLflow
+        except Exception:  # noqa: BLE001 — no such library here: no GPU metrics, as in MLflow
             continue
     return monitors
 
