@@ -61,6 +61,8 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                 "at_edge": at_edge([point["point"] for point in points], group.chosen),
                 "test_of_chosen": test,
                 "selects_on_test": any(get_task(task).selects_on_test for task in tasks),
+                "search_keys": [key for keys in group.keys_by_point for key in keys],
+                "final_keys": list(group.final_keys or []),
             }
         )
     return rows
@@ -107,7 +109,7 @@ def selection_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
-def _point_text(point: dict) -> str:
+def point_text(point: dict) -> str:
     return ", ".join(
         f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in point.items()
     )
@@ -134,7 +136,7 @@ def selection_markdown(rows: list[dict]) -> str:
                 shown = f"{test['mean']:.2f}{sd} (n={test['n']})"
             seeds = f"{point['done']}/{point['planned']}" + (f" ({point['failed']} failed)" if point["failed"] else "")
             mark = ("✓" + (f" (edge: {', '.join(row['at_edge'])})" if row["at_edge"] else "")) if chosen else ""
-            cells = [row["model"], row["method"], row["task"], _point_text(point["point"])]
+            cells = [row["model"], row["method"], row["task"], point_text(point["point"])]
             lines.append("| " + " | ".join([*cells, row["selects_on"] or "–", dev, seeds, mark, shown]) + " |")
     lines += [""] + [f"- {note}" for note in selection_notes(rows)]
     return "\n".join(lines)

@@ -122,9 +122,8 @@ def submit(
         tracker = open_tracker()
     else:
         tracker.log_trials(trials, store)  # what is still held, and what another submit claimed but did not log
-    if spec.search:
-        record_choices(spec, store, given_up, say)
-    tracker.finish(trials, store, spec.target_list())
+    choices = record_choices(spec, store, given_up, say) if spec.search else []
+    tracker.finish(trials, store, spec.target_list(), choices)
     for trial in trials:
         if trial.key in lost:
             outcome.failed[trial.key] = lost[trial.key]
@@ -221,14 +220,16 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
     return total
 
 
-def record_choices(spec: ExperimentSpec, store: Store, given_up=None, say: Callable[[str], None] = print) -> None:
+def record_choices(spec: ExperimentSpec, store: Store, given_up=None, say: Callable[[str], None] = print) -> list[dict]:
     """Write each searched group's state to ``<store>/choices/<group>.json`` (its points, their dev values, the
     chosen point), for the record: the choice itself is always recomputed from the results. Says so when a
-    group's recorded choice moved (a point added to the space, or a failed point retried)."""
+    group's recorded choice moved (a point added to the space, or a failed point retried). Returns the rows
+    (`harness.selection.selection_rows`)."""
     from harness.selection import selection_rows
 
     plan = make_plan(spec, store, given_up)
-    for row in selection_rows(spec, store, plan.groups.values()):
+    rows = selection_rows(spec, store, plan.groups.values())
+    for row in rows:
         earlier = store.choice(row["group"])
         chosen = row["points"][row["chosen"]]["point"] if row["chosen"] is not None else None
         if earlier and earlier.get("chosen_point") not in (None, chosen) and chosen is not None:
@@ -236,3 +237,4 @@ def record_choices(spec: ExperimentSpec, store: Store, given_up=None, say: Calla
             say(f"{spec.name}: the choice of {where} moved from {earlier['chosen_point']} to {chosen}")
         record = {**row, "experiment": spec.name, "sampler": spec.search.sampler, "chosen_point": chosen}
         store.write_choice(row["group"], record)
+    return rows

@@ -736,9 +736,8 @@ class Tracker:
         now = _ms(time.time())
         for offset, (model, method, stage) in enumerate(reversed(methods)):
             self._method_run(model, method, stage, start_ms=now + offset)
-        for trial in trials:
-            self._parent(trial)
-        for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | {self._parent(t) for t in trials}:
+        groups = {self._parent(trial) for trial in trials}
+        for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | groups:
             if run_id not in self.opened:
                 self._set_state(run_id, "RUNNING")
                 self.opened.add(run_id)
@@ -762,6 +761,20 @@ class Tracker:
             if run is not None and start_ms is not None and (run.start_time is None or start_ms < run.start_time):
                 values["start_time"] = start_ms
             session.execute(update(SqlRun).where(SqlRun.run_uuid == run_id).values(**values))
+
+    def _earliest_start(self, run_ids: list[str]) -> int | None:
+        """A millisecond before the earliest start of ``run_ids`` (None for none): one query on a SQL backend."""
+        if not run_ids:
+            return None
+        sql_store = _sql_store(self.client)
+        if sql_store is None:
+            return min(self.client.get_run(r).info.start_time for r in run_ids) - 1
+        from mlflow.store.tracking.dbmodels.models import SqlRun
+        from sqlalchemy import func, select
+
+        with sql_store.ManagedSessionMaker() as session:
+            earliest = session.execute(select(func.min(SqlRun.start_time)).where(SqlRun.run_uuid.in_(run_ids))).scalar()
+        return None if earliest is None else earliest - 1
 
     def _child_spans(self, parent_ids: list[str]) -> dict[str, tuple[int, int]]:
         """Parent run id → (earliest start, latest end) of its child runs in the database."""
@@ -908,11 +921,14 @@ class Tracker:
 
     # -- the sweep's summary ----------------------------------------------------------------------------
 
-    def finish(self, trials: list[Trial], store: Store, targets: list[str] | None = None) -> None:
+    def finish(
+        self, trials: list[Trial], store: Store, targets: list[str] | None = None, choices: list[dict] | None = None
+    ) -> None:
         """End the parent runs of ``trials``: each group FINISHED when all its trials are done, else FAILED,
         spanning its children; the seed mean and sd of its final trials, and a description naming the
-        checkpoint each seed selected. Then each method's top-level run: every task's means, and the average
-        over ``targets`` of their main metric."""
+        checkpoint each seed selected. A searched group's search parent describes its points and the chosen
+        one, its final group names the chosen point (``choices``: `harness.selection.selection_rows`). Then each
+        method's top-level run: every task's means, and the average over ``targets`` of their main metric."""
         from mlflow.entities import Metric
 
         from harness.plan import task_results
@@ -922,6 +938,7 @@ class Tracker:
         groups: dict[str, list[Trial]] = {}
         for trial in trials:
             groups.setdefault(self._parent(trial), []).append(trial)
+        searched = self._searched(trials, choices or [])
         now = _ms(time.time())
         spans = self._child_spans(list(groups))
         tops: dict[str, list[str]] = {}
@@ -941,12 +958,15 @@ class Tracker:
                                 scores = task_means.setdefault(top, {}).setdefault(task, {})
                                 scores.setdefault(name, []).append(scaled(name, value))
                 self.client.log_batch(run_id, metrics=metrics)
+            if run_id in searched:
+                lines = _search_lines(*searched[run_id], lines)
             self.client.set_tag(run_id, "mlflow.note.content", "\n".join(lines) or "No trial of this group finished.")
             status = "FINISHED" if all(t.key in done for t in members) else "FAILED"
             failed[top] = failed.get(top, False) or status == "FAILED"
             start, end = spans.get(run_id, (None, now))
             self._set_state(run_id, status, start, max(end, now if status == "FAILED" else end))
         top_spans = self._child_spans(list(tops))
+        columns = ["avg_test_score_mean"] if targets else []
         for top in tops:
             metrics, rows = [], []
             means = {}
@@ -958,6 +978,8 @@ class Tracker:
                 metric = get_task(task).metric
                 if metric in scores:
                     means[task] = statistics.fmean(scores[metric])
+                    if task in (targets or [task]):
+                        columns.append(f"{task}/test_{metric}_mean")
                     rows.append(f"| {task} | {metric} | {_summary_text(scores[metric])} |")
             wanted = [t for t in (targets or means) if t in means]
             if wanted and len(wanted) == len(targets or means):
@@ -969,6 +991,46 @@ class Tracker:
             self.client.set_tag(top, "mlflow.note.content", "\n".join(text))
             start, end = top_spans.get(top, (None, now))
             self._set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
+        if tops:
+            self._share_view(list(dict.fromkeys(columns)), len(tops))
+
+    def _share_view(self, metrics: list[str], runs: int) -> None:
+        """The view `harness ui` opens (MLflow's shared view state, `?viewStateShareKey=harness`): the runs table
+        with ``metrics`` (each method's average and per-target test means) as columns, and the chart view
+        opening on a section of their bar charts over every top-level run (``runs`` of them), the UI's own
+        per-metric charts after it."""
+        section, title = "harness-comparison", "Comparison (test ×100)"
+        charts = [
+            {
+                "uuid": f"harness-{index}",
+                "type": "BAR",
+                "metricKey": name,
+                "displayName": name,
+                "metricSectionId": section,
+                "runsCountToCompare": max(10, runs),
+                "deleted": False,
+                "isGenerated": True,
+            }
+            for index, name in enumerate(metrics)
+        ]
+        state = {
+            "selectedColumns": [*DEFAULT_COLUMNS, *(f"metrics.`{name}`" for name in metrics)],
+            "runsHiddenMode": "SHOW_ALL",
+            "compareRunCharts": charts,
+            "compareRunSections": [{"uuid": section, "name": title, "display": True, "isReordered": True}],
+            "isAccordionReordered": True,
+        }
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG, json.dumps(state))
+
+    def _searched(self, trials: list[Trial], choices: list[dict]) -> dict[str, tuple[dict, str]]:
+        """Parent run id → (its selection row, "search" or "final") for the groups a search chose for."""
+        by_key = {t.key: t for t in trials}
+        found: dict[str, tuple[dict, str]] = {}
+        for row in choices:  # a search trial at the chosen point that is also a final trial sits in the final group
+            for key in (k for k in [*row.get("search_keys", []), *row.get("final_keys", [])] if k in by_key):
+                trial = by_key[key]
+                found[self._parent(trial)] = (row, "search" if trial.role == "search" else "final")
+        return found
 
     def _group_summary(self, finished: list[Trial], results: dict[str, dict], now: int) -> tuple[list, list[str]]:
         """A group's seed means and sds (test and best dev, ×100), and the lines of its description."""
@@ -1009,8 +1071,7 @@ class Tracker:
         target)'s mixing figure on its parent run, so the UI shows them where one looks. The report run is
         dated just before the sweep's first top-level run, so the newest-first table lists it last. Returns
         the run id."""
-        starts = [self.client.get_run(r).info.start_time for g, r in self.parents.items() if g.startswith("method/")]
-        earliest = min(starts) - 1 if starts else None
+        earliest = self._earliest_start([r for g, r in self.parents.items() if g.startswith("method/")])
         run_id = self._group_run(REPORT_GROUP, {LEVEL_TAG: "report"}, "report", start_ms=earliest)
         for path in files:
             self.client.log_artifact(run_id, str(path), artifact_path="report")
@@ -1022,6 +1083,39 @@ class Tracker:
         return run_id
 
 
+def _search_lines(row: dict, kind: str, lines: list[str]) -> list[str]:
+    """A searched group's description: on its search parent every point with its dev value and the chosen one
+    marked; on its final group the chosen point, before the seeds' table."""
+    from harness.selection import point_text
+
+    chosen = row["points"][row["chosen"]]["point"] if row["chosen"] is not None else None
+    if kind == "final":
+        head = f"Hyper-parameters chosen on dev by the search: **{point_text(chosen)}**." if chosen else ""
+        return [head, "", *lines] if head else lines
+    on = row["selects_on"] or "–"
+    measure = "loss" if row["lower_is_better"] else "score"  # scores ×100 as everywhere in MLflow, losses raw
+    text = [
+        f"**Search** of {row['method']} on {row['task']} · {row['model']}: {len(row['points'])} points, each with "
+        f"the mean ± sd over its search seeds of the dev value its trials selected their checkpoint on ({on}; "
+        "scores ×100, losses as they are).",
+        "",
+        "| point | dev | seeds | chosen |",
+        "|---|---|---|---|",
+    ]
+    for index, point in enumerate(row["points"]):
+        dev = "–" if point["dev_mean"] is None else f"{scaled(measure, point['dev_mean']):.4g}"
+        if point["dev_sd"] is not None:
+            dev += f" ± {scaled(measure, point['dev_sd']):.2g}"
+        seeds = f"{point['done']}/{point['planned']}" + (f" ({point['failed']} failed)" if point["failed"] else "")
+        mark = ""
+        if index == row["chosen"]:
+            mark = "✓" + (f" (at the edge: {', '.join(row['at_edge'])})" if row["at_edge"] else "")
+        text.append(f"| {point_text(point['point'])} | {dev} | {seeds} | {mark} |")
+    if chosen is None:
+        text += ["", "No point chosen yet: the search has not finished."]
+    return text
+
+
 def _summary_text(values: list[float]) -> str:
     mean = statistics.fmean(values)
     return f"{mean:.2f} ± {statistics.stdev(values):.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
@@ -1030,6 +1124,10 @@ def _summary_text(values: list[float]) -> str:
 UI_VIEW = "workflowType=machine_learning"
 """MLflow 3.17's UI opens every experiment as GenAI (traces overview) unless the page's address says
 otherwise; ``mlflow.experimentKind`` is what older and newer UIs read."""
+VIEW_KEY = "harness"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+"""Where the UI reads a shared view (its "share" button writes the same tag): JSON of the runs page's state."""
+DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Dataset`"]
 
 
 def ui_urls(base: str, store: Store) -> list[str]:
@@ -1040,7 +1138,12 @@ def ui_urls(base: str, store: Store) -> list[str]:
 
         for experiment in MlflowClient(tracking_uri=store.tracking_uri).search_experiments():
             if experiment.name != "Default":
-                urls.append(f"{base}/#/experiments/{experiment.experiment_id}?{UI_VIEW}  ({experiment.name})")
+                page = f"{base}/#/experiments/{experiment.experiment_id}"
+                if VIEW_TAG in experiment.tags:  # the runs tab's own address: the experiment's drops the key
+                    page += f"/runs?{UI_VIEW}&viewStateShareKey={VIEW_KEY}"
+                else:
+                    page += f"?{UI_VIEW}"
+                urls.append(f"{page}  ({experiment.name})")
     return urls
 
 

@@ -236,6 +236,22 @@ def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
     tests = [100 * store.result(t.key)["test"]["accuracy"] for t in finals_of_target]
     assert rows["syn_a_low"]["test_of_chosen"]["mean"] == pytest.approx(sum(tests) / len(tests))
     assert rows["syn_a_low"]["test_of_chosen"]["n"] == 2
+    from mlflow.tracking import MlflowClient  # MLflow's descriptions: the search's points, the chosen one
+
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(load_spec(path).name).experiment_id
+    groups = client.search_runs([experiment], filter_string="tags.`harness.level` = 'group'")
+    notes = {r.data.tags["harness.group"]: r.data.tags["mlflow.note.content"] for r in groups}
+    for task, row in rows.items():
+        best = grid[row["chosen"]]
+        search = notes[f"stage1/adapter/{task}/tiny-bert/search"].splitlines()
+        assert search[0].startswith(f"**Search** of adapter on {task}") and "(loss ↓;" in search[0]
+        marked = [line for line in search if line.startswith("| learning_rate=")]
+        assert [line.split(" | ")[0] for line in marked] == [f"| learning_rate={lr:g}" for lr in grid]
+        assert [line.rstrip(" |").endswith("✓") for line in marked] == [lr == best for lr in grid]
+        assert f"{row['points'][row['chosen']]['dev_mean']:.4g} " in marked[row["chosen"]]  # a loss, as it is
+        final = notes[f"stage1/adapter/{task}/tiny-bert"]
+        assert final.startswith(f"Hyper-parameters chosen on dev by the search: **learning_rate={best:g}**.")
     out = tmp_path / "report"
     assert main(["report", path, "--store", str(store.root), "--out", str(out), "--format", "json"]) == 0
     assert json.loads((out / "report.json").read_text())["selection"][0]["points"]

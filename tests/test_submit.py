@@ -54,6 +54,18 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
         children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
     tops = [r for r in children[None] if r.data.tags.get("harness.level") == "method"]
     assert sorted(r.data.tags["method"] for r in tops) == sorted({t.method for t in trials})  # the competitors
+    view = json.loads(experiment.tags["mlflow.sharedViewState.harness"])  # the view `harness ui` opens
+    shown = [c.removeprefix("metrics.`").removesuffix("`") for c in view["selectedColumns"] if c.startswith("metrics.")]
+    targets = sorted({t.task for t in trials if t.stage == 2})
+    assert shown[0] == "avg_test_score_mean" and sorted(shown[1:]) == [f"{t}/test_accuracy_mean" for t in targets]
+    assert all(name in top.data.metrics for top in tops if top.data.tags["stage"] == "2" for name in shown)
+    assert view["runsHiddenMode"] == "SHOW_ALL"
+    charts = [c["metricKey"] for c in view["compareRunCharts"] if c["metricSectionId"] == "harness-comparison"]
+    assert charts == shown and view["compareRunSections"][0]["uuid"] == "harness-comparison"
+    from harness.tracking import ui_urls  # the runs tab's address (the experiment's would drop the key)
+
+    page = f"http://ui/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert f"{page}&viewStateShareKey=harness  ({experiment.name})" in ui_urls("http://ui", store)
     for parent_id, below in children.items():
         if parent_id is None:
             continue
