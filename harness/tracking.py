@@ -972,9 +972,9 @@ class Tracker:
             means = {}
             for task, scores in sorted(task_means.get(top, {}).items()):
                 for name, values in scores.items():
-                    metrics.append(Metric(f"{task}/test_{name}_mean", statistics.fmean(values), now, 0))
+                    metrics.append(Metric(f"{task}/test_{name}_mean", _shown(statistics.fmean(values)), now, 0))
                     if len(values) > 1:
-                        metrics.append(Metric(f"{task}/test_{name}_sd", statistics.stdev(values), now, 0))
+                        metrics.append(Metric(f"{task}/test_{name}_sd", _shown(statistics.stdev(values)), now, 0))
                 metric = get_task(task).metric
                 if metric in scores:
                     means[task] = statistics.fmean(scores[metric])
@@ -983,7 +983,8 @@ class Tracker:
                     rows.append(f"| {task} | {metric} | {_summary_text(scores[metric])} |")
             wanted = [t for t in (targets or means) if t in means]
             if wanted and len(wanted) == len(targets or means):
-                metrics.append(Metric("avg_test_score_mean", statistics.fmean(means[t] for t in wanted), now, 0))
+                average = statistics.fmean(means[t] for t in wanted)
+                metrics.append(Metric("avg_test_score_mean", _shown(average), now, 0))
             if metrics:
                 self.client.log_batch(top, metrics=metrics)
             text = ["Test scores ×100, mean ± sd over seeds; one run per task below, its seeds under it.", ""]
@@ -1043,9 +1044,9 @@ class Tracker:
                 values = [
                     scaled(name, results[t.key][kind][name]) for t in finished if name in results[t.key].get(kind, {})
                 ]
-                metrics.append(Metric(metric_name(f"{kind}_{name}_mean"), statistics.fmean(values), now, 0))
+                metrics.append(Metric(metric_name(f"{kind}_{name}_mean"), _shown(statistics.fmean(values)), now, 0))
                 if len(values) > 1:
-                    metrics.append(Metric(metric_name(f"{kind}_{name}_sd"), statistics.stdev(values), now, 0))
+                    metrics.append(Metric(metric_name(f"{kind}_{name}_sd"), _shown(statistics.stdev(values)), now, 0))
         first = results[finished[0].key]
         on = "test" if first.get("selects_on_test") else "dev"
         by = first.get("selected_by", "loss")
@@ -1116,6 +1117,15 @@ def _search_lines(row: dict, kind: str, lines: list[str]) -> list[str]:
     return text
 
 
+SHOWN_DECIMALS = 4
+"""Seed means and sds on parent runs are rounded to this many decimals (on the ×100 scale: far below any seed
+sd), so the UI's columns read 59.9775, not 59.97752575698244; a trial's own metrics are logged as they are."""
+
+
+def _shown(value: float) -> float:
+    return round(value, SHOWN_DECIMALS)
+
+
 def _summary_text(values: list[float]) -> str:
     mean = statistics.fmean(values)
     return f"{mean:.2f} ± {statistics.stdev(values):.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
@@ -1127,7 +1137,7 @@ otherwise; ``mlflow.experimentKind`` is what older and newer UIs read."""
 VIEW_KEY = "harness"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 """Where the UI reads a shared view (its "share" button writes the same tag): JSON of the runs page's state."""
-DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Dataset`"]
+DEFAULT_COLUMNS = ["attributes.`Source`"]  # datasets are the trials', so that column stays empty up here
 
 
 def ui_urls(base: str, store: Store) -> list[str]:

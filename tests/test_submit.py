@@ -62,6 +62,15 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
     assert view["runsHiddenMode"] == "SHOW_ALL"
     charts = [c["metricKey"] for c in view["compareRunCharts"] if c["metricSectionId"] == "harness-comparison"]
     assert charts == shown and view["compareRunSections"][0]["uuid"] == "harness-comparison"
+    from harness.report import build_report  # the report's cells and MLflow's method runs: one set of numbers
+
+    (table,) = build_report(load_spec(TINY), expand(load_spec(TINY), store), store).tables
+    by_method = {top.data.tags["method"]: top.data.metrics for top in tops}
+    for row in table.rows:
+        for task, cell in row.cells.items():
+            assert by_method[row.method][f"{task}/test_accuracy_mean"] == pytest.approx(cell.summary.mean, abs=1e-4)
+            assert by_method[row.method][f"{task}/test_accuracy_sd"] == pytest.approx(cell.summary.sd, abs=1e-4)
+        assert by_method[row.method]["avg_test_score_mean"] == pytest.approx(row.avg, abs=1e-4)
     from harness.tracking import ui_urls  # the runs tab's address (the experiment's would drop the key)
 
     page = f"http://ui/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
