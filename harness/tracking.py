@@ -379,6 +379,53 @@ def _flatten(prefix: str, value, out: dict) -> dict:
     return out
 
 
+def _template_database() -> Path | None:
+    """An empty MLflow database of the installed MLflow's schema, made once per version in the user's cache
+    (creating one runs MLflow's migrations: ~3 s on 2 cores); None where the cache cannot be written."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scalearn-harness"
+    template = cache / f"mlflow-{mlflow.__version__}.db"
+    if template.is_file():
+        return template
+    partial = cache / f".{template.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=f"sqlite:///{partial}").search_experiments()
+        os.replace(partial, template)  # whole or absent, whoever else makes one at the same time
+    except Exception:  # noqa: BLE001 - no template: MLflow creates the store's database itself
+        return None
+    finally:
+        partial.unlink(missing_ok=True)
+    return template
+
+
+def seed_database(path: Path) -> None:
+    """A store's new MLflow database as a copy of the empty template, its Default experiment created now with
+    its artifacts where MLflow would have put them (./mlruns/0); MLflow creates it where no template can be made."""
+    import shutil
+    import sqlite3
+
+    if path.exists() or (template := _template_database()) is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copyfile(template, partial)
+        with contextlib.closing(sqlite3.connect(partial)) as connection, connection:
+            default, now = str(Path.cwd() / "mlruns" / "0"), _ms(time.time())
+            connection.execute(
+                "UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                "WHERE experiment_id = 0",
+                (default, now, now),
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def store_tracking_uri(store: Store) -> str:
     """The store's own MLflow database. The driver is the only writer, so it writes to it directly (no HTTP
     round trips: ~3× the runs per second of the embedded server, benchmarks/mlflow_throughput.py)."""
@@ -541,6 +588,8 @@ class Tracker:
         self.store = store
         setup = store.locked("tracking/setup.lock") if store is not None else contextlib.nullcontext()
         with setup:  # a fresh database is created (or an old one upgraded) by one driver at a time
+            if store is not None and tracking_uri == store.tracking_uri:
+                seed_database(store.root / "mlflow.db")
             self.client = MlflowClient(tracking_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:

@@ -108,3 +108,43 @@ def test_metrics_are_on_the_reports_scale_and_stepped_by_optimizer_step():
     assert points[("dev_accuracy", 4)] == (50.0, 100_000) and points[("dev_loss", 8)] == (0.7, 200_000)
     assert points[("best_dev_accuracy", 8)] == (60.0, 200_000)  # the selected evaluation, at its time
     assert points[("test_accuracy", 8)][0] == pytest.approx(70.87) and points[("test_loss", 8)][0] == 0.8
+
+
+def test_a_new_store_database_is_the_template_copy_and_behaves_as_one_mlflow_made(tmp_path, monkeypatch):
+    """A store's first database is copied from an empty one made once per MLflow version (its migrations cost
+    ~3 s): the same tables, schema version and Default experiment as MLflow's own, and it takes runs."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import seed_database
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    made = tmp_path / "made.db"
+    MlflowClient(tracking_uri=f"sqlite:///{made}").search_experiments()
+    seeded = tmp_path / "store" / "mlflow.db"
+    seed_database(seeded)
+    assert [p.name for p in (tmp_path / "cache" / "scalearn-harness").iterdir()] == [
+        f"mlflow-{__import__('mlflow').__version__}.db"
+    ]
+
+    def schema(path):
+        with sqlite3.connect(path) as connection:
+            rows = connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+            tables = [(kind, name, sorted((sql or "").split("\n"))) for kind, name, sql in rows]  # any constraint order
+            version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            default = connection.execute("SELECT name, artifact_location, lifecycle_stage FROM experiments").fetchall()
+        return tables, version, default
+
+    assert schema(seeded) == schema(made)
+    with sqlite3.connect(seeded) as connection:  # the Default experiment is created now, not with the template
+        (created,) = connection.execute("SELECT creation_time FROM experiments").fetchone()
+    assert created >= (tmp_path / "cache" / "scalearn-harness").stat().st_mtime_ns // 1_000_000 - 1000
+    client = MlflowClient(tracking_uri=f"sqlite:///{seeded}")
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "accuracy", 0.5)
+    assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.5}
+    before = seeded.stat().st_mtime_ns
+    seed_database(seeded)  # an existing database is never touched
+    assert seeded.stat().st_mtime_ns == before and not list(seeded.parent.glob(".*"))
