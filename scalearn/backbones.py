@@ -25,9 +25,11 @@ pre-hook on the FFN's pre-norm, which is where the layer hands it over.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -183,6 +185,7 @@ FAMILIES: dict[str, Family] = {
         Family("electra", _bert_like_sites),
         Family("deberta-v2", _bert_like_sites),  # DeBERTa-v2 and v3
         Family("distilbert", _distilbert_sites, token_type_ids=False),
+        Family("mpnet", _bert_like_sites, has_pooler=True, token_type_ids=False),  # all-mpnet-base-v2
         *(Family(model_type, _decoder_sites, token_type_ids=False, causal=True) for model_type in DECODER_TYPES),
     )
 }
@@ -207,22 +210,41 @@ def attach_sites(encoder: nn.Module) -> list[nn.Module]:
 
 
 def resolve(name: str) -> str:
-    """Where to load ``name`` from: a local folder, the MiniLM package, or a hub id (cache/hub)."""
+    """Where to load ``name`` from: a local folder, a package's weights (MiniLM's folder; the HF folder built
+    once from a packaged backbone, scalearn/packaged.py), or a hub id (cache/hub)."""
+    from scalearn.packaged import PackagedModelError, materialize, packaged
+
     name = canonical_name(name)
     if os.path.isdir(name):
         return name
     if name == MINILM and (path := minilm_path()) is not None:
         return str(path)
+    entry = packaged(name)
+    if entry is not None and (entry.installed() or not entry.same_as_origin):
+        try:  # packaged-only names have nowhere else to come from: a missing package is the answer
+            return str(materialize(name, log=_log))
+        except PackagedModelError as error:
+            raise ModelNotAvailableError(str(error)) from None
     return name
+
+
+def _log(message: str) -> None:
+    import logging
+
+    logging.getLogger("scalearn").warning(message)
 
 
 def load_config(name: str):
     """The encoder config for a model name, a hub id, a local folder, or a tiny test model."""
     from transformers import AutoConfig
 
+    from scalearn.packaged import built_folder
+
     canonical = canonical_name(name)
     if canonical in TINY_CONFIGS:
         config = AutoConfig.for_model(**TINY_CONFIGS[canonical])
+    elif (folder := built_folder(canonical)) is not None:  # what the weights were converted with
+        config = AutoConfig.from_pretrained(folder)
     elif canonical in KNOWN_CONFIGS and not os.path.isdir(canonical):
         config = AutoConfig.for_model(**KNOWN_CONFIGS[canonical])
     else:
@@ -240,21 +262,29 @@ def load_config(name: str):
 
 
 def load_encoder(
-    name: str, pretrained: bool = True, device: str | torch.device | None = None, init_seed: int = 0
+    name: str,
+    pretrained: bool = True,
+    device: str | torch.device | None = None,
+    init_seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> nn.Module:
-    """An encoder (no pooler, no head). Tiny names and ``pretrained=False`` give random init.
+    """An encoder (no pooler, no head) in ``dtype``, whatever dtype its checkpoint was saved in (transformers 5
+    would keep a checkpoint's own: bf16 for nearly every decoder on the hub). The trial casts the frozen
+    weights later where ``backbone_dtype`` asks (``scalearn.train.prepare``). Tiny names and
+    ``pretrained=False`` give random init.
 
     ``device="meta"`` builds the module without allocating weights: for parameter counts.
     """
     from transformers import AutoModel
 
+    location = resolve(name) if pretrained and canonical_name(name) not in TINY_CONFIGS else None
     config = load_config(name)
     family = family_of(config)
-    kwargs = {"add_pooling_layer": False} if family.has_pooler else {}
-    if pretrained and canonical_name(name) not in TINY_CONFIGS:
+    kwargs = {"add_pooling_layer": False, "dtype": dtype} if family.has_pooler else {"dtype": dtype}
+    if location is not None:
         try:
             with _quiet_transformers():  # the checkpoint's unused pooler is expected, not news
-                encoder = AutoModel.from_pretrained(resolve(name), config=config, **kwargs)
+                encoder = AutoModel.from_pretrained(location, config=config, **kwargs)
         except OSError as error:
             raise ModelNotAvailableError(
                 f"model {name!r}: pretrained weights not found locally or in the HF cache; download them where "
@@ -269,7 +299,82 @@ def load_encoder(
             torch.manual_seed(init_seed)
             encoder = AutoModel.from_config(config, **kwargs)
     encoder.config.name_or_path = canonical_name(name)
+    encoder.config.dtype = dtype
+    object.__setattr__(encoder, "_scalearn_weights", location)
     return encoder
+
+
+WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
+
+
+def weights_fingerprint(encoder: nn.Module, init_seed: int = 0) -> dict:
+    """What a result records of the backbone weights it trained on: the sha256 of the weight files (a random-init
+    model: of its config and init seed), where they came from, and the dtype they were loaded in.
+
+    The same hub id can hold other weights after a new commit, and a local folder anything: this is what tells
+    two results apart when their model names agree."""
+    import json
+
+    from scalearn.packaged import built_folder, read_manifest
+
+    name = encoder.config.name_or_path
+    location = getattr(encoder, "_scalearn_weights", None)
+    record = {"name": name, "dtype": str(next(encoder.parameters()).dtype).removeprefix("torch.")}
+    if location is None:
+        config = json.dumps(encoder.config.to_diff_dict(), sort_keys=True, default=str)
+        digest = hashlib.sha256(f"{config}|seed={init_seed}".encode()).hexdigest()
+        return {**record, "source": "random init", "sha256": digest}
+    folder = Path(location) if os.path.isdir(location) else _cached_snapshot(location)
+    manifest = read_manifest(folder) if folder is not None else None
+    if manifest is not None and built_folder(name) == folder:
+        packages = ", ".join(f"{k}=={v}" for k, v in manifest["packages"].items())
+        return {**record, "source": f"packages {packages}", "sha256": manifest["weights_sha256"]}
+    files = sorted(path for pattern in WEIGHT_PATTERNS for path in (folder or Path("/nonexistent")).glob(pattern))
+    if not files:
+        return {**record, "source": location, "sha256": None}
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return {**record, "source": str(folder), "sha256": digest.hexdigest()}
+
+
+def _cached_snapshot(repo: str) -> Path | None:
+    """The HF cache's snapshot folder of a hub id (where from_pretrained read it), if cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered by (real path, size, mtime) in the models cache: an 8B checkpoint is hashed
+    once per machine, not once per trial."""
+    import json
+
+    from scalearn.packaged import models_dir
+
+    stat = path.stat()
+    key = f"{os.path.realpath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo_path = models_dir() / "fingerprints.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 22):
+            digest.update(block)
+    memo[key] = digest.hexdigest()
+    try:  # a cache only: a read-only home or a concurrent writer costs a re-hash, nothing else
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = memo_path.with_name(f"{memo_path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps(memo))
+        scratch.replace(memo_path)
+    except OSError:
+        pass
+    return memo[key]
 
 
 @contextlib.contextmanager

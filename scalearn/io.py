@@ -64,6 +64,12 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
+def read_fp32(path: Path) -> dict[str, torch.Tensor]:
+    """A frozen artifact's tensors in fp32, however they were saved (a bf16 adapter from elsewhere, say): the
+    trial decides their storage dtype (``backbone_dtype``), not the file."""
+    return {name: t.float() if t.is_floating_point() else t for name, t in read_tensors(path).items()}
+
+
 # -- adapters ---------------------------------------------------------------------------------------
 
 
@@ -87,7 +93,7 @@ def load_adapter(directory: str | Path) -> tuple[AdapterConfig, dict[str, torch.
     """(config, tensors, manifest) of one adapter artifact."""
     directory = Path(directory)
     manifest = adapter_manifest(directory)
-    return AdapterConfig(**manifest["config"]), read_tensors(directory / ADAPTER_WEIGHTS), manifest
+    return AdapterConfig(**manifest["config"]), read_fp32(directory / ADAPTER_WEIGHTS), manifest
 
 
 def adapter_manifest(directory: str | Path) -> dict:
@@ -149,13 +155,13 @@ def load_lora(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor], dic
     directory = Path(directory)
     if (directory / LORA_MANIFEST).exists():
         manifest = read_json(directory / LORA_MANIFEST)
-        return manifest["config"], read_tensors(directory / LORA_WEIGHTS), manifest
+        return manifest["config"], read_fp32(directory / LORA_WEIGHTS), manifest
     if (directory / MODEL_MANIFEST).exists():
         manifest = read_json(directory / MODEL_MANIFEST)
         tuner = manifest.get("tuner") or {}
         if tuner.get("kind") != "lora":
             raise ArtifactError(f"{directory / MODEL_MANIFEST}: tuner is {tuner.get('kind')!r}, not a LoRA model")
-        return tuner, read_tensors(directory / "tuner.safetensors"), manifest
+        return tuner, read_fp32(directory / "tuner.safetensors"), manifest
     raise ArtifactError(
         f"{directory}: neither {LORA_MANIFEST} (a LoRA artifact) nor {MODEL_MANIFEST} (a trained model)"
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
+from scalearn.backbones import head_dropout, load_encoder, load_tokenizer, weights_fingerprint
 from scalearn.config import TrialConfig
 from scalearn.data import tokenized_task
 from scalearn.heads import HeadConfig
@@ -89,6 +89,7 @@ def run(
 
     seed_everything(config.seed)  # before building (and after anything that may draw): the seed draws heads and ω
     encoder = load_encoder(config.model)
+    weights = weights_fingerprint(encoder)  # before anything is attached or cast
     if lora_sources:
         bank = load_lora_sources(sources, names=source_tasks)
     else:
@@ -113,6 +114,7 @@ def run(
         metadata=metadata,
         stop_after_evaluations=stop_after_evaluations,
     )
+    result.provenance["weights"] = weights
     trial = config.model_dump(mode="json")
     trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
     result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}

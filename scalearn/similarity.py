@@ -35,7 +35,7 @@ def _embedder(name: str):
 
     try:
         return AutoTokenizer.from_pretrained(resolve(name)), AutoModel.from_pretrained(
-            resolve(name), use_safetensors=True
+            resolve(name), use_safetensors=True, dtype=torch.float32
         )
     except OSError as error:
         raise ModelNotAvailableError(

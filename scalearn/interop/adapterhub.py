@@ -98,6 +98,7 @@ BASE_PREFIX = {
     "electra": "electra",
     "deberta-v2": "deberta",
     "distilbert": "distilbert",
+    "mpnet": "mpnet",  # PEFT only: AdapterHub has no MPNet support, so no LOCATION below
 }
 _BERT_LIKE_LOCATION = "encoder.layer.{i}.output"
 LOCATION = {
@@ -109,6 +110,17 @@ _TENSORS = {"adapter_down.0.weight": "down.weight", "adapter_down.0.bias": "down
 _TENSORS |= {"adapter_up.weight": "up.weight", "adapter_up.bias": "up.bias"}
 
 
+def base_prefix(model_type: str) -> str:
+    """The base-model attribute of a family's HF task classes (``roberta.``, ``model.``)."""
+    from scalearn.backbones import DECODER_TYPES
+
+    if model_type in DECODER_TYPES:
+        return "model"
+    if model_type in BASE_PREFIX:
+        return BASE_PREFIX[model_type]
+    raise InteropError(f"model family {model_type!r}: no HF task-class layout known for it")
+
+
 def _family(model_type: str) -> tuple[str, str]:
     """(base prefix, location pattern) of a family."""
     from scalearn.backbones import DECODER_TYPES
@@ -117,7 +129,7 @@ def _family(model_type: str) -> tuple[str, str]:
         return "model", DECODER_LOCATION
     if model_type in LOCATION:
         return BASE_PREFIX[model_type], LOCATION[model_type]
-    raise InteropError(f"model family {model_type!r}: no AdapterHub layout known for it")
+    raise InteropError(f"model family {model_type!r}: AdapterHub has no layout for it (PEFT's LoRA works)")
 
 
 def _base_model(model: str) -> tuple[str, int, int, str]:

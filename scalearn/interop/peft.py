@@ -37,11 +37,11 @@ PREFIX = "base_model.model."
 def _base(model: str):
     """(config, base-model attribute, roles → module path inside one layer, layers path) of ``model``."""
     from scalearn.backbones import load_config
-    from scalearn.interop.adapterhub import _family
+    from scalearn.interop.adapterhub import base_prefix
     from scalearn.tuners.sites import PROJECTIONS, roles_of
 
     config = load_config(model)
-    prefix, _ = _family(config.model_type)
+    prefix = base_prefix(config.model_type)
     names = PROJECTIONS[config.model_type]
     return config, prefix, {role: names[role] for role in roles_of(config.model_type)}, names["layers"]
 

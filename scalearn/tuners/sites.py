@@ -62,6 +62,13 @@ PROJECTIONS: dict[str, dict[str, str]] = {
         "ffn_up": "ffn.lin1",
         "ffn_out": "ffn.lin2",
     },
+    "mpnet": {
+        **_BERT_LIKE,
+        "query": "attention.attn.q",
+        "key": "attention.attn.k",
+        "value": "attention.attn.v",
+        "attn_out": "attention.attn.o",
+    },
     **dict.fromkeys(DECODER_TYPES, _DECODER),
 }
 ROLES = ("query", "key", "value", "attn_out", "ffn_gate", "ffn_up", "ffn_out")

