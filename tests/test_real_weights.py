@@ -194,3 +194,26 @@ def test_last_token_pooling_with_the_real_tokenizer_on_either_side(smollm2):
         batch = tokenizer(texts, padding=True, return_tensors="pt")
         assert batch["attention_mask"].sum(1).tolist()[0] != batch["attention_mask"].sum(1).tolist()[1]
         torch.testing.assert_close(model(**batch), alone, atol=2e-4, rtol=1e-4)
+
+
+@needs_smollm2
+@pytest.mark.slow
+def test_an_adapter_on_the_real_smollm2_learns_a_packaged_corpus(smollm2, cache_dir):
+    """SMS spam (12% spam, so predicting 'ham' everywhere scores macro-F1 0.47) from the decoder's last token,
+    after 16 steps of 16 examples: real weights carry the signal that random tiny decoders barely do (~22 s)."""
+    from scalearn import HeadConfig, get_method
+    from scalearn.data import tokenized_task
+    from scalearn.tasks import get_task
+    from scalearn.train import fit, seed_everything
+
+    encoder, tokenizer = smollm2
+    spec = get_task("sms_spam")
+    data = tokenized_task(spec, tokenizer, max_length=32, few_shot_k=128, max_dev=128, cache_dir=cache_dir)
+    data.splits["test"] = data.splits["test"].select(range(128))  # evaluation dominates on 2 cores
+    seed_everything(0)
+    method = get_method("adapter", learning_rate=1e-3, batch_size=16, max_steps=16, epochs=100, eval_every_steps=16)
+    model = method.build(load_encoder(SMOLLM2), HeadConfig("classification", 576, 2, dropout=0.0))
+    result = fit(model, spec, data, method.loop_config(), seed=0)
+    # measured: macro-F1 0.75 (accuracy 0.90) on these 128 test rows; the loss from 0.65 to ~0.05
+    assert result.test["macro_f1"] > 0.65
+    assert sum(result.losses[-6:]) / 6 < 0.5 * sum(result.losses[:2]) / 2

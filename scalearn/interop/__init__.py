@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -50,8 +51,16 @@ def read_weights(folder: Path, safetensors_name: str, bin_name: str) -> tuple[di
     if pickled.exists():
         try:
             state = torch.load(pickled, map_location="cpu", weights_only=True)
-        except Exception as error:  # weights_only refuses anything but tensors and plain containers
-            raise InteropError(f"{pickled}: not a plain tensor file ({type(error).__name__}: {error})") from None
+        except pickle.UnpicklingError as error:
+            if "unsupported global" in str(error).lower():  # it names a class or function: torch refused to run it
+                raise InteropError(
+                    f"{pickled}: holds more than tensors (a pickle with code or objects), so it was not loaded; "
+                    f"ask for the adapter as {safetensors_name}"
+                ) from None
+            raise InteropError(f"{pickled}: not a readable tensor file (not a torch pickle of tensors)") from None
+        except Exception as error:  # a zip that is not torch's, truncated, …
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise InteropError(f"{pickled}: not a readable tensor file ({type(error).__name__}: {first})") from None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise InteropError(f"{pickled}: expected a dict of tensors")
         return state, pickled
