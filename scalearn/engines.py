@@ -116,7 +116,10 @@ def ensure_process_group(device: torch.device) -> None:
         defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
         for key, value in defaults.items():
             os.environ.setdefault(key, value)
-        os.environ.setdefault("MASTER_PORT", str(free_port()))
+        if os.environ["WORLD_SIZE"] == "1":
+            # alone, this process hosts the group's store: a port free now, never one inherited from a parent
+            # (a Ray worker inherits the driver's environment, and with it a port the driver may still hold)
+            os.environ["MASTER_PORT"] = str(free_port())
     deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo", verbose=False)
 
 

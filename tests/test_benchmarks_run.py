@@ -30,6 +30,15 @@ def test_step_time_benchmark_runs_and_writes_its_json(tmp_path):
     assert all(v < 1e-4 for v in result["max_abs_output_difference_batched_vs_reference"].values())
 
 
+def test_real_backbones_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "real_backbones.json"
+    args = ["--models", "minilm", "--rounds", "1", "--batch-size", "2", "--length", "8", "--out", str(out)]
+    assert load("real_backbones").main([*args, "--threads", str(torch.get_num_threads())]) == 0
+    row = json.loads(out.read_text())["backbones"]["minilm"]
+    assert row["parameters"] == 22_565_376 and row["adapter_train_step_seconds"] > 0
+    assert row["scalearn_eval_seconds_per_example"] > 0
+
+
 def test_data_cache_benchmark_runs_and_writes_its_json(tmp_path):
     out = tmp_path / "data_cache.json"
     args = ["--model", "minilm", "--tasks", "vader_amazon", "--hits", "1", "--step-shape", "2x16", "--out", str(out)]

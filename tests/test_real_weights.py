@@ -180,6 +180,31 @@ def test_smollm2_is_a_real_decoder(smollm2):
 
 
 @needs_smollm2
+@pytest.mark.parametrize("method", ["adapter", "lora"])
+def test_the_issue_case_smollm2_saved_in_bf16_trains(method, tmp_path_factory, cache_dir):
+    """The report: a folder of SmolLM2 saved in bf16, method adapter, failed every trial with "mat1 and mat2 must
+    have the same dtype". It loads in fp32 and trains (one step each: seconds)."""
+    from scalearn.run import train_task
+
+    folder = tmp_path_factory.getbasetemp() / "smollm2-bf16"
+    if not folder.exists():
+        save_in_bf16(SMOLLM2, folder)
+    result, model = train_task(
+        "syn_a",
+        method,
+        str(folder),
+        max_steps=1,
+        epochs=1,
+        batch_size=4,
+        few_shot_k=8,
+        max_length=16,
+        cache_dir=cache_dir,
+    )
+    assert result.steps == 1 and torch.isfinite(torch.tensor(result.losses)).all()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@needs_smollm2
 @torch.no_grad()
 def test_last_token_pooling_with_the_real_tokenizer_on_either_side(smollm2):
     """A decoder's head reads the last real token: left and right padding give each row's logits alone."""
@@ -217,3 +242,50 @@ def test_an_adapter_on_the_real_smollm2_learns_a_packaged_corpus(smollm2, cache_
     # measured: macro-F1 0.75 (accuracy 0.90) on these 128 test rows; the loss from 0.65 to ~0.05
     assert result.test["macro_f1"] > 0.65
     assert sum(result.losses[-6:]) / 6 < 0.5 * sum(result.losses[:2]) / 2
+
+
+def needs(name: str):
+    entry = PACKAGED[name]
+    return pytest.mark.skipif(not entry.installed(), reason=f"{entry.name} is not installed (make models)")
+
+
+@needs("sentence-transformers/all-mpnet-base-v2")
+@torch.no_grad()
+def test_mpnet_base_is_the_real_sentence_encoder():
+    """The hub's all-mpnet-base-v2 from its split ZIP: paraphrases close, an unrelated sentence far (mean-pooled),
+    and the adapter site leaves it unchanged while the adapter adds nothing."""
+    from scalearn import HeadConfig, get_method
+
+    encoder, tokenizer = load_encoder("mpnet-base").eval(), load_tokenizer("mpnet-base")
+    assert type(encoder).__name__ == "MPNetModel" and sum(p.numel() for p in encoder.parameters()) == 108_895_872
+    batch = tokenizer(["A man is playing a guitar.", "Someone plays the guitar.", "Stocks fell."], padding=True)
+    batch = {k: torch.tensor(v) for k, v in batch.items()}
+    hidden = encoder(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    a, b, c = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert (a @ b).item() > 0.6 and (a @ c).item() < 0.2
+    model = get_method("adapter").build(load_encoder("mpnet-base"), HeadConfig("classification", 768, 2)).eval()
+    model.adapters.up_weight.zero_()
+    torch.testing.assert_close(model.encoder(**batch).last_hidden_state, hidden, atol=1e-5, rtol=1e-5)
+    assert weights_fingerprint(encoder)["name"] == "sentence-transformers/all-mpnet-base-v2"
+
+
+@needs("gemma3-270m-q4")
+@pytest.mark.slow
+@torch.no_grad()
+def test_gemma3_270m_builds_from_its_chunks_and_takes_adapters():
+    """The four GGUF chunks joined and checked against the package's sha256, dequantised once (~50 s the first
+    time), then an ordinary Gemma-3 text model whose adapter site leaves it unchanged while the adapter adds
+    nothing; its tokenizer pads on the left, which the last-token head handles."""
+    from scalearn import HeadConfig, get_method
+
+    encoder, tokenizer = load_encoder("gemma3-270m-q4").eval(), load_tokenizer("gemma3-270m-q4")
+    assert type(encoder).__name__ == "Gemma3TextModel" and encoder.config.num_hidden_layers == 18
+    assert sum(p.numel() for p in encoder.parameters()) == 268_098_176
+    batch = tokenizer(["The film was a delight.", "Dull."], padding=True, return_tensors="pt")
+    plain = encoder(**batch).last_hidden_state
+    model = get_method("adapter").build(load_encoder("gemma3-270m-q4"), HeadConfig("classification", 640, 2)).eval()
+    model.adapters.up_weight.zero_()
+    torch.testing.assert_close(model.encoder(**batch).last_hidden_state, plain, atol=1e-4, rtol=1e-4)
+    manifest = json.loads((materialize("gemma3-270m-q4") / "scalearn-model.json").read_text())
+    assert manifest["inputs"]["gguf_sha256"] == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
