@@ -180,7 +180,7 @@ class _Planner:
         (a tpe search: its first points, the ones known before any result)."""
         from harness.search import sample, search_seeds, space_for
 
-        space = space_for(self.spec, method)
+        space = space_for(self.spec, method, target)
         points = sample(self.spec.search, space, lambda point: None)[0] if space else [None]
         searched = search_seeds(seeds, self.spec.search_seeds) if space else seeds
         for point in points:
@@ -193,7 +193,7 @@ class _Planner:
         """Plan one group; its final trials' keys in seed order, or None while its search is open."""
         from harness.search import best_index, planned_count, point_value, sample, search_seeds, space_for
 
-        space = space_for(self.spec, method)
+        space = space_for(self.spec, method, where.get("task"))
         if not space:
             return [self.add(stage, model, method, depends_on, seed=seed, **where) for seed in seeds]
         searched = search_seeds(seeds, self.spec.search_seeds)

@@ -39,15 +39,18 @@ FAILED = {"failed": True}
 """What a search trial that failed for good reads as: its dev value is NaN, the worst."""
 
 
-def space_for(spec: ExperimentSpec, method: str) -> dict[str, list | Range]:
-    """The space of ``method``: `all`'s fields that the method has, then its own block's."""
+def space_for(spec: ExperimentSpec, method: str, task: str | None = None) -> dict[str, list | Range]:
+    """The space of ``method``: `all`'s fields that the method has, then its own block's; less the fields that
+    ``task``'s own block (`task_hyperparameters`) sets, which that task's groups keep fixed (e.g. the source
+    adapters of a study at a rate chosen before, while the targets are searched)."""
     from scalearn.methods import method_class
 
     fields = method_class(method).model_fields
     spaces = spec.search.spaces()
     space = {key: values for key, values in spaces.get("all", {}).items() if key in fields}
     space.update(spaces.get(method, {}))
-    return space
+    pinned = spec.task_hyperparameters.get(task, {}) if task is not None else {}
+    return {key: values for key, values in space.items() if key not in pinned}
 
 
 def grid_points(space: dict[str, list]) -> list[dict]:

@@ -189,6 +189,21 @@ def test_plan_lists_search_points_and_holds_back_what_waits_for_them(tmp_path, c
     assert "6 search trials, the final ones planned when their search is done" in capsys.readouterr().out
 
 
+def test_a_task_block_pins_what_it_sets_for_that_tasks_groups_only(tmp_path, capsys):
+    """Sources kept at a rate chosen before, targets searched: syn_b's block sets the rate, so its source adapter
+    trains once at it, with the key it would have had without a search; syn_a_low's groups are searched."""
+    search = {"all": {"learning_rate": [1e-4, 1e-3, 1e-2]}}
+    pinned = {"syn_b": {"learning_rate": 0.003}}
+    path = write(tmp_path, search=search, task_hyperparameters=pinned)
+    trials = expand(load_spec(path))
+    syn_b = [t for t in trials if t.task == "syn_b"]
+    assert [(t.role, t.point, t.config.loop.learning_rate) for t in syn_b] == [("final", None, 0.003)]
+    unsearched = expand(load_spec(write(tmp_path, task_hyperparameters=pinned)))
+    assert syn_b[0].key == next(t.key for t in unsearched if t.task == "syn_b")  # the same trial as unsearched
+    own = sorted(t.point["learning_rate"] for t in trials if t.task == "syn_a_low" and t.method == "adapter")
+    assert own == [1e-4, 1e-3, 1e-2]
+
+
 @pytest.mark.slow
 def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
     """Real Ray: the source adapters' learning rate is searched, each group takes its best dev point, the
@@ -283,6 +298,27 @@ def test_the_offline_search_study_plans_three_or_more_rates_per_method(capsys):
         rates = sorted({row["point"]["learning_rate"] for row in rows if row["method"] == method and "point" in row})
         paper = get_method(method).learning_rate
         assert len(rates) >= 3 and rates[0] <= paper / 10 * 1.0001 and rates[-1] >= paper * 10 * 0.9999, method
+
+
+def test_the_real_scaling_study_searches_its_targets_and_keeps_its_sources_fixed(capsys):
+    """experiments/scaling-real.yaml, before any result: per backbone, the six source trials (adapter and LoRA on
+    three tasks) train once at their pinned rate; every target group searches 3 rates; nothing downloads."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "scaling-real.yaml"
+    assert main(["plan", str(path), "--store", "/nonexistent-store", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    spec = load_spec(path)
+    for model in spec.models:
+        mine = [row for row in rows if row["model"] == model]
+        sources = [row for row in mine if row["task"] in spec.sources]
+        assert len(sources) == 6 and all(row["role"] == "final" and "point" not in row for row in sources)
+        for method in spec.methods:
+            for target in spec.targets:
+                points = {
+                    row["point"]["learning_rate"] for row in mine if (row["method"], row["task"]) == (method, target)
+                }
+                assert len(points) == 3, (model, method, target)
 
 
 @pytest.mark.slow
