@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,13 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
     processes = [int(r.get("provenance", {}).get("world_size") or 1) for r in records]
     devices = sorted({str(r.get("provenance", {}).get("hardware", {}).get("device", "?")) for r in records})
     peaks = [float(r["peak_memory_mb"]) for r in records if r.get("peak_memory_mb") is not None]
+    # one optimizer step: the median gap between consecutive steps (the few gaps that hold an evaluation fall out)
+    gaps = [
+        statistics.median(b - a for a, b in itertools.pairwise(r["step_times"]))
+        for r in records
+        if len(r.get("step_times") or ()) > 1
+    ]
+    inference = [float(r["test_seconds_per_example"]) for r in records if r.get("test_seconds_per_example")]
     return {
         "trials": len(records),
         "median_wall_s": statistics.median(walls),
@@ -86,6 +94,8 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
         "device_h": sum(w * n for w, n in zip(walls, processes, strict=True)) / 3600,
         "device": ",".join(devices),
         "peak_memory_mb": max(peaks) if peaks else None,
+        "train_step_s": statistics.median(gaps) if gaps else None,
+        "inference_s_per_example": statistics.median(inference) if inference else None,
     }
 
 
@@ -204,6 +214,8 @@ COLUMNS = (
     "trials",
     "median wall/trial",
     "s/step",
+    "train s/step",
+    "inference ms/example",
     "wall h",
     "device h",
     "peak MB",
@@ -237,6 +249,8 @@ def _cells(point: Point) -> list[str]:
         str(cost.get("trials", 0)),
         MISSING if not cost else f"{cost['median_wall_s']:.1f} s",
         number("median_step_s", 3),
+        number("train_step_s", 3),
+        MISSING if cost.get("inference_s_per_example") is None else f"{1000 * cost['inference_s_per_example']:.2f}",
         MISSING if not cost else f"{cost['wall_h']:.3g}",
         MISSING if not cost else f"{cost['device_h']:.3g} ({cost['device']})",
         number("peak_memory_mb", 0),
@@ -251,7 +265,10 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "- size: backbone parameters as trained (no pooler, no LM head); params: trainable transfer parameters per "
         "target, head excluded (docs/method.md §1.6); score: test ×100, mean ± sd over seeds of the average over "
         "the targets (seeds with every target).",
-        "- cost from the trials' records, search points included: wall time of the training loop, device hours = "
+        "- cost from the trials' records, search points included: s/step = wall time of the training loop (its "
+        "evaluations included) per step; train s/step = the median time between two optimizer steps; inference = "
+        "the test evaluation's time per example (a transfer model runs every source adapter there); "
+        "device hours = "
         "wall time × processes on the device named; peak MB: the largest trial's peak (GPU memory on CUDA, the "
         "process's resident memory on a CPU). A transfer method's cost leaves out its source adapters: they are "
         "the adapter row's trials (stage 1 serves every transfer method).",
@@ -275,6 +292,7 @@ def cost_csv(points: list[Point]) -> str:
     out = io.StringIO()
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
     fields += ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
+    fields += ["train_step_s", "inference_s_per_example"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for p in points:

@@ -64,6 +64,8 @@ class TrainResult:
     """When each optimizer step ended (Unix seconds); ``history`` rows' times are in ``evaluation_times``.
     Kept apart from the losses and the history so that a resumed run's numbers equal an uninterrupted one's."""
     evaluation_times: list[float] = field(default_factory=list)
+    test_seconds_per_example: float | None = None
+    """Wall time of the test evaluation per example (batches of ``eval_batch_size``): the model's inference cost."""
     datasets: dict = field(default_factory=dict)
     """Per task: its data's fingerprint (the tokenised cache key) and the rows of each split used."""
     tasks: dict = field(default_factory=dict)
@@ -384,10 +386,13 @@ def fit(
         load_trainable_state(model, best_state, engine)
     best = state.best or {"scores": {}, "selected": {}, "step": -1, "epoch": -1}
     result.best_epoch, result.best_step = best["epoch"], best["step"]
-    tests = {}
+    tests, tested, test_start = {}, 0, time.perf_counter()
     for task in names:
         model.set_task(task)
         tests[task] = test_scores(model, engine, tasks[task], data[task].splits, config, pad_id, record=not joint)
+        tested += sum(len(split) for name, split in data[task].splits.items() if name.startswith("test"))
+    # inference cost: a transfer model runs every source adapter here, as it would when deployed
+    result.test_seconds_per_example = (time.perf_counter() - test_start) / max(tested, 1)
     if joint:
         result.best_dev = dict(best["selected"])
         for task in names:

@@ -65,6 +65,8 @@ def sweep(tmp_path_factory):
                 "test": test,
                 "parameters": {"transfer": PARAMS[trial.method], "head": 10},
                 "steps": 100,
+                "step_times": [1000.0 + 0.5 * i + (30.0 if i >= 50 else 0.0) for i in range(100)],  # one evaluation
+                "test_seconds_per_example": 0.01 * (2 if decoder else 1),
                 "wall_seconds": wall(trial),
                 "peak_memory_mb": 1000.0 + 100 * trial.seed + (5000 if decoder else 0),
                 "provenance": {"world_size": 2 if decoder else 1, "hardware": {"device": "cuda" if decoder else "cpu"}},
@@ -103,6 +105,8 @@ def test_cost_comes_from_the_trials_records(sweep):
     assert cost["wall_h"] == pytest.approx(sum(walls) / 3600)
     assert cost["device_h"] == pytest.approx(2 * sum(walls) / 3600)  # two processes per trial
     assert cost["device"] == "cuda" and cost["peak_memory_mb"] == 6100.0
+    assert cost["train_step_s"] == pytest.approx(0.5)  # the gap that held an evaluation does not count
+    assert cost["inference_s_per_example"] == pytest.approx(0.02)
     assert points[("roberta-base", "scalearn")].cost["device_h"] == pytest.approx(
         points[("roberta-base", "scalearn")].cost["wall_h"]
     )
@@ -155,7 +159,7 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "scaling.md").read_text()
     size = human_count(backbone_size("qwen3-0.6b")["parameters"])
-    assert f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.0333 |" in markdown
+    assert f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |" in markdown
     rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
     average = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("qwen3-0.6b", "scalearn", AVERAGE))
     assert float(average["mean"]) == pytest.approx(83.5) and average["device"] == "cuda"
@@ -190,6 +194,7 @@ def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
             cells = [c.strip() for c in row.strip("|").split("|")]
             assert cells[5] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
             assert cells[6].endswith(" s") and float(cells[7]) > 0  # median wall and s/step from the records
+            assert 0 < float(cells[8]) <= float(cells[7]) and float(cells[9]) > 0, row  # a train step; inference
     sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(9)]
     assert sizes == sorted(sizes)
     logged = store / "mlartifacts" / "scaling-tiny"
