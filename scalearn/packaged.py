@@ -91,7 +91,7 @@ def _package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while block := file.read(1 << 22):
@@ -144,7 +144,7 @@ def _build_smollm2(entry: PackagedModel, out: Path) -> dict:
     if not gguf.is_file():
         raise PackagedModelError(f"{gguf}: missing from the installed package; {entry.install_command()}")
     _from_gguf(gguf, out)
-    return {"gguf": gguf.name, "gguf_sha256": _sha256(gguf)}
+    return {"gguf": gguf.name, "gguf_sha256": sha256_of(gguf)}
 
 
 def _build_gemma3(entry: PackagedModel, out: Path) -> dict:
@@ -284,7 +284,7 @@ def problem(entry: PackagedModel, folder: Path) -> str | None:
         return None
     for name, record in files.items():
         path = folder / name
-        if path.stat().st_size != record["bytes"] or _sha256(path) != record["sha256"]:
+        if path.stat().st_size != record["bytes"] or sha256_of(path) != record["sha256"]:
             return f"{name} does not match its sha256 in the manifest"
     _checked[str(folder)] = key
     return None
@@ -333,7 +333,7 @@ def materialize(name: str, root: str | Path | None = None, log: Callable[[str], 
         try:
             inputs = entry.build(entry, staging)
             files = {
-                path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                path.name: {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
                 for path in sorted(staging.iterdir())
                 if path.is_file()
             }

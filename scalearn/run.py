@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scalearn.backbones import head_dropout, load_encoder, load_tokenizer, weights_fingerprint
+from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
 from scalearn.config import TrialConfig
 from scalearn.data import tokenized_task
+from scalearn.fingerprint import weights_fingerprint
 from scalearn.heads import HeadConfig
 from scalearn.io import load_source_bank, source_names, write_json
 from scalearn.methods import method_class, method_names

