@@ -302,7 +302,7 @@ def test_the_offline_search_study_plans_three_or_more_rates_per_method(capsys):
 
 def test_the_real_scaling_study_searches_its_targets_and_keeps_its_sources_fixed(capsys):
     """experiments/scaling-real.yaml, before any result: per backbone, the six source trials (adapter and LoRA on
-    three tasks) train once at their pinned rate; every target group searches 3 rates; nothing downloads."""
+    three tasks) train once at their pinned rate; every target group searches 3 or more rates; nothing downloads."""
     from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "experiments" / "scaling-real.yaml"
@@ -318,7 +318,7 @@ def test_the_real_scaling_study_searches_its_targets_and_keeps_its_sources_fixed
                 points = {
                     row["point"]["learning_rate"] for row in mine if (row["method"], row["task"]) == (method, target)
                 }
-                assert len(points) == 3, (model, method, target)
+                assert len(points) >= 3, (model, method, target)
 
 
 @pytest.mark.slow
