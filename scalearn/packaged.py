@@ -327,8 +327,13 @@ def materialize(name: str, root: str | Path | None = None, log: Callable[[str], 
             return folder
         if log is not None:
             log(f"building {folder} from {', '.join(entry.requirements)} ({why})")
+        # under the lock nobody else is building: what a killed build or swap left behind goes first
+        for leftover in [
+            *folder.parent.glob(f"{folder.name}.building-*"),
+            *folder.parent.glob(f"{folder.name}.stale-*"),
+        ]:
+            shutil.rmtree(leftover, ignore_errors=True)
         staging = folder.with_name(f"{folder.name}.building-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
             inputs = entry.build(entry, staging)

@@ -144,6 +144,9 @@ def test_a_build_is_reused_and_a_tampered_or_partial_one_rebuilt(tmp_path, monke
     assert (folder / "model.safetensors").read_bytes() == (minilm_path() / "model.safetensors").read_bytes()
 
     (folder / "scalearn-model.json").unlink()  # a build killed before its manifest: never trusted
+    killed = tmp_path / f"{folder.name}.building-999999"  # and the staging folder of a build killed mid-way
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
     materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append)
     assert len(built) == 3 and "no manifest" in built[2]
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name, f"{folder.name}.lock"]  # no leftovers
