@@ -7,7 +7,7 @@ MLflow (window means beyond that) — so a run's cost does not grow with its len
 ``long`` row measures runs at that cap.
 
 - ``submit``: what submit does on a SQL backend when every trial finishes alone (its worst case): the
-  trials Ray reports are held and written together at most once per second (`harness.tracking.Coalescer`),
+  trials Ray reports are held and written together at most once per second (`harness.tracking.tracker.Coalescer`),
   each write one transaction of `write_runs_sql`;
 - ``bulk``: `write_runs_sql` at fixed batch sizes, 100 and 1 (one transaction per run: a commit's fsync,
   ~10 ms on this disk, then costs more than the run's rows);
@@ -34,16 +34,16 @@ from pathlib import Path
 from harness.store import Store
 from harness.tracking import (
     LOSS_POINTS,
-    Coalescer,
     EmbeddedServer,
     RunRecord,
-    _sql_store,
-    result_inputs,
     result_metrics,
+    sql_store_of,
     store_tracking_uri,
     write_runs_api,
     write_runs_sql,
 )
+from harness.tracking.records import result_inputs
+from harness.tracking.tracker import Coalescer
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no line per run over HTTP
 
@@ -114,14 +114,14 @@ def measure(
             location = client.get_experiment(experiment_id).artifact_location
             start = time.perf_counter()
             if path == "submit":  # one trial reported at a time, as submit logs them: coalesced (≤ 1 write/s)
-                coalescer = Coalescer(lambda held: write_runs_sql(_sql_store(client), experiment_id, held, location))
+                coalescer = Coalescer(lambda held: write_runs_sql(sql_store_of(client), experiment_id, held, location))
                 for one in records:
                     coalescer.add([one])
                 coalescer.flush()
             for first in range(0, runs, batch) if path != "submit" else ():
                 chunk = records[first : first + batch]
                 if path == "bulk":
-                    write_runs_sql(_sql_store(client), experiment_id, chunk, location)
+                    write_runs_sql(sql_store_of(client), experiment_id, chunk, location)
                 else:
                     write_runs_api(client, experiment_id, chunk)
             seconds = time.perf_counter() - start

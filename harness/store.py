@@ -9,7 +9,7 @@
     <root>/choices/<group>.json        a searched group's points, dev values and choice (harness/search.py)
     <root>/drivers/<id>.json           each submit running on this store: host, pid, experiment, since when
     <root>/tracking/<dest>/…           which trials and parent runs are logged to an MLflow destination, and
-                                       short claims while a driver logs them (harness/tracking.py)
+                                       short claims while a driver logs them (harness/tracking/claims.py)
 
 ``root`` is a local or shared path (NFS on a cluster), or any fsspec URL (``s3://bucket/sweeps/glue``,
 ``gs://…``, with the filesystem's package installed: s3fs, gcsfs). A remote store keeps the same layout:

@@ -64,7 +64,7 @@ def submit(
     ``source``: what MLflow names as the runs' source (default: the experiment file given, else its name)."""
     import ray
 
-    from harness.tracking import Tracker, store_tracker
+    from harness.tracking import open_tracker
 
     if not isinstance(spec, ExperimentSpec):
         source, spec = source or str(spec), load_spec(spec)
@@ -75,13 +75,8 @@ def submit(
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
 
-    def open_tracker():
-        if tracking_uri is None:
-            tracker = store_tracker(store, spec.name, source)
-        elif tracking_uri.startswith(("http://", "https://")):  # the server keeps artifacts where it is told
-            tracker = Tracker(tracking_uri, spec.name, store=store, source=source)
-        else:  # a database named directly: a new experiment's artifacts go to the store, not ./mlruns
-            tracker = Tracker(tracking_uri, spec.name, store.tracking_artifacts(spec.name).as_uri(), store, source)
+    def tracker_for_submit():
+        tracker = open_tracker(store, spec.name, source, tracking_uri)
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 
@@ -96,7 +91,7 @@ def submit(
             if preflight:  # before anything is written: a submit that cannot run leaves the store as it was
                 _preflight(spec, todo, address == "local", data_dir)
             finish = _register(spec, store, say)
-            tracker = open_tracker()
+            tracker = tracker_for_submit()
             tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
             while todo:
                 waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, address != "local")
@@ -119,7 +114,7 @@ def submit(
             ray.shutdown()
         outcome.trials = trials
     if tracker is None:
-        tracker = open_tracker()
+        tracker = tracker_for_submit()
     else:
         tracker.log_trials(trials, store)  # what is still held, and what another submit claimed but did not log
     choices = record_choices(spec, store, given_up, say) if spec.search else []

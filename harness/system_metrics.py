@@ -1,6 +1,6 @@
 """System metrics of a trial's process, sampled where it runs and logged to MLflow later by the driver.
 
-Workers never talk to MLflow (harness/tracking.py), so MLflow's own `SystemMetricsMonitor`, which logs as
+Workers never talk to MLflow (harness/tracking/), so MLflow's own `SystemMetricsMonitor`, which logs as
 it samples, cannot run there. Its metrics can: CPU and memory (MLflow's CPUMonitor's, read with psutil), and
 its GPU monitors where NVML (or ROCm) sees a device (disk and network are left out: they say little of a
 trial and cost rows in every run), sampled every

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 
 import torch
 
+from scalearn.distributed import free_port
 from scalearn.model import TransferModel
 
 
@@ -99,13 +99,6 @@ class TorchEngine:
 
     def gathered(self, parameters, modify: bool = False):
         return contextlib.nullcontext()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def ensure_process_group(device: torch.device) -> None:

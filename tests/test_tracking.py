@@ -7,7 +7,7 @@ import math
 import pytest
 
 from harness.store import Store
-from harness.tracking import RunRecord, _sql_store, store_tracking_uri, write_runs_api, write_runs_sql
+from harness.tracking import RunRecord, sql_store_of, store_tracking_uri, write_runs_api, write_runs_sql
 
 
 def record(index: int, tmp_path) -> RunRecord:
@@ -66,7 +66,7 @@ def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
     experiment = client.create_experiment("x", (store.root / "mlartifacts").as_uri())
     records = [record(i, tmp_path) for i in range(batch)]
     by_api = write_runs_api(client, experiment, records)
-    by_sql = write_runs_sql(_sql_store(client), experiment, records)
+    by_sql = write_runs_sql(sql_store_of(client), experiment, records)
     assert len(set(by_api + by_sql)) == 2 * batch
     for api_id, sql_id in zip(by_api, by_sql, strict=True):
         api, sql = snapshot(client, api_id), snapshot(client, sql_id)
@@ -78,15 +78,15 @@ def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
 
 
 def test_a_long_run_logs_its_training_loss_as_window_means_at_their_last_step():
-    from harness.tracking import LOSS_POINTS, _loss_points
+    from harness.tracking import LOSS_POINTS, loss_points
 
     losses = [float(step) for step in range(1, 1001)]  # optimizer steps 1..1000
     times = [1_700_000_000.0 + step for step in range(1000)]
-    points = _loss_points(losses, times, end=0)
+    points = loss_points(losses, times, end=0)
     assert len(points) == LOSS_POINTS == 200
     assert [step for _, _, step in points] == list(range(5, 1001, 5))
     assert points[0] == (3.0, 1_700_000_004_000, 5)  # mean of steps 1-5, at step 5's time
-    assert _loss_points(losses[:7], times[:7], end=0) == [
+    assert loss_points(losses[:7], times[:7], end=0) == [
         (float(s), 1_700_000_000_000 + 1000 * (s - 1), s) for s in range(1, 8)
     ]
 
