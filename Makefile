@@ -23,7 +23,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup models test lint format bench demo clean
+.PHONY: setup models test test-fast lint format bench demo clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ format: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q tests
+
+# Day-to-day edits: everything but the end-to-end tests (the rule is in tests/conftest.py); `make test` before a push.
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --threads 1

@@ -5,8 +5,9 @@
     outcome.ok, outcome.ran, outcome.failed        # what ran now, and what failed for good
 
 What is done already (its result in the store) never runs again; what finished earlier but was never
-logged (a killed driver) is logged first. Trials run on Ray: a new local one by default, ``address`` (or
-RAY_ADDRESS, set inside a Ray job) for a cluster. MLflow: the store's own database unless ``tracking_uri``.
+logged (a killed driver) is logged first. Trials run on Ray: the one this process is already connected to
+(``ray.init`` called before, left running after), else a new local one, or ``address`` (or RAY_ADDRESS, set
+inside a Ray job) for a cluster. MLflow: the store's own database unless ``tracking_uri``.
 """
 
 from __future__ import annotations
@@ -82,19 +83,22 @@ def submit(
 
     lost, given_up, tracker, finish = {}, set(), None, None
     if todo:
-        # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
-        # `ray start` happened to leave running on this machine
-        address = address or os.environ.get("RAY_ADDRESS") or "local"
-        local = {"num_cpus": num_cpus} if address == "local" else {}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        started = not ray.is_initialized()  # a Ray this process already holds (a notebook's, a test's) is reused
+        if started:
+            # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
+            # `ray start` happened to leave running on this machine
+            address = address or os.environ.get("RAY_ADDRESS") or "local"
+            local = {"num_cpus": num_cpus} if address == "local" else {}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        on_this_machine = address == "local" if started else _all_nodes_here()
         try:
             if preflight:  # before anything is written: a submit that cannot run leaves the store as it was
-                _preflight(spec, todo, address == "local", data_dir)
+                _preflight(spec, todo, on_this_machine, data_dir)
             finish = _register(spec, store, say)
             tracker = tracker_for_submit()
             tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
             while todo:
-                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, address != "local")
+                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine)
                 outcome.ran += waves.done
                 outcome.retried_alone += waves.retried_alone
                 outcome.seconds += waves.seconds
@@ -111,7 +115,8 @@ def submit(
         finally:
             if finish is not None:
                 finish()
-            ray.shutdown()
+            if started:
+                ray.shutdown()
         outcome.trials = trials
     if tracker is None:
         tracker = tracker_for_submit()
@@ -126,6 +131,14 @@ def submit(
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
             outcome.failed[trial.key] = " ".join(reason)
     return outcome
+
+
+def _all_nodes_here() -> bool:
+    """Whether every live node of the connected Ray is this machine (then inputs are checked here, once)."""
+    import ray
+
+    here = ray.util.get_node_ip_address()
+    return all(node["NodeManagerAddress"] == here for node in ray.nodes() if node.get("Alive"))
 
 
 def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):

@@ -8,14 +8,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from harness.plan import expand
 from harness.spec import load_spec
 from harness.store import Store
 from harness.tracking import GROUP_TAG, KEY_TAG
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "experiments" / "tiny.yaml"
 

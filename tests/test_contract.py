@@ -119,7 +119,7 @@ def test_store_owns_its_layout(tmp_path):
     assert store.tracking_uri == f"sqlite:///{store.root / 'mlflow.db'}" and not store.has_tracking
 
 
-def test_harness_submit_is_the_command_line_without_printing(tmp_path):
+def test_harness_submit_is_the_command_line_without_printing(ray_local, tmp_path):
     """The API returns the outcome; a second submit runs nothing; a bad file raises the one-line error."""
     store = tmp_path / "store"
     said = []

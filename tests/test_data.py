@@ -136,6 +136,7 @@ def _race(cache_dir, start_at, queue):
     queue.put((result.key, result.hit, len(result.splits["train"]), result.splits["test"]["input_ids"][:3]))
 
 
+@pytest.mark.slow
 def test_two_processes_racing_make_one_valid_entry(tmp_path):
     context = mp.get_context("spawn")
     queue = context.Queue()

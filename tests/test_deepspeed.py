@@ -3,6 +3,7 @@ tensors (not the empty shards of PEFT #1328) and reload; one rank matches the pl
 
 import pytest
 import torch
+from conftest import local_ray
 from safetensors.torch import load_file
 
 from scalearn import HeadConfig, get_method, load_encoder
@@ -61,7 +62,6 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
 def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
     """2 CPU ranks (Ray Train TorchTrainer, gloo, DeepSpeed ZeRO-2), global batch 8 = 2 × 4, against one
     plain-torch rank with batch 8. No dropout anywhere, so the two runs see the same computation."""
-    ray = pytest.importorskip("ray")
     from scalearn.distributed import train_task_distributed
 
     common = dict(
@@ -75,11 +75,8 @@ def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
         learning_rate=0.01,
         cache_dir=cache_dir,
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        two = train_task_distributed(2, storage_path=str(tmp_path / "ray"), output_dir=tmp_path / "two", **common)
-    finally:
-        ray.shutdown()
+    local_ray()
+    two = train_task_distributed(2, storage_path=str(tmp_path / "ray"), output_dir=tmp_path / "two", **common)
     one, one_model = train_task(**common)
     assert two["provenance"]["world_size"] == 2 and two["provenance"]["engine"] == "deepspeed"
     assert two["losses"] == pytest.approx(one.losses, abs=1e-5)  # the global batch's loss, step by step
@@ -115,7 +112,6 @@ def test_joint_run_matches_torch_under_zero_2(cache_dir):
 def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
     """A joint run on 2 CPU ranks (Ray Train, DeepSpeed ZeRO-2): each task's batch split over the ranks gives the
     losses of one plain-torch rank (tiny-bow has no dropout)."""
-    ray = pytest.importorskip("ray")
     from scalearn.distributed import train_joint_distributed
     from scalearn.run import train_joint
 
@@ -130,11 +126,8 @@ def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
         learning_rate=0.01,
         cache_dir=cache_dir,
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        two = train_joint_distributed(2, storage_path=str(tmp_path / "ray"), **common)
-    finally:
-        ray.shutdown()
+    local_ray()
+    two = train_joint_distributed(2, storage_path=str(tmp_path / "ray"), **common)
     one, _ = train_joint(**common)
     assert two["provenance"]["world_size"] == 2 and set(two["tasks"]) == {"syn_a", "syn_b"}
     assert two["losses"] == pytest.approx(one.losses, abs=1e-5)

@@ -456,7 +456,7 @@ source_adapters:
 
 @pytest.mark.slow
 def test_a_sweep_of_imported_sources_trains_stage_2_only_and_a_changed_file_reruns_its_dependents(
-    tmp_path, capsys, make_sources
+    ray_local, tmp_path, capsys, make_sources
 ):
     from harness.plan import expand
     from harness.spec import load_spec
@@ -540,7 +540,7 @@ source_adapters:
 
 
 @pytest.mark.slow
-def test_scalearn_over_lora_sweep_trains_lora_sources_and_imports_a_peft_one(tmp_path, capsys):
+def test_scalearn_over_lora_sweep_trains_lora_sources_and_imports_a_peft_one(ray_local, tmp_path, capsys):
     from harness.plan import expand
     from harness.spec import load_spec
     from harness.store import Store

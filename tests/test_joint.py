@@ -93,6 +93,7 @@ def test_joint_resume_continues_on_the_same_curve(cache_dir, tmp_path):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["adapter_m", "hyperformer_pp"])
 def test_one_model_learns_two_unrelated_tasks_at_once(method, cache_dir):
     """syn_a and syn_b hinge on disjoint concept words (majority class ~51%); 512 joint steps at LR 2e-3 reach
@@ -164,7 +165,7 @@ GLUE = Path(__file__).resolve().parent.parent / "experiments" / "glue.yaml"
 
 
 @pytest.mark.slow
-def test_every_row_of_the_glue_table_runs_end_to_end_on_the_synthetic_benchmark(tmp_path, capsys):
+def test_every_row_of_the_glue_table_runs_end_to_end_on_the_synthetic_benchmark(ray_local, tmp_path, capsys):
     """experiments/glue.yaml's methods, moved onto tiny-bow and the synthetic benchmark: `harness submit` runs
     them all on real Ray; a joint trial yields one result per task, one MLflow run with per-task metrics, and
     a cell in the report like every other method."""

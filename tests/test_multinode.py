@@ -26,7 +26,6 @@ from harness.plan import expand
 from harness.spec import load_spec
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -73,10 +72,11 @@ def listening(address: str) -> bool:
 
 
 def stop(process: subprocess.Popen | None) -> None:
+    """SIGTERM to the node's process group, SIGKILL after 5 s (`ray start --block` can take 30 s to go)."""
     if process is not None and process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

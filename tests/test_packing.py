@@ -49,10 +49,9 @@ def test_kinds_group_what_shares_a_memory_footprint():
 
 @pytest.fixture(scope="module")
 def ray_one_gpu():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    from conftest import local_ray
+
+    return local_ray(num_cpus=2, num_gpus=1)
 
 
 def test_a_probe_measures_once_and_is_kept_in_the_store(ray_one_gpu, tmp_path):

@@ -73,6 +73,7 @@ def test_joint_methods_on_roberta_base_glue(method, per_task, total, capsys):
     assert f"{total:,}" in out
 
 
+@pytest.mark.slow
 def test_console_script_runs_offline():
     out = subprocess.run(
         [sys.executable, "-m", "harness.cli", "params", "roberta-base", "scalearn_uniform_pp", "--sources", "8"],

@@ -11,7 +11,6 @@ import pytest
 
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
 RUNS_PER_CLIENT, CLIENTS, POINTS = 25, 4, 20
 
 
@@ -46,7 +45,7 @@ def log_runs(uri: str, experiment_id: str, client_index: int) -> None:
     write_runs_api(MlflowClient(tracking_uri=uri), experiment_id, records)
 
 
-def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(postgres, tmp_path, capsys):
+def test_concurrent_clients_then_a_sweep_through_mlflow_server_on_postgres(ray_local, postgres, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     from harness.cli import main
@@ -106,16 +105,17 @@ def test_three_submits_at_once_through_a_server_on_postgres_log_each_trial_once(
     assert not (store.root / "mlflow.db").exists()
 
 
-def test_a_database_named_directly_as_tracking_uri_keeps_artifacts_in_the_store(postgres, tmp_path):
+def test_a_database_named_directly_as_tracking_uri_keeps_artifacts_in_the_store(ray_local, postgres, tmp_path):
     """--tracking-uri postgresql://… (no server): the runs go to PostgreSQL, their artifacts to the store,
     not to MLflow's default ./mlruns of whatever folder the user stood in."""
-    from test_concurrent import TINY, check_once, run_together
+    from test_concurrent import TINY, check_once
+
+    from harness.cli import main
 
     sweep = tmp_path / "direct.yaml"
     sweep.write_text(TINY.read_text().replace("name: tiny", "name: tiny-direct"))
     store = Store(tmp_path / "store")
-    codes, outputs = run_together((sweep, store.root, "--tracking-uri", postgres))
-    assert codes == [0], outputs[0][-3000:]
+    assert main(["submit", str(sweep), "--store", str(store.root), "--tracking-uri", postgres]) == 0
     check_once(store, postgres, [sweep])
     assert list((store.root / "mlartifacts" / "tiny-direct").glob("*/artifacts/result.json"))
     assert not (Path(__file__).resolve().parent.parent / "mlruns").exists()

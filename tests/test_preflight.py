@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import local_ray
 from hub_fixtures import write_hub_fixture
 
 from harness.cli import main
@@ -137,23 +138,19 @@ def test_the_grouped_message_lists_everything_once_with_the_commands_that_supply
 @pytest.mark.slow
 def test_a_cluster_checks_its_inputs_on_every_node_that_can_run_a_trial():
     """Real Ray: the check runs as a task pinned to each runnable node (here the one local node)."""
-    import ray
 
     from harness.preflight import runnable_nodes
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        nodes = runnable_nodes({"cpus": 1, "gpus": 0})
-        assert len(nodes) == 1 and runnable_nodes({"cpus": 1, "gpus": 1}) == []
-        trials = expand(load_spec(GLUE), None)
-        with pytest.raises(
-            PreflightError, match=rf"{glue_models_missing()} and 8 tasks not available on node {nodes[0][:12]}"
-        ):
-            check_inputs(trials, None, nodes)
-        tiny = expand(load_spec(ROOT / "experiments" / "tiny.yaml"), None)
-        check_inputs(tiny, None, nodes)  # everything there: no error
-    finally:
-        ray.shutdown()
+    local_ray()
+    nodes = runnable_nodes({"cpus": 1, "gpus": 0})
+    assert len(nodes) == 1 and runnable_nodes({"cpus": 1, "gpus": 1}) == []
+    trials = expand(load_spec(GLUE), None)
+    with pytest.raises(
+        PreflightError, match=rf"{glue_models_missing()} and 8 tasks not available on node {nodes[0][:12]}"
+    ):
+        check_inputs(trials, None, nodes)
+    tiny = expand(load_spec(ROOT / "experiments" / "tiny.yaml"), None)
+    check_inputs(tiny, None, nodes)  # everything there: no error
 
 
 # -- the command line, end to end -----------------------------------------------------------------------
@@ -245,21 +242,18 @@ def test_running_counts_the_trials_ray_has_given_resources():
 
     from harness.scheduler import _started
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        assert _started({"cpus": 1}) == 0
+    local_ray()
+    assert _started({"cpus": 1}) == 0
 
-        @ray.remote(num_cpus=1)
-        def hold(seconds):
-            time.sleep(seconds)
+    @ray.remote(num_cpus=1)
+    def hold(seconds):
+        time.sleep(seconds)
 
-        never = hold.options(num_gpus=1).remote(30)  # no GPU here: queued, never started
-        held = hold.remote(30)
-        deadline = time.time() + 30
-        while _started({"cpus": 1}) != 1 and time.time() < deadline:
-            time.sleep(0.2)
-        assert _started({"cpus": 1}) == 1  # the one that holds a CPU; the GPU request waits
-        ray.cancel(held, force=True)
-        ray.cancel(never, force=True)
-    finally:
-        ray.shutdown()
+    never = hold.options(num_gpus=1).remote(30)  # no GPU here: queued, never started
+    held = hold.remote(30)
+    deadline = time.time() + 30
+    while _started({"cpus": 1}) != 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert _started({"cpus": 1}) == 1  # the one that holds a CPU; the GPU request waits
+    ray.cancel(held, force=True)
+    ray.cancel(never, force=True)

@@ -80,7 +80,7 @@ retries: 0
 
 
 @pytest.mark.slow
-def test_submit_on_a_bf16_checkpoint_trains_every_method_kind(minilm_bf16, tmp_path, capsys):
+def test_submit_on_a_bf16_checkpoint_trains_every_method_kind(ray_local, minilm_bf16, tmp_path, capsys):
     """Adapters, source banks of adapters and of LoRAs, LoRA/(IA)³/Compacter/ProPETL sites, full fine-tuning,
     AdapterFusion, AdapterSoup and the joint methods, on the torch engine and DeepSpeed's, fp32 and bf16 storage:
     every trial of a sweep over a checkpoint saved in bf16 finishes (before the fix, every one failed with
@@ -178,6 +178,7 @@ def test_smollm2_is_a_real_decoder(smollm2):
     assert problem(folder, Path(materialize(SMOLLM2))) is None  # the session's build, reused
 
 
+@pytest.mark.slow
 @needs_smollm2
 @pytest.mark.parametrize("method", ["adapter", "lora"])
 def test_the_issue_case_smollm2_saved_in_bf16_trains(method, tmp_path_factory, cache_dir):

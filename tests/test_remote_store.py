@@ -10,8 +10,6 @@ import pytest
 
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
@@ -79,7 +77,7 @@ def test_a_fresh_machine_pulls_a_finished_trial(s3, tmp_path, monkeypatch):
     assert json.loads((folder / "result.json").read_text())["test"] == {}
 
 
-def test_a_two_stage_sweep_through_s3_then_a_resubmit_runs_nothing(s3, tmp_path, capsys):
+def test_a_two_stage_sweep_through_s3_then_a_resubmit_runs_nothing(own_ray, s3, tmp_path, capsys):
     from pathlib import Path
 
     from harness.cli import main

@@ -172,7 +172,7 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
 
 
 @pytest.mark.slow
-def test_scaling_tiny_submits_and_reports_its_scaling_files(tmp_path, capsys):
+def test_scaling_tiny_submits_and_reports_its_scaling_files(ray_local, tmp_path, capsys):
     """The acceptance run, on budgets cut to seconds: experiments/scaling-tiny.yaml through real Ray and MLflow;
     three of its backbones, one seed, three methods, two optimizer steps per trial."""
     experiment = Path(__file__).resolve().parent.parent / "experiments" / "scaling-tiny.yaml"

@@ -11,7 +11,6 @@ from harness.scheduler import run_trials
 from harness.spec import ExperimentSpec
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
 SPEC = dict(
     version=1,
     models=["tiny-bert"],
@@ -25,10 +24,9 @@ SPEC = dict(
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    from conftest import local_ray
+
+    return local_ray()
 
 
 def logging_body(log_dir, delay=0.0, fail_task=None):

@@ -205,7 +205,7 @@ def test_a_task_block_pins_what_it_sets_for_that_tasks_groups_only(tmp_path, cap
 
 
 @pytest.mark.slow
-def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(tmp_path):
+def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(ray_local, tmp_path):
     """Real Ray: the source adapters' learning rate is searched, each group takes its best dev point, the
     transfer trials consume the chosen adapters; a resubmit trains nothing; a new grid point trains itself."""
     grid = [1e-5, 5e-2]
@@ -322,7 +322,7 @@ def test_the_real_scaling_study_searches_its_targets_and_keeps_its_sources_fixed
 
 
 @pytest.mark.slow
-def test_a_point_that_fails_for_good_ranks_last_is_recorded_and_a_resubmit_retries_it(tmp_path):
+def test_a_point_that_fails_for_good_ranks_last_is_recorded_and_a_resubmit_retries_it(ray_local, tmp_path):
     """Real Ray, real trials: Compacter++ at reduction factor 16 cannot build on tiny-bert (bottleneck 2, not
     divisible by its phm_dim), so that point fails at every try; the group still chooses the other point,
     trains its final seeds, records the choice in the store, and a resubmit retries only the failed point."""

@@ -17,7 +17,6 @@ from harness.plan import expand
 from harness.spec import load_spec
 from harness.store import Store
 
-pytestmark = pytest.mark.slow
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
 
 
@@ -104,7 +103,7 @@ def result_times(store: Store, trials) -> dict[str, float]:
     return {t.key: os.stat(store.trial_dir(t.key) / "result.json").st_mtime_ns for t in trials if store.is_done(t.key)}
 
 
-def test_two_stage_sweep_then_resubmit_then_a_new_seed(tmp_path, capsys):
+def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, capsys):
     store = Store(tmp_path / "store")
     assert main(["submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]) == 0
     out = capsys.readouterr().out

@@ -26,8 +26,6 @@ import pytest
 from scalearn.run import train_task
 from scalearn.tasks.synthetic import SYNTHETIC_TASKS, generate
 
-pytestmark = pytest.mark.slow
-
 MODEL = "tiny-bow"
 SEED = 0
 STAGE1 = dict(epochs=8, learning_rate=2e-3)  # 256 steps of batch 32; the adapter leaves chance after 2–5 epochs

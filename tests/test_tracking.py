@@ -110,6 +110,7 @@ def test_metrics_are_on_the_reports_scale_and_stepped_by_optimizer_step():
     assert points[("test_accuracy", 8)][0] == pytest.approx(70.87) and points[("test_loss", 8)][0] == 0.8
 
 
+@pytest.mark.slow
 def test_a_new_store_database_is_the_template_copy_and_behaves_as_one_mlflow_made(tmp_path, monkeypatch):
     """A store's first database is copied from an empty one made once per MLflow version (its migrations cost
     ~3 s): the same tables, schema version and Default experiment as MLflow's own, and it takes runs."""
