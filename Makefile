@@ -41,6 +41,7 @@ models: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scalearn harness tests benchmarks
 	$(VENV)/bin/ruff format --check scalearn harness tests benchmarks
+	$(PY) tests/test_layers.py  # the layers contract: no upward import, torch-free modules stay so
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format scalearn harness tests benchmarks

@@ -19,13 +19,13 @@ from pathlib import Path
 from harness.plan import Trial, trial_key
 from harness.scheduler import noop_body, run_trials
 from harness.store import Store
-from scalearn.config import TrialConfig
+from scalearn.resolve import create_config
 
 
 def synthetic_plan(stage1: int, stage2: int, sources: int) -> list[Trial]:
     """Distinct trials (one real config each, the seed varied; the no-op body never trains them)."""
-    adapter = TrialConfig.create("adapter", "syn_a", model="tiny-bert")
-    scalearn = TrialConfig.create("scalearn", "syn_a", model="tiny-bert", sources=["syn_b", "syn_a"])
+    adapter = create_config("adapter", "syn_a", model="tiny-bert")
+    scalearn = create_config("scalearn", "syn_a", model="tiny-bert", sources=["syn_b", "syn_a"])
     firsts = []
     for i in range(stage1):
         config = adapter.model_copy(update={"seed": i})

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from harness.spec import ExperimentSpec
 from scalearn.config import TrialConfig
+from scalearn.resolve import create_config, key_fields
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def task_results(trial: Trial, result: dict) -> list[tuple[str, dict]]:
 def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:
     from scalearn import CORE_VERSION
 
-    fields = config.key_fields() if isinstance(config, TrialConfig) else config
+    fields = key_fields(config) if isinstance(config, TrialConfig) else config
     payload = {"config": fields, "consumes": list(depends_on), "core_version": CORE_VERSION}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
@@ -145,7 +146,7 @@ class _Planner:
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
         data = {"max_length": self.spec.data.max_length, "max_dev_examples": self.spec.data.max_dev_examples}
-        config = TrialConfig.create(method, model=model, overrides=overrides, **data, **where)
+        config = create_config(method, model=model, overrides=overrides, **data, **where)
         key = trial_key(config, depends_on)
         known = self.trials.get(key)
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
@@ -171,7 +172,7 @@ class _Planner:
             fields["kind"] = kind
         key = trial_key(fields, ())
         if key not in self.trials:
-            config = TrialConfig.create(kind, task, model=model, max_length=self.spec.data.max_length)
+            config = create_config(kind, task, model=model, max_length=self.spec.data.max_length)
             self.trials[key] = Trial(key, 1, model, config, (), "import", None, dict(cache))
         return key
 

@@ -39,6 +39,7 @@ _EXPORTS = {
     "method_names": "scalearn.methods",
     "TransferModel": "scalearn.model",
     "TrialConfig": "scalearn.config",
+    "create_config": "scalearn.resolve",
 }
 
 __all__ = ["CORE_VERSION", *_EXPORTS]

@@ -27,8 +27,6 @@ from pydantic.fields import FieldInfo
 CONFIG_VERSION = 1
 """The schema of TrialConfig; a stored config of another version is refused, not guessed at."""
 
-HeadKind = Literal["classification", "regression", "multiple_choice", "multi_label"]
-HEAD_KINDS: tuple[str, ...] = typing.get_args(HeadKind)
 PRECISIONS = ("fp32", "bf16", "fp16")
 ENGINE_NAMES = ("torch", "deepspeed")
 
@@ -131,8 +129,9 @@ class DataConfig(Settings):
 class TrialConfig(Settings):
     """Everything that decides what one trial computes, with every default filled in.
 
-    Built by ``TrialConfig.create`` (from names and overrides, validated against the method's own
-    hyper-parameter model), hashed by the harness, run by ``scalearn.run.run``. A joint multi-task trial
+    Built by ``scalearn.resolve.create_config`` (from names and overrides, validated against the method's own
+    hyper-parameter model: the check needs the method registry, which sits above this module), hashed by the
+    harness (``scalearn.resolve.key_fields``), run by ``scalearn.run.run``. A joint multi-task trial
     names its ``tasks`` and calls their set ``task`` (e.g. "glue"); a transfer trial names the ``sources``
     whose adapters it mixes, in bank order, the target's own last.
     """
@@ -152,88 +151,13 @@ class TrialConfig(Settings):
     seed: Seed = 0
     sources: tuple[str, ...] = ()
 
-    @model_validator(mode="after")
-    def _method_settings_fit(self) -> TrialConfig:
-        self.method_instance()  # raises on a setting the method does not have or a value out of its range
-        return self
-
     @property
     def joint(self) -> bool:
         return bool(self.tasks)
 
-    def method_instance(self):
-        """The method with exactly these settings and this loop (a ``scalearn.methods.Method``)."""
-        from scalearn.methods import get_method
-
-        return get_method(self.method, **self.method_config, **self.loop.model_dump())
-
     def with_loop(self, **changes) -> TrialConfig:
-        """The same trial with loop settings changed (checked as any other value)."""
+        """The same trial with loop settings changed (checked as any other loop value)."""
         return TrialConfig(**{**self.model_dump(), "loop": {**self.loop.model_dump(), **changes}})
-
-    def key_fields(self) -> dict:
-        """What the content key hashes: everything but the fields marked ``in_key=False``."""
-        from scalearn.methods import method_class
-
-        outside = {name for name, info in LoopConfig.model_fields.items() if _outside_key(info)}
-        # a setting added after keys were in use stays out of them at its default: old trials keep their keys
-        exclude = {
-            "loop": outside | _at_default(LoopConfig.model_fields, self.loop.model_dump()),
-            "data": _at_default(DataConfig.model_fields, self.data.model_dump()),
-            "method_config": _at_default(method_class(self.method).model_fields, self.method_config),
-        }
-        return self.model_dump(mode="json", exclude=exclude)
-
-    @classmethod
-    def create(
-        cls,
-        method: str,
-        task: str | None = None,
-        *,
-        tasks: list[str] | tuple[str, ...] = (),
-        label: str | None = None,
-        model: str,
-        seed: int = 0,
-        overrides: dict | None = None,
-        max_length: int | None = None,
-        few_shot: int | None = None,
-        sources: list[str] | tuple[str, ...] = (),
-        max_dev_examples: int | None = None,
-    ) -> TrialConfig:
-        """The resolved config: the method's defaults, then ``overrides`` (method or loop settings, validated
-        by the method's model). A single-task trial gives ``task``; a joint one ``tasks`` (and a ``label``)."""
-        from scalearn.catalog import canonical_name
-        from scalearn.methods import get_method
-        from scalearn.tasks import get_task
-
-        resolved = get_method(method, **(overrides or {}))
-        if resolved.joint:
-            if task is not None and not tasks:
-                raise ValueError(f"method {method!r} trains several tasks at once: give `tasks`, not one task")
-            if not tasks or len(set(tasks)) != len(tasks):
-                raise ValueError(f"a joint run needs distinct tasks, got {list(tasks)}")
-            names, task = tuple(tasks), label or "joint"
-        else:
-            if tasks:
-                raise ValueError(f"method {method!r} trains one task: give `task`, not `tasks`")
-            if task is None:
-                raise ValueError(f"method {method!r} needs a task")
-            names = ()
-        versions = {name: get_task(name).version for name in (names or (task,))}
-        if max_length is None and not names:
-            max_length = get_task(task).max_length
-        return cls(
-            method=method,
-            method_config=resolved.settings(),
-            loop=resolved.loop_config(),
-            data=DataConfig(max_length=max_length, few_shot=few_shot, max_dev_examples=max_dev_examples),
-            model=canonical_name(model),
-            task=task,
-            tasks=names,
-            task_versions=versions,
-            seed=seed,
-            sources=tuple(sources),
-        )
 
 
 def _in_key_mark(info: FieldInfo):
@@ -245,7 +169,7 @@ def _in_key_mark(info: FieldInfo):
     )
 
 
-def _at_default(fields: dict[str, FieldInfo], values: dict) -> set[str]:
+def at_default(fields: dict[str, FieldInfo], values: dict) -> set[str]:
     """The names among ``values`` marked ``in_key="unless_default"`` that are at their default (equal as JSON
     says: a stored tuple comes back a list)."""
     import json
@@ -260,7 +184,7 @@ def _at_default(fields: dict[str, FieldInfo], values: dict) -> set[str]:
     }
 
 
-def _outside_key(info: FieldInfo) -> bool:
+def outside_key(info: FieldInfo) -> bool:
     return _in_key_mark(info) is False
 
 

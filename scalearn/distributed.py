@@ -9,16 +9,8 @@ batches as one.
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 from pathlib import Path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _worker(config: dict) -> None:

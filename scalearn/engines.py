@@ -14,8 +14,8 @@ import os
 
 import torch
 
-from scalearn.distributed import free_port
 from scalearn.model import TransferModel
+from scalearn.ports import free_port
 
 
 def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -16,13 +16,17 @@ pre-trained pooler; not every family has a pooler, so we train the same dense â†
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scalearn.config import HEAD_KINDS, HeadKind
+HeadKind = Literal["classification", "regression", "multiple_choice", "multi_label"]
+"""What a task's head predicts (scalearn.tasks names one per task)."""
+HEAD_KINDS: tuple[str, ...] = typing.get_args(HeadKind)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """One trial, from its typed config: the door the harness calls for every trial.
 
-    from scalearn.config import TrialConfig
+    from scalearn.resolve import create_config
     from scalearn.run import run, train_task, train_joint
 
-    config = TrialConfig.create("adapter", "rt_polarity", model="minilm", seed=0, overrides={"epochs": 2})
+    config = create_config("adapter", "rt_polarity", model="minilm", seed=0, overrides={"epochs": 2})
     result, model = run(config, out_dir="runs/rt-adapter")
 
     # the same from names, in a notebook:
@@ -27,6 +27,7 @@ from scalearn.fingerprint import weights_fingerprint
 from scalearn.heads import HeadConfig
 from scalearn.io import load_source_bank, source_names, write_json
 from scalearn.methods import method_class, method_names
+from scalearn.resolve import create_config, method_of
 from scalearn.tasks import get_task
 from scalearn.train import TrainResult, fit, seed_everything
 
@@ -54,7 +55,7 @@ def run(
     own last). With ``out_dir``: writes result.json, the model checkpoint and, for a single-task adapter,
     the adapter artifact that stage 2 consumes. ``stop_after_evaluations`` interrupts the run as a crash
     would, after its checkpoint (for tests of resuming)."""
-    method = config.method_instance()
+    method = method_of(config)
     names = list(config.tasks) or [config.task]
     specs = {name: get_task(name) for name in names}
     stale = {name: v for name, v in config.task_versions.items() if specs[name].version != v}
@@ -129,7 +130,7 @@ def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwa
     (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
     options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations")
     run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
-    config = TrialConfig.create(method, model=model, seed=seed, overrides=kwargs, **what)
+    config = create_config(method, model=model, seed=seed, overrides=kwargs, **what)
     return run(config, source_dirs, output_dir, **run_options)
 
 

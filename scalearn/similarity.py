@@ -20,15 +20,20 @@ import functools
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from scalearn.methods.soup import SIMILARITY_MODEL  # the paper's; "minilm" is the offline stand-in
+SIMILARITY_MODEL = "sentence-transformers/all-mpnet-base-v2"
+"""The paper's sentence encoder for AdapterSoup's weights; "minilm" is the offline stand-in. Torch is imported
+inside the functions, so AdapterSoup's settings (which name this default) plan without it."""
 
 
 @functools.lru_cache(maxsize=2)
 def _embedder(name: str):
     """(tokenizer, model) of a sentence encoder, loaded once per process (safetensors only)."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
 
     from scalearn.backbones import ModelNotAvailableError, resolve
@@ -44,19 +49,25 @@ def _embedder(name: str):
         ) from error
 
 
-@torch.no_grad()
 def embed(texts: list[str], tokenizer, model, batch_size: int = 64, max_length: int = 256) -> torch.Tensor:
     """Unit sentence embeddings [N, d]: masked mean of the last hidden states, L2-normalised."""
+    import torch
+
     model.eval()
     out = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(
-            texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
-        states = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1))
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            states = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1))
     return torch.cat(out)
 
 

@@ -14,28 +14,29 @@ from harness.spec import SpecError, load_spec
 from harness.store import Store
 from scalearn.config import LoopConfig, TrialConfig
 from scalearn.methods import METHODS, get_method, method_class
+from scalearn.resolve import checked, create_config, key_fields
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
 
 
 def test_create_fills_every_default_and_splits_method_from_loop():
-    config = TrialConfig.create("scalearn_pp", "syn_a", model="minilm", seed=3, overrides={"learning_rate": "1e-3"})
+    config = create_config("scalearn_pp", "syn_a", model="minilm", seed=3, overrides={"learning_rate": "1e-3"})
     assert config.model == "sentence-transformers/all-MiniLM-L6-v2"  # canonical name
     assert config.method_config == {"shape": "vector", "shared": True, "omega_dropout": 0.3, "omega_init_scale": 2.0}
     assert config.loop.learning_rate == 0.001 and config.loop.patience == 30  # the method's default, then ours
     assert config.data.max_length == 128 and config.task_versions == {"syn_a": 1} and config.seed == 3
-    joint = TrialConfig.create("adapter_m", tasks=["syn_a", "syn_b"], label="synthetic", model="tiny-bow")
+    joint = create_config("adapter_m", tasks=["syn_a", "syn_b"], label="synthetic", model="tiny-bow")
     assert joint.joint and joint.task == "synthetic" and joint.loop.max_steps == 375_000
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: TrialConfig.create("adapter", "syn_a", model="m", overrides={"epochs": 0}), "epochs: must be"),
-        (lambda: TrialConfig.create("adapter", "syn_a", model="m", overrides={"omega": [1]}), "no hyper-parameter"),
-        (lambda: TrialConfig.create("adapter_m", "syn_a", model="m"), "give `tasks`"),
-        (lambda: TrialConfig.create("adapter", tasks=["syn_a"], model="m"), "trains one task"),
-        (lambda: TrialConfig.create("adapter_m", tasks=["syn_a", "syn_a"], model="m"), "distinct tasks"),
+        (lambda: create_config("adapter", "syn_a", model="m", overrides={"epochs": 0}), "epochs: must be"),
+        (lambda: create_config("adapter", "syn_a", model="m", overrides={"omega": [1]}), "no hyper-parameter"),
+        (lambda: create_config("adapter_m", "syn_a", model="m"), "give `tasks`"),
+        (lambda: create_config("adapter", tasks=["syn_a"], model="m"), "trains one task"),
+        (lambda: create_config("adapter_m", tasks=["syn_a", "syn_a"], model="m"), "distinct tasks"),
     ],
 )
 def test_create_refuses_what_cannot_be_trained(call, message):
@@ -44,24 +45,24 @@ def test_create_refuses_what_cannot_be_trained(call, message):
 
 
 def test_a_stored_config_round_trips_to_the_same_key_and_is_checked_again():
-    config = TrialConfig.create("adapterfusion", "syn_a_low", model="tiny-bert", sources=["syn_a", "syn_a_low"])
+    config = create_config("adapterfusion", "syn_a_low", model="tiny-bert", sources=["syn_a", "syn_a_low"])
     stored = json.loads(json.dumps(config.model_dump(mode="json")))
-    again = TrialConfig(**stored)
+    again = checked(stored)
     assert again == config and trial_key(again, ("k",)) == trial_key(config, ("k",))
     stored["method_config"]["reg_weight"] = -1
     with pytest.raises(ValueError, match="reg_weight: must be a number ≥ 0"):
-        TrialConfig(**stored)
+        checked(stored)
     with pytest.raises(ValueError, match="version"):
         TrialConfig(**{**config.model_dump(), "version": 2})
 
 
 def test_the_key_leaves_out_only_what_does_not_change_training():
-    config = TrialConfig.create("adapter", "syn_a", model="tiny-bert")
+    config = create_config("adapter", "syn_a", model="tiny-bert")
     assert trial_key(config.with_loop(log_every_steps=1), ()) == trial_key(config, ())
     for change in ({"eval_batch_size": 8}, {"learning_rate": 1e-3}, {"zero_stage": 3}):
         assert trial_key(config.with_loop(**change), ()) != trial_key(config, ())
     assert trial_key(config.model_copy(update={"seed": 1}), ()) != trial_key(config, ())
-    assert "log_every_steps" not in config.key_fields()["loop"]
+    assert "log_every_steps" not in key_fields(config)["loop"]
 
 
 # The key of one plain trial, pinned: a change here reruns every store's trials (say so where you change it).
@@ -70,12 +71,12 @@ PINNED_KEY = ("adapter", "syn_a", "tiny-bert", "5992754b75c0f6aff0daba95")
 
 def test_a_setting_added_later_stays_out_of_old_keys_at_its_default():
     method, task, model, key = PINNED_KEY
-    config = TrialConfig.create(method, task, model=model)
+    config = create_config(method, task, model=model)
     assert trial_key(config, ()) == key
     assert trial_key(config.with_loop(backbone_dtype="fp32"), ()) == key  # said out loud, still the default
-    assert "backbone_dtype" not in config.key_fields()["loop"]
+    assert "backbone_dtype" not in key_fields(config)["loop"]
     frozen_bf16 = config.with_loop(precision="bf16", backbone_dtype="bf16")
-    assert frozen_bf16.key_fields()["loop"]["backbone_dtype"] == "bf16"
+    assert key_fields(frozen_bf16)["loop"]["backbone_dtype"] == "bf16"
     assert trial_key(frozen_bf16, ()) != trial_key(config.with_loop(precision="bf16"), ())
     with pytest.raises(ValueError, match="backbone_dtype bf16 needs precision bf16"):
         config.with_loop(backbone_dtype="bf16")
@@ -182,8 +183,8 @@ def test_the_dev_cap_cuts_only_the_dev_split_and_enters_keys_only_when_set(tmp_p
     assert len(capped.splits["test"]) == len(whole.splits["test"]) and capped.key != whole.key
 
     method, task, model, key = PINNED_KEY
-    assert trial_key(TrialConfig.create(method, task, model=model, max_dev_examples=None), ()) == key
-    assert trial_key(TrialConfig.create(method, task, model=model, max_dev_examples=100), ()) != key
+    assert trial_key(create_config(method, task, model=model, max_dev_examples=None), ()) == key
+    assert trial_key(create_config(method, task, model=model, max_dev_examples=100), ()) != key
     experiment = tmp_path / "capped.yaml"
     text = "version: 1\nmodels: [tiny-bert]\nmethods: [adapter]\nbenchmark: synthetic\ntargets: [syn_a]\n"
     experiment.write_text(text + "data: {max_dev_examples: 100}\n")
@@ -192,11 +193,11 @@ def test_the_dev_cap_cuts_only_the_dev_split_and_enters_keys_only_when_set(tmp_p
 
 
 def test_lora_targets_enter_the_key_only_when_not_the_default():
-    default = TrialConfig.create("lora", "syn_a", model="tiny-llama")
-    said = TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value"]})
-    wider = TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value", "ffn_up"]})
-    assert "targets" not in default.key_fields()["method_config"]
+    default = create_config("lora", "syn_a", model="tiny-llama")
+    said = create_config("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value"]})
+    wider = create_config("lora", "syn_a", model="tiny-llama", overrides={"targets": ["query", "value", "ffn_up"]})
+    assert "targets" not in key_fields(default)["method_config"]
     assert trial_key(said, ()) == trial_key(default, ())
     assert trial_key(wider, ()) != trial_key(default, ())
     with pytest.raises(ValueError, match="targets"):
-        TrialConfig.create("lora", "syn_a", model="tiny-llama", overrides={"targets": ["nowhere"]})
+        create_config("lora", "syn_a", model="tiny-llama", overrides={"targets": ["nowhere"]})

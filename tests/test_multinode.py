@@ -84,7 +84,7 @@ def stop(process: subprocess.Popen | None) -> None:
 
 @pytest.fixture
 def cluster(tmp_path):
-    from scalearn.distributed import free_port
+    from scalearn.ports import free_port
 
     env = ray_env(tmp_path)
     address = f"127.0.0.1:{free_port()}"

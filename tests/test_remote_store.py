@@ -17,7 +17,7 @@ def s3(tmp_path_factory):
     moto_server = pytest.importorskip("moto.server")
     import fsspec
 
-    from scalearn.distributed import free_port
+    from scalearn.ports import free_port
 
     port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.store import Store
 from harness.tracking.records import ms
-from scalearn.distributed import free_port
+from scalearn.ports import free_port
 
 UI_VIEW = "workflowType=machine_learning"
 """MLflow 3.17's UI opens every experiment as GenAI (traces overview) unless the page's address says

@@ -13,9 +13,7 @@ from typing import Literal
 
 from scalearn.config import Count, Positive
 from scalearn.methods.base import Method, register
-
-SIMILARITY_MODEL = "sentence-transformers/all-mpnet-base-v2"
-"""The sentence encoder of the paper's AdapterSoup weights (docs/method.md §3 notes)."""
+from scalearn.similarity import SIMILARITY_MODEL
 
 
 def soup_weights(similarities: list[float] | None, num_sources: int, top_k: int):

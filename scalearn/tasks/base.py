@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from scalearn.config import HeadKind
+if TYPE_CHECKING:  # a name for the annotation only: scalearn.heads imports torch, task specs do not
+    from scalearn.heads import HeadKind
 
 EXAMPLE_COLUMNS = ("text", "text_pair", "choices", "label", "group", "candidate", "answers")
 
