@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("file", help="experiment file (experiments/*.yaml)")
         _add_set(command)
         if name != "validate":
-            command.add_argument("--store", default="store", help="the results store (default ./store)")
+            command.add_argument("--store", default=None, help=STORE_HELP)
         if name == "plan":
             command.add_argument("--json", action="store_true", help="a JSON array instead of lines")
         if name == "submit":
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="paper tables from the store: mean ± sd over seeds, significance")
     report.add_argument("file", help="experiment file (experiments/*.yaml)")
-    report.add_argument("--store", default="store", help="the results store (default ./store)")
+    report.add_argument("--store", default=None, help=STORE_HELP)
     _add_set(report)
     report.add_argument("--format", default="md", help="md, latex, csv or json (default md), printed to stdout")
     report.add_argument(
@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_cmd_report)
 
     ui = commands.add_parser("ui", help="the MLflow UI over the store's tracking data, on 127.0.0.1")
-    ui.add_argument("--store", default="store", help="the results store (default ./store)")
+    ui.add_argument("file", nargs="?", default=None, help="experiment file whose store to open (or give --store)")
+    ui.add_argument("--store", default=None, help=STORE_HELP + "; ./store without a file")
     ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.set_defaults(run=_cmd_ui)
 
@@ -448,10 +449,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STORE_HELP = "the results store (default runs/<the experiment's name>, where `make demo` writes)"
+
+
+def default_store(file: str | None) -> str:
+    """Where an experiment's results go when --store is not given: runs/<its name> (the file's stem when the
+    file cannot be read; the command then says what is wrong with it), ./store without a file."""
+    if file is None:
+        return "store"
+    import yaml
+
+    try:
+        name = (yaml.safe_load(Path(file).read_text()) or {}).get("name")
+    except (OSError, yaml.YAMLError, AttributeError):
+        name = None
+    return str(Path("runs") / (name if isinstance(name, str) and name else Path(file).stem))
+
+
 def main(argv: list[str] | None = None) -> int:
     from harness.spec import SpecError
 
     args = build_parser().parse_args(argv)
+    if "store" in args and args.store is None:
+        args.store = default_store(getattr(args, "file", None))
     try:
         return args.run(args)
     except SpecError as error:

@@ -9,9 +9,9 @@ final trials only.
 from __future__ import annotations
 
 import math
-import statistics
 
 from harness.search import selection_value
+from harness.stats import scaled, summarize
 
 
 def selection_rows(spec, store, groups=None) -> list[dict]:
@@ -27,15 +27,15 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
             done = [store.result(key) for key in keys if store.is_done(key)]
             failed = sum(store.state(key) == "failed" for key in keys)
             values = [selection_value(result)[0] for result in done]
-            finite = [v for v in values if not math.isnan(v)]
+            dev = summarize(values) if values and not any(math.isnan(v) for v in values) else None
             points.append(
                 {
                     "point": point,
                     "done": len(done),
                     "failed": failed,
                     "planned": len(keys),
-                    "dev_mean": statistics.mean(finite) if len(finite) == len(values) and values else None,
-                    "dev_sd": statistics.stdev(finite) if len(finite) == len(values) and len(values) > 1 else None,
+                    "dev_mean": dev.mean if dev else None,
+                    "dev_sd": dev.sd if dev else None,
                 }
             )
         tasks = list(group.tasks) or [group.task]
@@ -43,10 +43,10 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
         test = None
         if group.final_keys and metric is not None and all(store.is_done(key) for key in group.final_keys):
             scores = [store.result(key)["test"].get(metric) for key in group.final_keys]
-            scores = [100 * s for s in scores if isinstance(s, int | float)]
+            scores = [scaled(metric, s) for s in scores if isinstance(s, int | float)]
             if scores:
-                sd = statistics.stdev(scores) if len(scores) > 1 else None
-                test = {"metric": metric, "mean": statistics.mean(scores), "sd": sd, "n": len(scores)}
+                summary = summarize(scores)
+                test = {"metric": metric, "mean": summary.mean, "sd": summary.sd, "n": summary.n}
         rows.append(
             {
                 "group": group.id,

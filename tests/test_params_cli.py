@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,19 @@ def test_ls_models_says_which_real_weights_ship_here(capsys):
     assert "mpnet-base" in rows["sentence-transformers/all-mpnet-base-v2"]  # the alias of the hub's own files
     assert rows["HuggingFaceTB/SmolLM2-135M-Instruct"].endswith("hub or HF cache")  # not the dequantised one
     assert rows["tiny-mpnet"].endswith("random init, for tests")
+
+
+def test_the_default_store_follows_the_experiment_file(tmp_path, monkeypatch, capsys):
+    """`make demo` writes runs/demo; `harness report experiments/demo.yaml` after it reads the same store."""
+    from harness.cli import default_store
+
+    monkeypatch.chdir(tmp_path)
+    tiny = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(tiny.read_text().replace("name: tiny", "name: mine"))
+    assert default_store(str(mine)) == str(Path("runs") / "mine")
+    assert main(["report", str(mine)]) == 2
+    assert "no results store at runs/mine" in capsys.readouterr().err
+    (tmp_path / "broken.yaml").write_text("name: [unclosed")
+    assert default_store(str(tmp_path / "broken.yaml")) == str(Path("runs") / "broken")  # the command says why
+    assert default_store(None) == "store"
