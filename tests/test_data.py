@@ -2,7 +2,8 @@
 
 import json
 import multiprocessing as mp
-import time
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,25 +130,34 @@ def test_tokenizer_fingerprint_ignores_call_settings(tiny_tokenizer):
     assert tokenizer_fingerprint(load_tokenizer("minilm")) != before
 
 
-def _race(cache_dir, start_at, queue):
-    tokenizer = load_tokenizer("tiny-bert")
-    time.sleep(max(0.0, start_at - time.time()))
-    result = tokenized_task("syn_a", tokenizer, cache_dir=cache_dir)
+def _race(cache_dir, barrier, queue):
+    """One worker building syn_a's entry; its rename into place waits until the other has built its own copy too,
+    so the two renames race every time (a worker that found the entry built would never reach the barrier, and
+    the other would time out there: the test fails when the race is not exercised)."""
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if Path(destination).parent.name == "syn_a" and Path(source).name.startswith("."):
+            barrier.wait(timeout=120)
+        return real_rename(source, destination)
+
+    os.rename = rename  # this spawned process only
+    result = tokenized_task("syn_a", load_tokenizer("tiny-bert"), cache_dir=cache_dir)
     queue.put((result.key, result.hit, len(result.splits["train"]), result.splits["test"]["input_ids"][:3]))
 
 
 @pytest.mark.slow
 def test_two_processes_racing_make_one_valid_entry(tmp_path):
     context = mp.get_context("spawn")
-    queue = context.Queue()
-    start_at = time.time() + 4.0  # both processes past their imports before they start
-    workers = [context.Process(target=_race, args=(str(tmp_path), start_at, queue)) for _ in range(2)]
+    queue, barrier = context.Queue(), context.Barrier(2)
+    workers = [context.Process(target=_race, args=(str(tmp_path), barrier, queue)) for _ in range(2)]
     for worker in workers:
         worker.start()
-    results = [queue.get(timeout=120) for _ in workers]
+    results = [queue.get(timeout=180) for _ in workers]
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
+    assert [hit for _, hit, *_ in results] == [False, False]  # both built it: the race happened
     assert results[0][0] == results[1][0] and results[0][2:] == results[1][2:]
     entries = list((tmp_path / "tokenized" / "syn_a").iterdir())
     assert [e.name for e in entries] == [results[0][0]], entries  # one entry, no staging left behind
