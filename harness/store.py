@@ -40,6 +40,12 @@ STATES = ("done", "running", "failed", "pending")
 # The store stays free of torch imports: every Ray worker imports it, and a sweep has thousands of trials.
 
 
+def lease_clock() -> float:
+    """The clock leases expire by (Unix seconds): ``time.time`` here; the lease tests move a clock of their
+    own instead of sleeping."""
+    return time.time()
+
+
 def lease_seconds() -> float:
     """How long a lease lives without renewal (``HARNESS_LEASE_SECONDS``, default 60)."""
     return float(os.environ.get("HARNESS_LEASE_SECONDS") or 60)
@@ -219,13 +225,13 @@ class Store:
         """Record a submit running on this store (renew it with `renew_driver`, drop it with
         `unregister_driver`); a record whose expiry passed is a submit that died."""
         driver = _file_name(_new_owner())
-        self.write_at(f"drivers/{driver}.json", {**info, "id": driver, "expires": time.time() + lease_seconds()})
+        self.write_at(f"drivers/{driver}.json", {**info, "id": driver, "expires": lease_clock() + lease_seconds()})
         return driver
 
     def renew_driver(self, driver: str) -> None:
         record = self.read_at(f"drivers/{driver}.json")
         if record is not None:
-            self.write_at(f"drivers/{driver}.json", {**record, "expires": time.time() + lease_seconds()})
+            self.write_at(f"drivers/{driver}.json", {**record, "expires": lease_clock() + lease_seconds()})
 
     def unregister_driver(self, driver: str) -> None:
         self.remove_at(f"drivers/{driver}.json")
@@ -238,7 +244,7 @@ class Store:
             if record is None:
                 continue
             died = _died_here(f"{record.get('host')}:{record.get('pid')}:")
-            if record.get("expires", 0) > time.time() and not died:
+            if record.get("expires", 0) > lease_clock() and not died:
                 live.append(record)
             else:
                 self.remove_at(f"drivers/{name}")
@@ -301,14 +307,14 @@ class Store:
         """A lease on any record path of the store (a trial's, a tracking claim, a lock): the owner id, or
         None while another live owner holds it."""
         owner = _new_owner()
-        lease = json.dumps({"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())}).encode()
+        lease = json.dumps({"owner": owner, "expires": lease_clock() + (ttl_seconds or lease_seconds())}).encode()
         for _ in range(2):
             try:
                 self._create_exclusive(rel, lease)
                 return owner
             except FileExistsError:
                 held = self._read_lease(rel)
-                if held.get("expires", 0) > time.time() and not _died_here(held.get("owner", "")):
+                if held.get("expires", 0) > lease_clock() and not _died_here(held.get("owner", "")):
                     return None
                 self.remove_at(rel)  # stale: its owner died (its lease lapsed, or it was a process of this host)
         return None
@@ -316,7 +322,7 @@ class Store:
     def renew_at(self, rel: str, owner: str, ttl_seconds: float | None = None) -> bool:
         if self._read_lease(rel).get("owner") != owner:
             return False
-        self.write_at(rel, {"owner": owner, "expires": time.time() + (ttl_seconds or lease_seconds())})
+        self.write_at(rel, {"owner": owner, "expires": lease_clock() + (ttl_seconds or lease_seconds())})
         return True
 
     def release_at(self, rel: str, owner: str) -> None:
@@ -358,7 +364,7 @@ class Store:
     def state(self, key: str) -> str:
         if self.is_done(key):
             return "done"
-        if self._read_lease(f"trials/{key}/lease.json").get("expires", 0) > time.time():
+        if self._read_lease(f"trials/{key}/lease.json").get("expires", 0) > lease_clock():
             return "running"
         return "failed" if self._exists(key, "failed.json") else "pending"
 

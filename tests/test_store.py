@@ -1,19 +1,33 @@
-"""Leases: exclusive, renewed by their holder, lapsing when the holder stops renewing (a dead node)."""
+"""Leases: exclusive, renewed by their holder, lapsing when the holder stops renewing (a dead node). The lease
+clock is moved by the test (`harness.store.lease_clock`), never slept on, so the outcome does not depend on how
+busy the machine is."""
 
-import time
+import pytest
 
+import harness.store
 from harness.store import Store
 
 
-def test_a_renewed_lease_holds_and_a_lapsed_one_is_taken_over(tmp_path):
+@pytest.fixture
+def clock(monkeypatch):
+    """A lease clock that stands still until the test moves it (``clock.now += seconds``)."""
+
+    class Clock:
+        now = 1_000_000.0
+
+    monkeypatch.setattr(harness.store, "lease_clock", lambda: Clock.now)
+    return Clock
+
+
+def test_a_renewed_lease_holds_and_a_lapsed_one_is_taken_over(tmp_path, clock):
     store = Store(tmp_path)
     owner = store.acquire("k", ttl_seconds=0.5)
     assert owner and store.acquire("k") is None
-    time.sleep(0.3)
+    clock.now += 0.3
     assert store.renew("k", owner, ttl_seconds=0.5)
-    time.sleep(0.3)  # past the first expiry, within the renewed one
+    clock.now += 0.3  # past the first expiry, within the renewed one
     assert store.acquire("k") is None and store.state("k") == "running"
-    time.sleep(0.4)  # the holder stopped renewing: the lease lapses
+    clock.now += 0.4  # the holder stopped renewing: the lease lapses
     assert store.state("k") == "pending"
     successor = store.acquire("k")
     assert successor and successor != owner
@@ -24,9 +38,11 @@ def test_a_renewed_lease_holds_and_a_lapsed_one_is_taken_over(tmp_path):
     assert store.state("k") == "pending"
 
 
-def test_the_default_lease_life_comes_from_the_environment(tmp_path, monkeypatch):
+def test_the_default_lease_life_comes_from_the_environment(tmp_path, monkeypatch, clock):
     monkeypatch.setenv("HARNESS_LEASE_SECONDS", "0.2")
     store = Store(tmp_path)
     assert store.acquire("k")
-    time.sleep(0.3)
+    clock.now += 0.1
+    assert store.acquire("k") is None  # still held within its 0.2 s
+    clock.now += 0.2
     assert store.acquire("k")
