@@ -149,3 +149,30 @@ def test_a_new_store_database_is_the_template_copy_and_behaves_as_one_mlflow_mad
     before = seeded.stat().st_mtime_ns
     seed_database(seeded)  # an existing database is never touched
     assert seeded.stat().st_mtime_ns == before and not list(seeded.parent.glob(".*"))
+
+
+def test_a_refused_upsert_is_tried_again_and_a_lasting_refusal_is_raised():
+    """Two submits finishing the same parents at once: MLflow's read-then-insert of a tag can collide (a
+    unique-key violation on PostgreSQL); the tracker tries again, and the second try updates the row."""
+    from mlflow.exceptions import MlflowException
+
+    from harness.tracking.tracker import UPSERT_ATTEMPTS, upsert
+
+    calls = []
+
+    def collides_once(run_id, key, value):
+        calls.append((run_id, key, value))
+        if len(calls) == 1:
+            raise MlflowException('duplicate key value violates unique constraint "tag_pk"')
+        return "written"
+
+    assert upsert(collides_once, "r", "mlflow.note.content", "text") == "written" and len(calls) == 2
+
+    def always(*_):
+        calls.append(None)
+        raise MlflowException("the database is gone")
+
+    calls.clear()
+    with pytest.raises(MlflowException, match="gone"):
+        upsert(always)
+    assert len(calls) == UPSERT_ATTEMPTS

@@ -41,6 +41,26 @@ transaction per second at most, whatever the rate they finish at (a commit costs
 disk, more than the rows of a run; benchmarks/mlflow_throughput.py)."""
 
 
+UPSERT_ATTEMPTS = 4
+
+
+def upsert(call, *args, **kwargs):
+    """``call(*args, **kwargs)``, tried again when MLflow refuses it. MLflow writes a tag (and a latest metric) by
+    reading, then inserting or updating: two submits that finish the same parent runs at the same moment can
+    both insert, and the database refuses the second (a unique-key violation, seen on PostgreSQL). Both write
+    the same summary, so the retry, which finds the row and updates it, loses nothing."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(UPSERT_ATTEMPTS):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException:
+            if attempt == UPSERT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    return None
+
+
 class Coalescer:
     """``add(items)`` holds items and hands all held to ``write`` once ``seconds`` have passed since the last
     write; ``flush()`` hands over what is held. What a killed driver held is simply not written: a resubmit
@@ -120,7 +140,7 @@ class Tracker:
     def _describe_experiment(self, name: str, tags: dict[str, str]) -> None:
         """The experiment's kind (model training), and a description unless someone wrote one."""
         if tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
-            self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+            upsert(self.client.set_experiment_tag, self.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
         if "mlflow.note.content" not in tags:
             text = (
                 f"ScaLearn harness sweep `{name}`. Top level: one run per model × method (each task's seed "
@@ -128,7 +148,7 @@ class Tracker:
                 "and below that one run per trial. Scores are ×100 as in the report; losses as they are. "
                 "`best_dev_*` is the evaluation that selected the test checkpoint, at its optimizer step."
             )
-            self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content", text)
+            upsert(self.client.set_experiment_tag, self.experiment_id, "mlflow.note.content", text)
 
     def colour(self, method: str) -> str:
         return self.colours.setdefault(method, COLOURS[len(self.colours) % len(COLOURS)])
@@ -152,8 +172,8 @@ class Tracker:
         run_id = self.parents[group]
         parent = tags.get("mlflow.parentRunId")
         if parent is not None and self.parent_of.get(run_id) != parent:
-            self.client.set_tag(run_id, "mlflow.parentRunId", parent)
-            self.client.update_run(run_id, name=run_name)
+            upsert(self.client.set_tag, run_id, "mlflow.parentRunId", parent)
+            upsert(self.client.update_run, run_id, name=run_name)
             self.parent_of[run_id] = parent
         return run_id
 
@@ -286,7 +306,8 @@ class Tracker:
                 self._log_metrics(run_id, metrics, now)
             if run_id in searched:
                 lines = search_lines(*searched[run_id], lines)
-            self.client.set_tag(run_id, "mlflow.note.content", "\n".join(lines) or "No trial of this group finished.")
+            text = "\n".join(lines) or "No trial of this group finished."
+            upsert(self.client.set_tag, run_id, "mlflow.note.content", text)
             status = "FINISHED" if all(t.key in done for t in members) else "FAILED"
             failed[top] = failed.get(top, False) or status == "FAILED"
             start, end = spans.get(run_id, (None, now))
@@ -298,17 +319,17 @@ class Tracker:
             metrics, text, shown_columns = method_summary(scores, {t: get_task(t).metric for t in scores}, targets)
             columns += shown_columns
             self._log_metrics(top, metrics, now)
-            self.client.set_tag(top, "mlflow.note.content", "\n".join(text))
+            upsert(self.client.set_tag, top, "mlflow.note.content", "\n".join(text))
             start, end = top_spans.get(top, (None, now))
             self.backend.set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
         if tops:
-            share_view(self.client, self.experiment_id, list(dict.fromkeys(columns)), len(tops))
+            upsert(share_view, self.client, self.experiment_id, list(dict.fromkeys(columns)), len(tops))
 
     def _log_metrics(self, run_id: str, metrics: list[tuple[str, float]], now: int) -> None:
         from mlflow.entities import Metric
 
         if metrics:
-            self.client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics])
+            upsert(self.client.log_batch, run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics])
 
     def _searched(self, trials: list[Trial], choices: list[dict]) -> dict[str, tuple[dict, str]]:
         """Parent run id → (its selection row, "search" or "final") for the groups a search chose for."""
