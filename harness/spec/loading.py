@@ -1,0 +1,224 @@
+"""Reading an experiment file: YAML with `include`, `--set` overrides, and every problem as one line
+`FILE:key.path: what is wrong (expected)` that names the file's key or the flag."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.spec.checks import semantic_errors
+from harness.spec.schema import SPEC_VERSION, DataOptions, ExperimentSpec, Resources, SearchSpec, SpecError
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    if path in chain:
+        raise SpecError(f"{path}:include: includes itself through {' → '.join(str(p) for p in chain)}")
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        opened = f" ({error.context} at line {context.line + 1})" if context is not None and error.context else ""
+        raise SpecError(f"{path}:{where}: YAML syntax: {problem}{opened}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the file must hold a mapping of keys (expected `key: value` lines)")
+    include = data.get("include")
+    if include is not None:
+        if not isinstance(include, str):
+            raise SpecError(f"{path}:include: expected a file name")
+        base = _read_yaml((path.parent / include).resolve(), (*chain, path))
+        data = {**base, **data}
+    return data
+
+
+_TYPE_TAGS = {"int", "float", "str", "bool"}
+
+
+def _is_type_tag(part) -> bool:
+    """Pydantic puts the member type of a union into the location (``seeds.int``); users do not need it."""
+    if not isinstance(part, str):
+        return False
+    return part in _TYPE_TAGS or "[" in part or part.startswith(("constrained-", "function-"))
+
+
+def _field_at(location: list) -> tuple[Any, list] | None:
+    """(annotation, constraints) of the field a location names, from the spec's own models; None if unknown."""
+    import typing
+
+    annotation, metadata = ExperimentSpec, []
+    for part in location:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(str(part))
+            if info is None:
+                return None
+            annotation, metadata = info.annotation, list(info.metadata)
+            continue
+        members = [annotation, *typing.get_args(annotation)]
+        containers = [m for m in members if typing.get_origin(m) in (dict, list)]
+        if not containers:
+            return None
+        container = containers[0]
+        annotation, metadata = typing.get_args(container)[-1], []
+    return annotation, metadata
+
+
+def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) -> str:
+    from scalearn.config import describe
+
+    parts = [part for part in error["loc"] if not _is_type_tag(part)]
+    location = ".".join(str(part) for part in parts) or "(top level)"
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{path}:{location}: unknown key{hint} (expected one of {', '.join(fields)})"
+    if kind == "missing":
+        return f"{path}:{location}: missing (required)"
+    if location == "version":
+        return f"{path}:version: version {error.get('input')!r} is not supported (expected {SPEC_VERSION})"
+    if parts[:1] == ["search"] and len(parts) >= 2 and parts[1] not in SearchSpec.model_fields:
+        return f"{path}:{_search_value_error(error, parts, all_errors)}"
+    field = _field_at(parts) if not kind.startswith("value_error") else None
+    if field is not None:
+        return f"{path}:{location}: must be {describe(*field)} (got {error.get('input')!r})"
+    message = message.removeprefix("Value error, ")
+    return f"{path}:{location}: {message}"
+
+
+_SEARCH_VALUES = "a non-empty list of values, or a range {low: …, high: …, log: true|false}"
+
+
+def _search_value_error(error: dict, parts: list, all_errors: list[dict]) -> str:
+    """A method's block of `search:`: the error of the union member the user meant (a list or a range)."""
+    if len(parts) == 2:
+        return f"search.{parts[1]}: must be a mapping of hyper-parameters to {_SEARCH_VALUES} (got {error['input']!r})"
+    where = ".".join(str(part) for part in parts[:3])
+    value = error["input"] if len(parts) == 3 else None
+    in_range = [e for e in all_errors if [p for p in e["loc"] if not _is_type_tag(p)][:3] == parts[:3]]
+    in_range = [e for e in in_range if any("Range" in str(p) for p in e["loc"])]
+    if in_range and not (len(parts) == 3 and isinstance(value, list)):
+        first = in_range[0]
+        inner = [str(p) for p in first["loc"] if not _is_type_tag(p)][3:]
+        if first["type"] == "extra_forbidden":
+            return f"{where}.{inner[0]}: unknown key (expected one of low, high, log)"
+        if first["type"] == "missing":
+            return f"{where}.{inner[0]}: missing (a range needs low and high)"
+        if first["type"] != "model_type":
+            spot = ".".join([where, *inner])
+            if first["type"] == "value_error":  # Range's own check, which names what it got
+                return f"{spot}: {first['msg'].removeprefix('Value error, ')}"
+            return f"{spot}: {first['msg']} (got {first.get('input')!r})"
+    return f"{where}: must be {_SEARCH_VALUES} (got {value!r})"
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``KEY=VALUE`` of ``--set``: the dotted key of the file's schema (a number indexes a list) and the value
+    as YAML reads it (``0`` a number, ``[rte, cb]`` a list, ``{cpus: 1}`` a mapping)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {text}: expected KEY=VALUE, e.g. --set resources.gpus=0")
+    parts = [int(part) if part.isdigit() else part for part in key.strip().split(".")]
+    if any(part == "" for part in parts):
+        raise SpecError(f"--set {text}: the key has an empty part (expected e.g. hyperparameters.all.epochs)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise SpecError(f"--set {text}: the value is not valid YAML") from None
+    return parts, parsed
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict[str, str]:
+    """Set each ``--set KEY=VALUE`` in ``data`` (the file as read, includes merged), as if the file said so;
+    returns dotted key → the flag's text, to name the flag in an error about what it set."""
+    applied = {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            here = ".".join(map(str, parts[: depth + 1]))
+            if isinstance(node, list) and isinstance(part, int):
+                if part >= len(node):
+                    raise SpecError(f"--set {text}: {here} is past the end of the list ({len(node)} items)")
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {text}: {here.rpartition('.')[0] or here} is not a mapping")
+            if not isinstance(node.get(part), dict | list):
+                node[part] = {}
+            node = node[part]
+        last = parts[-1]
+        in_list = isinstance(node, list) and isinstance(last, int) and last < len(node)
+        if in_list or isinstance(node, dict):
+            node[last] = value
+        else:
+            where = ".".join(map(str, parts[:-1]))
+            raise SpecError(f"--set {text}: {where} is a list; index it with a number below {len(node)}")
+        applied[".".join(map(str, parts))] = text
+    return applied
+
+
+def _blame(line: str, path: Path, applied: dict[str, str]) -> str:
+    """An error about a value a ``--set`` gave names the flag, not the file."""
+    head = f"{path}:"
+    if not applied or not line.startswith(head):
+        return line
+    location, _, message = line[len(head) :].partition(": ")
+    for key, text in applied.items():
+        if location == key or key.startswith(location + "."):
+            return f"--set {text}: {message}"
+        if location.startswith(key + "."):
+            return f"--set {text}: {location}: {message}"
+    return line
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
+    """The validated spec of an experiment file, with ``overrides`` (``--set KEY=VALUE``) applied as if the
+    file said them; raises SpecError with one line on any problem, naming the file's key or the flag."""
+    path = Path(path)
+    data = _read_yaml(path.resolve())
+    data.pop("include", None)
+    applied = apply_overrides(data, overrides)
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        fields = list(ExperimentSpec.model_fields)
+        if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
+            fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
+        raise SpecError(_blame(_format(path, first, fields, error.errors()), path, applied)) from None
+    errors = semantic_errors(spec)
+    if errors:
+        location, message = errors[0]
+        raise SpecError(_blame(f"{path}:{location}: {message}", path, applied))
+    if spec.name is None:
+        spec.name = path.stem
+    _resolve_source_paths(spec, path.resolve().parent)
+    return spec
+
+
+def _resolve_source_paths(spec: ExperimentSpec, folder: Path) -> None:
+    """A relative folder in `source_adapters` is relative to the experiment file; a hub id stays as it is."""
+
+    def resolved(value: str) -> str:
+        candidate = Path(value).expanduser()
+        if not candidate.is_absolute() and (folder / candidate).exists():
+            return str(folder / candidate)
+        return str(candidate) if candidate.is_absolute() or candidate.exists() else value
+
+    for task, given in spec.source_adapters.items():
+        if isinstance(given, dict):
+            spec.source_adapters[task] = {model: resolved(value) for model, value in given.items()}
+        else:
+            spec.source_adapters[task] = resolved(given)
