@@ -11,7 +11,7 @@ transfer parameters (Pareto), and what each model × method cost.
   records — trials, median wall time and seconds per optimizer step, total wall hours, device hours
   (wall time × processes, on the device the trials ran on) and peak memory.
 
-Scores are the report's (test ×100, harness/report.py); the average of a seed is its mean over the targets,
+Scores are the report's (test ×100, harness/report/); the average of a seed is its mean over the targets,
 so its sd is the spread of the seeds' averages, and only seeds with a score on every target count.
 """
 
