@@ -27,7 +27,8 @@ from pathlib import Path
 
 from harness import stats
 from harness.plan import Trial
-from harness.report import MISSING, Report, latex_escape
+from harness.report.model import MISSING, Report
+from harness.report.render import latex_escape
 from harness.store import Store
 from scalearn.atomic import atomic_write
 

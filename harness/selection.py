@@ -191,3 +191,19 @@ def selection_csv(rows: list[dict]) -> str:
                 }
             )
     return buffer.getvalue()
+
+
+def status_lines(spec, store, groups=None) -> list[str]:
+    """One line per searched group for `harness status`: its points done, and its choice once it has one
+    (flagged when it sits at the edge of what was searched)."""
+    lines = []
+    for row in selection_rows(spec, store, groups):
+        finished = sum(point["done"] == point["planned"] for point in row["points"])
+        where = f"search {row['method']} · {row['task']} · {row['model']}: {finished}/{len(row['points'])} points done"
+        if row["chosen"] is None:
+            lines.append(f"{where}, searching")
+            continue
+        chosen = ", ".join(f"{k}={v}" for k, v in row["points"][row["chosen"]]["point"].items())
+        edge = f" (at the edge of the searched {', '.join(row['at_edge'])})" if row["at_edge"] else ""
+        lines.append(f"{where}, chosen {chosen}{edge}")
+    return lines

@@ -1,0 +1,36 @@
+"""`harness status FILE`: done / running / failed / pending per stage, each search's state, and why a trial
+failed; exit 1 when one did."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from harness.cli.common import add_file, load
+from harness.selection import status_lines
+from harness.store import STATES, Store
+
+
+def add(commands) -> None:
+    command = commands.add_parser("status", help="done / running / failed / pending per stage, and each search's state")
+    add_file(command)
+    command.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    spec, planned = load(args, store)
+    trials = planned.sorted_trials()
+    states = {t.key: store.state(t.key) for t in trials}
+    counts = Counter((t.stage, states[t.key]) for t in trials)
+    for stage in (1, 2):
+        total = sum(counts[(stage, state)] for state in STATES)
+        print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
+    if spec.search:
+        for line in status_lines(spec, store, planned.groups.values()):
+            print(line)
+    failed = [t for t in trials if states[t.key] == "failed"]
+    for trial in failed:
+        reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
+        print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")
+    return 1 if failed else 0
