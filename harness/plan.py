@@ -127,6 +127,19 @@ class SearchGroup:
     else sets the group apart (stage, few-shot, its source adapters); the name of its record in the store."""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """An experiment's plan as the store stood when it was made: one value a submit, a report or a command
+    reads, instead of planning again."""
+
+    trials: list[Trial]
+    """Every trial that can be planned now, stage 1 first, without duplicates."""
+    groups: dict[tuple, SearchGroup]
+    """The searched groups: their points, and the chosen one once their search is done."""
+    waiting: list[dict]
+    """Transfer trials that cannot be keyed yet (plan rows without keys): their sources' search is open."""
+
+
 class _Planner:
     """Collects the trials of an experiment; a group with a search adds its final trials only once its search
     trials are all done (``result_of`` reads the store), so the plan grows as results come in."""
@@ -140,8 +153,8 @@ class _Planner:
         self.described: dict[tuple[str, str], dict] = {}
         """External sources, read once per plan: (model, location, kind) → format, folder, content hash."""
 
-    def sorted_trials(self) -> list[Trial]:
-        return sorted(self.trials.values(), key=lambda t: t.stage)
+    def plan(self) -> Plan:
+        return Plan(sorted(self.trials.values(), key=lambda t: t.stage), self.groups, self.waiting)
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
         overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
@@ -230,11 +243,11 @@ def expand(spec: ExperimentSpec, store=None, given_up=None) -> list[Trial]:
 
     Without a search that is all of them. With one, a group's final trials (and the transfer trials that
     consume a searched source adapter) appear once the search trials they wait for are done in ``store``."""
-    return make_plan(spec, store, given_up).sorted_trials()
+    return make_plan(spec, store, given_up).trials
 
 
-def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
-    """The whole plan as the store stands: its trials (``sorted_trials``), its searched groups (``groups``) and
+def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> Plan:
+    """The whole plan as the store stands: its trials (``trials``), its searched groups (``groups``) and
     the transfer trials that wait for a search of their sources (``waiting``, plan rows without keys).
 
     A search trial that failed counts as failed for good (the worst dev value: its group still chooses) when
@@ -251,36 +264,36 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> _Planner:
         failed = key in given_up if given_up is not None else store.state(key) == "failed"
         return FAILED if failed else None
 
-    plan = _Planner(spec, result_of)
+    planner = _Planner(spec, result_of)
     few_shot = spec.data.few_shot
     for model in spec.models:
         for method in spec.methods:
             if method_class(method).joint:
                 tasks, label = spec.task_list(), spec.joint_label()
-                plan.group(1, model, method, spec.joint_seed_list(), tasks=tasks, label=label, few_shot=few_shot)
+                planner.group(1, model, method, spec.joint_seed_list(), tasks=tasks, label=label, few_shot=few_shot)
                 continue
             two_stage = method_class(method).uses_sources
             source_method = method_class(method).source_method  # "adapter", or "lora" for ScaLearn over LoRA
             for target in spec.target_list():
                 seeds = spec.seeds_for(target)
                 if not two_stage:
-                    plan.group(1, model, method, seeds, task=target, few_shot=few_shot)
+                    planner.group(1, model, method, seeds, task=target, few_shot=few_shot)
                     continue
                 sources = spec.source_list(target)
                 keys = []
                 for source in sources:
                     external = spec.source_adapter(source, model)
                     if external is not None:  # trained elsewhere: installed, not trained
-                        keys.append(plan.imported(model, source, external, source_method))
+                        keys.append(planner.imported(model, source, external, source_method))
                         continue
                     # in few-shot runs the target's own source adapter is the k-shot one (docs/method.md §4.5)
                     shots = few_shot if source == target else None
-                    chosen = plan.group(1, model, source_method, [spec.source_seed], task=source, few_shot=shots)
+                    chosen = planner.group(1, model, source_method, [spec.source_seed], task=source, few_shot=shots)
                     keys.append(chosen[0] if chosen else None)
                 if None not in keys:  # every source adapter is known: the transfer trials can be planned
-                    plan.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)
+                    planner.group(2, model, method, seeds, tuple(keys), task=target, few_shot=few_shot, sources=sources)
                 else:
-                    plan.wait(
+                    planner.wait(
                         model, method, target, seeds, [s for s, k in zip(sources, keys, strict=True) if k is None]
                     )
-    return plan
+    return planner.plan()

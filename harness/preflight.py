@@ -72,6 +72,19 @@ def cluster_shapes() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     return live, types
 
 
+def local_shapes(num_cpus: int | None = None) -> tuple[list[dict[str, float]], list[dict[str, float]]] | None:
+    """The resources the local Ray that a submit is about to start will have (one node, no autoscaler),
+    resolved the way `ray.init` resolves them (CPUs, GPUs, memory after the object store), without starting
+    it; None when this Ray version resolves them elsewhere (the check then runs once Ray is up)."""
+    try:
+        from ray._private.resource_and_label_spec import ResourceAndLabelSpec  # Ray's own resolution (2.4x+)
+
+        node = ResourceAndLabelSpec(num_cpus=num_cpus).resolve(is_head=True).to_resource_dict()
+    except Exception:  # a private API: moved or changed in this Ray version
+        return None
+    return [{name: float(value) for name, value in node.items() if not name.startswith("node:")}], []
+
+
 def fits(request: dict[str, float], node: dict[str, float]) -> bool:
     return all(node.get(name, 0.0) >= need for name, need in request.items())
 

@@ -59,6 +59,7 @@ def _mirror_dir(url: str) -> Path:
 class Store:
     def __init__(self, root: str | Path):
         text = str(root)
+        self._results: dict[str, dict] = {}  # finished results read so far (see `result`)
         self.fs, self.base = None, None  # a remote store: its fsspec filesystem and path in it
         if "://" in text and not text.startswith("file://"):
             try:
@@ -182,9 +183,15 @@ class Store:
         return {path.rstrip("/").split("/")[-2] for path in listed} & set(keys)
 
     def result(self, key: str) -> dict:
+        """A finished trial's result, read once per Store: a result is written once under its content key and
+        never changes, so later calls (the plan, the tracker, the report) share the first read. Read-only."""
+        cached = self._results.get(key)
+        if cached is not None:
+            return cached
         result = self._read(key, "result.json")
         if result is None:
             raise FileNotFoundError(f"{self.location}/trials/{key}/result.json")
+        self._results[key] = result
         return result
 
     def write_trial(self, key: str, summary: dict) -> None:

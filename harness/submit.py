@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.plan import Trial, expand, make_plan
+from harness.plan import Plan, Trial, make_plan
 from harness.spec import ExperimentSpec, load_spec
 from harness.store import Store
 
@@ -70,7 +70,9 @@ def submit(
     if not isinstance(spec, ExperimentSpec):
         source, spec = source or str(spec), load_spec(spec)
     store = store if isinstance(store, Store) else Store(store)
-    trials = expand(spec, store)
+    given_up: set[str] = set()  # what failed for good in this submit; earlier failures are retried first
+    plan = make_plan(spec, store, given_up)  # once per wave: here, then after each wave
+    trials = plan.trials
     done = store.done_keys(t.key for t in trials)
     todo = [t for t in trials if t.key not in done]
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
@@ -81,18 +83,27 @@ def submit(
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 
-    lost, given_up, tracker, finish = {}, set(), None, None
+    lost, tracker, finish = {}, None, None
     if todo:
         started = not ray.is_initialized()  # a Ray this process already holds (a notebook's, a test's) is reused
+        # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that `ray start`
+        # happened to leave running on this machine
+        address = (address or os.environ.get("RAY_ADDRESS") or "local") if started else address
+        checked = False
+        if preflight and started and address == "local":
+            # the local Ray's shape is known before it starts: a submit that cannot run starts nothing
+            from harness.preflight import local_shapes
+
+            shapes = local_shapes(num_cpus)
+            if shapes is not None:
+                _preflight(spec, todo, True, data_dir, shapes)
+                checked = True
         if started:
-            # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that
-            # `ray start` happened to leave running on this machine
-            address = address or os.environ.get("RAY_ADDRESS") or "local"
             local = {"num_cpus": num_cpus} if address == "local" else {}
             ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         on_this_machine = address == "local" if started else _all_nodes_here()
         try:
-            if preflight:  # before anything is written: a submit that cannot run leaves the store as it was
+            if preflight and not checked:  # before anything is written: a refused submit leaves the store as it was
                 _preflight(spec, todo, on_this_machine, data_dir)
             finish = _register(spec, store, say)
             tracker = tracker_for_submit()
@@ -106,7 +117,8 @@ def submit(
                 # what failed now (after its retries) stays failed in this submit: a search counts it as the
                 # worst point and chooses without it; a resubmit retries it
                 given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
-                trials = expand(spec, store, given_up)  # searches that finished plan their groups' final trials
+                plan = make_plan(spec, store, given_up)  # searches that finished plan their groups' final trials
+                trials = plan.trials
                 done = store.done_keys(t.key for t in trials)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
@@ -122,7 +134,7 @@ def submit(
         tracker = tracker_for_submit()
     else:
         tracker.log_trials(trials, store)  # what is still held, and what another submit claimed but did not log
-    choices = record_choices(spec, store, given_up, say) if spec.search else []
+    choices = record_choices(spec, store, plan, say) if spec.search else []
     tracker.finish(trials, store, spec.target_list(), choices)
     for trial in trials:
         if trial.key in lost:
@@ -165,14 +177,15 @@ def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
     return record.close
 
 
-def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir) -> None:
+def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir, shapes=None) -> None:
     """Both checks of harness/preflight.py, reported together: what the cluster cannot offer, and what the
-    trials could not load (on this machine for a local Ray, else on each node that can run a trial)."""
+    trials could not load (on this machine for a local Ray, else on each node that can run a trial).
+    ``shapes``: the nodes' resources when known without Ray (a local Ray not started yet), else Ray's."""
     from harness.preflight import PreflightError, check_inputs, check_resources, cluster_shapes, runnable_nodes
 
     resources = spec.resources.model_dump()
     problems = []
-    shapes = cluster_shapes()
+    shapes = shapes or cluster_shapes()
     needs = {json.dumps(spec.resources_for(model), sort_keys=True): model for model in {t.model for t in todo}}
     for need in sorted(needs) or [json.dumps(resources, sort_keys=True)]:
         try:
@@ -228,14 +241,13 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
     return total
 
 
-def record_choices(spec: ExperimentSpec, store: Store, given_up=None, say: Callable[[str], None] = print) -> list[dict]:
+def record_choices(spec: ExperimentSpec, store: Store, plan: Plan, say: Callable[[str], None] = print) -> list[dict]:
     """Write each searched group's state to ``<store>/choices/<group>.json`` (its points, their dev values, the
     chosen point), for the record: the choice itself is always recomputed from the results. Says so when a
     group's recorded choice moved (a point added to the space, or a failed point retried). Returns the rows
     (`harness.selection.selection_rows`)."""
     from harness.selection import selection_rows
 
-    plan = make_plan(spec, store, given_up)
     rows = selection_rows(spec, store, plan.groups.values())
     for row in rows:
         earlier = store.choice(row["group"])

@@ -136,6 +136,21 @@ def test_the_grouped_message_lists_everything_once_with_the_commands_that_supply
 
 
 @pytest.mark.slow
+def test_the_local_rays_shape_is_known_before_it_starts_and_is_the_one_it_gets():
+    """A local submit checks resources before Ray starts (a refused submit starts nothing): the shape it
+    checks against is the one `ray.init` then gives the node (memory to within what the machine freed or
+    took between the two readings)."""
+    from harness.preflight import local_shapes
+
+    ray = local_ray(num_cpus=2)
+    (predicted,), types = local_shapes(2)
+    (actual,) = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    assert types == [] and predicted["CPU"] == actual["CPU"] == 2.0
+    assert predicted.get("GPU", 0.0) == actual.get("GPU", 0.0) == 0.0
+    assert abs(predicted["memory"] - actual["memory"]) < 0.25 * actual["memory"]
+    assert local_shapes(1)[0][0]["CPU"] == 1.0
+
+
 def test_a_cluster_checks_its_inputs_on_every_node_that_can_run_a_trial():
     """Real Ray: the check runs as a task pinned to each runnable node (here the one local node)."""
 

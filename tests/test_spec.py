@@ -190,7 +190,7 @@ def test_per_model_settings_reach_that_models_trials(tmp_path, capsys):
     text += "resources: {cpus: 1}\nmodel_resources: {tiny-llama: {cpus: 2, memory_gb: 3}}\n"
     path.write_text(text)
     spec = load_spec(path)
-    trials = make_plan(spec, None).sorted_trials()
+    trials = make_plan(spec, None).trials
     by_model = {}
     for trial in trials:
         loop = trial.config.loop

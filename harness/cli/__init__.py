@@ -38,4 +38,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as error:
         print(f"harness {args.command}: {error}", file=sys.stderr)
         return 2
-

@@ -19,7 +19,7 @@ def add(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     store = Store(args.store)
     _, planned = load(args, store)
-    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in planned.sorted_trials()]
+    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in planned.trials]
     waiting = planned.waiting
     if args.json:
         print(json.dumps(rows + [{**row, "done": False} for row in waiting], indent=2))

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
     spec, planned = load(args, store)
-    trials = planned.sorted_trials()
+    trials = planned.trials
     report = build_report(spec, trials, store, args.baseline, args.compare == "paper", groups=planned.groups.values())
     print(render(report, args.format))
     if args.out is not None:

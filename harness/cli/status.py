@@ -20,7 +20,7 @@ def add(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     store = Store(args.store)
     spec, planned = load(args, store)
-    trials = planned.sorted_trials()
+    trials = planned.trials
     states = {t.key: store.state(t.key) for t in trials}
     counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):

@@ -15,7 +15,7 @@ def add(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec, planned = load(args)
-    trials = planned.sorted_trials()
+    trials = planned.trials
     stages = {stage: sum(t.stage == stage for t in trials) for stage in (1, 2)}
     searched = sum(t.role == "search" for t in trials)
     after = f"; {searched} search trials, the final ones planned when their search is done" if spec.search else ""
