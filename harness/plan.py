@@ -150,6 +150,9 @@ class _Planner:
         self.groups: dict[tuple, SearchGroup] = {}
         self.waiting: list[dict] = []
         """Transfer trials that cannot be keyed yet: their source adapters' search is still open."""
+        self.added: dict[str, str] = {}
+        """What `add` was asked for → the key it gave: each trial's config is built (and its method model
+        with it) once per plan."""
         self.described: dict[tuple[str, str], dict] = {}
         """External sources, read once per plan: (model, location, kind) → format, folder, content hash."""
 
@@ -157,10 +160,15 @@ class _Planner:
         return Plan(sorted(self.trials.values(), key=lambda t: t.stage), self.groups, self.waiting)
 
     def add(self, stage: int, model: str, method: str, depends_on=(), role="final", point=None, **where) -> str:
-        overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
-        data = {"max_length": self.spec.data.max_length, "max_dev_examples": self.spec.data.max_dev_examples}
-        config = create_config(method, model=model, overrides=overrides, **data, **where)
-        key = trial_key(config, depends_on)
+        asked = json.dumps([model, method, depends_on, point, where], sort_keys=True, default=str)
+        key = self.added.get(asked)  # a source adapter is asked for by every target and method that uses it
+        if key is None:
+            overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
+            data = {"max_length": self.spec.data.max_length, "max_dev_examples": self.spec.data.max_dev_examples}
+            config = create_config(method, model=model, overrides=overrides, **data, **where)
+            key = self.added[asked] = trial_key(config, depends_on)
+        else:
+            config = self.trials[key].config
         known = self.trials.get(key)
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
             self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)

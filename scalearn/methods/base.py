@@ -14,9 +14,9 @@ import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, PrivateAttr, ValidationError
 
-from scalearn.config import Count, LoopConfig, Positive
+from scalearn.config import Count, LoopConfig, Positive, value_errors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,10 +140,6 @@ def method_class(name: str) -> type[Method]:
 def value_problems(name: str, overrides: dict) -> list[tuple[str, str]]:
     """(key, what is wrong) for each override of method ``name`` that it lacks or whose value is out of its
     type or range; empty when all fit."""
-    from pydantic import ValidationError
-
-    from scalearn.config import value_errors
-
     cls = method_class(name)
     try:
         cls(**{**METHODS[name][1], **overrides})
@@ -160,11 +156,11 @@ def get_method(name: str, **overrides) -> Method:
         raise UnknownMethodError(
             f"method {name!r} has no hyper-parameter {unknown[0]!r}; it has: {', '.join(sorted(cls.model_fields))}"
         )
-    problems = value_problems(name, overrides)
-    if problems:
-        key, message = problems[0]
-        raise ValueError(f"method {name!r}: {key}: {message}")
-    method = cls(**{**METHODS[name][1], **overrides})
+    try:  # built once; the problems are worked out only when it does not build
+        method = cls(**{**METHODS[name][1], **overrides})
+    except ValidationError:
+        key, message = value_problems(name, overrides)[0]
+        raise ValueError(f"method {name!r}: {key}: {message}") from None
     method._name = name
     return method
 
