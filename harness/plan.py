@@ -85,13 +85,10 @@ def finals(trials: list[Trial]) -> list[Trial]:
     return [t for t in trials if t.role == "final"]
 
 
-def task_results(trial: Trial, result: dict) -> list[tuple[str, dict]]:
-    """(task, {"test": …, "parameters": …}) for each task a finished trial has results for: the trial's own
-    task, or every task of a joint trial."""
-    if not trial.joint:
-        return [(trial.task, result)]
-    per_task = result.get("tasks", {})
-    return [(task, {**result, "test": per_task[task].get("test", {})}) for task in trial.tasks if task in per_task]
+def task_results(result: dict) -> list[tuple[str, dict]]:
+    """(task, its scores: "metric", "best_dev", "test") for each task a finished trial trained: one for a
+    single-task trial, every task of a joint one (scalearn.result: the same shape for both)."""
+    return list(result.get("tasks", {}).items())
 
 
 def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:

@@ -42,7 +42,8 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
         metric = get_task(tasks[0]).metric if len(tasks) == 1 else None
         test = None
         if group.final_keys and metric is not None and all(store.is_done(key) for key in group.final_keys):
-            scores = [store.result(key)["test"].get(metric) for key in group.final_keys]
+            finished = [store.result(key)["tasks"].get(tasks[0]) for key in group.final_keys]
+            scores = [task["test"].get(metric) for task in finished if task is not None]
             scores = [scaled(metric, s) for s in scores if isinstance(s, int | float)]
             if scores:
                 summary = summarize(scores)

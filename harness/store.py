@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 
 from scalearn.atomic import read_json, write_json
+from scalearn.result import read as read_result
 
 STATES = ("done", "running", "failed", "pending")
 
@@ -188,10 +189,10 @@ class Store:
         cached = self._results.get(key)
         if cached is not None:
             return cached
-        result = self._read(key, "result.json")
-        if result is None:
+        stored = self._read(key, "result.json")
+        if stored is None:
             raise FileNotFoundError(f"{self.location}/trials/{key}/result.json")
-        self._results[key] = result
+        result = self._results[key] = read_result(stored)  # an older version's shape is upgraded here
         return result
 
     def write_trial(self, key: str, summary: dict) -> None:

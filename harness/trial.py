@@ -13,14 +13,23 @@ from harness.store import Store
 
 
 def train(
-    trial: Trial, sources=None, *, output_dir=None, data_dir=None, cache_dir=None, callback=None, device=None, **loop
+    trial: Trial,
+    sources=None,
+    *,
+    output_dir=None,
+    data_dir=None,
+    cache_dir=None,
+    callback=None,
+    device=None,
+    write_result=True,
+    **loop,
 ):
     """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model)."""
     from scalearn.run import run
 
     config = trial.config.with_loop(**loop) if loop else trial.config
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}
-    return run(config, sources, output_dir, **options)
+    return run(config, sources, output_dir, write_result=write_result, **options)
 
 
 def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, callback=None) -> dict:
@@ -29,7 +38,8 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
         return install(trial, store)
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
-    result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), **options)
+    # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)
+    result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
     if trial.depends_on:
         plot_mixing(trial, store.model_dir(trial.key))
     record = {"trial": trial.summary(), **result.to_dict()}

@@ -48,13 +48,15 @@ def run(
     callback=None,
     device=None,
     stop_after_evaluations: int | None = None,
+    write_result: bool = True,
 ) -> tuple[TrainResult, object]:
     """Train the trial ``config`` describes; returns (result, trained model).
 
     ``sources``: the stage-1 adapter folders of a transfer trial, in ``config.sources`` order (the target's
-    own last). With ``out_dir``: writes result.json, the model checkpoint and, for a single-task adapter,
-    the adapter artifact that stage 2 consumes. ``stop_after_evaluations`` interrupts the run as a crash
-    would, after its checkpoint (for tests of resuming)."""
+    own last). With ``out_dir``: writes the model checkpoint, for a single-task adapter the adapter artifact
+    that stage 2 consumes, and (unless ``write_result`` is off: the harness stores the result itself, once)
+    result.json. ``stop_after_evaluations`` interrupts the run as a crash would, after its checkpoint (for
+    tests of resuming)."""
     method = method_of(config)
     names = list(config.tasks) or [config.task]
     specs = {name: get_task(name) for name in names}
@@ -120,7 +122,7 @@ def run(
     trial = config.model_dump(mode="json")
     trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
     result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
-    if save_dir is not None:
+    if save_dir is not None and write_result:
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, model
 

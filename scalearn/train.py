@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -35,46 +35,15 @@ from scalearn.evaluation import evaluate
 from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
 from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
 from scalearn.model import TransferModel
+from scalearn.result import TrialResult
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
 from scalearn.tasks.base import TaskSpec
 
 Callback = Callable[[str, dict], None]
 
 
-@dataclass
-class TrainResult:
-    task: str
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
-    """The best evaluation's epoch (a joint run: the evaluation's number)."""
-    best_step: int = -1
-    best_dev: dict = field(default_factory=dict)
-    test: dict = field(default_factory=dict)
-    """Test scores; a joint run's as "<task>/<metric>"."""
-    selected_by: str = "loss"
-    selects_on_test: bool = False
-    parameters: dict = field(default_factory=dict)
-    steps: int = 0
-    wall_seconds: float = 0.0
-    peak_memory_mb: float = 0.0
-    data_key: str = ""
-    losses: list[float] = field(default_factory=list)
-    """Training loss of every optimizer step."""
-    step_times: list[float] = field(default_factory=list)
-    """When each optimizer step ended (Unix seconds); ``history`` rows' times are in ``evaluation_times``.
-    Kept apart from the losses and the history so that a resumed run's numbers equal an uninterrupted one's."""
-    evaluation_times: list[float] = field(default_factory=list)
-    test_seconds_per_example: float | None = None
-    """Wall time of the test evaluation per example (batches of ``eval_batch_size``): the model's inference cost."""
-    datasets: dict = field(default_factory=dict)
-    """Per task: its data's fingerprint (the tokenised cache key) and the rows of each split used."""
-    tasks: dict = field(default_factory=dict)
-    """Joint multi-task runs: per task, its best dev scores, test scores and main metric."""
-    provenance: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+TrainResult = TrialResult
+"""The loop's result: the typed, versioned record of scalearn.result (the name the core has always used)."""
 
 
 def _dataset_record(data) -> dict:
@@ -393,15 +362,12 @@ def fit(
         tested += sum(len(split) for name, split in data[task].splits.items() if name.startswith("test"))
     # inference cost: a transfer model runs every source adapter here, as it would when deployed
     result.test_seconds_per_example = (time.perf_counter() - test_start) / max(tested, 1)
-    if joint:
-        result.best_dev = dict(best["selected"])
-        for task in names:
-            task_best = best["scores"].get(task, {})
-            result.tasks[task] = {"best_dev": task_best, "test": tests[task], "metric": tasks[task].metric}
-            result.test.update({f"{task}/{k}": v for k, v in tests[task].items()})
-    else:
-        result.best_dev = dict(best["scores"].get(names[0], {}))
-        result.test = tests[names[0]]
+    for task in names:  # one entry per task, whatever the method: a single-task run is a joint run of one
+        best_dev = best["scores"].get(task, {})
+        result.tasks[task] = {"metric": tasks[task].metric, "best_dev": best_dev, "test": tests[task]}
+    # what selection compared, and the test scores flat: a joint run's under "<task>/<metric>"
+    result.best_dev = dict(best["selected"]) if joint else dict(best["scores"].get(names[0], {}))
+    result.test = {f"{t}/{k}" if joint else k: v for t in names for k, v in tests[t].items()}
     if save_dir is not None:
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
         recorded = model.transfer.recorded() if model.transfer is not None else None

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     # 0 — the contract and what needs nothing: typed configs, names, files, the task registry (data specs)
     ["scalearn.config", "scalearn.atomic", "scalearn.layout", "scalearn.metrics", "scalearn.schedule",
-     "scalearn.catalog", "scalearn.packaged", "scalearn.ports", "scalearn.tasks"],
+     "scalearn.catalog", "scalearn.packaged", "scalearn.ports", "scalearn.tasks", "scalearn.result"],
     # 1 — the blocks a model is made of
     ["scalearn.adapters", "scalearn.heads", "scalearn.backbones", "scalearn.fingerprint", "scalearn.transfer",
      "scalearn.tuners", "scalearn.reference"],
@@ -35,6 +35,7 @@ LAYERS = [
 
 TORCH_FREE = [
     "scalearn.config",
+    "scalearn.result",
     "scalearn.resolve",
     "scalearn.catalog",
     "scalearn.packaged",

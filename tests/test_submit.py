@@ -113,6 +113,9 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     for trial in trials:
         result = store.result(trial.key)
         assert result["trial"]["key"] == trial.key and "accuracy" in result["test"]
+        # one result, stored once: the trial's own task in `tasks` as a joint run's are, none among the artifacts
+        assert result["version"] == 2 and result["tasks"][trial.task]["test"] == result["test"]
+        assert not (store.trial_dir(trial.key) / "artifacts" / "result.json").exists()
         if trial.stage == 2:  # it consumed exactly the artifacts of the trials it depends on
             expected = [str(store.trial_dir(k) / "artifacts" / "adapter") for k in trial.depends_on]
             assert result["config"]["sources"] == expected

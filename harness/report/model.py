@@ -163,8 +163,9 @@ def build_report(
                 continue
             if not set(trial.tasks or [trial.task]) & set(metrics) or not store.is_done(trial.key):
                 continue
-            for task, result in task_results(trial, store.result(trial.key)):
-                test = result.get("test", {})
+            result = store.result(trial.key)
+            for task, scores in task_results(result):
+                test = scores["test"]
                 if task not in metrics or test.get(metrics[task]) is None:
                     continue
                 cell = rows[trial.method].cells[task]

@@ -20,8 +20,8 @@ def results_table(trials: list[Trial], store: Store, targets: list[str]) -> str:
     for trial in finals(trials):
         if not set(trial.tasks or [trial.task]) & set(targets) or not store.is_done(trial.key):
             continue
-        for task, result in task_results(trial, store.result(trial.key)):
-            value = result.get("test", {}).get(get_task(task).metric)
+        for task, task_scores in task_results(store.result(trial.key)):
+            value = task_scores["test"].get(get_task(task).metric)
             if task not in targets or value is None:
                 continue
             scores.setdefault((trial.model, trial.method), {}).setdefault(task, []).append(

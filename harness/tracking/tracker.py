@@ -298,8 +298,8 @@ class Tracker:
             if results:
                 metrics, lines = group_summary([t for t in members if t.key in results], results)
                 for trial in (t for t in members if t.key in results):
-                    for task, per_task in task_results(trial, results[trial.key]):
-                        for name, value in per_task.get("test", {}).items():
+                    for task, per_task in task_results(results[trial.key]):
+                        for name, value in per_task["test"].items():
                             if number(value):
                                 scores = task_scores.setdefault(top, {}).setdefault(task, {})
                                 scores.setdefault(name, []).append(scaled(name, value))
