@@ -146,14 +146,16 @@ def train_task(
     output_dir: str | Path | None = None,
     few_shot_k: int | None = None,
     max_length: int | None = None,
+    max_dev_examples: int | None = None,
     **kwargs,
 ) -> tuple[TrainResult, object]:
     """Train one method on one task from names; returns (result, trained model). ``sources``: stage-1 adapter
-    folders, the target's own last. ``kwargs``: hyper-parameters of the method or the loop (checked), and
+    folders, the target's own last. ``few_shot_k``, ``max_length``, ``max_dev_examples``: the data options of
+    an experiment file's `data:` block. ``kwargs``: hyper-parameters of the method or the loop (checked), and
     the options of ``run`` (data_dir, cache_dir, checkpoint_dir, callback, device)."""
     if method_class(method).joint:
         raise ValueError(f"method {method!r} trains several tasks at once: use train_joint")
-    where = {"task": task, "max_length": max_length, "few_shot": few_shot_k}
+    where = {"task": task, "max_length": max_length, "few_shot": few_shot_k, "max_dev_examples": max_dev_examples}
     names = source_names(sources) if sources else []
     return _from_names(method, model, seed, sources, output_dir, dict(kwargs), sources=names, **where)
 
@@ -168,6 +170,7 @@ def train_joint(
     output_dir: str | Path | None = None,
     few_shot_k: int | None = None,
     max_length: int | None = None,
+    max_dev_examples: int | None = None,
     **kwargs,
 ) -> tuple[TrainResult, object]:
     """Train a joint multi-task method (FT-m, Adapter-m, ProPETL-m, HyperFormer(++)) on ``tasks`` at once;
@@ -177,4 +180,5 @@ def train_joint(
         joint = ", ".join(name for name in method_names() if method_class(name).joint)
         raise ValueError(f"method {method!r} trains one task: use train_task (joint methods: {joint})")
     where = {"tasks": tasks, "label": name, "max_length": max_length, "few_shot": few_shot_k}
+    where["max_dev_examples"] = max_dev_examples
     return _from_names(method, model, seed, None, output_dir, dict(kwargs), **where)

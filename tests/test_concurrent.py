@@ -61,12 +61,17 @@ def check_once(store: Store, uri: str, files: list[Path]):
                 assert parent.data.tags["mlflow.parentRunId"] == top.info.run_id
 
 
-def test_two_submits_of_one_sweep_on_a_fresh_store_then_on_an_existing_one(tmp_path):
+def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store_then_two_on_an_existing_one(tmp_path):
+    """First three drivers at once on a fresh store: two of one sweep, and a second file (its own experiment,
+    in the same database) whose trials are all trials of the sweep, so the three share the work. Then two
+    drivers of the sweep with more seeds on the existing store: new trials to share, the old ones done."""
     store = Store(tmp_path / "store")
-    codes, outputs = run_together((TINY, store.root), (TINY, store.root))
-    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.read_text().replace("name: tiny", "name: tiny-other").replace("seeds: 2", "seeds: 1"))
+    codes, outputs = run_together((TINY, store.root), (TINY, store.root), (other, store.root))
+    assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
     assert any("another submit is running on this store" in output for output in outputs)
-    check_once(store, store.tracking_uri, [TINY])
+    check_once(store, store.tracking_uri, [TINY, other])  # one database, two experiments, shared trials
 
     more = tmp_path / "more.yaml"  # more seeds: new trials for both to share, the old ones done already
     more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 4"))
@@ -74,12 +79,3 @@ def test_two_submits_of_one_sweep_on_a_fresh_store_then_on_an_existing_one(tmp_p
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
     check_once(store, store.tracking_uri, [more])
     assert store.drivers() == []  # both submits ended and took their records with them
-
-
-def test_two_experiment_files_on_one_store_at_once(tmp_path):
-    store = Store(tmp_path / "store")
-    other = tmp_path / "other.yaml"
-    other.write_text(TINY.read_text().replace("name: tiny", "name: tiny-other").replace("seeds: 2", "seeds: 1"))
-    codes, outputs = run_together((TINY, store.root), (other, store.root))
-    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    check_once(store, store.tracking_uri, [TINY, other])  # one database, two experiments, shared source adapters

@@ -198,6 +198,7 @@ def test_the_issue_case_smollm2_saved_in_bf16_trains(method, tmp_path_factory, c
         batch_size=4,
         few_shot_k=8,
         max_length=16,
+        max_dev_examples=16,
         cache_dir=cache_dir,
     )
     assert result.steps == 1 and torch.isfinite(torch.tensor(result.losses)).all()
