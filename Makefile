@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix scalearn harness tests benchmarks
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests  # the slowest 25: what to look at when the suite grows
 
 # Day-to-day edits: everything but the end-to-end tests (the rule is in tests/conftest.py); `make test` before a push.
 test-fast: lint
