@@ -21,6 +21,7 @@ import math
 
 from harness.plan import Trial
 from harness.store import Store, write_json
+from harness.trial import train
 
 MEMORY_KEYS = ("batch_size", "precision", "engine", "gradient_checkpointing", "gradient_accumulation")
 
@@ -68,8 +69,7 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
     the GPU when there is one, else the process's peak resident memory."""
     import torch
 
-    from harness.trial import train
-    from scalearn.provenance import peak_memory_mb
+    from scalearn.provenance import peak_memory_mb  # torch: only in a probe's worker
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":

@@ -20,8 +20,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from harness.spec import ExperimentSpec
+import scalearn
+from harness.search import FAILED, best_index, planned_count, point_value, sample, search_seeds, space_for
+from harness.spec import ExperimentSpec, SpecError
+from scalearn.catalog import canonical_name
 from scalearn.config import TrialConfig
+from scalearn.methods import method_class
 from scalearn.resolve import create_config, key_fields
 
 
@@ -92,10 +96,9 @@ def task_results(result: dict) -> list[tuple[str, dict]]:
 
 
 def trial_key(config: TrialConfig | dict, depends_on: tuple[str, ...]) -> str:
-    from scalearn import CORE_VERSION
 
     fields = key_fields(config) if isinstance(config, TrialConfig) else config
-    payload = {"config": fields, "consumes": list(depends_on), "core_version": CORE_VERSION}
+    payload = {"config": fields, "consumes": list(depends_on), "core_version": scalearn.CORE_VERSION}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
@@ -174,10 +177,8 @@ class _Planner:
     def imported(self, model: str, task: str, location: str, kind: str = "adapter") -> str:
         """The import trial of an external source adapter: keyed by the model, the task and the hash of what
         the files hold (the same files, the same key; a changed file, a new key and so new dependents)."""
-        from harness.spec import SpecError
-        from scalearn.catalog import canonical_name
-        from scalearn.interop import InteropError
-        from scalearn.interop.sources import describe_source
+        from scalearn.interop import InteropError  # torch: only when a sweep names external sources
+        from scalearn.interop.sources import describe_source  # torch: only when a sweep names external sources
 
         cache = self.described.setdefault((model, location, kind), {})
         if not cache:
@@ -197,7 +198,6 @@ class _Planner:
     def wait(self, model: str, method: str, target: str, seeds: list[int], open_sources: list[str]) -> None:
         """Rows for the transfer trials still waiting for their sources: their points and seeds, without keys
         (a tpe search: its first points, the ones known before any result)."""
-        from harness.search import sample, search_seeds, space_for
 
         space = space_for(self.spec, method, target)
         points = sample(self.spec.search, space, lambda point: None)[0] if space else [None]
@@ -210,7 +210,6 @@ class _Planner:
 
     def group(self, stage: int, model: str, method: str, seeds: list[int], depends_on=(), **where) -> list | None:
         """Plan one group; its final trials' keys in seed order, or None while its search is open."""
-        from harness.search import best_index, planned_count, point_value, sample, search_seeds, space_for
 
         space = space_for(self.spec, method, where.get("task"))
         if not space:
@@ -258,8 +257,6 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> Plan:
     A search trial that failed counts as failed for good (the worst dev value: its group still chooses) when
     its key is in ``given_up``; by default (None) every failure recorded in the store does. A submit passes
     the keys that failed during it, so it retries earlier failures before a group chooses without them."""
-    from harness.search import FAILED
-    from scalearn.methods import method_class
 
     def result_of(key: str) -> dict | None:
         if store is None:

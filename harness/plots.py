@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.plan import finals
 from scalearn.atomic import atomic_write
 from scalearn.layout import read_mixing
+from scalearn.tasks import get_task
 
 OWN = "(own)"
 
@@ -144,8 +146,6 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
 
     Returns {"sweep": [...], "<stage2 group>": [...]} — the MLflow run each figure belongs on: the sweep's
     report run, or the parent run of that (stage, method, task, model)."""
-    from harness.plan import finals
-    from scalearn.tasks import get_task
 
     trials = finals(trials)
     out = Path(out_dir) / "figures"

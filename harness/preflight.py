@@ -20,7 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from scalearn.data import DATA_DIR_ENV, DataNotAvailableError, _local_files
+from scalearn.packaged import packaged
+from scalearn.tasks import get_task
 
 HUB_TIMEOUT_SECONDS = 8.0
 WEIGHT_FILES = (
@@ -179,8 +184,7 @@ def _cached_model_file(repo: str, names: tuple[str, ...]) -> bool:
 
 def model_problem(name: str, hub: _Hub) -> str | None:
     """None when the trials can load the model (config, weights, tokenizer); else why not, in a few words."""
-    from scalearn.backbones import MINILM, TINY_CONFIGS, canonical_name, minilm_path
-    from scalearn.packaged import packaged
+    from scalearn.backbones import MINILM, TINY_CONFIGS, canonical_name, minilm_path  # torch: only when checking models
 
     canonical = canonical_name(name)
     if canonical in TINY_CONFIGS or (canonical == MINILM and minilm_path() is not None):
@@ -217,10 +221,6 @@ def model_problem(name: str, hub: _Hub) -> str | None:
 
 def task_problem(name: str, data_dir: str | Path | None, hub: _Hub) -> str | None:
     """None when the trials can load the task's raw data; else why not, in a few words."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from scalearn.data import DATA_DIR_ENV, DataNotAvailableError, _local_files
-    from scalearn.tasks import get_task
 
     task = get_task(name)
     if task.loader is not None:
@@ -278,7 +278,7 @@ def missing_inputs(
 
 def describe_missing(missing: dict[str, dict[str, str]], where: str = "") -> str:
     """The grouped message: what is missing, why, and the commands that supply it."""
-    from scalearn.backbones import canonical_name
+    from scalearn.backbones import canonical_name  # torch: only when checking models
 
     models, tasks = missing["models"], missing["tasks"]
     counts = [f"{len(models)} model{'s' * (len(models) != 1)}"] * bool(models)
@@ -291,7 +291,6 @@ def describe_missing(missing: dict[str, dict[str, str]], where: str = "") -> str
         by_reason.setdefault(why, []).append(name)
     for why, names in by_reason.items():
         lines.append(f"  task{'s' * (len(names) != 1)} {', '.join(names)}: {why}")
-    from scalearn.packaged import packaged
 
     fixes = []
     entries = [packaged(canonical_name(name)) for name in models]

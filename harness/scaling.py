@@ -27,6 +27,7 @@ from pathlib import Path
 
 from harness import stats
 from harness.plan import Trial
+from harness.plots import _pyplot, _save
 from harness.report.model import MISSING, Report
 from harness.report.render import latex_escape
 from harness.store import Store
@@ -55,7 +56,7 @@ class Point:
 
 def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Point]:
     """A point per model × method of the report's tables, largest backbones last."""
-    from scalearn.params import backbone_size
+    from scalearn.params import backbone_size  # torch (meta device): only for a scaling report
 
     points = []
     for table in report.tables:
@@ -105,7 +106,6 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
 
 def scaling_figure(points: list[Point], tasks: list[str], title: str):
     """Score against backbone size: a panel for the average (with several targets) and one per target."""
-    from harness.plots import _pyplot
 
     plt = _pyplot()
     panels = [AVERAGE, *tasks] if len(tasks) > 1 else list(tasks)
@@ -139,7 +139,7 @@ def _model_ticks(axis, points: list[Point]) -> None:
     """One x tick per backbone, at its size, named by it (log scale's own minor labels would overlap)."""
     from matplotlib.ticker import NullFormatter, NullLocator
 
-    from scalearn.params import human_count
+    from scalearn.params import human_count  # torch (meta device): only for a scaling report
 
     names: dict[int, list[str]] = {}
     for p in points:
@@ -164,7 +164,6 @@ def pareto_frontier(pairs: list[tuple[float, float]]) -> list[tuple[float, float
 
 def pareto_figure(points: list[Point], title: str):
     """Average score against trainable transfer parameters: a colour per method, a marker per model."""
-    from harness.plots import _pyplot
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.6))
@@ -232,7 +231,7 @@ def _score(point: Point) -> str:
 
 
 def _cells(point: Point) -> list[str]:
-    from scalearn.params import human_count
+    from scalearn.params import human_count  # torch (meta device): only for a scaling report
 
     cost = point.cost
 
@@ -317,7 +316,6 @@ def cost_csv(points: list[Point]) -> str:
 
 def write_scaling(report: Report, trials: list[Trial], store: Store, out_dir: str | Path) -> tuple[list, list]:
     """(tables written, figures written) of the scaling report; nothing for a sweep of one backbone."""
-    from harness.plots import _save
 
     if len(report.tables) < 2:
         return [], []

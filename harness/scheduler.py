@@ -17,6 +17,7 @@ from harness.packing import is_out_of_memory
 from harness.plan import Trial
 from harness.store import Store, renewing
 from harness.system_metrics import Sampler
+from harness.trial import run_trial
 
 LEASE_POLL_SECONDS = 2.0
 
@@ -37,7 +38,6 @@ def noop_body(trial: Trial, store: Store, **_) -> dict:
 
 def execute(trial: Trial, store_location: str, options: dict, *sources_ready) -> str:
     """The body of one remote task: lease, train (or wait for the holder of the lease), record."""
-    from harness.trial import run_trial
 
     store = Store(store_location)
     if store.is_done(trial.key):

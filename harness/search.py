@@ -31,9 +31,12 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import warnings
 from collections.abc import Callable
 
 from harness.spec import ExperimentSpec, Range, SearchSpec
+from scalearn.methods import method_class
+from scalearn.tasks import get_task
 
 FAILED = {"failed": True}
 """What a search trial that failed for good reads as: its dev value is NaN, the worst."""
@@ -43,7 +46,6 @@ def space_for(spec: ExperimentSpec, method: str, task: str | None = None) -> dic
     """The space of ``method``: `all`'s fields that the method has, then its own block's; less the fields that
     ``task``'s own block (`task_hyperparameters`) sets, which that task's groups keep fixed (e.g. the source
     adapters of a study at a rate chosen before, while the targets are searched)."""
-    from scalearn.methods import method_class
 
     fields = method_class(method).model_fields
     spaces = spec.search.spaces()
@@ -118,7 +120,6 @@ def sample(
 
 def _tpe_point(search: SearchSpec, space: dict, points: list[dict], values: list[tuple[float, bool]]) -> dict:
     """Optuna's TPE proposal for point ``len(points)``, from the points before it and their dev values."""
-    import warnings
 
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -177,7 +178,6 @@ def selection_value(result: dict) -> tuple[float, bool | None]:
         return _number(best.get("loss")), True
     if "score" in best:  # a joint run: the mean main metric over its tasks
         return _number(best["score"]), False
-    from scalearn.tasks import get_task
 
     return _number(best.get(get_task(result["task"]).metric)), False
 

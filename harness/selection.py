@@ -8,17 +8,20 @@ final trials only.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 
+from harness.plan import make_plan
 from harness.search import selection_value
 from harness.stats import scaled, summarize
+from scalearn.tasks import get_task
 
 
 def selection_rows(spec, store, groups=None) -> list[dict]:
     """The searched groups of ``spec`` as the store stands (a group still searching has no choice yet);
     ``groups``: the plan's, when the caller has planned already."""
-    from harness.plan import make_plan
-    from scalearn.tasks import get_task
 
     rows = []
     for group in groups if groups is not None else make_plan(spec, store).groups.values():
@@ -167,9 +170,6 @@ SELECTION_CSV_FIELDS = (
 
 def selection_csv(rows: list[dict]) -> str:
     """One line per searched point; the test columns are filled on the chosen point's line only."""
-    import csv
-    import io
-    import json
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SELECTION_CSV_FIELDS, lineterminator="\n")

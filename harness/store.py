@@ -28,6 +28,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -382,7 +383,6 @@ def renewing(renew):
     """Call ``renew()`` every third of a lease's life, on a daemon thread, until the block ends or it returns
     False (the lease was lost). A store hiccup (OSError) is tried again next round: the lease has two more
     rounds of life."""
-    import threading
 
     stop = threading.Event()
 

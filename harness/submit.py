@@ -19,11 +19,25 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from harness.packing import measure_kinds, trial_gpus
 from harness.plan import Plan, Trial, make_plan
+from harness.preflight import (
+    PreflightError,
+    check_inputs,
+    check_resources,
+    cluster_shapes,
+    local_shapes,
+    runnable_nodes,
+)
+from harness.progress import LiveView
+from harness.scheduler import Outcome, run_trials
+from harness.selection import selection_rows
 from harness.spec import ExperimentSpec, load_spec
-from harness.store import Store
+from harness.store import Store, renewing
+from harness.tracking import open_tracker
 
 
 @dataclass
@@ -65,8 +79,6 @@ def submit(
     ``source``: what MLflow names as the runs' source (default: the experiment file given, else its name)."""
     import ray
 
-    from harness.tracking import open_tracker
-
     if not isinstance(spec, ExperimentSpec):
         source, spec = source or str(spec), load_spec(spec)
     store = store if isinstance(store, Store) else Store(store)
@@ -92,7 +104,6 @@ def submit(
         checked = False
         if preflight and started and address == "local":
             # the local Ray's shape is known before it starts: a submit that cannot run starts nothing
-            from harness.preflight import local_shapes
 
             shapes = local_shapes(num_cpus)
             if shapes is not None:
@@ -158,9 +169,6 @@ def _register(spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
     it. Submits on one store share the work: each trial trains once, in whichever submit's worker leases it
     first; every submit waits for all of its trials and each finished trial is logged to MLflow once, by
     whichever submit claims it. Returns what ends the record (call it when the submit ends)."""
-    from datetime import datetime
-
-    from harness.store import renewing
 
     info = {"experiment": spec.name, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
     driver = store.register_driver(info)  # first, so two submits started at once see each other
@@ -181,7 +189,6 @@ def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir, s
     """Both checks of harness/preflight.py, reported together: what the cluster cannot offer, and what the
     trials could not load (on this machine for a local Ray, else on each node that can run a trial).
     ``shapes``: the nodes' resources when known without Ray (a local Ray not started yet), else Ray's."""
-    from harness.preflight import PreflightError, check_inputs, check_resources, cluster_shapes, runnable_nodes
 
     resources = spec.resources.model_dump()
     problems = []
@@ -206,8 +213,6 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
     """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
     probed for their peak memory (once; kept in the store) when their sources exist, then packed. On a
     ``cluster``, the system metrics of each trial carry its node's id."""
-    from harness.progress import LiveView
-    from harness.scheduler import Outcome, run_trials
 
     resources = spec.resources.model_dump()
     auto = resources["gpus"] == "auto"
@@ -216,8 +221,6 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
     for wave in (w for w in waves if w):
         gpus = None
         if auto:
-            from harness.packing import measure_kinds, trial_gpus
-
             peaks = measure_kinds(wave, store, {"data_dir": data_dir})
             gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
             resources = {**resources, "gpus": min(gpus.values())}
@@ -246,7 +249,6 @@ def record_choices(spec: ExperimentSpec, store: Store, plan: Plan, say: Callable
     chosen point), for the record: the choice itself is always recomputed from the results. Says so when a
     group's recorded choice moved (a point added to the space, or a failed point retried). Returns the rows
     (`harness.selection.selection_rows`)."""
-    from harness.selection import selection_rows
 
     rows = selection_rows(spec, store, plan.groups.values())
     for row in rows:

@@ -8,8 +8,13 @@ and returns the result; the caller records it in the store.
 
 from __future__ import annotations
 
+import time
+import warnings
+
 from harness.plan import Trial
+from harness.plots import omega_figure
 from harness.store import Store
+from scalearn.layout import read_mixing
 
 
 def train(
@@ -25,7 +30,7 @@ def train(
     **loop,
 ):
     """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model)."""
-    from scalearn.run import run
+    from scalearn.run import run  # torch: only in the worker that trains
 
     config = trial.config.with_loop(**loop) if loop else trial.config
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}
@@ -51,9 +56,8 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
 
 def install(trial: Trial, store: Store) -> dict:
     """An import trial: the external source adapter becomes the trial's stage-1 artifact; nothing trains."""
-    import time
 
-    from scalearn.interop.sources import install_source
+    from scalearn.interop.sources import install_source  # torch: only for an import trial
 
     start = time.perf_counter()
     provenance = install_source(trial.imported, trial.config.model, store.adapter_dir(trial.key), trial.task)
@@ -70,10 +74,6 @@ def install(trial: Trial, store: Store) -> dict:
 def plot_mixing(trial: Trial, model_dir) -> None:
     """omega.png (ScaLearn) or attention.png (AdapterFusion) beside the checkpoint; MLflow logs it with the
     run. A figure that cannot be drawn is reported, never a reason to lose a trained trial."""
-    import warnings
-
-    from harness.plots import omega_figure
-    from scalearn.layout import read_mixing
 
     try:
         mixing = read_mixing(model_dir)

@@ -62,6 +62,7 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
 def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """A searched method trains in the experiment and has the field; every value (a range's ends) is in the
     field's range; ranges and `trials` fit the sampler; no more search seeds than a searched group has seeds."""
+    from harness.search import grid_points, space_for  # search reads this package's schema: a cycle at import
 
     errors = []
     search = spec.search
@@ -103,8 +104,6 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                     errors.append((f"search.{owner}.{key}.{index}", problem))
                     break
     if sampled and search.trials is not None and not errors:
-        from harness.search import grid_points, space_for
-
         for method in trained:
             space = space_for(spec, method)
             if space and not any(isinstance(v, Range) for v in space.values()):
@@ -122,7 +121,6 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
 
 def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """(key.path, message) for names that do not exist and sets that do not fit together."""
-    from scalearn.methods import method_names
 
     errors = []
     models = known_model_names()

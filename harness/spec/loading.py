@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.spec.checks import semantic_errors
 from harness.spec.schema import SPEC_VERSION, DataOptions, ExperimentSpec, Resources, SearchSpec, SpecError
+from scalearn.config import describe
 
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -55,7 +57,6 @@ def _is_type_tag(part) -> bool:
 
 def _field_at(location: list) -> tuple[Any, list] | None:
     """(annotation, constraints) of the field a location names, from the spec's own models; None if unknown."""
-    import typing
 
     annotation, metadata = ExperimentSpec, []
     for part in location:
@@ -75,7 +76,6 @@ def _field_at(location: list) -> tuple[Any, list] | None:
 
 
 def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) -> str:
-    from scalearn.config import describe
 
     parts = [part for part in error["loc"] if not _is_type_tag(part)]
     location = ".".join(str(part) for part in parts) or "(top level)"

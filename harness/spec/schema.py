@@ -6,7 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from scalearn.methods import method_class  # torch-free: the registry of methods and their hyper-parameters
+from scalearn.catalog import canonical_name
+from scalearn.methods import (
+    METHODS,
+    method_class,  # torch-free: the registry of methods and their hyper-parameters
+)
+from scalearn.tasks import BENCHMARKS
 
 SPEC_VERSION = 1
 
@@ -129,7 +134,6 @@ class ExperimentSpec(_Strict):
     # -- derived --------------------------------------------------------------------------------
 
     def task_list(self) -> list[str]:
-        from scalearn.tasks import BENCHMARKS
 
         return list(self.tasks) if self.tasks is not None else list(BENCHMARKS[self.benchmark])
 
@@ -175,7 +179,6 @@ class ExperimentSpec(_Strict):
 
     def trained_methods(self) -> list[str]:
         """The methods that train in this experiment: its own, and the stage-1 adapter of two-stage ones."""
-        from scalearn.methods import METHODS
 
         two_stage = any(method_class(m).uses_sources for m in self.methods if m in METHODS)
         return [*self.methods, *(["adapter"] if two_stage and "adapter" not in self.methods else [])]
@@ -185,7 +188,6 @@ def _for_model(blocks: dict, model: str | None):
     """The block of ``blocks`` (keyed by model names: aliases or hub ids) that names ``model``, or None."""
     if model is None or not blocks:
         return None
-    from scalearn.catalog import canonical_name
 
     wanted = canonical_name(model)
     for name, block in blocks.items():

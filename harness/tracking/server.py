@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,8 +114,6 @@ def _template_database() -> Path | None:
 def seed_database(path: Path) -> None:
     """A store's new MLflow database as a copy of the empty template, its Default experiment created now with
     its artifacts where MLflow would have put them (./mlruns/0); MLflow creates it where no template can be made."""
-    import shutil
-    import sqlite3
 
     if path.exists() or (template := _template_database()) is None:
         return

@@ -5,6 +5,7 @@ descriptions as lines; the seed statistics are `harness.stats.summarize`'s, as t
 from __future__ import annotations
 
 from harness.plan import Trial
+from harness.selection import point_text
 from harness.stats import scaled, summarize
 from harness.tracking.records import metric_name, number
 
@@ -92,7 +93,6 @@ def method_summary(
 def search_lines(row: dict, kind: str, lines: list[str]) -> list[str]:
     """A searched group's description: on its search parent every point with its dev value and the chosen one
     marked; on its final group the chosen point, before the seeds' table."""
-    from harness.selection import point_text
 
     chosen = row["points"][row["chosen"]]["point"] if row["chosen"] is not None else None
     if kind == "final":
