@@ -35,8 +35,11 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
+    """PNG at 110 dpi. A figure laid out when it was made (``layout="constrained"``) is drawn once; any other
+    is cropped to what it holds (a second pass)."""
+    crop = None if figure.get_layout_engine() is not None else "tight"
     try:
-        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches=crop))
     finally:
         _pyplot().close(figure)
     return path
@@ -80,7 +83,8 @@ def mixing_figure(mixing: dict, source_tasks: list[str], target: str, title: str
     is_vector = mixing["kind"] == "omega" and mixing["weights"].shape[-1] > 1
     what = "ω" if mixing["kind"] == "omega" else "attention"
     panels = 3 if is_vector else 2
-    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels + 1, 0.45 * len(layers) + 2.8))
+    size = (4.2 * panels + 1, 0.45 * len(layers) + 2.8)
+    figure, axes = plt.subplots(1, panels, figsize=size, layout="constrained")  # laid out once, as it is drawn
     _heatmap(axes[0], mean, layers, labels, f"{what}: mean over dimensions" if is_vector else what, what)
     if is_vector:
         _heatmap(axes[1], spread, layers, labels, "ω: sd over dimensions", "sd")
@@ -94,7 +98,6 @@ def mixing_figure(mixing: dict, source_tasks: list[str], target: str, title: str
     axis.set_title("per layer")
     axis.legend(fontsize=8)
     figure.suptitle(title)
-    figure.tight_layout()
     return figure
 
 
