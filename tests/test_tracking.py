@@ -176,3 +176,49 @@ def test_a_refused_upsert_is_tried_again_and_a_lasting_refusal_is_raised():
     with pytest.raises(MlflowException, match="gone"):
         upsert(always)
     assert len(calls) == UPSERT_ATTEMPTS
+
+
+@pytest.mark.slow
+def test_harness_ui_is_a_light_viewer_unless_asked_for_the_full_server(tmp_path):
+    """`harness ui` serves the store's runs from one worker process, with no job runner and no telemetry (MLflow's
+    server as it comes starts 16 processes and ~3.8 GB here); `--full` gives that server."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking import ui_command
+    from scalearn.ports import free_port
+
+    store = Store(tmp_path / "store")
+    store.root.mkdir()
+    experiment = MlflowClient(tracking_uri=store_tracking_uri(store)).create_experiment("seen")
+    light, env = ui_command(store)
+    assert light[light.index("--workers") + 1] == "1"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    full, full_env = ui_command(store, full=True)
+    assert "--workers" not in full and full_env == dict(os.environ)  # MLflow's defaults, untouched
+
+    port = free_port()
+    command = [sys.executable, "-m", "harness.cli", "ui", "--store", str(store.root), "--port", str(port)]
+    viewer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, answer = time.time() + 90, None
+        while answer is None and time.time() < deadline and viewer.poll() is None:
+            try:
+                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id={experiment}"
+                answer = json.loads(urllib.request.urlopen(url, timeout=2).read())
+            except OSError:
+                time.sleep(0.5)
+        assert answer is not None and answer["experiment"]["name"] == "seen"
+        tree = [psutil.Process(viewer.pid), *psutil.Process(viewer.pid).children(recursive=True)]
+        assert len(tree) <= 3, [p.cmdline()[:4] for p in tree]  # the command, MLflow's launcher, one worker
+    finally:
+        os.killpg(viewer.pid, signal.SIGTERM)
+        viewer.wait(timeout=30)

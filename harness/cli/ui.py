@@ -15,12 +15,17 @@ def add(commands) -> None:
     ui.add_argument("file", nargs="?", default=None, help="experiment file whose store to open (or give --store)")
     ui.add_argument("--store", default=None, help=STORE_HELP + "; ./store without a file")
     ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.add_argument(
+        "--full",
+        action="store_true",
+        help="MLflow's server as it comes (4 workers, its job runner, telemetry); default: a light viewer",
+    )
     ui.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     store = Store(args.store)
-    command = [*ui_command(store), "--port", str(args.port)]
+    command, env = ui_command(store, full=args.full)
     urls = ui_urls(f"http://127.0.0.1:{args.port}", store)
     print(f"MLflow UI on {urls[0]} (Ctrl-C to stop)", *urls[1:], sep="\n  ", flush=True)
-    return subprocess.call(command)
+    return subprocess.call([*command, "--port", str(args.port)], env=env)

@@ -29,6 +29,11 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 DEFAULT_COLUMNS = ["attributes.`Source`"]  # datasets are the trials', so that column stays empty up here
 
 
+LIGHT_VIEWER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+"""What `harness ui` turns off in MLflow's server: the job runner (its consumer processes run GenAI jobs we never
+submit) and usage telemetry (its banner and its requests)."""
+
+
 class EmbeddedServer:
     """`mlflow server` bound to 127.0.0.1 (by default over the store's SQLite file, artifacts in the store;
     ``backend_uri`` names another database, e.g. PostgreSQL), stopped with its process group."""
@@ -56,7 +61,7 @@ class EmbeddedServer:
             *("--backend-store-uri", self.backend_uri),
             *("--default-artifact-root", str(self.store.tracking_artifacts()), "--workers", str(self.workers)),
         ]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers outliving us
+        env = {**os.environ, **LIGHT_VIEWER}  # no job runner outliving us, no telemetry
         log = open(self.store.root / "mlflow-server.log", "ab")  # noqa: SIM115 — lives as long as the server
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.time() + timeout
@@ -186,6 +191,10 @@ def ui_urls(base: str, store: Store) -> list[str]:
     return urls
 
 
-def ui_command(store: Store) -> list[str]:
-    """`mlflow ui` over the store's database, on 127.0.0.1."""
-    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri, "--host", "127.0.0.1"]
+def ui_command(store: Store, full: bool = False) -> tuple[list[str], dict[str, str]]:
+    """`mlflow ui` over the store's database on 127.0.0.1, and its environment: by default a light viewer (one
+    worker process, no job runner, no telemetry); ``full``: MLflow's server as it comes."""
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri, "--host", "127.0.0.1"]
+    if full:
+        return command, dict(os.environ)
+    return [*command, "--workers", "1"], {**os.environ, **LIGHT_VIEWER}
