@@ -58,8 +58,29 @@ def layer_source_matrix(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return weights.mean(-1), weights.std(-1) if weights.shape[-1] > 1 else np.zeros(weights.shape[:2])
 
 
-def _heatmap(axis, matrix: np.ndarray, rows: list[str], columns: list[str], title: str, colour_label: str):
-    image = axis.imshow(matrix, aspect="auto", cmap="viridis")
+CENTRED_SPAN = 0.25
+"""A heatmap centred on a value shows at least ±25% of it: a ±1% drift from where ω started stays pale."""
+
+
+def centred_limits(matrix: np.ndarray, centre: float) -> tuple[float, float]:
+    """Colour limits symmetric about ``centre``: the largest distance from it, or CENTRED_SPAN of it if larger."""
+    finite = matrix[np.isfinite(matrix)]
+    reach = float(np.max(np.abs(finite - centre))) if finite.size else 0.0
+    span = max(reach, CENTRED_SPAN * abs(centre) or CENTRED_SPAN)
+    return centre - span, centre + span
+
+
+def _heatmap(axis, matrix, rows: list[str], columns: list[str], title: str, label: str, centre=None, limits=None):
+    """``centre``: where the weights started (or a uniform share); a diverging scale about it, so the colour says
+    which way and how far each weight moved. Otherwise viridis over ``limits``, or over the values' own range."""
+    if centre is None:
+        low, high = limits or (None, None)
+        image = axis.imshow(matrix, aspect="auto", cmap="viridis", vmin=low, vmax=high)
+        text_colour = "white"
+    else:
+        low, high = centred_limits(matrix, centre)
+        image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r", vmin=low, vmax=high)
+        text_colour = None  # dark on the pale middle of the scale, light on its deep ends
     axis.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
     axis.set_yticks(range(len(rows)), rows)
     axis.set_xlabel("source adapter")
@@ -69,8 +90,9 @@ def _heatmap(axis, matrix: np.ndarray, rows: list[str], columns: list[str], titl
         finite = matrix[np.isfinite(matrix)]
         digits = 3 if finite.size and np.ptp(finite) < 0.05 else 2  # small differences still readable
         for (i, j), value in np.ndenumerate(matrix):
-            axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=7, color="white")
-    axis.figure.colorbar(image, ax=axis, label=colour_label)
+            colour = text_colour or ("white" if abs(value - centre) > 0.6 * (high - centre) else "black")
+            axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=7, color=colour)
+    axis.figure.colorbar(image, ax=axis, label=label)
     return image
 
 
@@ -85,9 +107,13 @@ def mixing_figure(mixing: dict, source_tasks: list[str], target: str, title: str
     panels = 3 if is_vector else 2
     size = (4.2 * panels + 1, 0.45 * len(layers) + 2.8)
     figure, axes = plt.subplots(1, panels, figsize=size, layout="constrained")  # laid out once, as it is drawn
-    _heatmap(axes[0], mean, layers, labels, f"{what}: mean over dimensions" if is_vector else what, what)
-    if is_vector:
-        _heatmap(axes[1], spread, layers, labels, "ω: sd over dimensions", "sd")
+    label = f"{what} (centred on its start, {mixing['initial']:.3g})" if "initial" in mixing else what
+    title_0 = f"{what}: mean over dimensions" if is_vector else what
+    _heatmap(axes[0], mean, layers, labels, title_0, label, centre=mixing.get("initial"))
+    if is_vector:  # from 0, on the same reach as the mean's scale: a spread of 1% of ω stays dark
+        reach = centred_limits(mean, mixing["initial"])[1] - mixing["initial"] if "initial" in mixing else None
+        limits = (0.0, max(float(np.nanmax(spread)), reach)) if reach is not None else None
+        _heatmap(axes[1], spread, layers, labels, "ω: sd over dimensions", "sd", limits=limits)
     axis = axes[-1]
     x = np.arange(len(layers))
     axis.plot(x, mean.sum(1), marker="o", label=f"Σ_s {what}")
@@ -106,6 +132,22 @@ def omega_figure(mixing: dict, source_tasks: list[str], target: str, title: str,
     return _save(mixing_figure(mixing, source_tasks, target, title), Path(path))
 
 
+def mixing_record(mixing: dict, source_tasks: list[str], target: str) -> dict:
+    """What the mixing figure shows, as numbers (omega.json beside omega.png): per layer × source the mean and
+    sd over dimensions, per layer the sum over sources and the weight on the target's own adapter."""
+    mean, spread = layer_source_matrix(mixing["weights"])
+    return {
+        "kind": mixing["kind"],
+        "shared": mixing["shared"],
+        "initial": mixing.get("initial"),
+        "sources": source_labels(source_tasks, target),
+        "mean": mean.round(6).tolist(),
+        "sd": spread.round(6).tolist(),
+        "sum_over_sources": mean.sum(1).round(6).tolist(),
+        "own": mean[:, -1].round(6).tolist(),
+    }
+
+
 def source_shares(mixing: dict) -> np.ndarray:
     """[S]: each source's share of the total |weight|, averaged over layers (sums to 1)."""
     mean, _ = layer_source_matrix(np.abs(mixing["weights"]))
@@ -119,7 +161,8 @@ def summary_figure(shares: dict[str, np.ndarray], source_names: list[str], title
     rows = list(shares)
     matrix = np.stack([shares[row] for row in rows])
     figure, axis = plt.subplots(figsize=(1.2 * len(source_names) + 3, 0.5 * len(rows) + 2.5))
-    _heatmap(axis, matrix, rows, source_names, title, "share of |weight|")
+    uniform = 1.0 / len(source_names)  # every source weighted alike
+    _heatmap(axis, matrix, rows, source_names, title, f"share of |weight| (centred on 1/S = {uniform:.3g})", uniform)
     axis.set_ylabel("method · target")
     return _save(figure, Path(path))
 

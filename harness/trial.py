@@ -12,8 +12,9 @@ import time
 import warnings
 
 from harness.plan import Trial
-from harness.plots import omega_figure
+from harness.plots import mixing_record, omega_figure
 from harness.store import Store
+from scalearn.atomic import write_json
 from scalearn.layout import read_mixing
 
 
@@ -72,14 +73,16 @@ def install(trial: Trial, store: Store) -> dict:
 
 
 def plot_mixing(trial: Trial, model_dir) -> None:
-    """omega.png (ScaLearn) or attention.png (AdapterFusion) beside the checkpoint; MLflow logs it with the
-    run. A figure that cannot be drawn is reported, never a reason to lose a trained trial."""
-
+    """omega.png and omega.json (ScaLearn) or attention.png (AdapterFusion, beside its attention.json) by the
+    checkpoint; MLflow logs them with the run. A figure that cannot be drawn is reported, never a reason to lose
+    a trained trial."""
     try:
         mixing = read_mixing(model_dir)
         if mixing is not None:
             name = "omega.png" if mixing["kind"] == "omega" else "attention.png"
             title = f"{trial.method} · {trial.task} · seed {trial.seed} · {trial.model}"
             omega_figure(mixing, list(trial.source_tasks), trial.task, title, model_dir / name)
+            if mixing["kind"] == "omega":  # AdapterFusion's numbers are its attention.json already
+                write_json(model_dir / "omega.json", mixing_record(mixing, list(trial.source_tasks), trial.task))
     except Exception as error:  # noqa: BLE001 — a figure is never worth a trial
         warnings.warn(f"{model_dir}: no mixing figure ({error})", stacklevel=2)

@@ -24,7 +24,8 @@ ATTENTION = "attention.json"
 
 
 def read_mixing(model_dir: str | Path) -> dict | None:
-    """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared"}; None if it has none.
+    """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared", "initial" (the value every
+    weight starts near)}; None if it has none.
 
     ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). AdapterFusion: the
     recorded mean attention [L, S, 1] from attention.json."""
@@ -37,8 +38,11 @@ def read_mixing(model_dir: str | Path) -> dict | None:
     transfer = json.loads(manifest_path.read_text()).get("transfer") or {}
     if transfer.get("kind") == "scalearn" and (model_dir / TRANSFER_WEIGHTS).exists():
         omega = load_file(str(model_dir / TRANSFER_WEIGHTS))["omega"].astype(np.float64)
-        return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared"))}
+        sources = omega.shape[1]
+        initial = float(transfer.get("init_scale", 2.0)) / sources  # ω starts at init_scale / S (§1.3)
+        return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared")), "initial": initial}
     if (model_dir / ATTENTION).exists():
         attention = np.asarray(json.loads((model_dir / ATTENTION).read_text())["mean_attention"])
-        return {"kind": "attention", "weights": attention[..., None], "shared": False}
+        initial = 1.0 / attention.shape[1]  # V = I and near-equal scores at the start: uniform attention
+        return {"kind": "attention", "weights": attention[..., None], "shared": False, "initial": initial}
     return None

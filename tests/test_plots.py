@@ -79,3 +79,32 @@ def test_read_mixing_from_a_saved_scalearn_checkpoint(tmp_path, make_sources):
     assert mixing["kind"] == "omega" and not mixing["shared"]
     assert mixing["weights"].shape == (encoder.config.num_hidden_layers, 3, encoder.config.hidden_size)
     np.testing.assert_allclose(mixing["weights"], 0.25)
+    assert mixing["initial"] == pytest.approx(2.0 / 3)  # ω starts at init_scale / S, the paper's sum of 2
+
+
+def test_omega_is_coloured_about_where_it_started_so_a_small_drift_stays_pale():
+    """A ±1% drift from ω's start fills at most a twenty-fifth of the colour scale (it spans at least ±25% of the
+    start); a weight that moved far sets the scale itself. The spread panel starts at 0 on the same reach."""
+    rng = np.random.default_rng(0)
+    mixing = {"kind": "omega", "shared": False, "initial": 0.5, "weights": 0.5 + rng.uniform(-0.005, 0.005, (4, 3, 8))}
+    figure = mixing_figure(mixing, ["a", "b", "t"], "t", "scalearn · t")
+    mean_axis, spread_axis = [a for a in figure.axes if a.images and a.get_xlabel() == "source adapter"]
+    low, high = mean_axis.images[0].get_clim()
+    assert (low, high) == pytest.approx((0.375, 0.625)) and mean_axis.images[0].get_cmap().name == "RdBu_r"
+    assert spread_axis.images[0].get_clim() == pytest.approx((0.0, 0.125))
+    mixing["weights"][1, 0] += 0.4  # one weight moved far: the scale reaches it, still centred on the start
+    low, high = mixing_figure(mixing, ["a", "b", "t"], "t", "x").axes[0].images[0].get_clim()
+    assert high - 0.5 == pytest.approx(0.5 - low) and high >= mixing["weights"][1, 0].mean()
+
+
+def test_omega_json_holds_what_the_figure_shows(tmp_path):
+    from harness.plots import mixing_record
+
+    mixing = vector_mixing(layers=3, sources=2, dims=4) | {"initial": 1.0}
+    record = mixing_record(mixing, ["rte", "rte"], "rte")
+    mean, spread = layer_source_matrix(mixing["weights"])
+    assert record["sources"] == ["rte", f"rte {OWN}"] and record["initial"] == 1.0
+    np.testing.assert_allclose(record["mean"], mean, atol=1e-6)
+    np.testing.assert_allclose(record["sd"], spread, atol=1e-6)
+    np.testing.assert_allclose(record["sum_over_sources"], mean.sum(1), atol=1e-5)
+    np.testing.assert_allclose(record["own"], mean[:, -1], atol=1e-6)

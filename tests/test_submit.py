@@ -132,6 +132,9 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
         expected = {"scalearn": "omega.png", "scalearn_uniform_pp": "omega.png", "adapterfusion": "attention.png"}
         if trial.method in expected:
             assert (model_dir / expected[trial.method]).stat().st_size > 5000
+        if expected.get(trial.method) == "omega.png":  # and the numbers it shows
+            omega = json.loads((model_dir / "omega.json").read_text())
+            assert len(omega["sources"]) == len(trial.depends_on) and omega["initial"] > 0
     fusion = next(t for t in trials if t.method == "adapterfusion")
     attention = json.loads((store.trial_dir(fusion.key) / "artifacts" / "model" / "attention.json").read_text())
     assert all(
