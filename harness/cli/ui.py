@@ -28,4 +28,6 @@ def run(args: argparse.Namespace) -> int:
     command, env = ui_command(store, full=args.full)
     urls = ui_urls(f"http://127.0.0.1:{args.port}", store)
     print(f"MLflow UI on {urls[0]} (Ctrl-C to stop)", *urls[1:], sep="\n  ", flush=True)
+    if args.full:  # MLflow's own page: it opens experiments in its GenAI mode unless the address says otherwise
+        print('  (an experiment opened another way: click "Model training" at the top left)', flush=True)
     return subprocess.call([*command, "--port", str(args.port)], env=env)

@@ -24,6 +24,9 @@ LEVEL_TAG = "harness.level"
 """Where a run sits: "method" (top level, one per model × method), "group", "trial", or "report"."""
 REPORT_GROUP = "report"
 
+UI_VIEW = "workflowType=machine_learning"
+"""What an MLflow 3.17 address needs to open in model-training mode, for a UI other than `harness ui`'s
+(harness/tracking/viewer.py); ``mlflow.experimentKind`` is what older and newer UIs read."""
 LOSS_POINTS = 200
 """The most training-loss points a child run gets: every optimizer step up to this many, else the means of
 this many consecutive windows of steps, each at its window's last step (result.json keeps every step). So a
@@ -207,7 +210,7 @@ def trial_record(
     if trial.depends_on:  # the source adapters' own runs, as ids and as links on the run's page
         tags["source_runs"] = ",".join(source_runs)
         links = [
-            f"[{task}](#/experiments/{experiment_id}/runs/{run})" if run else f"{task} (not logged)"
+            f"[{task}](#/experiments/{experiment_id}/runs/{run}?{UI_VIEW})" if run else f"{task} (not logged)"
             for task, run in zip(trial.source_tasks, source_runs, strict=False)
         ]
         tags["mlflow.note.content"] = f"Source adapters: {', '.join(links)}."

@@ -17,12 +17,9 @@ import uuid
 from pathlib import Path
 
 from harness.store import Store
-from harness.tracking.records import ms
+from harness.tracking.records import UI_VIEW, ms
 from scalearn.ports import free_port
 
-UI_VIEW = "workflowType=machine_learning"
-"""MLflow 3.17's UI opens every experiment as GenAI (traces overview) unless the page's address says
-otherwise; ``mlflow.experimentKind`` is what older and newer UIs read."""
 VIEW_KEY = "harness"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 """Where the UI reads a shared view (its "share" button writes the same tag): JSON of the runs page's state."""
@@ -197,4 +194,12 @@ def ui_command(store: Store, full: bool = False) -> tuple[list[str], dict[str, s
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri, "--host", "127.0.0.1"]
     if full:
         return command, dict(os.environ)
-    return [*command, "--workers", "1"], {**os.environ, **LIGHT_VIEWER}
+    viewer = ["--app-name", "harness"] if _viewer_registered() else []  # harness/tracking/viewer.py
+    return [*command, "--workers", "1", *viewer], {**os.environ, **LIGHT_VIEWER}
+
+
+def _viewer_registered() -> bool:
+    """Whether this install registers the harness's MLflow app (pyproject's `mlflow.app` entry point)."""
+    from importlib.metadata import entry_points
+
+    return any(point.name == "harness" for point in entry_points(group="mlflow.app"))
