@@ -74,6 +74,9 @@ def test_every_printed_address_opens_the_runs_table_in_model_training_mode(viewe
     assert model_training_runs_table(dom), text_of(dom)[:2000]
     for column in ("avg_test_score_mean", "syn_a_low/test_accuracy_mean"):  # the comparison's columns
         assert f'col-id="metrics.`{column}`"' in dom
+    text = text_of(dom)  # the competitors in the experiment file's order, whatever their start times
+    places = [text.find(f"{method} · tiny-bert") for method in ("adapter", "scalearn", "scalearn_uniform_pp")]
+    assert -1 not in places and places == sorted(places), places
     home_dom = text_of(rendered(home, root / "profile-home"))
     assert "tiny" in home_dom and "Model training" in home_dom
 

@@ -79,7 +79,12 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
             continue
         parent = by_id[parent_id].info
         assert parent.status == "FINISHED", by_id[parent_id].info.run_name
-        assert all(parent.start_time <= c.info.start_time and parent.end_time >= c.info.end_time for c in below)
+        # exactly its children's span (issue: parents' durations), so Duration compares the competitors' cost
+        assert parent.start_time == min(c.info.start_time for c in below), parent.run_name
+        assert parent.end_time == max(c.info.end_time for c in below), parent.run_name
+    assert view["orderByKey"] == "tags.`harness.order`" and view["orderByAsc"] is True
+    ordered = sorted(tops, key=lambda top: top.data.tags["harness.order"])
+    assert [top.data.tags["method"] for top in ordered] == [m for m in load_spec(TINY).methods]  # the file's order
     logged = {r.data.tags["harness.trial_key"]: r for r in runs if "harness.trial_key" in r.data.tags}
     for trial in trials:
         run, result = logged[trial.key], store.result(trial.key)

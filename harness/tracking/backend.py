@@ -260,7 +260,8 @@ class ApiBackend:
         return {key: run_id for key in keys if (run_id := self.find(KEY_TAG, key))}
 
     def set_state(self, run_id: str, status: str, start_ms: int | None = None, end_ms: int | None = None) -> None:
-        """Status and end (none while RUNNING) of a parent run; the API cannot move a run's start."""
+        """Status and end (none while RUNNING) of a parent run. The API cannot move a run's start: over HTTP a
+        parent keeps the start it was created with (when the submit began)."""
         if status == "RUNNING":
             self.client.update_run(run_id, status="RUNNING")
         else:
@@ -314,16 +315,15 @@ class SqlBackend(ApiBackend):
         return found
 
     def set_state(self, run_id: str, status: str, start_ms: int | None = None, end_ms: int | None = None) -> None:
-        """As the API's, and the start moved back to ``start_ms`` where it is earlier (a child began before
-        its parent's recorded start, e.g. parents logged by earlier versions)."""
+        """As the API's, and the start moved to ``start_ms`` (its first child's start): a parent spans exactly
+        its children, so the Duration column compares the competitors' cost, not when they were scheduled."""
         from mlflow.store.tracking.dbmodels.models import SqlRun
         from sqlalchemy import update
 
         values: dict = {"status": status, "end_time": end_ms}
+        if start_ms is not None:
+            values["start_time"] = start_ms
         with self.sql_store.ManagedSessionMaker(read_only=False) as session:
-            run = session.get(SqlRun, run_id)
-            if run is not None and start_ms is not None and (run.start_time is None or start_ms < run.start_time):
-                values["start_time"] = start_ms
             session.execute(update(SqlRun).where(SqlRun.run_uuid == run_id).values(**values))
 
     def earliest_start(self, run_ids: list[str]) -> int | None:

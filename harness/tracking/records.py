@@ -24,6 +24,8 @@ LEVEL_TAG = "harness.level"
 """Where a run sits: "method" (top level, one per model × method), "group", "trial", or "report"."""
 REPORT_GROUP = "report"
 
+ORDER_TAG = "harness.order"
+"""A competitor's place in the experiment file, which the shared view sorts the top-level runs by."""
 UI_VIEW = "workflowType=machine_learning"
 """What an MLflow 3.17 address needs to open in model-training mode, for a UI other than `harness ui`'s
 (harness/tracking/viewer.py); ``mlflow.experimentKind`` is what older and newer UIs read."""

@@ -18,6 +18,7 @@ from harness.tracking.records import (
     GROUP_TAG,
     KEY_TAG,
     LEVEL_TAG,
+    ORDER_TAG,
     REPORT_GROUP,
     group_of,
     ms,
@@ -184,9 +185,11 @@ class Tracker:
         self.opened.add(run.info.run_id)
         return run.info.run_id
 
-    def _method_run(self, model: str, method: str, stage: int, start_ms: int | None = None) -> str:
+    def _method_run(self, model: str, method: str, stage: int, start_ms: int | None = None, order: int = 0) -> str:
+        """A competitor's top-level run; ``order``, its place in the experiment file, is what the shared view
+        sorts by (a run's start is its first trial's, so it cannot keep that order)."""
         tags = {LEVEL_TAG: "method", "method": method, "model": model, "stage": str(stage)}
-        tags["mlflow.runColor"] = self.colour(method)
+        tags.update({"mlflow.runColor": self.colour(method), ORDER_TAG: f"{order:04d}"})
         return self._group_run(f"method/{model}/{method}", tags, f"{method} · {model}", start_ms)
 
     def _parent(self, trial: Trial) -> str:
@@ -204,7 +207,7 @@ class Tracker:
             self.colour(trial.method)
         now = ms(time.time())
         for offset, (model, method, stage) in enumerate(reversed(methods)):
-            self._method_run(model, method, stage, start_ms=now + offset)
+            self._method_run(model, method, stage, start_ms=now + offset, order=len(methods) - 1 - offset)
         groups = {self._parent(trial) for trial in trials}
         for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | groups:
             if run_id not in self.opened:
@@ -310,8 +313,8 @@ class Tracker:
             upsert(self.client.set_tag, run_id, "mlflow.note.content", text)
             status = "FINISHED" if all(t.key in done for t in members) else "FAILED"
             failed[top] = failed.get(top, False) or status == "FAILED"
-            start, end = spans.get(run_id, (None, now))
-            self.backend.set_state(run_id, status, start, max(end, now if status == "FAILED" else end))
+            start, end = spans.get(run_id, (None, now))  # exactly its children's span; a failed group ends now
+            self.backend.set_state(run_id, status, start, max(end, now) if status == "FAILED" else end)
         top_spans = self.backend.child_spans(list(tops))
         columns = ["avg_test_score_mean"] if targets else []
         for top in tops:
