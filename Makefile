@@ -69,6 +69,8 @@ bench: $(STAMP)
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)
 	$(VENV)/bin/harness submit experiments/demo.yaml --store runs/demo
+	$(VENV)/bin/harness report experiments/demo.yaml --store runs/demo --out runs/demo/report > /dev/null
+	@echo "report and figures: runs/demo/report (also in MLflow, run 'report'); the UI: harness ui experiments/demo.yaml"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

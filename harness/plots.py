@@ -215,6 +215,7 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
             "kind": mixings[0]["kind"],
             "shared": mixings[0]["shared"],
             "weights": np.mean([m["weights"] for m in mixings], axis=0),
+            **({"initial": mixings[0]["initial"]} if "initial" in mixings[0] else {}),
         }
         title = f"{method} · {task} · {model} · mean of {len(mixings)} seed(s)"
         path = omega_figure(mean, sources, task, title, out / f"mixing_{model}_{method}_{task}.png")
