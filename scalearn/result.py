@@ -91,3 +91,10 @@ def upgrade(record: dict) -> dict:
 def read(record: dict) -> dict:
     """A stored result, upgraded and checked against ``TrialResult``; the harness's keys pass through."""
     return TrialResult.model_validate(upgrade(record)).model_dump()
+
+
+def ended_improving(record: dict) -> bool:
+    """Whether the evaluation that chose the checkpoint was the run's last, after at least one other: dev was
+    still improving when training stopped, so the trial may be under-trained (more steps could help)."""
+    history = record.get("history") or []
+    return len(history) >= 2 and record.get("best_step", -1) == history[-1].get("step")

@@ -2,6 +2,7 @@
 results read in the current shape (migrated on read), and the store reads each result once."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,31 @@ def test_single_task_and_joint_runs_give_one_shape(tmp_path):
     assert joint.test["syn_b/loss"] == joint.tasks["syn_b"]["test"]["loss"]
     written = json.loads((tmp_path / "single" / "result.json").read_text())  # the core alone still writes it
     assert read(written)["tasks"] == json.loads(json.dumps(single.tasks))
+
+
+def test_a_run_whose_best_evaluation_was_its_last_ended_still_improving():
+    from scalearn.result import ended_improving
+
+    history = [{"epoch": 0, "step": 7}, {"epoch": 1, "step": 14}, {"epoch": 2, "step": 21}]
+    assert ended_improving({"history": history, "best_step": 21})
+    assert not ended_improving({"history": history, "best_step": 14})  # dev turned before the end
+    assert not ended_improving({"history": history[:1], "best_step": 7})  # one evaluation says nothing
+    assert not ended_improving({"steps": 0, "imported": {}})  # an imported adapter never trained here
+
+
+def test_a_groups_description_counts_epochs_from_1_and_marks_a_seed_still_improving():
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.tracking.summaries import group_summary
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml")
+    seeds = [t for t in expand(spec) if t.method == "scalearn"][:2]
+    history = [{"epoch": 0, "step": 3}, {"epoch": 1, "step": 6}]
+    results = {
+        seeds[0].key: {**VERSION_1_SINGLE, "history": history, "best_step": 6, "best_epoch": 1},
+        seeds[1].key: {**VERSION_1_SINGLE, "history": history, "best_step": 3, "best_epoch": 0},
+    }
+    _, lines = group_summary(seeds, results)
+    rows = [line for line in lines if line.startswith(f"| {seeds[0].seed}") or line.startswith(f"| {seeds[1].seed}")]
+    assert rows[0].startswith(f"| {seeds[0].seed} ↑ | 6 | 2 |") and rows[1].startswith(f"| {seeds[1].seed} | 3 | 1 |")
+    assert any(line.startswith(f"↑ seed {seeds[0].seed}: the best evaluation was the last one") for line in lines)

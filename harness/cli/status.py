@@ -7,8 +7,10 @@ import argparse
 from collections import Counter
 
 from harness.cli.common import add_file, load
+from harness.plan import finals
 from harness.selection import status_lines
 from harness.store import STATES, Store
+from scalearn.result import ended_improving
 
 
 def add(commands) -> None:
@@ -29,6 +31,14 @@ def run(args: argparse.Namespace) -> int:
     if spec.search:
         for line in status_lines(spec, store, planned.groups.values()):
             print(line)
+    improving = [t for t in finals(trials) if states[t.key] == "done" and ended_improving(store.result(t.key))]
+    if improving:
+        names = ", ".join(f"{t.method} {t.task} seed {t.seed}" for t in improving[:5])
+        more = f" and {len(improving) - 5} more" if len(improving) > 5 else ""
+        print(
+            f"{len(improving)} final trial(s) ended still improving (best evaluation = last; more steps may help): "
+            f"{names}{more}"
+        )
     failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.plan import Trial
 from harness.stats import scaled
 from scalearn.catalog import canonical_name
+from scalearn.result import ended_improving
 
 KEY_TAG = "harness.trial_key"
 """The tag a child run is found again by: its trial's content key."""
@@ -209,6 +210,8 @@ def trial_record(
         "node": result.get("node", ""),
         "host": provenance.get("hardware", {}).get("host", ""),
     }
+    if ended_improving(result):  # its best evaluation was its last: possibly under-trained
+        tags["harness.still_improving"] = "true"
     if trial.depends_on:  # the source adapters' own runs, as ids and as links on the run's page
         tags["source_runs"] = ",".join(source_runs)
         links = [

@@ -8,6 +8,7 @@ from harness.plan import Trial
 from harness.selection import point_text
 from harness.stats import scaled, summarize
 from harness.tracking.records import metric_name, number
+from scalearn.result import ended_improving
 
 SHOWN_DECIMALS = 4
 """Seed means and sds on parent runs are rounded to this many decimals (on the ×100 scale: far below any seed
@@ -52,16 +53,26 @@ def group_summary(finished: list[Trial], results: dict[str, dict]) -> tuple[list
         f"Scores ×100, losses as they are. The test checkpoint of each seed is its best {on} {by} "
         f"({'lowest' if by == 'loss' else 'highest'}):",
         "",
-        f"| seed | step | epoch | best {on} {by} | test |",
+        f"| seed | step | {'evaluation' if finished[0].joint else 'epoch'} | best {on} {by} | test |",
         "|---|---|---|---|---|",
     ]
+    improving = []
     for trial in sorted(finished, key=lambda t: t.seed):
         result = results[trial.key]
         best = result.get("best_dev", {}).get(by if by in result.get("best_dev", {}) else "loss")
         tests = ", ".join(f"{k} {scaled(k, v):.2f}" for k, v in result.get("test", {}).items() if number(v))
         value = f"{scaled(by, best):.4g}" if number(best) else "–"
-        step, epoch = result.get("best_step", "–"), result.get("best_epoch", "–")
-        lines.append(f"| {trial.seed} | {step} | {epoch} | {value} | {tests} |")
+        step, epoch = result.get("best_step", "–"), result.get("best_epoch")
+        shown = epoch + 1 if isinstance(epoch, int) and epoch >= 0 else "–"  # counted from 1, as people count
+        mark = " ↑" if ended_improving(result) else ""
+        improving += [trial.seed] if mark else []
+        lines.append(f"| {trial.seed}{mark} | {step} | {shown} | {value} | {tests} |")
+    lines += ["", "Steps and epochs are counted from 1 (result.json's `best_epoch` from 0)."]
+    if improving:
+        lines.append(
+            f"↑ seed{'s' if len(improving) > 1 else ''} {', '.join(map(str, improving))}: the best evaluation was "
+            "the last one, so dev was still improving when training stopped; more steps may help."
+        )
     return metrics, lines
 
 
