@@ -91,7 +91,7 @@ def submit(
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
 
     def tracker_for_submit():
-        tracker = open_tracker(store, spec.name, source, tracking_uri)
+        tracker = open_tracker(store, spec.name, source, tracking_uri, spec.target_list())
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 

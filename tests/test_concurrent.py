@@ -49,16 +49,24 @@ def check_once(store: Store, uri: str, files: list[Path]):
         assert {t.key: len(store.attempts(t.key)) for t in trials} == {t.key: 1 for t in trials}  # trained once
         assert children == Counter({t.key: 1 for t in trials}), f"{spec.name}: twin or missing child runs"
         groups = {f"stage{t.stage}/{t.method}/{t.task}/{t.model}" for t in trials}
-        methods = {f"method/{t.model}/{t.method}" for t in trials}  # the top-level run of each model × method
-        assert parents == Counter(dict.fromkeys(groups | methods, 1)), f"{spec.name}: twin or missing parent runs"
+        tops = {top_of(t, spec) for t in trials}  # each model × method's run, and each model's source adapters'
+        assert parents == Counter(dict.fromkeys(groups | tops, 1)), f"{spec.name}: twin or missing parent runs"
         for run in runs:
             if KEY_TAG in run.data.tags:  # each child under its group's one parent
                 trial = next(t for t in trials if t.key == run.data.tags[KEY_TAG])
                 group = f"stage{trial.stage}/{trial.method}/{trial.task}/{trial.model}"
                 parent = next(r for r in runs if r.data.tags.get(GROUP_TAG) == group)
                 assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-                top = next(r for r in runs if r.data.tags.get(GROUP_TAG) == f"method/{trial.model}/{trial.method}")
+                top = next(r for r in runs if r.data.tags.get(GROUP_TAG) == top_of(trial, spec))
                 assert parent.data.tags["mlflow.parentRunId"] == top.info.run_id
+
+
+def top_of(trial, spec) -> str:
+    """The top-level run a trial sits under: its competitor's, or, for a source adapter of a task that is no
+    target, its model's sources run."""
+    if trial.stage == 1 and not trial.joint and trial.task not in spec.target_list():
+        return f"sources/{trial.model}"
+    return f"method/{trial.model}/{trial.method}"
 
 
 def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store_then_two_on_an_existing_one(tmp_path):

@@ -83,6 +83,10 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
         assert parent.start_time == min(c.info.start_time for c in below), parent.run_name
         assert parent.end_time == max(c.info.end_time for c in below), parent.run_name
     assert view["orderByKey"] == "tags.`harness.order`" and view["orderByAsc"] is True
+    (sources,) = [r for r in children[None] if r.data.tags.get("harness.level") == "sources"]  # apart from them
+    assert sorted(r.data.tags["task"] for r in children[sources.info.run_id]) == ["syn_a", "syn_b"]
+    (adapter,) = [top for top in tops if top.data.tags["method"] == "adapter"]
+    assert {r.data.tags["task"] for r in children[adapter.info.run_id]} == {"syn_a_low"}  # the competitor alone
     ordered = sorted(tops, key=lambda top: top.data.tags["harness.order"])
     assert [top.data.tags["method"] for top in ordered] == [m for m in load_spec(TINY).methods]  # the file's order
     logged = {r.data.tags["harness.trial_key"]: r for r in runs if "harness.trial_key" in r.data.tags}

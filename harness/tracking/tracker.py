@@ -137,6 +137,9 @@ class Tracker:
             self.logged.update(self.claims.markers("logged"))
         self.opened: set[str] = set()
         self.coalescer: Coalescer | None = None
+        self.targets: set[str] = set()
+        """The sweep's targets: a stage-1 trial of another task is a source adapter, under "sources · <model>"
+        rather than inside the adapter competitor. Empty: every trial under its method (as before)."""
 
     def _describe_experiment(self, name: str, tags: dict[str, str]) -> None:
         """The experiment's kind (model training), and a description unless someone wrote one."""
@@ -145,8 +148,8 @@ class Tracker:
         if "mlflow.note.content" not in tags:
             text = (
                 f"ScaLearn harness sweep `{name}`. Top level: one run per model × method (each task's seed "
-                "mean and sd, and `avg_test_score_mean` over the targets); below each, a run per (method, task) "
-                "and below that one run per trial. Scores are ×100 as in the report; losses as they are. "
+                "mean and sd, and `avg_test_score_mean` over the targets), and one per model for the source "
+                "adapters; below each, a run per (method, task) and below that one run per trial. Scores are ×100 as in the report; losses as they are. "
                 "`best_dev_*` is the evaluation that selected the test checkpoint, at its optimizer step."
             )
             upsert(self.client.set_experiment_tag, self.experiment_id, "mlflow.note.content", text)
@@ -192,8 +195,20 @@ class Tracker:
         tags.update({"mlflow.runColor": self.colour(method), ORDER_TAG: f"{order:04d}"})
         return self._group_run(f"method/{model}/{method}", tags, f"{method} · {model}", start_ms)
 
+    def is_source(self, trial: Trial) -> bool:
+        """A stage-1 adapter (or LoRA) of a task that is no target: an input of the transfer trials, not a
+        competitor's result."""
+        return bool(self.targets) and trial.stage == 1 and not trial.joint and trial.task not in self.targets
+
+    def _sources_run(self, model: str) -> str:
+        tags = {LEVEL_TAG: "sources", "model": model, "stage": "1", ORDER_TAG: "9999"}  # after every competitor
+        return self._group_run(f"sources/{model}", tags, f"sources · {model}")
+
     def _parent(self, trial: Trial) -> str:
-        top = self._method_run(trial.model, trial.method, trial.stage)
+        if self.is_source(trial):
+            top = self._sources_run(trial.model)
+        else:
+            top = self._method_run(trial.model, trial.method, trial.stage)
         tags = {"stage": str(trial.stage), "method": trial.method, "task": trial.task, "model": trial.model}
         tags.update({LEVEL_TAG: "group", "mlflow.parentRunId": top, "mlflow.runColor": self.colour(trial.method)})
         suffix = f" · {trial.role}" if trial.role in ("search", "import") else ""
@@ -202,7 +217,7 @@ class Tracker:
     def begin(self, trials: list[Trial]) -> None:
         """Open the parent runs of ``trials`` (RUNNING: their trials may run now), the methods' top-level runs
         created in reverse order so that the default newest-first table lists them in the experiment file's."""
-        methods = list(dict.fromkeys((t.model, t.method, t.stage) for t in trials))
+        methods = list(dict.fromkeys((t.model, t.method, t.stage) for t in trials if not self.is_source(t)))
         for trial in trials:
             self.colour(trial.method)
         now = ms(time.time())
@@ -366,11 +381,17 @@ def store_tracker(store: Store, experiment: str, source: str | None = None) -> T
     return Tracker(store_tracking_uri(store), experiment, store.tracking_artifacts(experiment).as_uri(), store, source)
 
 
-def open_tracker(store: Store, experiment: str, source: str | None = None, tracking_uri: str | None = None) -> Tracker:
+def open_tracker(
+    store: Store, experiment: str, source: str | None = None, tracking_uri: str | None = None, targets=()
+) -> Tracker:
     """The tracker a submit writes with: the store's own database unless ``tracking_uri`` names another; a
-    server keeps artifacts where it is told, a database gets them in the store."""
+    server keeps artifacts where it is told, a database gets them in the store. ``targets``: the sweep's, so
+    that its source adapters sit apart from the competitors."""
     if tracking_uri is None:
-        return store_tracker(store, experiment, source)
-    if tracking_uri.startswith(("http://", "https://")):
-        return Tracker(tracking_uri, experiment, store=store, source=source)
-    return Tracker(tracking_uri, experiment, store.tracking_artifacts(experiment).as_uri(), store, source)
+        tracker = store_tracker(store, experiment, source)
+    elif tracking_uri.startswith(("http://", "https://")):
+        tracker = Tracker(tracking_uri, experiment, store=store, source=source)
+    else:
+        tracker = Tracker(tracking_uri, experiment, store.tracking_artifacts(experiment).as_uri(), store, source)
+    tracker.targets = set(targets)
+    return tracker
