@@ -267,6 +267,8 @@ def test_a_searched_sweep_chooses_on_dev_resumes_and_grows(ray_local, tmp_path):
         assert f"{row['points'][row['chosen']]['dev_mean']:.4g} " in marked[row["chosen"]]  # a loss, as it is
         final = notes[f"stage1/adapter/{task}/tiny-bert"]
         assert final.startswith(f"Hyper-parameters chosen on dev by the search: **learning_rate={best:g}**.")
+        (run,) = [r for r in groups if r.data.tags["harness.group"] == f"stage1/adapter/{task}/tiny-bert"]
+        assert float(run.data.params["loop.learning_rate"]) == best  # the chosen point, as a param to compare on
     out = tmp_path / "report"
     assert main(["report", path, "--store", str(store.root), "--out", str(out), "--format", "json"]) == 0
     assert json.loads((out / "report.json").read_text())["selection"][0]["points"]

@@ -83,6 +83,12 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
         assert parent.start_time == min(c.info.start_time for c in below), parent.run_name
         assert parent.end_time == max(c.info.end_time for c in below), parent.run_name
     assert view["orderByKey"] == "tags.`harness.order`" and view["orderByAsc"] is True
+    for top in tops:  # the runs where competitors are compared carry what tells them apart (issue 32, part 5)
+        assert top.data.params["method"] == top.data.tags["method"] and "parameters.transfer" in top.data.params
+        assert float(top.data.params["loop.learning_rate"]) > 0 and "seed" not in top.data.params
+        for group in children[top.info.run_id]:
+            assert group.data.params["task"] == group.data.tags["task"]
+            assert group.data.params["parameters.transfer"] == top.data.params["parameters.transfer"]
     (sources,) = [r for r in children[None] if r.data.tags.get("harness.level") == "sources"]  # apart from them
     assert sorted(r.data.tags["task"] for r in children[sources.info.run_id]) == ["syn_a", "syn_b"]
     (adapter,) = [top for top in tops if top.data.tags["method"] == "adapter"]

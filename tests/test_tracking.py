@@ -222,3 +222,22 @@ def test_harness_ui_is_a_light_viewer_unless_asked_for_the_full_server(tmp_path)
     finally:
         os.killpg(viewer.pid, signal.SIGTERM)
         viewer.wait(timeout=30)
+
+
+def test_group_and_method_runs_carry_what_their_trials_share_and_per_task_what_differs():
+    from pathlib import Path
+
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.tracking.summaries import method_params, shared_params
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml")
+    seeds = [t for t in expand(spec) if t.method == "scalearn"]
+    group = shared_params(seeds, {t.key: {"parameters": {"transfer": 9216}} for t in seeds})
+    assert group["loop.learning_rate"] == "0.006" and group["parameters.transfer"] == "9216"
+    assert "seed" not in group and group["task"] == "syn_a_low"
+    other = {**group, "task": "syn_b", "loop.learning_rate": "0.002"}  # a second target chose another rate
+    top = method_params([group, other])
+    assert "loop.learning_rate" not in top and "task" not in top
+    assert top["syn_a_low/loop.learning_rate"] == "0.006" and top["syn_b/loop.learning_rate"] == "0.002"
+    assert top["parameters.transfer"] == "9216" and top["method"] == "scalearn"

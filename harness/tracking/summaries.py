@@ -7,7 +7,7 @@ from __future__ import annotations
 from harness.plan import Trial
 from harness.selection import point_text
 from harness.stats import scaled, summarize
-from harness.tracking.records import metric_name, number
+from harness.tracking.records import flatten, metric_name, number
 from scalearn.result import ended_improving
 
 SHOWN_DECIMALS = 4
@@ -131,3 +131,33 @@ def search_lines(row: dict, kind: str, lines: list[str]) -> list[str]:
     if chosen is None:
         text += ["", "No point chosen yet: the search has not finished."]
     return text
+
+
+def shared_params(finished: list[Trial], results: dict[str, dict]) -> dict[str, str]:
+    """What every one of ``finished`` trained with, as MLflow params: the config values they share (the seed
+    and what differs left out; a searched group's chosen point is among them) and their transfer parameters,
+    so MLflow's compare and parallel-coordinates views work on the runs above the trials."""
+    flat = [flatten("", trial.config.model_dump(mode="json"), {}) for trial in finished]
+    counts = [results[t.key].get("parameters", {}).get("transfer") for t in finished]
+    for values, count in zip(flat, counts, strict=True):
+        values.pop("seed", None)
+        if count is not None:
+            values["parameters.transfer"] = str(count)
+    shared = {k: v for k, v in flat[0].items() if all(other.get(k) == v for other in flat[1:])} if flat else {}
+    return {k: v[:6000] for k, v in shared.items()}
+
+
+def method_params(groups: list[dict[str, str]]) -> dict[str, str]:
+    """A competitor's params from its groups' (`shared_params`): what all its groups share, and, per task, the
+    hyper-parameters that differ between them (a learning rate chosen per target: `<task>/learning_rate`)."""
+    if not groups:
+        return {}
+    shared = {k: v for k, v in groups[0].items() if all(g.get(k) == v for g in groups[1:])}
+    for group in groups:
+        task = group.get("task")
+        if task is None:
+            continue
+        for key, value in group.items():
+            if key not in shared and not key.startswith(("task", "tasks", "sources", "few_shot")):
+                shared[f"{task}/{key}"] = value
+    return shared

@@ -27,7 +27,7 @@ from harness.tracking.records import (
     trial_record,
 )
 from harness.tracking.server import seed_database, share_view, store_tracking_uri
-from harness.tracking.summaries import group_summary, method_summary, search_lines
+from harness.tracking.summaries import group_summary, method_params, method_summary, search_lines, shared_params
 from scalearn.tasks import get_task
 
 EXPERIMENT_KIND = "custom_model_development"
@@ -307,6 +307,7 @@ class Tracker:
         now = ms(time.time())
         spans = self.backend.child_spans(list(groups))
         tops: dict[str, list[str]] = {}
+        top_params: dict[str, list[dict[str, str]]] = {}
         failed: dict[str, bool] = {}
         task_scores: dict[str, dict[str, dict[str, list[float]]]] = {}
         for run_id, members in groups.items():
@@ -315,7 +316,11 @@ class Tracker:
             results = {t.key: store.result(t.key) for t in members if t.key in done and t.role == "final"}
             lines = []
             if results:
-                metrics, lines = group_summary([t for t in members if t.key in results], results)
+                finished = [t for t in members if t.key in results]
+                metrics, lines = group_summary(finished, results)
+                params = shared_params(finished, results)
+                self._log_params(run_id, params)
+                top_params.setdefault(top, []).append(params)
                 for trial in (t for t in members if t.key in results):
                     for task, per_task in task_results(results[trial.key]):
                         for name, value in per_task["test"].items():
@@ -338,11 +343,28 @@ class Tracker:
             metrics, text, shown_columns = method_summary(scores, {t: get_task(t).metric for t in scores}, targets)
             columns += shown_columns
             self._log_metrics(top, metrics, now)
+            self._log_params(top, method_params(top_params.get(top, [])))
             upsert(self.client.set_tag, top, "mlflow.note.content", "\n".join(text))
             start, end = top_spans.get(top, (None, now))
             self.backend.set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
         if tops:
             upsert(share_view, self.client, self.experiment_id, list(dict.fromkeys(columns)), len(tops))
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """MLflow keeps a param's first value: new ones are logged, one that moved since (a search's choice
+        after a retried point) is named in the tag `harness.params_moved`, the param itself left as it was."""
+        from mlflow.entities import Param
+
+        if not params:
+            return
+        logged = self.client.get_run(run_id).data.params
+        new = [Param(k, v) for k, v in params.items() if k not in logged]
+        moved = sorted(k for k, v in params.items() if k in logged and logged[k] != v)
+        if new:
+            for first in range(0, len(new), 100):  # MLflow takes at most 100 params a batch
+                upsert(self.client.log_batch, run_id, params=new[first : first + 100])
+        if moved:
+            upsert(self.client.set_tag, run_id, "harness.params_moved", ",".join(moved)[:5000])
 
     def _log_metrics(self, run_id: str, metrics: list[tuple[str, float]], now: int) -> None:
         from mlflow.entities import Metric
