@@ -12,6 +12,9 @@ there, whatever the method. Beside it, what the run as a whole selected on and r
     history      one row per evaluation (epoch, step, dev_… values); losses and step_times per optimizer step
     …            steps, best_step, best_epoch, costs, parameter counts, provenance, the config
 
+Scores are fractions as the metrics compute them (accuracy 0.7087); the harness's MLflow runs and reports
+show them ×100 (70.87), losses as they are.
+
 The harness adds where and when the trial ran (``trial``, ``node``, ``started_at``, ``system_metrics``,
 ``finished_at``) to the same record when it stores it; those keys pass through.
 
