@@ -88,6 +88,11 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
         assert float(top.data.params["loop.learning_rate"]) > 0 and "seed" not in top.data.params
         for group in children[top.info.run_id]:
             assert group.data.params["task"] == group.data.tags["task"]
+            assert group.info.run_name == group.data.tags["task"]  # named by what tells it apart below its method
+            assert sorted(r.info.run_name for r in children[group.info.run_id]) == [
+                f"seed {r.data.tags['seed']}"
+                for r in sorted(children[group.info.run_id], key=lambda r: r.data.tags["seed"])
+            ]
             assert group.data.params["parameters.transfer"] == top.data.params["parameters.transfer"]
     (sources,) = [r for r in children[None] if r.data.tags.get("harness.level") == "sources"]  # apart from them
     assert sorted(r.data.tags["task"] for r in children[sources.info.run_id]) == ["syn_a", "syn_b"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.plan import Trial
+from harness.selection import point_text
 from harness.stats import scaled
 from scalearn.catalog import canonical_name
 from scalearn.result import ended_improving
@@ -93,6 +94,15 @@ def metric_name(name: str) -> str:
     prefix, rest = name.split("_", 1)
     task, metric = rest.split("/", 1)
     return f"{task}/{prefix}_{metric}"
+
+
+def run_name(trial: Trial) -> str:
+    """A trial's run name: what tells it apart under its group's run (which names the method and the task),
+    so MLflow's nested rows do not all begin with the same cut-off "method/ta…": `seed 1`, and a search
+    point's values."""
+    if trial.role != "search" or not trial.point:
+        return f"seed {trial.seed}"
+    return f"seed {trial.seed} · {point_text(trial.point)}"
 
 
 def flatten(prefix: str, value, out: dict) -> dict:
@@ -230,7 +240,7 @@ def trial_record(
     if model_dir is not None and model_dir.exists():
         artifacts.append((model_dir, "model"))
     return RunRecord(
-        name=f"{trial.method}/{trial.task}/seed{trial.seed}",
+        name=run_name(trial),
         tags={k: v for k, v in tags.items() if v != ""},
         params={k: v[:6000] for k, v in params.items()},
         metrics=result_metrics(result, start, end, trial.joint),

@@ -214,7 +214,7 @@ class Tracker:
         tags = {"stage": str(trial.stage), "method": trial.method, "task": trial.task, "model": trial.model}
         tags.update({LEVEL_TAG: "group", "mlflow.parentRunId": top, "mlflow.runColor": self.colour(trial.method)})
         suffix = f" · {trial.role}" if trial.role in ("search", "import") else ""
-        return self._group_run(group_of(trial), tags, f"{trial.method}/{trial.task}{suffix}")
+        return self._group_run(group_of(trial), tags, f"{trial.task}{suffix}")  # its method is its parent's
 
     def begin(self, trials: list[Trial]) -> None:
         """Open the parent runs of ``trials`` (RUNNING: their trials may run now), the methods' top-level runs
