@@ -72,7 +72,7 @@ def test_every_printed_address_opens_the_runs_table_in_model_training_mode(viewe
     assert "workflowType=machine_learning" in home and "viewStateShareKey=harness" in page
     dom = rendered(page, root / "profile-page")
     assert model_training_runs_table(dom), text_of(dom)[:2000]
-    for column in ("avg_test_score_mean", "syn_a_low/test_accuracy_mean"):  # the comparison's columns
+    for column in ("avg_test_score_mean", "syn_a_low/test_accuracy_mean", "syn_a_low/test_accuracy_sd"):
         assert f'col-id="metrics.`{column}`"' in dom
     text = text_of(dom)  # the competitors in the experiment file's order, whatever their start times
     places = [text.find(f"{method} · tiny-bert") for method in ("adapter", "scalearn", "scalearn_uniform_pp")]

@@ -142,11 +142,11 @@ def store_tracking_uri(store: Store) -> str:
     return store.tracking_uri
 
 
-def share_view(client, experiment_id: str, metrics: list[str], runs: int) -> None:
+def share_view(client, experiment_id: str, metrics: list[str], runs: int, charts: list[str] | None = None) -> None:
     """The view `harness ui` opens (MLflow's shared view state, `?viewStateShareKey=harness`): the runs table
-    with ``metrics`` (each method's average and per-target test means) as columns, and the chart view
-    opening on a section of their bar charts over every top-level run (``runs`` of them), the UI's own
-    per-metric charts after it."""
+    with ``metrics`` (each method's average, per-target test means and their sds) as columns, and the chart
+    view opening on a section of bar charts of ``charts`` (default: the columns) over every top-level run
+    (``runs`` of them), the UI's own per-metric charts after it."""
     section, title = "harness-comparison", "Comparison (test ×100)"
     charts = [
         {
@@ -159,7 +159,7 @@ def share_view(client, experiment_id: str, metrics: list[str], runs: int) -> Non
             "deleted": False,
             "isGenerated": True,
         }
-        for index, name in enumerate(metrics)
+        for index, name in enumerate(metrics if charts is None else charts)
     ]
     state = {
         "selectedColumns": [*DEFAULT_COLUMNS, *(f"metrics.`{name}`" for name in metrics)],

@@ -90,8 +90,8 @@ def method_summary(
         metric = main_metric[task]
         if metric in scores:
             means[task] = summarize(scores[metric]).mean
-            if task in (targets or [task]):
-                columns.append(f"{task}/test_{metric}_mean")
+            if task in (targets or [task]):  # each target's mean, and beside it its spread over seeds
+                columns += [f"{task}/test_{metric}_mean", f"{task}/test_{metric}_sd"]
             rows.append(f"| {task} | {metric} | {summary_text(scores[metric])} |")
     wanted = [t for t in (targets or means) if t in means]
     if wanted and len(wanted) == len(targets or means):

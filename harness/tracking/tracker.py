@@ -319,6 +319,8 @@ class Tracker:
             if results:
                 finished = [t for t in members if t.key in results]
                 metrics, lines = group_summary(finished, results)
+                if not finished[0].joint:  # also under the competitors' column names, so expanded rows fill them
+                    metrics += [(f"{finished[0].task}/{k}", v) for k, v in metrics if k.startswith("test_")]
                 params = shared_params(finished, results)
                 self._log_params(run_id, params)
                 top_params.setdefault(top, []).append(params)
@@ -349,7 +351,9 @@ class Tracker:
             start, end = top_spans.get(top, (None, now))
             self.backend.set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
         if tops:
-            upsert(share_view, self.client, self.experiment_id, list(dict.fromkeys(columns)), len(tops))
+            columns = list(dict.fromkeys(columns))
+            charts = [c for c in columns if not c.endswith("_sd")]  # bars of the means; the sds are columns
+            upsert(share_view, self.client, self.experiment_id, columns, len(tops), charts)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         """MLflow keeps a param's first value: new ones are logged, one that moved since (a search's choice
