@@ -27,7 +27,8 @@ LEVEL_TAG = "harness.level"
 REPORT_GROUP = "report"
 
 ORDER_TAG = "harness.order"
-"""A competitor's place in the experiment file, which the shared view sorts the top-level runs by."""
+"""A competitor's place in the experiment file (MLflow's table can sort by it, though it then shows its runs
+flat: it nests them only when sorted by start)."""
 UI_VIEW = "workflowType=machine_learning"
 """What an MLflow 3.17 address needs to open in model-training mode, for a UI other than `harness ui`'s
 (harness/tracking/viewer.py); ``mlflow.experimentKind`` is what older and newer UIs read."""

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from harness.store import Store
-from harness.tracking.records import ORDER_TAG, UI_VIEW, ms
+from harness.tracking.records import UI_VIEW, ms
 from scalearn.ports import free_port
 
 VIEW_KEY = "harness"
@@ -164,8 +164,6 @@ def share_view(client, experiment_id: str, metrics: list[str], runs: int, charts
     state = {
         "selectedColumns": [*DEFAULT_COLUMNS, *(f"metrics.`{name}`" for name in metrics)],
         "runsHiddenMode": "SHOW_ALL",
-        "orderByKey": f"tags.`{ORDER_TAG}`",  # the competitors in the experiment file's order
-        "orderByAsc": True,
         "compareRunCharts": charts,
         "compareRunSections": [{"uuid": section, "name": title, "display": True, "isReordered": True}],
         "isAccordionReordered": True,

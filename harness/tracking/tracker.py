@@ -191,8 +191,8 @@ class Tracker:
         return run.info.run_id
 
     def _method_run(self, model: str, method: str, stage: int, start_ms: int | None = None, order: int = 0) -> str:
-        """A competitor's top-level run; ``order``, its place in the experiment file, is what the shared view
-        sorts by (a run's start is its first trial's, so it cannot keep that order)."""
+        """A competitor's top-level run; ``order``, its place in the experiment file, is kept as a tag (its start
+        is its first trial's, so the newest-first table does not keep that order)."""
         tags = {LEVEL_TAG: "method", "method": method, "model": model, "stage": str(stage)}
         tags.update({"mlflow.runColor": self.colour(method), ORDER_TAG: f"{order:04d}"})
         return self._group_run(f"method/{model}/{method}", tags, f"{method} · {model}", start_ms)
