@@ -2,7 +2,8 @@
 
 On a terminal a rich table redrawn in place; elsewhere (CI, a log file) one plain line per change, at most
 every ``every`` seconds, so logs stay short. Estimates: the mean time a finished trial of the stage took
-from the moment its sources were done, times the rounds still needed at the current parallelism.
+in its worker (not counting its wait in Ray's queue, which would inflate it), times the rounds still needed
+at the current parallelism.
 """
 
 from __future__ import annotations

@@ -36,21 +36,22 @@ def noop_body(trial: Trial, store: Store, **_) -> dict:
     return {"trial": trial.summary(), "test": {}}
 
 
-def execute(trial: Trial, store_location: str, options: dict, *sources_ready) -> str:
-    """The body of one remote task: lease, train (or wait for the holder of the lease), record."""
+def execute(trial: Trial, store_location: str, options: dict, *sources_ready) -> tuple[str, float | None]:
+    """The body of one remote task: lease, train (or wait for the holder of the lease), record. Returns the key
+    and the seconds this worker trained it (None: another submit did), for the time estimates."""
 
     store = Store(store_location)
     if store.is_done(trial.key):
-        return trial.key
+        return trial.key, None
     owner = store.acquire(trial.key)
     while owner is None:  # another submit is training this trial: wait for its result or its lease to lapse
         time.sleep(LEASE_POLL_SECONDS)
         if store.is_done(trial.key):
-            return trial.key
+            return trial.key, None
         owner = store.acquire(trial.key)
     if store.is_done(trial.key):  # finished by another submit between our check and its lease's release
         store.release(trial.key, owner)
-        return trial.key
+        return trial.key, None
     try:
         with renewing(lambda: store.renew(trial.key, owner)):  # until the trial ends, or the lease was lost
             store.record_attempt(trial.key, owner)
@@ -64,7 +65,7 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
                 )
             result.update(node=node, started_at=started, system_metrics=sampler.record())
             store.write_result(trial.key, result)
-            return trial.key
+            return trial.key, time.time() - started
     except Exception:
         previous = store.failure(trial.key) or {"attempts": 0}
         store.write_failure(trial.key, previous["attempts"] + 1, traceback.format_exc())
@@ -77,7 +78,7 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
 class Progress:
     """What `run_trials` reports after each batch of finished trials: counts per (stage, state) over the
     trials of this submit, how many are running (their sources done and their resources granted by Ray),
-    and how long each finished trial took from the moment it could start (for time estimates)."""
+    and how long each finished trial took in its worker (for time estimates)."""
 
     total: Counter
     counts: Counter = field(default_factory=Counter)
@@ -148,7 +149,6 @@ def run_trials(
         refs[trial.key] = task.remote(trial, store.location, shared_options, *ready)
         pending[refs[trial.key]] = trial
 
-    ready_since: dict[str, float] = {}
     window = max_concurrent or len(queue) or 1
     position = 0
     while position < len(queue) or pending:
@@ -162,11 +162,12 @@ def run_trials(
         for ref in finished:
             trial = pending.pop(ref)
             try:
-                ray.get(ref)
+                _, seconds = ray.get(ref)  # raises what the trial raised
                 outcome.done.append(trial.key)
                 finished_keys.add(trial.key)
                 progress.counts[(trial.stage, "done")] += 1
-                progress.durations[trial.stage].append(now - ready_since.get(trial.key, start))
+                if seconds is not None:  # the worker's own time for it: a wait in Ray's queue is not in it
+                    progress.durations[trial.stage].append(seconds)
                 batch.append(trial)
             except Exception as error:  # the trial (or a source it needs) failed after its retries
                 reason = _reason(error)
@@ -182,7 +183,6 @@ def run_trials(
         progress.running.clear()
         for trial in pending.values():
             if all(key in finished_keys or key not in refs for key in trial.depends_on):
-                ready_since.setdefault(trial.key, now)
                 progress.running[trial.stage] += 1
         started = _started(resources)
         cap = started if progress.slots is None else min(progress.slots, started)

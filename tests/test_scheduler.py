@@ -132,3 +132,24 @@ def test_max_concurrent_caps_the_trials_in_flight_and_progress_adds_up(ray_clust
     stage1 = sum(t.stage == 1 for t in trials)
     assert final.counts[(1, "done")] == stage1 and final.counts[(2, "done")] == len(trials) - stage1
     assert len(final.durations[2]) == len(trials) - stage1 and all(d > 0.15 for d in final.durations[2])
+
+
+def test_a_queued_trial_counts_its_duration_from_when_it_runs_not_from_when_it_could(ray_cluster, tmp_path):
+    """Six trials that each need the whole 2-CPU node run one at a time; the time estimates' durations are
+    each trial's own (measured in its worker), so together they add up to at most the time the stage took,
+    not to the quadratic sum of everyone's wait in Ray's queue."""
+    trials = [t for t in expand(ExperimentSpec.model_validate(SPEC)) if t.stage == 1]
+    store = Store(tmp_path / "store")
+    updates = []
+    run_trials(
+        trials,
+        store,
+        resources={"cpus": 2},
+        retries=0,
+        options={"body": logging_body(str(tmp_path), delay=0.2)},
+        on_update=updates.append,
+    )
+    final = updates[-1]
+    durations = final.durations[1]
+    assert len(durations) == len(trials) > 2 and all(d > 0.15 for d in durations)
+    assert sum(durations) <= final.seconds + 1.0  # in a queue of n, counting the wait would give ~n/2 × that
