@@ -37,6 +37,7 @@ from harness.tracking import (
     EmbeddedServer,
     RunRecord,
     result_metrics,
+    seed_database,
     sql_store_of,
     store_tracking_uri,
     write_runs_api,
@@ -106,6 +107,7 @@ def measure(
     with tempfile.TemporaryDirectory() as root:
         store = Store(root)
         server = EmbeddedServer(store, workers=server_workers) if via_server else contextlib.nullcontext()
+        seed_database(store.root / "mlflow.db")  # as a submit's database starts: the template's copy
         with server:
             client = MlflowClient(tracking_uri=server.uri if via_server else store_tracking_uri(store))
             experiment_id = client.create_experiment("throughput", (store.root / "mlartifacts").as_uri())

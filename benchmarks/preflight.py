@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.submit import _preflight
 
     start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray_start = time.perf_counter() - start
     seconds = {name: [] for name in FILES}
     try:

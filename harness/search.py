@@ -198,6 +198,24 @@ def point_value(keys: list[str], result_of: Callable[[str], dict | None]) -> tup
     return mean, lower
 
 
+def rung_fractions(search: SearchSpec) -> list[float]:
+    """Successive halving: each rung's share of a trial's budget (its dev evaluations), first to last:
+    1/eta^(rungs-1), …, 1/eta, 1. Without a pruner: one rung, the whole budget."""
+    if search.pruner != "sha":
+        return [1.0]
+    return [1 / search.eta ** (search.rungs - 1 - rung) for rung in range(search.rungs)]
+
+
+def promoted(values: list[tuple[float, bool | None]], eta: int) -> list[int]:
+    """The indices of the points a rung promotes: the best ceil(n/eta) (at least one) by mean dev value, in the
+    points' order (ties: the earlier point; NaN, or failed for good: the worst)."""
+    lower = next((lower for _, lower in values if lower is not None), True)
+    worst = math.inf if lower else -math.inf
+    ranked = [worst if math.isnan(mean) else mean for mean, _ in values]
+    order = sorted(range(len(values)), key=lambda i: (ranked[i] if lower else -ranked[i], i))
+    return sorted(order[: max(1, math.ceil(len(values) / eta))])
+
+
 def best_index(values: list[tuple[float, bool | None]]) -> int:
     """The chosen point: the best mean (ties: the first point; NaN: the worst)."""
     lower = next((lower for _, lower in values if lower is not None), True)

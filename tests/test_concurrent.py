@@ -1,12 +1,15 @@
-"""Several submits on one store at once (issue: concurrent submits): real drivers in their own processes, each
-with its own local Ray, started at the same moment. They share the work: every trial trains once (proved
-from the store's attempt records, not from timing), has one result, and exactly one MLflow child run; each
-group has one parent run; creating the store's database is serialised."""
+"""Several submits on one store at once (issue: concurrent submits): real drivers in their own processes,
+started at the same moment, each a Ray job of its own on the tests' shared Ray (as several users of one cluster
+would be; tests/test_submit.py kills a driver together with the Ray it started). They share the work: every trial
+trains once (proved from the store's attempt records, not from timing), has one result, and exactly one MLflow
+child run; each group has one parent run; creating the store's database is serialised."""
 
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from conftest import shared_ray_address
 
 from harness.plan import expand
 from harness.spec import load_spec
@@ -18,7 +21,8 @@ TINY = ROOT / "experiments" / "tiny.yaml"
 
 
 def start(file, store, *extra):
-    command = [sys.executable, "-m", "harness.cli", "submit", str(file), "--store", str(store), "--num-cpus", "2"]
+    command = [sys.executable, "-m", "harness.cli", "submit", str(file), "--store", str(store)]
+    command += ["--address", shared_ray_address()]
     return subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
 
 

@@ -42,9 +42,15 @@ def ray_env(tmp_path) -> dict:
 
 
 def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """A node of its own (`ray start --block`); its dashboard agent on a free port, not the 52365 that every
+    node would otherwise ask for (the second on a machine then waits 3.4 s for it)."""
+    from scalearn.ports import free_port
+
+    command = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    command.append(f"--dashboard-agent-listen-port={free_port()}")
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *args],
+            [*command, *args],
             env=env,
             stdout=out,
             stderr=out,

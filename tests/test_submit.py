@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import shared_ray_address
 
 from harness.cli import main
 from harness.plan import expand
@@ -212,7 +213,8 @@ def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
     assert parents and all(r.info.status == "RUNNING" for r in parents)
     for key in done_before:  # what is there is whole
         assert store.result(key)["trial"]["key"] == key
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    resubmit = [*command[:-2], "--address", shared_ray_address()]  # on the tests' running Ray: no start to wait for
+    result = subprocess.run(resubmit, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(store.is_done(t.key) for t in trials)
     after = result_times(store, trials)

@@ -112,11 +112,63 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                     problem = f"{search.trials} is more than the {size} points of {method}'s space (expected ≤ {size})"
                     errors.append(("search.trials", problem))
                     break
+    errors.extend(_pruner_errors(spec, trained))
     if search and spec.search_seeds > 1:
         fewest = min(len(spec.seeds_for(task)) for task in spec.target_list())
         if spec.search_seeds > fewest:
             errors.append(("search_seeds", f"{spec.search_seeds} is more than the seeds of a target ({fewest})"))
     return errors
+
+
+def _pruner_errors(spec: ExperimentSpec, trained: list[str]) -> list[tuple[str, str]]:
+    """Successive halving: eta ≥ 2, at least 2 rungs, a first rung of at least one evaluation where the budget is
+    known from the file (a budget that depends on the data is checked by the trial itself), and more than one
+    point in every searched group."""
+    from harness.search import planned_count, rung_fractions, space_for
+
+    search = spec.search
+    if search.pruner == "none":
+        for name in ("eta", "rungs"):
+            if name in search.model_fields_set:
+                errors = [(f"search.{name}", "only the successive-halving pruner has rungs (add `pruner: sha`)")]
+                return errors
+        return []
+    if search.eta < 2:
+        return [("search.eta", f"{search.eta}: a rung keeps 1/eta of its points (expected an integer ≥ 2)")]
+    if search.rungs < 2:
+        return [("search.rungs", f"{search.rungs}: halving needs a first rung and a last (expected ≥ 2)")]
+    if search.sampler == "tpe":
+        return [("search.pruner", "sha runs over a grid or a random sample (sampler tpe proposes from full results)")]
+    errors = []
+    first = rung_fractions(search)[0]
+    for method in trained:
+        space = space_for(spec, method)
+        if space and planned_count(search, space) < 2:
+            errors.append((f"search.{method}", "one point: successive halving needs at least 2 to choose between"))
+            continue
+        evaluations = _planned_evaluations(spec, method)
+        if space and evaluations is not None and evaluations * first < 1:
+            problem = (
+                f"the first rung, 1/{search.eta ** (search.rungs - 1)} of the budget, is shorter than one of "
+                f"{method}'s {evaluations} evaluations (fewer rungs, a smaller eta, or more evaluations)"
+            )
+            errors.append(("search.rungs", problem))
+    return errors[:1] if any(key == "search.rungs" for key, _ in errors) else errors
+
+
+def _planned_evaluations(spec: ExperimentSpec, method: str) -> int | None:
+    """How many times a full trial of ``method`` evaluates on dev, where the file alone says (evaluated by epoch,
+    or every N of a fixed number of steps); None where it depends on the data's size."""
+    settings = {**spec.hyperparameters.get("all", {}), **spec.hyperparameters.get(method, {})}
+    fields = method_class(method).model_fields
+
+    def setting(name: str):
+        return settings.get(name, fields[name].default if name in fields else None)
+
+    every, steps, epochs = setting("eval_every_steps"), setting("max_steps"), setting("epochs")
+    if every is None:
+        return epochs if isinstance(epochs, int) and steps is None else None
+    return -(-steps // every) if isinstance(steps, int) and isinstance(every, int) else None
 
 
 def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:

@@ -96,6 +96,13 @@ class SearchSpec(BaseModel):
     """The sampler's seed (random and tpe): the same seed draws the same points."""
     startup: Annotated[int, Field(ge=1)] | None = None
     """tpe: random points before the model takes over (default: a third of `trials`, at most 10)."""
+    pruner: Literal["none", "sha"] = "none"
+    """none: every point trains its whole budget; sha: successive halving (docs/search.md): every point pauses at
+    the first rung, and at each rung the best 1/`eta` of a group's points go on, from where they paused."""
+    eta: int = 3
+    """sha: the fraction 1/eta of a rung's points promoted to the next, and the ratio of two rungs' budgets."""
+    rungs: int = 3
+    """sha: how many rungs; the first is 1/eta^(rungs-1) of the budget, the last the whole budget."""
     __pydantic_extra__: dict[str, dict[str, SearchValues]] = Field(init=False)
 
     def spaces(self) -> dict[str, dict[str, list | Range]]:

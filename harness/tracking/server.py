@@ -53,6 +53,8 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         self.store.root.mkdir(parents=True, exist_ok=True)
+        if self.backend_uri == self.store.tracking_uri:  # a new store database: the template's copy, no migrations
+            seed_database(self.store.root / "mlflow.db")
         command = [
             *(sys.executable, "-m", "mlflow", "server", "--host", self.host, "--port", str(self.port)),
             *("--backend-store-uri", self.backend_uri),
