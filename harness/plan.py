@@ -18,10 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import scalearn
-from harness.search import FAILED, best_index, planned_count, point_value, sample, search_seeds, space_for
+from harness.search import (
+    FAILED,
+    best_index,
+    planned_count,
+    point_value,
+    promoted,
+    rung_fractions,
+    sample,
+    search_seeds,
+    space_for,
+)
 from harness.spec import ExperimentSpec, SpecError
 from scalearn.catalog import canonical_name
 from scalearn.config import TrialConfig
@@ -44,6 +54,11 @@ class Trial:
     imported: dict | None = None
     """An external source adapter (`source_adapters`) this trial installs instead of training one (role
     "import"): its location, format and content hash, which is its key."""
+    rung: int | None = None
+    """Successive halving: the rung this search trial is to reach now (0 first; the last is its whole budget),
+    from the checkpoint it paused at before. Not part of the key: at every rung it is the same trial."""
+    budget: float = 1.0
+    """The share of the trial's dev evaluations it trains to now (its rung's; 1: to its end)."""
 
     @property
     def method(self) -> str:
@@ -81,7 +96,23 @@ class Trial:
             summary["imported"] = dict(self.imported)
         if self.point is not None:
             summary["point"] = dict(self.point)
+        if self.rung is not None:
+            summary.update(rung=self.rung, budget=self.budget)
         return summary
+
+
+def reached(trial: Trial, store) -> bool:
+    """Whether ``trial`` has nothing to train now: it is done, or (successive halving) it paused at the rung it is
+    planned to reach."""
+    if store.is_done(trial.key):
+        return True
+    return trial.rung is not None and trial.budget < 1 and store.rung(trial.key, trial.rung) is not None
+
+
+def reached_keys(trials: list[Trial], store) -> set[str]:
+    """The keys of ``trials`` with nothing to train now (`reached`), done ones found in one listing."""
+    done = store.done_keys(t.key for t in trials)
+    return done | {t.key for t in trials if t.rung is not None and t.key not in done and reached(t, store)}
 
 
 def finals(trials: list[Trial]) -> list[Trial]:
@@ -122,6 +153,9 @@ class SearchGroup:
     chosen: int | None = None
     lower_is_better: bool = True
     final_keys: list[str] | None = None
+    rung_values: list[dict[int, tuple]] | None = None
+    """Successive halving: per rung reached so far, each point there (its index) → its mean dev value (None while
+    a trial of it has not reached the rung); the points of the last rung with a value are the candidates."""
     id: str = ""
     """A readable name that stays the same while the space changes: method, task, model and a hash of what
     else sets the group apart (stage, few-shot, its source adapters); the name of its record in the store."""
@@ -144,8 +178,8 @@ class _Planner:
     """Collects the trials of an experiment; a group with a search adds its final trials only once its search
     trials are all done (``result_of`` reads the store), so the plan grows as results come in."""
 
-    def __init__(self, spec: ExperimentSpec, result_of):
-        self.spec, self.result_of = spec, result_of
+    def __init__(self, spec: ExperimentSpec, result_of, rung_of=lambda key, rung: None):
+        self.spec, self.result_of, self.rung_of = spec, result_of, rung_of
         self.trials: dict[str, Trial] = {}
         self.groups: dict[tuple, SearchGroup] = {}
         self.waiting: list[dict] = []
@@ -214,6 +248,8 @@ class _Planner:
         space = space_for(self.spec, method, where.get("task"))
         if not space:
             return [self.add(stage, model, method, depends_on, seed=seed, **where) for seed in seeds]
+        if self.spec.search.pruner == "sha":
+            return self.halving(stage, model, method, seeds, depends_on, space, where)
         searched = search_seeds(seeds, self.spec.search_seeds)
         keys = []
 
@@ -224,22 +260,67 @@ class _Planner:
             return point_value(keys[-1], self.result_of)
 
         points, values = sample(self.spec.search, space, value_of)
+        group = self._group(stage, model, method, depends_on, where, points, keys)
+        if None in values or len(points) < planned_count(self.spec.search, space):
+            return None
+        return self._choose(group, values, list(range(len(points))), seeds, depends_on, where)
+
+    def _group(self, stage, model, method, depends_on, where, points, keys) -> SearchGroup:
         task = where.get("label") or where.get("task")
         group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), points, keys)
         apart = json.dumps([stage, model, method, where, list(depends_on)], sort_keys=True, default=str)
         name = "-".join((method, task, model.rsplit("/", 1)[-1]))
         group.id = f"{''.join(c if c.isalnum() or c in '._-' else '_' for c in name)}-{_short_hash(apart)}"
         # a source adapter's group and the adapter baseline on that task share their search trials: one group
-        group = self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
-        if None in values or len(points) < planned_count(self.spec.search, space):
-            return None
-        group.chosen = best_index(values)
+        return self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
+
+    def _choose(self, group: SearchGroup, values: list, candidates: list[int], seeds, depends_on, where) -> list:
+        """The group's choice among ``candidates`` (point indices; ``values`` theirs, in that order), and its final
+        trials at the chosen point."""
+        group.chosen = candidates[best_index(values)]
         group.lower_is_better = next((lower for _, lower in values if lower is not None), True)
-        point = points[group.chosen]
+        point = group.points[group.chosen]
+        stage, model, method = group.stage, group.model, group.method
         finals = [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
         if group.final_keys is None or len(finals) > len(group.final_keys):  # the one with every final seed
             group.final_keys = finals
         return finals
+
+    def halving(self, stage, model, method, seeds, depends_on, space, where) -> list | None:
+        """Successive halving over the group's points (harness/search.py): every point's search trials are its
+        full trials, planned to pause at the first rung; a rung decides once all its points' trials have reached
+        it, from their dev values there alone, and promotes the best 1/eta, which go on from their checkpoints.
+        The trials of the last rung are whole; the group chooses among them. None while a rung is open."""
+        search = self.spec.search
+        searched = search_seeds(seeds, self.spec.search_seeds)
+        points = sample(search, space, lambda point: None)[0]
+        keys = [
+            [self.add(stage, model, method, depends_on, "search", p, seed=s, **where) for s in searched] for p in points
+        ]
+        group = self._group(stage, model, method, depends_on, where, points, keys)
+        group.rung_values = []
+        fractions = rung_fractions(search)
+        alive = list(range(len(points)))
+        for rung, fraction in enumerate(fractions):
+            for key in (key for i in alive for key in keys[i]):  # planned to this rung (a stopped point stays)
+                self.trials[key] = replace(self.trials[key], rung=rung, budget=fraction)
+            values = {i: self._value_at(keys[i], rung) for i in alive}
+            group.rung_values.append(values)
+            if None in values.values():
+                return None
+            if rung < len(fractions) - 1:
+                alive = [alive[i] for i in promoted([values[i] for i in alive], search.eta)]
+        return self._choose(group, [values[i] for i in alive], alive, seeds, depends_on, where)
+
+    def _value_at(self, keys: list[str], rung: int) -> tuple | None:
+        """The point's mean dev value at ``rung`` over its search trials: each one's as it paused there, or, for a
+        trial that ended (or failed for good) before pausing there, its final one; None while one has not
+        reached it."""
+
+        def result_at(key: str) -> dict | None:
+            return self.rung_of(key, rung) or self.result_of(key)
+
+        return point_value(keys, result_at)
 
 
 def expand(spec: ExperimentSpec, store=None, given_up=None) -> list[Trial]:
@@ -266,7 +347,10 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> Plan:
         failed = key in given_up if given_up is not None else store.state(key) == "failed"
         return FAILED if failed else None
 
-    planner = _Planner(spec, result_of)
+    def rung_of(key: str, rung: int) -> dict | None:
+        return store.rung(key, rung) if store is not None else None
+
+    planner = _Planner(spec, result_of, rung_of)
     few_shot = spec.data.few_shot
     for model in spec.models:
         for method in spec.methods:

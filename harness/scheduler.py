@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness.packing import is_out_of_memory
-from harness.plan import Trial
+from harness.plan import Trial, reached, reached_keys
 from harness.store import Store, renewing
 from harness.system_metrics import Sampler
 from harness.trial import run_trial
@@ -41,15 +41,15 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
     and the seconds this worker trained it (None: another submit did), for the time estimates."""
 
     store = Store(store_location)
-    if store.is_done(trial.key):
+    if reached(trial, store):
         return trial.key, None
     owner = store.acquire(trial.key)
     while owner is None:  # another submit is training this trial: wait for its result or its lease to lapse
         time.sleep(LEASE_POLL_SECONDS)
-        if store.is_done(trial.key):
+        if reached(trial, store):
             return trial.key, None
         owner = store.acquire(trial.key)
-    if store.is_done(trial.key):  # finished by another submit between our check and its lease's release
+    if reached(trial, store):  # finished by another submit between our check and its lease's release
         store.release(trial.key, owner)
         return trial.key, None
     try:
@@ -64,7 +64,10 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
                     trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
                 )
             result.update(node=node, started_at=started, system_metrics=sampler.record())
-            store.write_result(trial.key, result)
+            if result.get("paused"):  # successive halving: paused at its rung, its checkpoint kept
+                store.write_rung(trial.key, trial.rung, result)
+            else:
+                store.write_result(trial.key, result)
             return trial.key, time.time() - started
     except Exception:
         previous = store.failure(trial.key) or {"attempts": 0}
@@ -126,7 +129,7 @@ def run_trials(
     remote = base.options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []
-    done = store.done_keys(t.key for t in trials)
+    done = reached_keys(trials, store)
     for trial in trials:  # stage order: a trial's sources are submitted before it
         if trial.key in done:
             outcome.skipped.append(trial.key)

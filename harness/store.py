@@ -206,6 +206,16 @@ class Store:
         self._write(key, "result.json", {"finished_at": time.time(), **result})
         self._remove(key, "failed.json")
 
+    def write_rung(self, key: str, rung: int, record: dict) -> None:
+        """A trial paused at a rung of successive halving: its artifacts (the checkpoint it goes on from) first,
+        then the record of where it stands (its dev values so far)."""
+        self.push(key)
+        self._write(key, f"rungs/{rung}.json", {"paused_at_time": time.time(), **record})
+
+    def rung(self, key: str, rung: int) -> dict | None:
+        """The record of the trial's pause at ``rung`` (None: it has not paused there)."""
+        return self._read(key, f"rungs/{rung}.json")
+
     def write_failure(self, key: str, attempts: int, traceback: str) -> None:
         self._write(key, "failed.json", {"attempts": attempts, "traceback": traceback, "time": time.time()})
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.packing import measure_kinds, trial_gpus
-from harness.plan import Plan, Trial, make_plan
+from harness.plan import Plan, Trial, make_plan, reached_keys
 from harness.preflight import (
     PreflightError,
     check_inputs,
@@ -85,7 +85,7 @@ def submit(
     given_up: set[str] = set()  # what failed for good in this submit; earlier failures are retried first
     plan = make_plan(spec, store, given_up)  # once per wave: here, then after each wave
     trials = plan.trials
-    done = store.done_keys(t.key for t in trials)
+    done = reached_keys(trials, store)
     todo = [t for t in trials if t.key not in done]
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
     say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
@@ -130,7 +130,7 @@ def submit(
                 given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
                 plan = make_plan(spec, store, given_up)  # searches that finished plan their groups' final trials
                 trials = plan.trials
-                done = store.done_keys(t.key for t in trials)
+                done = reached_keys(trials, store)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
                     tracker.begin(todo)

@@ -8,6 +8,7 @@ and returns the result; the caller records it in the store.
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 
@@ -28,13 +29,17 @@ def train(
     callback=None,
     device=None,
     write_result=True,
+    checkpoint_dir=None,
+    pause_at=None,
     **loop,
 ):
-    """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model)."""
+    """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model).
+    ``checkpoint_dir`` and ``pause_at``: successive halving's checkpoint and rung (`scalearn.train.fit`)."""
     from scalearn.run import run  # torch: only in the worker that trains
 
     config = trial.config.with_loop(**loop) if loop else trial.config
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}
+    options.update(checkpoint_dir=checkpoint_dir, pause_at=pause_at)
     return run(config, sources, output_dir, write_result=write_result, **options)
 
 
@@ -44,8 +49,14 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
         return install(trial, store)
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
+    checkpoint = store.artifacts_dir(trial.key) / "checkpoint"
+    if trial.rung is not None:  # successive halving: from where it paused, to its rung's pause or its end
+        options.update(checkpoint_dir=checkpoint, pause_at=trial.budget if trial.budget < 1 else None)
     # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
+    if result.paused_at is not None:  # the caller stores it as the trial's record at this rung
+        return {"trial": trial.summary(), "paused": True, "rung": trial.rung, **result.to_dict()}
+    shutil.rmtree(checkpoint, ignore_errors=True)  # ended: nothing goes on from it (nor is it logged to MLflow)
     if trial.depends_on:
         plot_mixing(trial, store.model_dir(trial.key))
     record = {"trial": trial.summary(), **result.to_dict()}

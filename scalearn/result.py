@@ -67,6 +67,9 @@ class TrialResult(BaseModel):
     """When each optimizer step ended (Unix seconds); ``history`` rows' times are in ``evaluation_times``.
     Kept apart from the losses and the history so that a resumed run's numbers equal an uninterrupted one's."""
     evaluation_times: list[float] = Field(default_factory=list)
+    paused_at: int | None = None
+    """Successive halving: the dev evaluations done when the run paused at a rung (``fit``'s ``pause_at``); None
+    for a run that ended (its test scores are set)."""
     test_seconds_per_example: float | None = None
     """Wall time of the test evaluation per example (batches of ``eval_batch_size``): the model's inference cost."""
     datasets: dict = Field(default_factory=dict)

@@ -48,6 +48,7 @@ def run(
     callback=None,
     device=None,
     stop_after_evaluations: int | None = None,
+    pause_at: float | None = None,
     write_result: bool = True,
 ) -> tuple[TrainResult, object]:
     """Train the trial ``config`` describes; returns (result, trained model).
@@ -56,7 +57,8 @@ def run(
     own last). With ``out_dir``: writes the model checkpoint, for a single-task adapter the adapter artifact
     that stage 2 consumes, and (unless ``write_result`` is off: the harness stores the result itself, once)
     result.json. ``stop_after_evaluations`` interrupts the run as a crash would, after its checkpoint (for
-    tests of resuming)."""
+    tests of resuming); ``pause_at`` pauses it at a rung of successive halving (``fit``): nothing is saved to
+    ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from."""
     method = method_of(config)
     names = list(config.tasks) or [config.task]
     specs = {name: get_task(name) for name in names}
@@ -117,12 +119,13 @@ def run(
         save_dir=save_dir,
         metadata=metadata,
         stop_after_evaluations=stop_after_evaluations,
+        pause_at=pause_at,
     )
     result.provenance["weights"] = weights
     trial = config.model_dump(mode="json")
     trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
     result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
-    if save_dir is not None and write_result:
+    if save_dir is not None and write_result and result.paused_at is None:
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, model
 
@@ -130,7 +133,7 @@ def run(
 def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwargs: dict, **what) -> tuple:
     """Build the TrialConfig from names and keyword arguments, then run it. ``kwargs``: the options of ``run``
     (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
-    options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations")
+    options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations", "pause_at")
     run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
     config = create_config(method, model=model, seed=seed, overrides=kwargs, **what)
     return run(config, source_dirs, output_dir, **run_options)

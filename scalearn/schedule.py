@@ -87,6 +87,7 @@ class EpochSchedule:
         self.total_steps = steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
+        self._steps_per_epoch = steps_per_epoch
         self.batches_per_epoch = size // config.batch_size if world > 1 else batches
 
     def micro_batches(self, state: RunState) -> Iterator[MicroBatch]:
@@ -117,6 +118,12 @@ class EpochSchedule:
 
     def epoch_of(self, state: RunState, batch: MicroBatch | None) -> float:
         return batch.epoch if batch is not None else state.epoch
+
+    def evaluations(self) -> int:
+        """How many times a run that never runs out of patience evaluates on dev: once per epoch it starts, or
+        every ``eval_every_steps`` and at its last step."""
+        every = self.config.eval_every_steps or self._steps_per_epoch
+        return math.ceil(self.total_steps / every)
 
 
 def task_probabilities(sizes: dict[str, int], temperature: float) -> dict[str, float]:
@@ -208,6 +215,11 @@ class SampledSchedule:
 
     def evaluation_due(self, state: RunState, batch: MicroBatch, stepped: bool) -> bool:
         return stepped and (state.step % self.eval_every == 0 or state.step >= self.total_steps)
+
+    def evaluations(self) -> int:
+        """How many times a run that never runs out of patience evaluates: every ``eval_every`` steps and at its
+        last step."""
+        return math.ceil(self.total_steps / self.eval_every)
 
     def epoch_of(self, state: RunState, batch: MicroBatch | None) -> float:
         return state.step / self.steps_per_pass

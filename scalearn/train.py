@@ -18,6 +18,7 @@ there on the same loss curve.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -231,6 +232,7 @@ def fit(
     save_dir: str | Path | None = None,
     metadata: dict | None = None,
     stop_after_evaluations: int | None = None,
+    pause_at: float | None = None,
 ) -> TrainResult:
     """Train ``model`` and return the result. ``tasks`` is one TaskSpec with its TokenizedData (``data``), or,
     for a joint model (``TaskHeads``, one head per task), task → TaskSpec with task → TokenizedData.
@@ -240,6 +242,10 @@ def fit(
     With ``save_dir``, the restored best model is saved there (``model/``, and ``adapter/`` when the model
     trained its own single-task adapter: the stage-1 artifact), its partitions gathered first under ZeRO-3.
     ``stop_after_evaluations`` ends the run early without finishing it, as a crash would (tests of resuming).
+    ``pause_at`` (successive halving's rung, a share of the run's dev evaluations, < 1): the run pauses after
+    that many evaluations (``floor(share × evaluations)``, at least one), its checkpoint written, with its best dev
+    scores so far and ``paused_at`` set, and nothing restored or tested; run again with the same
+    ``checkpoint_dir``, it goes on from there on the curve of a run never paused.
     """
     start = time.perf_counter()
     joint = model.tasks is not None
@@ -267,6 +273,7 @@ def fit(
         schedule = EpochSchedule(names[0], len(train[names[0]]), config, seed, rank, world)
         select_by = tasks[names[0]].select_by if config.select_by == "auto" else config.select_by
     evaluation_set = EvaluationSet(tasks, joint)
+    pause_after = _pause_after(schedule.evaluations(), pause_at, checkpoint_dir)
     engine = ENGINES[config.engine](model, config, schedule.total_steps, device)
 
     result = TrainResult(
@@ -310,15 +317,18 @@ def fit(
         notify("evaluation", record)
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
-        out_of_patience = state.since_best >= config.patience
-        interrupted = stop_after_evaluations is not None and state.evaluations >= stop_after_evaluations
-        return out_of_patience or interrupted
+        return state.since_best >= config.patience or interrupted()
+
+    def interrupted() -> bool:
+        """Stopped on purpose before the end: a test's crash, or successive halving's pause at a rung."""
+        limits = [n for n in (stop_after_evaluations, pause_after) if n is not None]
+        return bool(limits) and state.evaluations >= min(limits)
 
     selected_key = "loss" if select_by == "loss" else "score"
     # A joint step updates every trainable tensor, the heads of the tasks absent from it on a zero gradient
     # (their moments decay, weight decay applies), as DeepSpeed's flat gradient buffers do: both engines agree.
     fill_absent = joint and engine.name == "torch"
-    stop = state.since_best >= config.patience
+    stop = state.since_best >= config.patience or interrupted()  # resumed where it had stopped: nothing more
     model.train()
     for batch in schedule.micro_batches(state) if not stop else ():
         rows = collate(list(train[batch.task].select(batch.rows)), pad_id, tasks[batch.task].kind)
@@ -348,13 +358,18 @@ def fit(
         evaluate_and_select(None)
     result.history, result.steps, result.losses = state.history, state.step, state.losses
     result.step_times, result.evaluation_times = state.step_times, state.evaluation_times
-    if stop_after_evaluations is not None and state.evaluations >= stop_after_evaluations:
+    best = state.best or {"scores": {}, "selected": {}, "step": -1, "epoch": -1}
+    result.best_epoch, result.best_step = best["epoch"], best["step"]
+    # what selection compares: a joint run's mean over its tasks, a single task's own scores
+    result.best_dev = dict(best["selected"]) if joint else dict(best["scores"].get(names[0], {}))
+    if interrupted() and not (state.since_best >= config.patience):
+        if pause_after is not None and state.evaluations >= pause_after:
+            result.paused_at = state.evaluations
+        result.wall_seconds = time.perf_counter() - start
         return result  # interrupted on purpose: no restore, no test
 
     if best_state is not None:
         load_trainable_state(model, best_state, engine)
-    best = state.best or {"scores": {}, "selected": {}, "step": -1, "epoch": -1}
-    result.best_epoch, result.best_step = best["epoch"], best["step"]
     tests, tested, test_start = {}, 0, time.perf_counter()
     for task in names:
         model.set_task(task)
@@ -365,8 +380,7 @@ def fit(
     for task in names:  # one entry per task, whatever the method: a single-task run is a joint run of one
         best_dev = best["scores"].get(task, {})
         result.tasks[task] = {"metric": tasks[task].metric, "best_dev": best_dev, "test": tests[task]}
-    # what selection compared, and the test scores flat: a joint run's under "<task>/<metric>"
-    result.best_dev = dict(best["selected"]) if joint else dict(best["scores"].get(names[0], {}))
+    # the test scores flat: a joint run's under "<task>/<metric>"
     result.test = {f"{t}/{k}" if joint else k: v for t in names for k, v in tests[t].items()}
     if save_dir is not None:
         save_trained(Path(save_dir), model, engine, rank, metadata or {})
@@ -378,6 +392,20 @@ def fit(
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
     notify("end", {"best_epoch": result.best_epoch, "best_step": result.best_step, "test": result.test})
     return result
+
+
+def _pause_after(evaluations: int, pause_at: float | None, checkpoint_dir) -> int | None:
+    """The evaluation after which a run paused at a rung stops (None: it runs to its end)."""
+    if pause_at is None or pause_at >= 1:
+        return None
+    if checkpoint_dir is None:
+        raise ValueError("a run paused at a rung needs a checkpoint_dir to go on from")
+    count = math.floor(evaluations * pause_at + 1e-9)
+    if count < 1:
+        raise ValueError(
+            f"a rung at {pause_at:.3g} of the budget is shorter than one of this run's {evaluations} evaluations"
+        )
+    return count
 
 
 def test_scores(model, engine, task: TaskSpec, splits, config: LoopConfig, pad_id: int, record: bool) -> dict:

@@ -1,0 +1,122 @@
+"""Successive halving (`search: {pruner: sha}`, harness/search.py): every point starts as its full trial and pauses
+at the first rung; a rung decides from its points' dev values there alone and promotes the best 1/eta, which go on
+from their checkpoints; the group chooses among the whole trials of the last rung."""
+
+import math
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.plan import make_plan, reached
+from harness.search import promoted, rung_fractions
+from harness.spec import load_spec
+from harness.store import Store
+
+SPEC = {
+    "version": 1,
+    "name": "halving",
+    "models": ["tiny-bert"],
+    "methods": ["adapter"],
+    "benchmark": "synthetic",
+    "targets": ["syn_a_low"],
+    "seeds": 2,
+    "search": {"pruner": "sha", "eta": 3, "rungs": 2, "adapter": {"learning_rate": [0.0003, 0.003, 0.03]}},
+    # 32 examples in 4 batches of 8: 3 epochs of 4 steps, evaluated after each; the first rung is the first epoch
+    "hyperparameters": {"all": {"epochs": 3, "patience": 3, "batch_size": 8}},
+    "resources": {"cpus": 1},
+}
+
+
+def write(tmp_path, name: str, **changes) -> str:
+    spec = {**SPEC, **changes}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
+
+
+def test_rungs_are_shares_of_the_budget_and_a_rung_promotes_the_best_third_in_order():
+    search = load_spec_from(SPEC).search
+    assert rung_fractions(search) == [1 / 3, 1.0]
+    assert rung_fractions(search.model_copy(update={"rungs": 3})) == [1 / 9, 1 / 3, 1.0]
+    # lower is better: the best ceil(n/3), in the points' order; ties to the earlier point; NaN last
+    values = [(0.5, True), (0.2, True), (0.9, True), (0.2, True), (math.nan, True)]
+    assert promoted(values, 3) == [1, 3]
+    assert promoted(values, 5) == [1]
+    assert promoted([(math.nan, None), (math.nan, None)], 3) == [0]
+    assert promoted([(0.7, False), (0.8, False), (0.1, False)], 2) == [0, 1]  # higher is better
+
+
+def load_spec_from(data: dict):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spec.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return load_spec(path)
+
+
+@pytest.mark.slow
+def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one(ray_local, tmp_path, capsys):
+    """Three points pause after their first epoch; the best goes on to its end from its checkpoint. Its result is
+    the grid's result of the same trial (the same key), step for step; the paused ones' dev curves are the first
+    rows of their grid runs'; the group chooses the promoted point and trains its other seed; a resubmit trains
+    nothing."""
+    sha, grid = write(tmp_path, "sha"), write(tmp_path, "grid", search={"adapter": SPEC["search"]["adapter"]})
+    sha_store, grid_store = Store(tmp_path / "sha-store"), Store(tmp_path / "grid-store")
+    assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
+    assert main(["submit", grid, "--store", str(grid_store.root)]) == 0
+    capsys.readouterr()
+
+    plan = make_plan(load_spec(sha), sha_store)
+    (group,) = plan.groups.values()
+    search_keys = [keys[0] for keys in group.keys_by_point]
+    assert [sha_store.rung(key, 0) is not None for key in search_keys] == [True] * 3  # every point paused once
+    first = {i: value for i, (value, _) in group.rung_values[0].items()}
+    best = min(first, key=lambda i: (first[i], i))
+    assert list(group.rung_values[1]) == [best] and group.chosen == best  # one promoted, and chosen
+    grid_plan = make_plan(load_spec(grid), grid_store)
+    for index, key in enumerate(search_keys):
+        full = grid_store.result(key)  # the same trial, run to its end without pausing
+        paused = sha_store.rung(key, 0)
+        assert paused["history"] == full["history"][:1] and paused["losses"] == full["losses"][:4]
+        assert paused["steps"] == 4 and paused["paused_at"] == 1
+        if index == best:
+            result = sha_store.result(key)
+            assert result["losses"] == full["losses"] and result["history"] == full["history"]
+            assert result["test"] == full["test"] and result["best_dev"] == full["best_dev"]
+            assert not (sha_store.artifacts_dir(key) / "checkpoint").exists()  # ended: nothing to go on from
+        else:
+            assert not sha_store.is_done(key) and (sha_store.artifacts_dir(key) / "checkpoint").exists()
+    assert all(reached(trial, sha_store) for trial in plan.trials)
+    finals = [t for t in plan.trials if t.key in group.final_keys]
+    assert len(finals) == 2 and all(t.point == group.points[best] and sha_store.is_done(t.key) for t in finals)
+    assert search_keys[best] in group.final_keys  # the promoted search trial is the final trial of its seed
+
+    def steps(store, trials):  # what was trained: a paused trial's steps at its rung, a finished one's all
+        return sum(
+            store.result(t.key)["steps"] if store.is_done(t.key) else store.rung(t.key, t.rung)["steps"] for t in trials
+        )
+
+    assert steps(sha_store, plan.trials) == 3 * 4 + 8 + 12  # three first epochs, the rest of one, its other seed
+    assert steps(grid_store, grid_plan.trials) == 3 * 12 + 12
+
+    assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"eta": 1}, "search.eta: 1: a rung keeps 1/eta of its points (expected an integer ≥ 2)"),
+        ({"rungs": 1}, "search.rungs: 1: halving needs a first rung and a last (expected ≥ 2)"),
+        ({"rungs": 3}, "search.rungs: the first rung, 1/9 of the budget, is shorter than one of adapter's 3"),
+        ({"adapter": {"learning_rate": [0.003]}}, "search.adapter: one point: successive halving needs at least 2"),
+    ],
+)
+def test_a_halving_that_cannot_run_is_one_line_naming_the_key(search, expected, tmp_path, capsys):
+    path = write(tmp_path, "bad", search={**SPEC["search"], **search})
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{path}:{expected}"), err
