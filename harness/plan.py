@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
 
 import scalearn
@@ -101,6 +102,42 @@ class Trial:
         return summary
 
 
+def planned_steps(trial: Trial) -> int | None:
+    """The optimizer steps of the whole trial, where its file says (a fixed `max_steps`, or epochs over a
+    few-shot train split of k examples, k being the most it has); None where it depends on the data's size."""
+    loop, shots = trial.config.loop, trial.config.data.few_shot
+    total = None
+    if shots is not None and not trial.joint:
+        total = math.ceil(math.ceil(shots / loop.batch_size) / loop.gradient_accumulation) * loop.epochs
+    if loop.max_steps is not None:
+        total = loop.max_steps if total is None else min(total, loop.max_steps)
+    return total
+
+
+def search_cost(plan: Plan, search) -> dict:
+    """What the searched groups will cost at most, from the plan on a fresh store: the final trials to follow their
+    searches, and the optimizer steps of every search and final trial (successive halving: each rung trains its
+    points from the previous rung's budget to its own, the best 1/eta of them going on); trials whose steps
+    depend on their data are counted apart."""
+    trials = {t.key: t for t in plan.trials}
+    fractions = rung_fractions(search)
+    steps = unknown = finals = 0
+    for group in plan.groups.values():
+        searched = len(group.keys_by_point[0])
+        follow = len([seed for seed in group.seeds if seed not in group.searched_seeds])
+        finals += follow
+        total = planned_steps(trials[group.keys_by_point[0][0]])
+        if total is None:
+            unknown += searched * len(group.points) + follow
+            continue
+        count, share, previous = len(group.points), 0.0, 0.0
+        for fraction in fractions:  # the points of each rung × the budget they train there
+            share += count * (fraction - previous)
+            previous, count = fraction, max(1, math.ceil(count / search.eta))
+        steps += round(share * total) * searched + follow * total
+    return {"final_trials_to_follow": finals, "max_steps": steps, "trials_of_unknown_steps": unknown}
+
+
 def reached(trial: Trial, store) -> bool:
     """Whether ``trial`` has nothing to train now: it is done, or (successive halving) it paused at the rung it is
     planned to reach."""
@@ -153,6 +190,9 @@ class SearchGroup:
     chosen: int | None = None
     lower_is_better: bool = True
     final_keys: list[str] | None = None
+    seeds: list[int] = field(default_factory=list)
+    """The final seeds; the first ``searched_seeds`` (or more) are trained at every point."""
+    searched_seeds: list[int] = field(default_factory=list)
     rung_values: list[dict[int, tuple]] | None = None
     """Successive halving: per rung reached so far, each point there (its index) → its mean dev value (None while
     a trial of it has not reached the rung); the points of the last rung with a value are the candidates."""
@@ -260,19 +300,23 @@ class _Planner:
             return point_value(keys[-1], self.result_of)
 
         points, values = sample(self.spec.search, space, value_of)
-        group = self._group(stage, model, method, depends_on, where, points, keys)
+        group = self._group(stage, model, method, depends_on, where, points, keys, seeds, searched)
         if None in values or len(points) < planned_count(self.spec.search, space):
             return None
         return self._choose(group, values, list(range(len(points))), seeds, depends_on, where)
 
-    def _group(self, stage, model, method, depends_on, where, points, keys) -> SearchGroup:
+    def _group(self, stage, model, method, depends_on, where, points, keys, seeds, searched) -> SearchGroup:
         task = where.get("label") or where.get("task")
         group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), points, keys)
+        group.seeds, group.searched_seeds = list(seeds), list(searched)
         apart = json.dumps([stage, model, method, where, list(depends_on)], sort_keys=True, default=str)
         name = "-".join((method, task, model.rsplit("/", 1)[-1]))
         group.id = f"{''.join(c if c.isalnum() or c in '._-' else '_' for c in name)}-{_short_hash(apart)}"
         # a source adapter's group and the adapter baseline on that task share their search trials: one group
-        return self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
+        shared = self.groups.setdefault((model, method, task, *(k for point_keys in keys for k in point_keys)), group)
+        if len(group.seeds) > len(shared.seeds):  # the adapter baseline's seeds, beside its source adapter's one
+            shared.seeds = group.seeds
+        return shared
 
     def _choose(self, group: SearchGroup, values: list, candidates: list[int], seeds, depends_on, where) -> list:
         """The group's choice among ``candidates`` (point indices; ``values`` theirs, in that order), and its final
@@ -297,7 +341,7 @@ class _Planner:
         keys = [
             [self.add(stage, model, method, depends_on, "search", p, seed=s, **where) for s in searched] for p in points
         ]
-        group = self._group(stage, model, method, depends_on, where, points, keys)
+        group = self._group(stage, model, method, depends_on, where, points, keys, seeds, searched)
         group.rung_values = []
         fractions = rung_fractions(search)
         alive = list(range(len(points)))

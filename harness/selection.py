@@ -14,7 +14,7 @@ import json
 import math
 
 from harness.plan import make_plan
-from harness.search import selection_value
+from harness.search import rung_fractions, selection_value
 from harness.stats import scaled, summarize
 from scalearn.tasks import get_task
 
@@ -26,7 +26,8 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
     rows = []
     for group in groups if groups is not None else make_plan(spec, store).groups.values():
         points = []
-        for point, keys in zip(group.points, group.keys_by_point, strict=True):
+        halved = group.rung_values or []  # successive halving: each point's dev value at each rung it reached
+        for index, (point, keys) in enumerate(zip(group.points, group.keys_by_point, strict=True)):
             done = [store.result(key) for key in keys if store.is_done(key)]
             failed = sum(store.state(key) == "failed" for key in keys)
             values = [selection_value(result)[0] for result in done]
@@ -39,6 +40,7 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                     "planned": len(keys),
                     "dev_mean": dev.mean if dev else None,
                     "dev_sd": dev.sd if dev else None,
+                    "rung_dev": [rung[index][0] for rung in halved if rung.get(index) is not None],
                 }
             )
         tasks = list(group.tasks) or [group.task]
@@ -65,6 +67,8 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                 "at_edge": at_edge([point["point"] for point in points], group.chosen),
                 "test_of_chosen": test,
                 "selects_on_test": any(get_task(task).selects_on_test for task in tasks),
+                "rungs": len(rung_fractions(spec.search)) if group.rung_values is not None else None,
+                "rung": len(halved) - 1 if halved else None,
                 "search_keys": [key for keys in group.keys_by_point for key in keys],
                 "final_keys": list(group.final_keys or []),
             }
@@ -132,6 +136,8 @@ def selection_markdown(rows: list[dict]) -> str:
             dev = "–" if point["dev_mean"] is None else f"{point['dev_mean']:.4f}"
             if point["dev_sd"] is not None:
                 dev += f" ± {point['dev_sd']:.4f}"
+            if row["rungs"] is not None and point["rung_dev"] and point["dev_mean"] is None:  # stopped at a rung
+                dev = f"{point['rung_dev'][-1]:.4f} at rung {len(point['rung_dev']) - 1} of {row['rungs']}"
             chosen = index == row["chosen"]
             test = row["test_of_chosen"]
             shown = ""
@@ -201,6 +207,9 @@ def status_lines(spec, store, groups=None) -> list[str]:
     for row in selection_rows(spec, store, groups):
         finished = sum(point["done"] == point["planned"] for point in row["points"])
         where = f"search {row['method']} · {row['task']} · {row['model']}: {finished}/{len(row['points'])} points done"
+        if row["chosen"] is None and row["rung"] is not None:
+            lines.append(f"{where}, halving at rung {row['rung']} of {row['rungs']} (0 first)")
+            continue
         if row["chosen"] is None:
             lines.append(f"{where}, searching")
             continue

@@ -10,6 +10,7 @@ import yaml
 from harness.cli import main
 from harness.plan import make_plan, reached
 from harness.search import promoted, rung_fractions
+from harness.selection import selection_markdown, selection_rows
 from harness.spec import load_spec
 from harness.store import Store
 
@@ -24,6 +25,7 @@ SPEC = {
     "search": {"pruner": "sha", "eta": 3, "rungs": 2, "adapter": {"learning_rate": [0.0003, 0.003, 0.03]}},
     # 32 examples in 4 batches of 8: 3 epochs of 4 steps, evaluated after each; the first rung is the first epoch
     "hyperparameters": {"all": {"epochs": 3, "patience": 3, "batch_size": 8}},
+    "data": {"few_shot": 32},  # all of syn_a_low's train split, said so: the plan then knows each trial's steps
     "resources": {"cpus": 1},
 }
 
@@ -102,6 +104,12 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert steps(sha_store, plan.trials) == 3 * 4 + 8 + 12  # three first epochs, the rest of one, its other seed
     assert steps(grid_store, grid_plan.trials) == 3 * 12 + 12
 
+    table = selection_markdown(selection_rows(load_spec(sha), sha_store))
+    assert table.count("at rung 0 of 2") == 2 and table.count("✓") == 1  # how far each point went
+    assert main(["plan", sha, "--store", str(sha_store.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum("rung 0 (1/3 of its budget)" in line for line in lines) == 2
+    assert "searches: 1 groups, 1 final trials to follow them; at most 32 optimizer steps" in lines[-1]
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
     assert "0 to run" in capsys.readouterr().out
 

@@ -17,9 +17,12 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.plan import planned_steps, reached_keys, search_cost  # the plan resolves methods: not for `ui`
+
     store = Store(args.store)
-    _, planned = load(args, store)
-    rows = [{**t.summary(), "done": store.is_done(t.key)} for t in planned.trials]
+    spec, planned = load(args, store)
+    reached = reached_keys(planned.trials, store)
+    rows = [{**t.summary(), "done": t.key in reached, "steps": planned_steps(t)} for t in planned.trials]
     waiting = planned.waiting
     if args.json:
         print(json.dumps(rows + [{**row, "done": False} for row in waiting], indent=2))
@@ -30,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
         task = f"{row['task']} ({len(row['tasks'])} tasks)" if row.get("tasks") else row["task"]
         print(
             f"{row['key']}  stage {row['stage']}  {mark}  {row['role']:6s} {row['method']:20s} {task:16s} "
-            f"seed {row['seed']:<3d} {row['model']}{deps}" + (f"  {row['point']}" if "point" in row else "")
+            f"seed {row['seed']:<3d} {row['model']}{deps}"
+            + (f"  {row['point']}" if "point" in row else "")
+            + (f"  rung {row['rung']} ({_share(row['budget'])} of its budget)" if "rung" in row else "")
         )
     if waiting:
         groups = {(r["model"], r["method"], r["task"]): r["waits_for"] for r in waiting}
@@ -39,4 +44,17 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(rows)} trials, {sum(r['done'] for r in rows)} done" + (f"; {len(waiting)} more wait" if waiting else "")
     )
+    if planned.groups:
+        cost = search_cost(planned, spec.search)
+        unknown = cost["trials_of_unknown_steps"]
+        print(
+            f"searches: {len(planned.groups)} groups, {cost['final_trials_to_follow']} final trials to follow them; "
+            f"at most {cost['max_steps']:,} optimizer steps for the searches and those final trials"
+            + (f" (and {unknown} trials whose steps depend on their data)" if unknown else "")
+        )
     return 0
+
+
+def _share(budget: float) -> str:
+    """A rung's share of the budget as a reader writes it: 1/9, 1/3, all."""
+    return "all" if budget >= 1 else f"1/{round(1 / budget)}"
