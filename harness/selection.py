@@ -136,7 +136,7 @@ def selection_markdown(rows: list[dict]) -> str:
             dev = "–" if point["dev_mean"] is None else f"{point['dev_mean']:.4f}"
             if point["dev_sd"] is not None:
                 dev += f" ± {point['dev_sd']:.4f}"
-            if row["rungs"] is not None and point["rung_dev"] and point["dev_mean"] is None:  # stopped at a rung
+            if row.get("rungs") and point.get("rung_dev") and point["dev_mean"] is None:  # stopped at a rung
                 dev = f"{point['rung_dev'][-1]:.4f} at rung {len(point['rung_dev']) - 1} of {row['rungs']}"
             chosen = index == row["chosen"]
             test = row["test_of_chosen"]
@@ -207,7 +207,7 @@ def status_lines(spec, store, groups=None) -> list[str]:
     for row in selection_rows(spec, store, groups):
         finished = sum(point["done"] == point["planned"] for point in row["points"])
         where = f"search {row['method']} · {row['task']} · {row['model']}: {finished}/{len(row['points'])} points done"
-        if row["chosen"] is None and row["rung"] is not None:
+        if row["chosen"] is None and row.get("rung") is not None:
             lines.append(f"{where}, halving at rung {row['rung']} of {row['rungs']} (0 first)")
             continue
         if row["chosen"] is None:
