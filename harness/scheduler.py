@@ -106,6 +106,7 @@ def run_trials(
     trial_resources: dict[str, dict] | None = None,
     on_update=None,
     on_finished=None,
+    more=None,
 ) -> Outcome:
     """Run every trial not done yet and wait for all. ``on_finished(trials)`` gets each batch of newly
     finished trials (e.g. to log them to MLflow in one transaction), ``on_update(progress)`` the state.
@@ -118,6 +119,10 @@ def run_trials(
     packed trial that fails out of memory is retried once alone on a whole device, if no trial of this
     submit consumes it (a consumer already holds the failed reference). ``trial_resources`` (key → cpus, gpus,
     memory_gb) gives a trial other resources than ``resources`` (a backbone's `model_resources`).
+
+    ``more()``, asked after each batch that finished a search trial, gives the trials that can be planned now
+    (a search that chose, a rung of successive halving that decided): those not run in this call yet join the
+    queue, so a group goes on while another waits for a straggler.
     """
     import ray
 
@@ -197,6 +202,12 @@ def run_trials(
         progress.seconds = now - start
         if batch and on_finished is not None:
             on_finished(batch)
+        if more is not None and any(t.role == "search" for t in batch):
+            ran = {(t.key, t.rung) for t in queue}
+            new = [t for t in more() if (t.key, t.rung) not in ran and t.key not in failed_keys]
+            new = [t for t in new if t.key not in reached_keys(new, store)]
+            queue.extend(sorted(new, key=lambda t: t.stage))  # their sources are done, or in the queue before them
+            progress.total.update(Counter(t.stage for t in new))
         if on_update is not None:
             on_update(progress)
     outcome.seconds = time.perf_counter() - start

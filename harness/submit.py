@@ -119,8 +119,19 @@ def submit(
             finish = _register(spec, store, say)
             tracker = tracker_for_submit()
             tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
+
+            asked = {(t.key, t.rung) for t in todo}
+
+            def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
+                planned = make_plan(spec, store, given_up).trials
+                new = [t for t in planned if (t.key, t.rung) not in asked and t.key not in given_up]
+                asked.update((t.key, t.rung) for t in new)
+                if new:
+                    tracker.begin(new)
+                return new
+
             while todo:
-                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine)
+                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine, more)
                 outcome.ran += waves.done
                 outcome.retried_alone += waves.retried_alone
                 outcome.seconds += waves.seconds
@@ -209,7 +220,9 @@ def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir, s
         raise PreflightError("\n".join(problems))
 
 
-def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent, cluster):
+def _run_waves(
+    spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent, cluster, more=None
+):
     """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
     probed for their peak memory (once; kept in the store) when their sources exist, then packed. On a
     ``cluster``, the system metrics of each trial carry its node's id."""
@@ -236,6 +249,7 @@ def _run_waves(spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, d
                 trial_resources={t.key: spec.resources_for(t.model) for t in wave} if spec.model_resources else None,
                 on_update=view.update,
                 on_finished=lambda batch: tracker.log_finished(batch, store),
+                more=None if auto else more,  # packed stages are probed first: they wait for the next wave
             )
         total.done += outcome.done
         total.failed.update(outcome.failed)

@@ -153,3 +153,38 @@ def test_a_queued_trial_counts_its_duration_from_when_it_runs_not_from_when_it_c
     durations = final.durations[1]
     assert len(durations) == len(trials) > 2 and all(d > 0.15 for d in durations)
     assert sum(durations) <= final.seconds + 1.0  # in a queue of n, counting the wait would give ~n/2 × that
+
+
+def test_a_group_goes_on_while_another_waits_for_a_straggler(ray_cluster, tmp_path):
+    """`more()` after each finished search trial: what the finished searches let run joins the queue at once. A
+    group whose search is done starts its next trial while the other group's slow search trial still runs (the
+    order of the log proves it, not a clock)."""
+    from dataclasses import replace
+
+    trials = [t for t in expand(ExperimentSpec.model_validate(SPEC)) if t.stage == 1][:2]
+    quick, slow = replace(trials[0], role="search"), replace(trials[1], role="search")
+    follow = [t for t in expand(ExperimentSpec.model_validate(SPEC)) if t.stage == 1][2]
+    store = Store(tmp_path / "store")
+    slow_body, log = logging_body(str(tmp_path), delay=0.0), str(tmp_path / "runs.log")
+
+    def body(trial, store, **options):  # the straggler finishes only once the follower has run
+        if trial.key == slow.key:
+            import time
+
+            deadline = time.time() + 60  # without the refill it never comes: the order below then fails
+            while time.time() < deadline:
+                with open(log) as ran:  # (a worker cannot import this module: nothing of it by name here)
+                    if follow.key in ran.read().split():
+                        break
+                time.sleep(0.05)
+        return slow_body(trial, store, **options)
+
+    asked = []
+
+    def more():
+        asked.append(1)
+        return [follow] if store.is_done(quick.key) else []
+
+    outcome = run_trials([quick, slow], store, resources={"cpus": 0.5}, retries=0, options={"body": body}, more=more)
+    assert sorted(outcome.done) == sorted([quick.key, slow.key, follow.key]) and asked, outcome.failed
+    assert runs(tmp_path).index(follow.key) < runs(tmp_path).index(slow.key)  # it did not wait for the straggler
