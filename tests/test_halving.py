@@ -3,9 +3,15 @@ at the first rung; a rung decides from its points' dev values there alone and pr
 from their checkpoints; the group chooses among the whole trials of the last rung."""
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
+from conftest import shared_ray_address
 
 from harness.cli import main
 from harness.plan import make_plan, reached
@@ -64,7 +70,7 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     """Three points pause after their first epoch; the best goes on to its end from its checkpoint. Its result is
     the grid's result of the same trial (the same key), step for step; the paused ones' dev curves are the first
     rows of their grid runs'; the group chooses the promoted point and trains its other seed; a resubmit trains
-    nothing."""
+    nothing; a driver killed after the first pause, then resubmitted, gives all of it again."""
     sha, grid = write(tmp_path, "sha"), write(tmp_path, "grid", search={"adapter": SPEC["search"]["adapter"]})
     sha_store, grid_store = Store(tmp_path / "sha-store"), Store(tmp_path / "grid-store")
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
@@ -112,6 +118,24 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert "searches: 1 groups, 1 final trials to follow them; at most 32 optimizer steps" in lines[-1]
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
     assert "0 to run" in capsys.readouterr().out
+
+    # a driver SIGKILLed once the first point has paused, then a resubmit: the same pauses, promotion and choice,
+    # and the promoted trial's result bit for bit
+    killed = Store(tmp_path / "killed-store")
+    command = [sys.executable, "-m", "harness.cli", "submit", sha, "--store", str(killed.root)]
+    driver = subprocess.Popen([*command, "--address", shared_ray_address()], start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(killed.rung(key, 0) for key in search_keys):
+        time.sleep(0.1)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert not killed.is_done(search_keys[best])  # killed before the promotion
+    assert main(["submit", sha, "--store", str(killed.root)]) == 0
+    (again,) = make_plan(load_spec(sha), killed).groups.values()
+    assert again.rung_values == group.rung_values and again.chosen == group.chosen
+    for key in search_keys:
+        assert killed.rung(key, 0)["history"] == sha_store.rung(key, 0)["history"]
+    assert killed.result(search_keys[best])["losses"] == sha_store.result(search_keys[best])["losses"]
 
 
 @pytest.mark.parametrize(
