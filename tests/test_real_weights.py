@@ -65,7 +65,7 @@ name: bf16-checkpoint
 models: [{model}]
 methods: [adapter, lora, ia3, compacter_pp, propetl, full_ft, scalearn, adapterfusion, scalearn_lora,
           adapter_soup, adapter_m, hyperformer]
-tasks: [syn_a, syn_b, syn_a_low]
+tasks: [syn_a, syn_a_low]     # one source and the target: every kind of trial, the fewest of them
 targets: [syn_a_low]
 seeds: 1
 hyperparameters:
