@@ -71,9 +71,24 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
     return sorted(points, key=lambda p: p.size)
 
 
+def trained_record(key: str, store: Store) -> dict | None:
+    """What a trial trained, as one record: its result, or (successive halving) the record of the last rung it
+    paused at, with ``wall_seconds`` summed over every stretch it ran (each pause, then its end); None if it
+    has trained nothing yet."""
+    pauses = []
+    while (paused := store.rung(key, len(pauses))) is not None:
+        pauses.append(paused)
+    last = store.result(key) if store.is_done(key) else (pauses[-1] if pauses else None)
+    if last is None or not pauses:
+        return last
+    stretches = [*pauses, last] if last is not pauses[-1] else pauses
+    return {**last, "wall_seconds": sum(float(r.get("wall_seconds") or 0.0) for r in stretches)}
+
+
 def trial_cost(trials: list[Trial], store: Store) -> dict:
-    """What the finished ``trials`` cost, from their result records (search points included: they ran)."""
-    records = [store.result(t.key) for t in trials if store.is_done(t.key)]
+    """What ``trials`` cost, from their records: finished ones, search points included (they ran), and points
+    successive halving stopped at a rung, counted for the steps they trained."""
+    records = [record for t in trials if (record := trained_record(t.key, store)) is not None]
     if not records:
         return {}
     walls = [float(r.get("wall_seconds") or 0.0) for r in records]

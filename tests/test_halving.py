@@ -15,6 +15,7 @@ from conftest import shared_ray_address
 
 from harness.cli import main
 from harness.plan import make_plan, reached
+from harness.scaling import trained_record, trial_cost
 from harness.search import promoted, rung_fractions
 from harness.selection import selection_markdown, selection_rows
 from harness.spec import load_spec
@@ -108,6 +109,12 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
         )
 
     assert steps(sha_store, plan.trials) == 3 * 4 + 8 + 12  # three first epochs, the rest of one, its other seed
+    # the cost tables count what was trained: stopped points at their rung, the promoted one over both stretches
+    assert sum(trained_record(t.key, sha_store)["steps"] for t in plan.trials) == 32
+    promoted_wall = trained_record(search_keys[best], sha_store)["wall_seconds"]
+    first_stretch = sha_store.rung(search_keys[best], 0)["wall_seconds"]
+    stretches = first_stretch + sha_store.result(search_keys[best])["wall_seconds"]
+    assert promoted_wall == pytest.approx(stretches) and trial_cost(plan.trials, sha_store)["trials"] == 4
     assert steps(grid_store, grid_plan.trials) == 3 * 12 + 12
 
     table = selection_markdown(selection_rows(load_spec(sha), sha_store))
