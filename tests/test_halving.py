@@ -117,6 +117,13 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert promoted_wall == pytest.approx(stretches) and trial_cost(plan.trials, sha_store)["trials"] == 4
     assert steps(grid_store, grid_plan.trials) == 3 * 12 + 12
 
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=sha_store.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("halving").experiment_id])
+    notes = [r.data.tags.get("mlflow.note.content", "") for r in runs]
+    (search_note,) = [note for note in notes if "Successive halving over 2 rungs" in note]  # the search parent's
+    assert search_note.count("paused at rung 0 of 2") == 2
     table = selection_markdown(selection_rows(load_spec(sha), sha_store))
     assert table.count("at rung 0 of 2") == 2 and table.count("✓") == 1  # how far each point went
     assert main(["plan", sha, "--store", str(sha_store.root)]) == 0

@@ -127,7 +127,17 @@ def search_lines(row: dict, kind: str, lines: list[str]) -> list[str]:
         mark = ""
         if index == row["chosen"]:
             mark = "✓" + (f" (at the edge: {', '.join(row['at_edge'])})" if row["at_edge"] else "")
+        if row.get("rungs") and point.get("rung_dev") and point["dev_mean"] is None:  # successive halving stopped it
+            stopped = len(point["rung_dev"]) - 1
+            dev = f"{scaled(measure, point['rung_dev'][-1]):.4g}"
+            mark = f"paused at rung {stopped} of {row['rungs']} (not promoted; no run of its own)"
         text.append(f"| {point_text(point['point'])} | {dev} | {seeds} | {mark} |")
+    if row.get("rungs"):
+        text += [
+            "",
+            f"Successive halving over {row['rungs']} rungs: a point paused at a rung trained that share of its "
+            "budget only; the chosen point is one of the last rung's whole trials.",
+        ]
     if chosen is None:
         text += ["", "No point chosen yet: the search has not finished."]
     return text
