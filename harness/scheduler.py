@@ -205,7 +205,8 @@ def run_trials(
         if more is not None and any(t.role == "search" for t in batch):
             ran = {(t.key, t.rung) for t in queue}
             new = [t for t in more() if (t.key, t.rung) not in ran and t.key not in failed_keys]
-            new = [t for t in new if t.key not in reached_keys(new, store)]
+            ready = reached_keys(new, store)  # one listing, not one per trial
+            new = [t for t in new if t.key not in ready]
             queue.extend(sorted(new, key=lambda t: t.stage))  # their sources are done, or in the queue before them
             progress.total.update(Counter(t.stage for t in new))
         if on_update is not None:

@@ -128,15 +128,20 @@ def shared_ray_address() -> str:
     return _HEAD["address"]
 
 
-def _stop_head() -> None:
-    process = _HEAD.pop("process", None)
+def stop_group(process: subprocess.Popen | None, grace: float = 10) -> None:
+    """SIGTERM to a process started in a session of its own (a `ray start --block` node, a server) and its
+    group, SIGKILL after ``grace`` seconds (`ray start --block` can take 30 s to go)."""
     if process is not None and process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _stop_head() -> None:
+    stop_group(_HEAD.pop("process", None))
     if "temp" in _HEAD:
         shutil.rmtree(_HEAD.pop("temp"), ignore_errors=True)
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import stop_group
 
 from harness.plan import expand
 from harness.spec import load_spec
@@ -78,14 +79,7 @@ def listening(address: str) -> bool:
 
 
 def stop(process: subprocess.Popen | None) -> None:
-    """SIGTERM to the node's process group, SIGKILL after 5 s (`ray start --block` can take 30 s to go)."""
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_group(process, grace=5)
 
 
 @pytest.fixture
