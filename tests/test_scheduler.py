@@ -173,9 +173,12 @@ def test_a_group_goes_on_while_another_waits_for_a_straggler(ray_cluster, tmp_pa
 
             deadline = time.time() + 60  # without the refill it never comes: the order below then fails
             while time.time() < deadline:
-                with open(log) as ran:  # (a worker cannot import this module: nothing of it by name here)
-                    if follow.key in ran.read().split():
-                        break
+                try:  # (a worker cannot import this module: nothing of it by name here)
+                    with open(log) as ran:
+                        if follow.key in ran.read().split():
+                            break
+                except FileNotFoundError:  # the quick trial has not logged yet
+                    pass
                 time.sleep(0.05)
         return slow_body(trial, store, **options)
 
