@@ -133,6 +133,25 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
     assert "0 to run" in capsys.readouterr().out
 
+    # a fourth point: it trains its first rung; a rung of four promotes two, so the second best of the first rung
+    # goes on too; nothing else is trained again (the other records stay as they were, byte for byte)
+    def records(store, keys):
+        return {key: (store.rung(key, 0), store.result(key) if store.is_done(key) else None) for key in keys}
+
+    old_keys = [t.key for t in plan.trials]
+    before = records(sha_store, old_keys)
+    wider = {"adapter": {"learning_rate": [0.0003, 0.003, 0.03, 0.01]}}
+    wider_path = write(tmp_path, "wider", search={**SPEC["search"], **wider})
+    assert main(["submit", wider_path, "--store", str(sha_store.root)]) == 0
+    (widened,) = make_plan(load_spec(wider_path), sha_store).groups.values()
+    assert [keys[0] for keys in widened.keys_by_point[:3]] == search_keys  # the old points are the old trials
+    new_key = widened.keys_by_point[3][0]
+    changed = {key for key, record in records(sha_store, old_keys).items() if record != before[key]}
+    goes_on = set(widened.rung_values[1]) - {best}  # promoted now, not before
+    assert len(widened.rung_values[1]) == 2 and changed == {search_keys[i] for i in goes_on if i < 3}
+    assert sha_store.rung(new_key, 0)["steps"] == 4 and sha_store.is_done(new_key) == (3 in goes_on)
+    capsys.readouterr()
+
     # a driver SIGKILLed once the first point has paused, then a resubmit: the same pauses, promotion and choice,
     # and the promoted trial's result bit for bit
     killed = Store(tmp_path / "killed-store")
