@@ -74,7 +74,12 @@ def test_every_printed_address_opens_the_runs_table_in_model_training_mode(viewe
     assert "workflowType=machine_learning" in home and "viewStateShareKey=harness" in page
     dom = rendered(page, root / "profile-page")
     assert model_training_runs_table(dom), text_of(dom)[:2000]
-    for column in ("avg_test_score_mean", "syn_a_low/test_accuracy_mean", "syn_a_low/test_accuracy_sd"):
+    for column in (
+        "avg_test_score_mean",
+        "syn_a_low/test_accuracy_mean",
+        "syn_a_low/test_accuracy_sd",
+        "test_accuracy",  # the one the trials fill
+    ):
         assert f'col-id="metrics.`{column}`"' in dom
     text = text_of(dom)  # the competitors, and the sources apart, as the table's top level: nested, not flat
     assert all(f"{name} · tiny-bert" in text for name in ("adapter", "scalearn", "adapterfusion", "sources"))

@@ -58,17 +58,16 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
     shown = [c.removeprefix("metrics.`").removesuffix("`") for c in view["selectedColumns"] if c.startswith("metrics.")]
     targets = sorted({t.task for t in trials if t.stage == 2})
     per_target = [f"{t}/test_accuracy_{s}" for t in targets for s in ("mean", "sd")]  # each mean beside its sd
-    assert shown[0] == "avg_test_score_mean" and shown[1:] == per_target
-    assert all(name in top.data.metrics for top in tops if top.data.tags["stage"] == "2" for name in shown)
+    # the competitors' columns, then the one the trials' rows fill
+    assert shown == ["avg_test_score_mean", *per_target, "test_accuracy"]
+    assert all(name in top.data.metrics for top in tops if top.data.tags["stage"] == "2" for name in shown[:-1])
     assert view["runsHiddenMode"] == "SHOW_ALL"
     charts = [c["metricKey"] for c in view["compareRunCharts"] if c["metricSectionId"] == "harness-comparison"]
-    assert (
-        charts == [c for c in shown if c.endswith("_mean")]
-        and view["compareRunSections"][0]["uuid"] == "harness-comparison"
-    )
-    for top in tops:  # expanded, a competitor's group rows fill the same columns
+    assert charts == shown[:-1] and view["compareRunSections"][0]["uuid"] == "harness-comparison"  # sd beside mean
+    for top in tops:  # expanded, a competitor's group rows fill the same columns, and its trials' rows theirs
         for group in (g for g in children[top.info.run_id] if g.data.tags["task"] in targets):
             assert all(name in group.data.metrics for name in per_target if name.startswith(group.data.tags["task"]))
+            assert all("test_accuracy" in trial.data.metrics for trial in children[group.info.run_id])
     from harness.report import build_report  # the report's cells and MLflow's method runs: one set of numbers
 
     (table,) = build_report(load_spec(TINY), expand(load_spec(TINY), store), store).tables

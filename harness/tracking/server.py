@@ -146,10 +146,11 @@ def store_tracking_uri(store: Store) -> str:
 
 def share_view(client, experiment_id: str, metrics: list[str], runs: int, charts: list[str] | None = None) -> None:
     """The view `harness ui` opens (MLflow's shared view state, `?viewStateShareKey=harness`): the runs table
-    with ``metrics`` (each method's average, per-target test means and their sds) as columns, and the chart
-    view opening on a section of bar charts of ``charts`` (default: the columns) over every top-level run
-    (``runs`` of them), the UI's own per-metric charts after it."""
-    section, title = "harness-comparison", "Comparison (test ×100)"
+    with ``metrics`` (each method's average, per-target test means and their sds, the trials' own test scores)
+    as columns, and the chart view opening on a section of bar charts of ``charts`` (default: the columns) over
+    every top-level run (``runs`` of them), the UI's own per-metric charts after it. MLflow's bar charts draw no
+    error bars: a target's sd over seeds is the chart beside its mean's."""
+    section, title = "harness-comparison", "Comparison (test ×100): each target's mean over seeds, then its sd"
     charts = [
         {
             "uuid": f"harness-{index}",

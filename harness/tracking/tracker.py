@@ -351,8 +351,9 @@ class Tracker:
             start, end = top_spans.get(top, (None, now))
             self.backend.set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
         if tops:
-            columns = list(dict.fromkeys(columns))
-            charts = [c for c in columns if not c.endswith("_sd")]  # bars of the means; the sds are columns
+            charts = list(dict.fromkeys(columns))  # each target's bars of the means, then beside them its sds
+            trial_columns = [f"test_{get_task(t).metric}" for t in targets or ()]  # what the trials' rows fill
+            columns = list(dict.fromkeys(charts + trial_columns))
             upsert(share_view, self.client, self.experiment_id, columns, len(tops), charts)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
