@@ -146,6 +146,20 @@ def reached(trial: Trial, store) -> bool:
     return trial.rung is not None and trial.budget < 1 and store.rung(trial.key, trial.rung) is not None
 
 
+def trained_record(key: str, store) -> dict | None:
+    """What a trial trained, as one record: its result, or (successive halving) the record of the last rung it
+    paused at, with ``wall_seconds`` summed over every stretch it ran (each pause, then its end); None if it
+    has trained nothing yet."""
+    pauses = []
+    while (paused := store.rung(key, len(pauses))) is not None:
+        pauses.append(paused)
+    last = store.result(key) if store.is_done(key) else (pauses[-1] if pauses else None)
+    if last is None or not pauses:
+        return last
+    stretches = [*pauses, last] if last is not pauses[-1] else pauses
+    return {**last, "wall_seconds": sum(float(r.get("wall_seconds") or 0.0) for r in stretches)}
+
+
 def reached_keys(trials: list[Trial], store) -> set[str]:
     """The keys of ``trials`` with nothing to train now (`reached`), done ones found in one listing."""
     done = store.done_keys(t.key for t in trials)

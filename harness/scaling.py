@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import stats
-from harness.plan import Trial
+from harness.plan import Trial, trained_record
 from harness.plots import _pyplot, _save
 from harness.report.model import MISSING, Report
 from harness.report.render import latex_escape
@@ -69,20 +69,6 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
             cost = trial_cost([t for t in trials if t.model == table.model and t.method == row.method], store)
             points.append(Point(table.model, row.method, size, row.transfer_parameters, scores, cost))
     return sorted(points, key=lambda p: p.size)
-
-
-def trained_record(key: str, store: Store) -> dict | None:
-    """What a trial trained, as one record: its result, or (successive halving) the record of the last rung it
-    paused at, with ``wall_seconds`` summed over every stretch it ran (each pause, then its end); None if it
-    has trained nothing yet."""
-    pauses = []
-    while (paused := store.rung(key, len(pauses))) is not None:
-        pauses.append(paused)
-    last = store.result(key) if store.is_done(key) else (pauses[-1] if pauses else None)
-    if last is None or not pauses:
-        return last
-    stretches = [*pauses, last] if last is not pauses[-1] else pauses
-    return {**last, "wall_seconds": sum(float(r.get("wall_seconds") or 0.0) for r in stretches)}
 
 
 def trial_cost(trials: list[Trial], store: Store) -> dict:

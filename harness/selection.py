@@ -13,7 +13,7 @@ import io
 import json
 import math
 
-from harness.plan import make_plan
+from harness.plan import make_plan, trained_record
 from harness.search import rung_fractions, selection_value
 from harness.stats import scaled, summarize
 from scalearn.tasks import get_task
@@ -53,8 +53,10 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
             if scores:
                 summary = summarize(scores)
                 test = {"metric": metric, "mean": summary.mean, "sd": summary.sd, "n": summary.n}
+        search_keys = [key for keys in group.keys_by_point for key in keys]
         rows.append(
             {
+                **search_compute(search_keys, store),
                 "group": group.id,
                 "model": group.model,
                 "method": group.method,
@@ -69,11 +71,29 @@ def selection_rows(spec, store, groups=None) -> list[dict]:
                 "selects_on_test": any(get_task(task).selects_on_test for task in tasks),
                 "rungs": len(rung_fractions(spec.search)) if group.rung_values is not None else None,
                 "rung": len(halved) - 1 if halved else None,
-                "search_keys": [key for keys in group.keys_by_point for key in keys],
+                "search_keys": search_keys,
                 "final_keys": list(group.final_keys or []),
             }
         )
     return rows
+
+
+def search_compute(keys: list[str], store) -> dict:
+    """What a group's search trials trained (optimizer steps, and seconds in their workers, every stretch of a
+    paused and resumed trial counted), and what they would have trained had each run to its end as in a grid: a
+    point stopped at a rung counted at the most steps a finished point of its group took (the same data and
+    budget), None until one has finished."""
+    records = {key: trained_record(key, store) for key in keys}
+    ran = [record for record in records.values() if record is not None]
+    finished = [store.result(key)["steps"] for key in keys if store.is_done(key)]
+    grid = None
+    if finished and len(ran) == len(keys):
+        grid = sum(store.result(key)["steps"] if store.is_done(key) else max(finished) for key in keys)
+    return {
+        "search_steps": sum(int(record.get("steps") or 0) for record in ran),
+        "search_seconds": sum(float(record.get("wall_seconds") or 0.0) for record in ran),
+        "grid_steps": grid,
+    }
 
 
 def _selects_on(lower_is_better: bool | None, metric: str | None) -> str | None:
@@ -108,6 +128,15 @@ def selection_notes(rows: list[dict]) -> list[str]:
             f"edge: in {len(edged)} of {len(rows)} groups the chosen value is the smallest or largest the search "
             "tried, so the best may lie outside it; widen that field's grid or range and resubmit (finished points "
             "are kept)."
+        )
+    halved = [row for row in rows if row.get("rungs")]
+    if halved and all(row["grid_steps"] is not None for row in halved):
+        trained, grid = sum(row["search_steps"] for row in halved), sum(row["grid_steps"] for row in halved)
+        hours = sum(row["search_seconds"] for row in halved) / 3600
+        notes.append(
+            f"Successive halving: the search trials of its {len(halved)} groups trained {trained:,} optimizer steps "
+            f"({hours:.2f} h in their workers), {trained / grid:.0%} of the {grid:,} a full grid of the same points "
+            "would train; a point paused at a rung counts the steps it took."
         )
     flagged = sorted({row["task"] for row in rows if row["selects_on_test"]})
     if flagged:

@@ -126,6 +126,8 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert search_note.count("paused at rung 0 of 2") == 2
     table = selection_markdown(selection_rows(load_spec(sha), sha_store))
     assert table.count("at rung 0 of 2") == 2 and table.count("✓") == 1  # how far each point went
+    # what the search cost against the grid: three first epochs and the promoted point's other two, of 3 × 12
+    assert "search trials of its 1 groups trained 20 optimizer steps" in table and "56% of the 36" in table
     assert main(["plan", sha, "--store", str(sha_store.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert sum("rung 0 (1/3 of its budget)" in line for line in lines) == 2
