@@ -136,3 +136,37 @@ def test_step_time_lora_group_runs_and_writes_its_json(tmp_path):
         "scalearn_lora_15_reference",
     }
     assert result["max_abs_output_difference_batched_vs_reference"] < 1e-5
+
+
+def test_halving_vs_grid_sets_the_two_reports_side_by_side(tmp_path, capsys):
+    def row(method, chosen, test, **compute):
+        points = [{"point": {"learning_rate": rate}} for rate in (0.001, 0.01, 0.1)]
+        selected = {"metric": "accuracy", "mean": test, "sd": 1.0, "n": 2}
+        return {"model": "m", "method": method, "task": "t", "stage": 2, "points": points, "chosen": chosen}, {
+            "test_of_chosen": selected,
+            **compute,
+        }
+
+    def report(rows, averages):
+        table = {"model": "m", "baseline": "adapter", "rows": [{"method": k, "avg": v} for k, v in averages.items()]}
+        return {"selection": [a | b for a, b in rows], "tables": [table]}
+
+    grid = report([row("adapter", 1, 80.0), row("scalearn", 2, 70.0)], {"adapter": 80.0, "scalearn": 70.0})
+    halving = report(  # the adapter's search trained 30 of 90 steps in 60 s; ScaLearn's chose another point
+        [
+            row("adapter", 1, 80.0, search_steps=30, grid_steps=90, search_seconds=60.0),
+            row("scalearn", 0, 72.0, search_steps=40, grid_steps=90, search_seconds=40.0),
+        ],
+        {"adapter": 80.0, "scalearn": 72.0},
+    )
+    paths = [tmp_path / "grid.json", tmp_path / "halving.json"]
+    for path, content in zip(paths, (grid, halving), strict=True):
+        path.write_text(json.dumps(content))
+    out = tmp_path / "compared.json"
+    assert load("halving_vs_grid").main([*map(str, paths), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["search_steps"] == 70 and result["grid_steps"] == 180 and result["same_point"] == 1
+    assert result["grid_hours_estimated"] * 3600 == pytest.approx(60 / 30 * 90 + 40 / 40 * 90)  # at each group's pace
+    assert [g["same_point"] for g in result["groups"]] == [True, False]
+    printed = capsys.readouterr().out
+    assert "70 optimizer steps against the grid's 180 (39%)" in printed and "| scalearn | 72.00 | 70.00 |" in printed
