@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 # -- input handling ---------------------------------------------------------------------------------
 
@@ -158,24 +157,28 @@ def multirc_em(predictions, labels, question_ids: Sequence[Hashable]) -> float:
 # -- regression -------------------------------------------------------------------------------------
 
 
-def _correlation(function, predictions, labels) -> float:
+def _correlation(name: str, predictions, labels) -> float:
+    """``scipy.stats.<name>``'s statistic (scipy imported here, not with the module: 0.5 s of every worker's
+    start, for the tasks that need it)."""
+    from scipy import stats
+
     predictions, labels = _paired_vectors(predictions, labels)
     predictions, labels = predictions.astype(np.float64), labels.astype(np.float64)
     if np.ptp(predictions) == 0 or np.ptp(labels) == 0:  # undefined; scipy would warn and give nan
         return 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. scipy's near-constant-input warning
-        return float(function(predictions, labels).statistic)
+        return float(getattr(stats, name)(predictions, labels).statistic)
 
 
 def pearson(predictions, labels) -> float:
     """Pearson correlation (scipy.stats.pearsonr); 0.0 when either side is constant."""
-    return _correlation(stats.pearsonr, predictions, labels)
+    return _correlation("pearsonr", predictions, labels)
 
 
 def spearman(predictions, labels) -> float:
     """Spearman rank correlation (scipy.stats.spearmanr); 0.0 when either side is constant."""
-    return _correlation(stats.spearmanr, predictions, labels)
+    return _correlation("spearmanr", predictions, labels)
 
 
 # -- ReCoRD / SQuAD text answers --------------------------------------------------------------------
