@@ -143,16 +143,14 @@ def reached(trial: Trial, store) -> bool:
     planned to reach."""
     if store.is_done(trial.key):
         return True
-    return trial.rung is not None and trial.budget < 1 and store.rung(trial.key, trial.rung) is not None
+    return trial.rung is not None and trial.budget < 1 and store.rung(trial.key, trial.budget) is not None
 
 
 def trained_record(key: str, store) -> dict | None:
     """What a trial trained, as one record: its result, or (successive halving) the record of the last rung it
     paused at, with ``wall_seconds`` summed over every stretch it ran (each pause, then its end); None if it
     has trained nothing yet."""
-    pauses = []
-    while (paused := store.rung(key, len(pauses))) is not None:
-        pauses.append(paused)
+    pauses = [store.rung(key, share) for share in store.paused_shares(key)]
     last = store.result(key) if store.is_done(key) else (pauses[-1] if pauses else None)
     if last is None or not pauses:
         return last
@@ -405,8 +403,10 @@ def make_plan(spec: ExperimentSpec, store=None, given_up=None) -> Plan:
         failed = key in given_up if given_up is not None else store.state(key) == "failed"
         return FAILED if failed else None
 
+    shares = rung_fractions(spec.search)
+
     def rung_of(key: str, rung: int) -> dict | None:
-        return store.rung(key, rung) if store is not None else None
+        return store.rung(key, shares[rung]) if store is not None and shares[rung] < 1 else None
 
     planner = _Planner(spec, result_of, rung_of)
     few_shot = spec.data.few_shot

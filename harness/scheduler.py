@@ -65,7 +65,7 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
                 )
             result.update(node=node, started_at=started, system_metrics=sampler.record())
             if result.get("paused"):  # successive halving: paused at its rung, its checkpoint kept
-                store.write_rung(trial.key, trial.rung, result)
+                store.write_rung(trial.key, trial.budget, result)
             else:
                 store.write_result(trial.key, result)
             return trial.key, time.time() - started

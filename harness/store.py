@@ -25,12 +25,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 import threading
 import time
 import uuid
+from fractions import Fraction
 from pathlib import Path
 
 from scalearn.atomic import read_json, write_json
@@ -56,6 +58,12 @@ def lease_seconds() -> float:
 def _mirror_dir(url: str) -> Path:
     cache = Path(os.environ.get("SCALEARN_CACHE_DIR") or Path.home() / ".cache" / "scalearn")
     return cache / "stores" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def share_name(share: float) -> str:
+    """A share of a trial's budget as a file name: 1/9 → "1of9"."""
+    fraction = Fraction(share).limit_denominator(1_000_000)
+    return f"{fraction.numerator}of{fraction.denominator}"
 
 
 class Store:
@@ -206,15 +214,22 @@ class Store:
         self._write(key, "result.json", {"finished_at": time.time(), **result})
         self._remove(key, "failed.json")
 
-    def write_rung(self, key: str, rung: int, record: dict) -> None:
-        """A trial paused at a rung of successive halving: its artifacts (the checkpoint it goes on from) first,
-        then the record of where it stands (its dev values so far)."""
+    def write_rung(self, key: str, share: float, record: dict) -> None:
+        """A trial paused by successive halving at ``share`` of its budget: its artifacts (the checkpoint it goes
+        on from) first, then the record of where it stands (its dev values so far). Records are named by the
+        share (`rungs/1of9.json`), not by the rung's number, which changes with `eta` and `rungs`: a file whose
+        pruner settings changed reads the pauses that hold for it, and trains the ones it lacks."""
         self.push(key)
-        self._write(key, f"rungs/{rung}.json", {"paused_at_time": time.time(), **record})
+        self._write(key, f"rungs/{share_name(share)}.json", {"paused_at_time": time.time(), **record})
 
-    def rung(self, key: str, rung: int) -> dict | None:
-        """The record of the trial's pause at ``rung`` (None: it has not paused there)."""
-        return self._read(key, f"rungs/{rung}.json")
+    def rung(self, key: str, share: float) -> dict | None:
+        """The record of the trial's pause at ``share`` of its budget (None: it has not paused there)."""
+        return self._read(key, f"rungs/{share_name(share)}.json")
+
+    def paused_shares(self, key: str) -> list[float]:
+        """The shares of its budget at which the trial has paused, smallest first."""
+        names = [name.removesuffix(".json") for name in self.names_at(f"trials/{key}/rungs") if name.endswith(".json")]
+        return sorted(float(Fraction(name.replace("of", "/"))) for name in names if re.fullmatch(r"\d+of\d+", name))
 
     def write_failure(self, key: str, attempts: int, traceback: str) -> None:
         self._write(key, "failed.json", {"attempts": attempts, "traceback": traceback, "time": time.time()})

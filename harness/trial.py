@@ -55,7 +55,7 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
     if result.paused_at is not None:  # the caller stores it as the trial's record at this rung
-        return {"trial": trial.summary(), "paused": True, "rung": trial.rung, **result.to_dict()}
+        return {"trial": trial.summary(), "paused": True, "rung": trial.rung, "share": trial.budget, **result.to_dict()}
     shutil.rmtree(checkpoint, ignore_errors=True)  # ended: nothing goes on from it (nor is it logged to MLflow)
     if trial.depends_on:
         plot_mixing(trial, store.model_dir(trial.key))

@@ -291,6 +291,11 @@ def fit(
         saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
         state = RunState(**saved)
         notify("resume", {"epoch": state.epoch, "step": state.step})
+        if pause_after is not None and state.evaluations > pause_after:  # a rung lowered since it paused
+            raise ValueError(
+                f"its checkpoint is past this rung: {state.evaluations} of {schedule.evaluations()} evaluations "
+                f"done, the rung pauses after {pause_after} (a first rung lowered below where its points paused)"
+            )
 
     def evaluate_and_select(batch: MicroBatch | None) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""

@@ -37,6 +37,10 @@ SPEC = {
 }
 
 
+FIRST = 1 / 3
+"""The first rung's share of a trial's budget (eta 3, 2 rungs): its pause records are named by it."""
+
+
 def write(tmp_path, name: str, **changes) -> str:
     spec = {**SPEC, **changes}
     path = tmp_path / f"{name}.yaml"
@@ -81,14 +85,14 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     plan = make_plan(load_spec(sha), sha_store)
     (group,) = plan.groups.values()
     search_keys = [keys[0] for keys in group.keys_by_point]
-    assert [sha_store.rung(key, 0) is not None for key in search_keys] == [True] * 3  # every point paused once
+    assert [sha_store.rung(key, FIRST) is not None for key in search_keys] == [True] * 3  # every point paused once
     first = {i: value for i, (value, _) in group.rung_values[0].items()}
     best = min(first, key=lambda i: (first[i], i))
     assert list(group.rung_values[1]) == [best] and group.chosen == best  # one promoted, and chosen
     grid_plan = make_plan(load_spec(grid), grid_store)
     for index, key in enumerate(search_keys):
         full = grid_store.result(key)  # the same trial, run to its end without pausing
-        paused = sha_store.rung(key, 0)
+        paused = sha_store.rung(key, FIRST)
         assert paused["history"] == full["history"][:1] and paused["losses"] == full["losses"][:4]
         assert paused["steps"] == 4 and paused["paused_at"] == 1
         if index == best:
@@ -105,14 +109,15 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
 
     def steps(store, trials):  # what was trained: a paused trial's steps at its rung, a finished one's all
         return sum(
-            store.result(t.key)["steps"] if store.is_done(t.key) else store.rung(t.key, t.rung)["steps"] for t in trials
+            store.result(t.key)["steps"] if store.is_done(t.key) else store.rung(t.key, t.budget)["steps"]
+            for t in trials
         )
 
     assert steps(sha_store, plan.trials) == 3 * 4 + 8 + 12  # three first epochs, the rest of one, its other seed
     # the cost tables count what was trained: stopped points at their rung, the promoted one over both stretches
     assert sum(trained_record(t.key, sha_store)["steps"] for t in plan.trials) == 32
     promoted_wall = trained_record(search_keys[best], sha_store)["wall_seconds"]
-    first_stretch = sha_store.rung(search_keys[best], 0)["wall_seconds"]
+    first_stretch = sha_store.rung(search_keys[best], FIRST)["wall_seconds"]
     stretches = first_stretch + sha_store.result(search_keys[best])["wall_seconds"]
     assert promoted_wall == pytest.approx(stretches) and trial_cost(plan.trials, sha_store)["trials"] == 4
     assert steps(grid_store, grid_plan.trials) == 3 * 12 + 12
@@ -138,7 +143,7 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     # a fourth point: it trains its first rung; a rung of four promotes two, so the second best of the first rung
     # goes on too; nothing else is trained again (the other records stay as they were, byte for byte)
     def records(store, keys):
-        return {key: (store.rung(key, 0), store.result(key) if store.is_done(key) else None) for key in keys}
+        return {key: (store.rung(key, FIRST), store.result(key) if store.is_done(key) else None) for key in keys}
 
     old_keys = [t.key for t in plan.trials]
     before = records(sha_store, old_keys)
@@ -151,7 +156,21 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     changed = {key for key, record in records(sha_store, old_keys).items() if record != before[key]}
     goes_on = set(widened.rung_values[1]) - {best}  # promoted now, not before
     assert len(widened.rung_values[1]) == 2 and changed == {search_keys[i] for i in goes_on if i < 3}
-    assert sha_store.rung(new_key, 0)["steps"] == 4 and sha_store.is_done(new_key) == (3 in goes_on)
+    assert sha_store.rung(new_key, FIRST)["steps"] == 4 and sha_store.is_done(new_key) == (3 in goes_on)
+    capsys.readouterr()
+
+    # other pruner settings on the same store (eta 2: the first rung at 1/2 of the budget, still one evaluation):
+    # a pause at 1/3 is not taken for one at 1/2; the point still paused pauses there too (going on from its
+    # checkpoint, already at that evaluation: nothing trained); two of three points are promoted to the end
+    paused_only = [key for key in search_keys if not sha_store.is_done(key)]
+    halved = write(tmp_path, "halved", search={**SPEC["search"], "eta": 2})
+    assert paused_only and all(sha_store.rung(key, 1 / 2) is None for key in paused_only)
+    assert main(["submit", halved, "--store", str(sha_store.root)]) == 0
+    (again,) = make_plan(load_spec(halved), sha_store).groups.values()
+    for key in paused_only:
+        assert sha_store.rung(key, 1 / 2)["history"] == sha_store.rung(key, FIRST)["history"]
+        assert sha_store.rung(key, 1 / 2)["steps"] == 4
+    assert len(again.rung_values[1]) == 2 and all(sha_store.is_done(search_keys[i]) for i in again.rung_values[1])
     capsys.readouterr()
 
     # a driver SIGKILLed once the first point has paused, then a resubmit: the same pauses, promotion and choice,
@@ -160,7 +179,7 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     command = [sys.executable, "-m", "harness.cli", "submit", sha, "--store", str(killed.root)]
     driver = subprocess.Popen([*command, "--address", shared_ray_address()], start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not any(killed.rung(key, 0) for key in search_keys):
+    while time.time() < deadline and not any(killed.rung(key, FIRST) for key in search_keys):
         time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
@@ -169,7 +188,7 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     (again,) = make_plan(load_spec(sha), killed).groups.values()
     assert again.rung_values == group.rung_values and again.chosen == group.chosen
     for key in search_keys:
-        assert killed.rung(key, 0)["history"] == sha_store.rung(key, 0)["history"]
+        assert killed.rung(key, FIRST)["history"] == sha_store.rung(key, FIRST)["history"]
     assert killed.result(search_keys[best])["losses"] == sha_store.result(search_keys[best])["losses"]
 
 
