@@ -176,7 +176,7 @@ def test_every_row_of_the_glue_table_runs_end_to_end_on_the_synthetic_benchmark(
     from harness.plan import expand
     from harness.spec import load_spec
     from harness.store import Store
-    from harness.tracking import KEY_TAG, EmbeddedServer
+    from harness.tracking import KEY_TAG
 
     experiment = tmp_path / "glue-synthetic.yaml"
     experiment.write_text(f"""version: 1
@@ -211,10 +211,9 @@ resources: {{cpus: 1}}
         assert set(result["tasks"]) == set(trial.tasks)
         assert all("accuracy" in result["tasks"][task]["test"] for task in trial.tasks)
 
-    with EmbeddedServer(store) as server:
-        client = MlflowClient(tracking_uri=server.uri)
-        experiment_id = client.get_experiment_by_name("glue-synthetic").experiment_id
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=500)
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    experiment_id = client.get_experiment_by_name("glue-synthetic").experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=500)
     assert sorted(r.data.tags[KEY_TAG] for r in runs) == sorted(t.key for t in trials)
     hyper = next(r for r in runs if r.data.tags["method"] == "hyperformer")
     assert hyper.data.tags["tasks"] == "syn_a,syn_b,syn_a_low"
