@@ -86,7 +86,7 @@ def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store_then_two_on_
     check_once(store, store.tracking_uri, [TINY, other])  # one database, two experiments, shared trials
 
     more = tmp_path / "more.yaml"  # more seeds: new trials for both to share, the old ones done already
-    more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 4"))
+    more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 3"))
     codes, outputs = run_together((more, store.root), (more, store.root))
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
     check_once(store, store.tracking_uri, [more])
