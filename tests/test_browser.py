@@ -70,7 +70,7 @@ def viewer(tmp_path_factory):
 
 
 def test_every_printed_address_opens_the_runs_table_in_model_training_mode(viewer):
-    (home, page), _, root = viewer
+    (home, page), store, root = viewer
     assert "workflowType=machine_learning" in home and "viewStateShareKey=harness" in page
     dom = rendered(page, root / "profile-page")
     assert model_training_runs_table(dom), text_of(dom)[:2000]
@@ -83,6 +83,16 @@ def test_every_printed_address_opens_the_runs_table_in_model_training_mode(viewe
         assert f'col-id="metrics.`{column}`"' in dom
     text = text_of(dom)  # the competitors, and the sources apart, as the table's top level: nested, not flat
     assert all(f"{name} · tiny-bert" in text for name in ("adapter", "scalearn", "adapterfusion", "sources"))
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    (adapter,) = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id],
+        filter_string="tags.`harness.level` = 'method' and tags.method = 'adapter'",
+    )
+    for column in ("avg_test_score_mean", "syn_a_low/test_accuracy_sd"):  # numbers in the cells, as MLflow rounds
+        shown = f"{adapter.data.metrics[column]:.4f}".rstrip("0").rstrip(".")
+        assert shown in text, (column, shown)
     assert "seed 0" not in text  # the trials sit folded under their groups
     home_dom = text_of(rendered(home, root / "profile-home"))
     assert "tiny" in home_dom and "Model training" in home_dom
