@@ -25,6 +25,17 @@ def postgres(tmp_path_factory):
     server.cleanup()
 
 
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    """One `mlflow server` (two workers) over the PostgreSQL database, for the module: (its store, its URI).
+    Starting one takes ~5 s; the tests write to experiments of their own."""
+    from harness.tracking import EmbeddedServer
+
+    store = Store(tmp_path_factory.mktemp("served") / "store")
+    with EmbeddedServer(store, workers=2, backend_uri=postgres) as running:
+        yield store, running.uri
+
+
 def log_runs(uri: str, experiment_id: str, client_index: int) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -45,52 +56,49 @@ def log_runs(uri: str, experiment_id: str, client_index: int) -> None:
     write_runs_api(MlflowClient(tracking_uri=uri), experiment_id, records)
 
 
-def test_concurrent_clients_through_mlflow_server_on_postgres(postgres, tmp_path):
+def test_concurrent_clients_through_mlflow_server_on_postgres(server, tmp_path):
     """Four client processes log 25 runs each at once through one server: every run and metric arrives, none
     twice."""
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking import KEY_TAG, EmbeddedServer
+    from harness.tracking import KEY_TAG
 
-    store = Store(tmp_path / "store")
-    with EmbeddedServer(store, workers=2, backend_uri=postgres) as server:
-        client = MlflowClient(tracking_uri=server.uri)
-        experiment_id = client.create_experiment("concurrent", (tmp_path / "artifacts").as_uri())
-        context = multiprocessing.get_context("spawn")
-        clients = [context.Process(target=log_runs, args=(server.uri, experiment_id, c)) for c in range(CLIENTS)]
-        for process in clients:
-            process.start()
-        for process in clients:
-            process.join(timeout=300)
-            assert process.exitcode == 0
-        runs = client.search_runs([experiment_id], max_results=1000)
-        keys = [r.data.tags[KEY_TAG] for r in runs]
-        assert len(keys) == len(set(keys)) == CLIENTS * RUNS_PER_CLIENT  # all arrived, none twice
-        for run in runs[:: len(runs) // 10]:
-            history = client.get_metric_history(run.info.run_id, "dev_loss")
-            assert sorted(m.step for m in history) == list(range(POINTS)) and run.info.status == "FINISHED"
-            assert len(run.data.params) == 10
+    _, uri = server
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("concurrent", (tmp_path / "artifacts").as_uri())
+    context = multiprocessing.get_context("spawn")
+    clients = [context.Process(target=log_runs, args=(uri, experiment_id, c)) for c in range(CLIENTS)]
+    for process in clients:
+        process.start()
+    for process in clients:
+        process.join(timeout=300)
+        assert process.exitcode == 0
+    runs = client.search_runs([experiment_id], max_results=1000)
+    keys = [r.data.tags[KEY_TAG] for r in runs]
+    assert len(keys) == len(set(keys)) == CLIENTS * RUNS_PER_CLIENT  # all arrived, none twice
+    for run in runs[:: len(runs) // 10]:
+        history = client.get_metric_history(run.info.run_id, "dev_loss")
+        assert sorted(m.step for m in history) == list(range(POINTS)) and run.info.status == "FINISHED"
+        assert len(run.data.params) == 10
 
 
-def test_three_submits_at_once_through_a_server_on_postgres_log_each_trial_once(postgres, tmp_path, capsys):
+def test_three_submits_at_once_through_a_server_on_postgres_log_each_trial_once(server, tmp_path, capsys):
     """Three drivers of one sweep, started at the same moment on a fresh store, all logging to one MLflow
     server over PostgreSQL: every trial trained once and logged once, every group one parent; a resubmit
     through the server logs nothing twice, and nothing goes to the store's own database."""
     from test_concurrent import TINY, check_once, run_together
 
     from harness.cli import main
-    from harness.tracking import EmbeddedServer
 
     sweep = tmp_path / "three.yaml"
     sweep.write_text(TINY.read_text().replace("name: tiny", "name: tiny-three"))
-    store = Store(tmp_path / "store")
-    with EmbeddedServer(store, workers=2, backend_uri=postgres) as server:
-        flags = ("--tracking-uri", server.uri)
-        codes, outputs = run_together(*[(sweep, store.root, *flags)] * 3)
-        assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
-        check_once(store, server.uri, [sweep])
-        assert main(["submit", str(sweep), "--store", str(store.root), *flags]) == 0  # all done: no Ray starts
-        check_once(store, server.uri, [sweep])
+    store, uri = server  # the store the server keeps its artifacts in
+    flags = ("--tracking-uri", uri)
+    codes, outputs = run_together(*[(sweep, store.root, *flags)] * 3)
+    assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
+    check_once(store, uri, [sweep])
+    assert main(["submit", str(sweep), "--store", str(store.root), *flags]) == 0  # all done: no Ray starts
+    check_once(store, uri, [sweep])
     assert "its UI is the tracking server's, http://127.0.0.1" in capsys.readouterr().out
     assert not (store.root / "mlflow.db").exists()
 
