@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import shared_ray_address
 
 from harness.cli import main
 from harness.plan import expand
@@ -201,7 +200,7 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     assert {k: v for k, v in result_times(store, expand(load_spec(more))).items() if k in before} == before
 
 
-def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
+def test_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tmp_path, capsys):
     store = Store(tmp_path / "store")
     trials = expand(load_spec(TINY))
     command = [sys.executable, "-m", "harness.cli", "submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]
@@ -218,14 +217,14 @@ def test_sigkill_of_the_driver_mid_sweep_then_resubmit(tmp_path):
     assert parents and all(r.info.status == "RUNNING" for r in parents)
     for key in done_before:  # what is there is whole
         assert store.result(key)["trial"]["key"] == key
-    resubmit = [*command[:-2], "--address", shared_ray_address()]  # on the tests' running Ray: no start to wait for
-    result = subprocess.run(resubmit, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    capsys.readouterr()  # the resubmit: the command line's code, in this process, on the tests' running Ray
+    assert main(["submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]) == 0
+    printed = capsys.readouterr().out
     assert all(store.is_done(t.key) for t in trials)
     after = result_times(store, trials)
     assert {k: after[k] for k in done_before} == done_before  # finished trials were not run again
     # (tasks already running in Ray's own processes when the driver died may still have finished)
-    already = int(result.stdout.split(" already done")[0].rsplit(" ", 1)[-1])
+    already = int(printed.split(" already done")[0].rsplit(" ", 1)[-1])
     assert len(done_before) <= already < len(trials)
     keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store, through_server=True)]
     assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice
