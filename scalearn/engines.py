@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -105,15 +107,19 @@ def ensure_process_group(device: torch.device) -> None:
     """One process without a launcher: become rank 0 of 1 (on a free port), as DeepSpeed needs a group."""
     import deepspeed
 
+    backend = "nccl" if device.type == "cuda" else "gloo"
     if not torch.distributed.is_initialized():
         defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
         for key, value in defaults.items():
             os.environ.setdefault(key, value)
         if os.environ["WORLD_SIZE"] == "1":
-            # alone, this process hosts the group's store: a port free now, never one inherited from a parent
-            # (a Ray worker inherits the driver's environment, and with it a port the driver may still hold)
-            os.environ["MASTER_PORT"] = str(free_port())
-    deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo", verbose=False)
+            # alone, this process keeps the group's store in a file of its own: no port to find free and then
+            # lose to another process before binding it (EADDRINUSE, seen on a busy machine), and none inherited
+            # from a parent (a Ray worker inherits the driver's environment, and a port the driver may hold)
+            os.environ["MASTER_PORT"] = str(free_port())  # unused by the file store; set for what reads it
+            store = Path(tempfile.mkdtemp(prefix="scalearn-group-")) / "store"
+            torch.distributed.init_process_group(backend, init_method=store.as_uri(), rank=0, world_size=1)
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 
 class DeepSpeedEngine:
