@@ -83,12 +83,12 @@ def search_compute(keys: list[str], store) -> dict:
     paused and resumed trial counted), and what they would have trained had each run to its end as in a grid: a
     point stopped at a rung counted at the most steps a finished point of its group took (the same data and
     budget), None until one has finished."""
-    records = {key: trained_record(key, store) for key in keys}
+    records = {key: trained_record(key, store) for key in keys}  # each trial's files read once
     ran = [record for record in records.values() if record is not None]
-    finished = [store.result(key)["steps"] for key in keys if store.is_done(key)]
+    finished = {key: records[key]["steps"] for key in keys if store.is_done(key)}
     grid = None
     if finished and len(ran) == len(keys):
-        grid = sum(store.result(key)["steps"] if store.is_done(key) else max(finished) for key in keys)
+        grid = sum(finished.get(key, max(finished.values())) for key in keys)
     return {
         "search_steps": sum(int(record.get("steps") or 0) for record in ran),
         "search_seconds": sum(float(record.get("wall_seconds") or 0.0) for record in ran),

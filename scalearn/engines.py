@@ -104,7 +104,7 @@ class TorchEngine:
 
 
 def ensure_process_group(device: torch.device) -> None:
-    """One process without a launcher: become rank 0 of 1 (on a free port), as DeepSpeed needs a group."""
+    """One process without a launcher: become rank 0 of 1 (its store in a file), as DeepSpeed needs a group."""
     import deepspeed
 
     backend = "nccl" if device.type == "cuda" else "gloo"
