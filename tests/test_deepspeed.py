@@ -132,3 +132,21 @@ def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
     assert two["provenance"]["world_size"] == 2 and set(two["tasks"]) == {"syn_a", "syn_b"}
     assert two["losses"] == pytest.approx(one.losses, abs=1e-5)
     assert two["test"]["syn_b/loss"] == pytest.approx(one.test["syn_b/loss"], abs=1e-5)
+
+
+def test_a_build_lock_left_by_a_killed_build_is_removed_and_a_live_one_kept(tmp_path, monkeypatch):
+    """torch waits with no end on a JIT build's lock: one left over would hang every DeepSpeed run."""
+    import os
+    import time
+
+    from scalearn.engines import STALE_BUILD_LOCK_SECONDS, clear_stale_build_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    left, live = tmp_path / "py311_cpu/deepspeed_shm_comm/lock", tmp_path / "py311_cpu/deepspeed_other/lock"
+    for lock in (left, live):
+        lock.parent.mkdir(parents=True)
+        lock.touch()
+    old = time.time() - STALE_BUILD_LOCK_SECONDS - 60
+    os.utime(left, (old, old))
+    assert clear_stale_build_locks() == [left]
+    assert not left.exists() and live.exists()
