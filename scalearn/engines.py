@@ -116,8 +116,13 @@ def clear_stale_build_locks(max_age: float = STALE_BUILD_LOCK_SECONDS) -> list[P
     """Remove DeepSpeed op build locks older than ``max_age`` seconds (left by a killed build); the paths removed."""
     from torch.utils.cpp_extension import get_default_build_root
 
-    removed, root = [], os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()  # as torch finds it
-    for lock in Path(root).glob("*/deepspeed_*/lock"):
+    # where torch builds: $TORCH_EXTENSIONS_DIR/<op>, else <its cache>/<python and CUDA tag>/<op>
+    chosen = os.environ.get("TORCH_EXTENSIONS_DIR")
+    locks = (
+        Path(chosen).glob("deepspeed_*/lock") if chosen else Path(get_default_build_root()).glob("*/deepspeed_*/lock")
+    )
+    removed = []
+    for lock in locks:
         with contextlib.suppress(FileNotFoundError):  # a build finishing now removes its own lock
             age = time.time() - lock.stat().st_mtime
             if age > max_age:

@@ -134,15 +134,22 @@ def test_joint_run_on_two_ranks_equals_one_rank(cache_dir, tmp_path):
     assert two["test"]["syn_b/loss"] == pytest.approx(one.test["syn_b/loss"], abs=1e-5)
 
 
-def test_a_build_lock_left_by_a_killed_build_is_removed_and_a_live_one_kept(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chosen", [True, False], ids=["TORCH_EXTENSIONS_DIR", "torch's cache"])
+def test_a_build_lock_left_by_a_killed_build_is_removed_and_a_live_one_kept(chosen, tmp_path, monkeypatch):
     """torch waits with no end on a JIT build's lock: one left over would hang every DeepSpeed run."""
     import os
     import time
 
     from scalearn.engines import STALE_BUILD_LOCK_SECONDS, clear_stale_build_locks
 
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    left, live = tmp_path / "py311_cpu/deepspeed_shm_comm/lock", tmp_path / "py311_cpu/deepspeed_other/lock"
+    if chosen:  # torch builds in $TORCH_EXTENSIONS_DIR/<op>
+        monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+        root = tmp_path
+    else:  # else in its cache, under a folder named for the Python and CUDA versions
+        monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        root = tmp_path / "torch_extensions/py311_cpu"
+    left, live = root / "deepspeed_shm_comm/lock", root / "deepspeed_other/lock"
     for lock in (left, live):
         lock.parent.mkdir(parents=True)
         lock.touch()
