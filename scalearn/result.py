@@ -33,6 +33,17 @@ from scalearn.tasks import get_task
 
 RESULT_VERSION = 2
 
+SWAMPING_RATIO = 5.0
+"""A source whose output exceeds this multiple of its layer's own, in some layer, swamps a transfer method's
+mixture from its start (``scalearn.source_scale``). Trained adapters sit well below it: the converged sources of
+the MPNet study measured 0.1-0.3 of their layer's own, the one that diverged 23."""
+
+
+def swamping_sources(record: dict) -> dict[str, dict]:
+    """The sources of a result whose recorded output scale is above ``SWAMPING_RATIO``: name → {"ratio", "layer"}."""
+    scales = record.get("source_scales") or {}
+    return {name: scale for name, scale in scales.items() if name != "mixed" and scale["ratio"] > SWAMPING_RATIO}
+
 
 class TaskScores(TypedDict):
     metric: str
@@ -72,6 +83,9 @@ class TrialResult(BaseModel):
     for a run that ended (its test scores are set)."""
     test_seconds_per_example: float | None = None
     """Wall time of the test evaluation per example (batches of ``eval_batch_size``): the model's inference cost."""
+    source_scales: dict = Field(default_factory=dict)
+    """A transfer trial over source adapters: each source's largest output against its layer's own, and the
+    mixture's at the start, as ``{name: {"ratio", "layer"}}`` (``scalearn.source_scale``); empty otherwise."""
     datasets: dict = Field(default_factory=dict)
     """Per task: its data's fingerprint (the tokenised cache key) and the rows of each split used."""
     provenance: dict = Field(default_factory=dict)

@@ -38,6 +38,7 @@ from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
+from scalearn.source_scale import source_scales, warn_if_swamping
 from scalearn.tasks.base import TaskSpec
 
 Callback = Callable[[str, dict], None]
@@ -285,6 +286,8 @@ def fit(
         datasets={t: _dataset_record(data[t]) for t in names},
         config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},
     )
+    if model.transfer is not None and model.adapters is not None and not joint:
+        result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
@@ -397,6 +400,18 @@ def fit(
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
     notify("end", {"best_epoch": result.best_epoch, "best_step": result.best_step, "test": result.test})
     return result
+
+
+def _source_scales(model, engine, train, task: TaskSpec, config: LoopConfig, pad_id: int, device) -> dict:
+    """Each source's output against its layer's, on the first training rows, before any step (and before a resumed
+    run's checkpoint loads, so a resumed run records what an uninterrupted one does); warns about a swamping one.
+    Left out under ZeRO-3, whose partitioned parameters a forward outside the engine's step would have to gather."""
+    if engine.name == "deepspeed" and config.zero_stage == 3:
+        return {}
+    rows = collate(list(train.select(range(min(config.batch_size, len(train))))), pad_id, task.kind)
+    scales = source_scales(model, {k: v.to(device) for k, v in rows.items()}, forward=engine.forward)
+    warn_if_swamping(scales)
+    return scales
 
 
 def _pause_after(evaluations: int, pause_at: float | None, checkpoint_dir) -> int | None:

@@ -293,3 +293,52 @@ def test_lora_bank_batched_equals_its_per_source_reference_in_training_too():
         reference = bank.per_source("value", layer, x)
         torch.testing.assert_close(batched, reference, atol=1e-6, rtol=1e-5)
     assert set(bank.state_dict()) == {"query_omega", "value_omega"}  # the frozen sources stay out of checkpoints
+
+
+def test_source_scales_are_each_sources_output_norm_over_its_layers_own(make_sources, caplog):
+    """With ω at zero the layers see what the plain encoder gives them, so a source's ratio at a layer is
+    mean ‖a_s(x_l)‖ / mean ‖x_l‖ over real tokens; a source scaled by 40 measures 40 times as much, and is named."""
+    from scalearn.source_scale import SWAMPING_RATIO, source_scales, warn_if_swamping
+
+    encoder = load_encoder("tiny-bert")
+    sources = make_sources(encoder, 3)
+    model = get_method("scalearn").build(encoder, HeadConfig("classification", 32, 2), sources)
+    with torch.no_grad():
+        model.transfer.omega.zero_()
+    ids = torch.randint(5, 1000, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # padding is left out of the means
+    batch = {"input_ids": ids, "attention_mask": mask}
+    captured = {}
+    for site in model.sites:  # the layers' inputs to the adapters, from a forward without them
+        site.mixer = lambda layer, x: captured.setdefault(layer, x) * 0
+    model.eval()
+    with torch.no_grad():
+        model(ids, mask)
+    for site in model.sites:
+        site.mixer = model._mix
+    real = mask.bool()
+
+    def by_hand(index):
+        ratios = {}
+        for layer, x in captured.items():
+            out = adapter_outputs(sources, layer, x)[..., index, :]  # [B, T, d]
+            ratios[layer] = (out.norm(dim=-1)[real].mean() / x.norm(dim=-1)[real].mean()).item()
+        layer = max(ratios, key=ratios.get)
+        return ratios[layer], layer
+
+    before = source_scales(model, batch)
+    for index, name in enumerate(sources.names):
+        ratio, layer = by_hand(index)
+        assert before[name]["ratio"] == pytest.approx(ratio, rel=1e-3) and before[name]["layer"] == layer
+    assert before["mixed"]["ratio"] == 0.0
+    assert max(before[name]["ratio"] for name in sources.names) < SWAMPING_RATIO
+    with torch.no_grad():
+        sources.up_weight[:, 1] *= 40
+        sources.up_bias[:, 1] *= 40
+    after = source_scales(model, batch)
+    assert after["task1"]["ratio"] == pytest.approx(40 * before["task1"]["ratio"], rel=1e-3)
+    assert after["task0"] == before["task0"] and after["task2"] == before["task2"]
+    assert warn_if_swamping(after, "tiny-bert") == ["task1"]
+    assert "'task1' on tiny-bert puts out" in caplog.text
+    assert not model.training  # left as it was (eval here)

@@ -20,7 +20,8 @@ LAYERS = [
      "scalearn.tuners", "scalearn.reference"],
     # 2 — a model, its files, its data
     ["scalearn.model", "scalearn.io", "scalearn.checkpoint", "scalearn.evaluation", "scalearn.engines",
-     "scalearn.data", "scalearn.similarity", "scalearn.tuners.lora_bank", "scalearn.provenance"],
+     "scalearn.data", "scalearn.similarity", "scalearn.tuners.lora_bank", "scalearn.provenance",
+     "scalearn.source_scale"],
     # 3 — the methods: their hyper-parameter models and what each builds
     ["scalearn.methods", "scalearn.params"],
     # 4 — resolving by name; moving adapters in and out

@@ -137,6 +137,43 @@ def test_transfer_parameters_from_results_else_from_the_formula(full):
     assert "| 8* |" in render(full, "md")
 
 
+def test_a_source_that_swamps_the_mixture_is_named_under_the_table(tmp_path, sweep):
+    _, spec, trials, _ = sweep
+    store = Store(tmp_path / "store")
+    write_results(store, trials)
+    loud = {
+        "mnli": {"ratio": 23.4, "layer": 8},
+        "qnli": {"ratio": 0.3, "layer": 2},
+        "mixed": {"ratio": 11.7, "layer": 8},
+    }
+    for trial in trials:
+        if trial.method in ("scalearn", "adapterfusion") and trial.seed == 1:
+            result = store.result(trial.key)
+            store.write_result(
+                trial.key,
+                {
+                    **result,
+                    "source_scales": {**loud, "mnli": {"ratio": 9.0 + trial.seed, "layer": 3}}
+                    if trial.method == "adapterfusion"
+                    else loud,
+                },
+            )
+    notes = report_dict(build_report(spec, trials, Store(store.root)))["tables"][0][
+        "notes"
+    ]  # a Store reads a result once
+    named = [note for note in notes if note.startswith("source ")]
+    assert named == [
+        "source mnli: its output reached 23.4x its layer's own (layer 8) in the trials of adapterfusion, scalearn; "
+        "mixed in from the start, it swamps the representation, so those rows measure a broken source: check its own "
+        "trial's dev score"
+    ]  # qnli (0.3) and the mixture itself are not sources to name
+    assert not [
+        note
+        for note in report_dict(build_report(spec, trials, sweep[3]))["tables"][0]["notes"]
+        if note.startswith("source ")
+    ]
+
+
 def test_significance_against_the_baseline(full):
     rows = rows_of(full)
     rte = rows["scalearn"]["cells"]["rte"]

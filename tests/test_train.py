@@ -33,7 +33,9 @@ def test_exact_losses_scalearn_pp_and_bit_for_bit_reproducible(cache_dir, source
     first, _ = run(cache_dir, method="scalearn_pp", sources=sources, max_steps=5, epochs=1)
     second, _ = run(cache_dir, method="scalearn_pp", sources=sources, max_steps=5, epochs=1)
     assert first.losses == second.losses  # bit for bit
-    assert first.losses == pytest.approx(SCALEARN_PP_LOSSES, abs=1e-6)
+    assert first.losses == pytest.approx(SCALEARN_PP_LOSSES, abs=1e-6)  # measuring the sources first changed nothing
+    assert list(first.source_scales) == ["syn_b", "syn_c", "syn_a", "mixed"]  # as measured before the first step
+    assert first.source_scales == second.source_scales
     other_seed, _ = run(cache_dir, method="scalearn_pp", sources=sources, max_steps=5, epochs=1, seed=1)
     assert other_seed.losses != first.losses
 
@@ -46,6 +48,7 @@ def test_resume_continues_on_the_same_curve(cache_dir, sources, tmp_path):
     resumed, resumed_model = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
     assert resumed.losses == whole.losses
     assert resumed.history == whole.history and resumed.test == whole.test
+    assert resumed.source_scales == whole.source_scales  # measured at the start, before the checkpoint loads
     for (name, a), b in zip(
         whole_model.trainable_parameters().items(), resumed_model.trainable_parameters().values(), strict=True
     ):

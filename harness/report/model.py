@@ -12,6 +12,7 @@ from harness.spec import ExperimentSpec
 from harness.store import Store
 from scalearn.catalog import canonical_name
 from scalearn.methods import get_method, method_names
+from scalearn.result import swamping_sources
 from scalearn.tasks import get_task
 
 ALPHA = 0.05
@@ -158,6 +159,7 @@ def build_report(
     for model in spec.models:
         rows = {m: Row(m, group, {task: Cell() for task in targets}) for m, group in methods}
         recorded: dict[str, set[int]] = {m: set() for m, _ in methods}
+        swamping: dict[str, dict] = {}  # source → its largest recorded scale and the methods that mixed it
         for trial in trials:
             if trial.model != model or trial.method not in rows:
                 continue
@@ -175,6 +177,11 @@ def build_report(
                         cell.other.setdefault(name, {})[trial.seed] = stats.scaled(name, value)
                 if "transfer" in result.get("parameters", {}):
                     recorded[trial.method].add(int(result["parameters"]["transfer"]))
+            for source, scale in swamping_sources(result).items():
+                seen = swamping.setdefault(source, {"ratio": 0.0, "layer": 0, "methods": set()})
+                seen["methods"].add(trial.method)
+                if scale["ratio"] > seen["ratio"]:
+                    seen.update(ratio=scale["ratio"], layer=scale["layer"])
         table = Table(model, canonical_name(model), targets, metrics, planned, list(rows.values()), None)
         for row in table.rows:
             if recorded[row.method]:
@@ -189,6 +196,12 @@ def build_report(
                 sharing = spec.task_list() if row.group == "joint" else spec.source_list(targets[0])
                 count = _formula_parameters(model, row.method, len(sharing))
                 row.transfer_parameters, row.parameters_from = count, "formula" if count is not None else "unknown"
+        for source, seen in sorted(swamping.items()):
+            table.notes.append(
+                f"source {source}: its output reached {seen['ratio']:.1f}x its layer's own (layer {seen['layer']}) in "
+                f"the trials of {', '.join(sorted(seen['methods']))}; mixed in from the start, it swamps the "
+                f"representation, so those rows measure a broken source: check its own trial's dev score"
+            )
         _mark_significance(table, rows.get(baseline), baseline)
         if compare_paper:
             _attach_paper(table, spec)

@@ -169,6 +169,12 @@ def result_metrics(result: dict, start: int, end: int, joint: bool) -> list[tupl
     for name in ("best_step", "best_epoch", "steps", "wall_seconds", "peak_memory_mb"):
         if number(result.get(name)):
             points.append((name, float(result[name]), end, 0))
+    # each source's output against its layer's at the start (scalearn.source_scale): above 5 it swamps the mixture
+    points += [
+        (f"source_scale/{name}", float(scale["ratio"]), end, int(scale["layer"]))
+        for name, scale in (result.get("source_scales") or {}).items()
+        if number(scale.get("ratio"))
+    ]
     system = result.get("system_metrics") or {}
     prefix = "system/" + (f"{system['node'][:12]}/" if system.get("node") else "")
     for index, (timestamp, values) in enumerate(system.get("samples", [])):
