@@ -10,7 +10,8 @@ source's trial finished, and its folder loads.
 
 ``source_scales`` measures, on one batch and before any step, each source's mean output norm over real
 tokens divided by the mean norm of the layer's output the adapters read (x, the site's input), at every
-layer, and the same for what the transfer layer adds at its start. ``fit`` records the largest of each
+layer, and the same for what the transfer layer adds at its start (ScaLearn over source LoRAs: each source's
+update of an adapted projection against the projection's own output). ``fit`` records the largest of each
 (``TrialResult.source_scales``) and warns above ``SWAMPING_RATIO``.
 """
 
@@ -22,10 +23,11 @@ import torch
 
 from scalearn.model import TransferModel
 from scalearn.result import SWAMPING_RATIO, swamping_sources
+from scalearn.tuners.lora_bank import LoRABank
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SWAMPING_RATIO", "source_scales", "warn_if_swamping"]
+__all__ = ["SWAMPING_RATIO", "is_measured", "source_scales", "warn_if_swamping"]
 
 
 def _mean_norm(tensor: torch.Tensor, mask: torch.Tensor | None) -> float:
@@ -35,57 +37,96 @@ def _mean_norm(tensor: torch.Tensor, mask: torch.Tensor | None) -> float:
     return float(norms.mean()) if norms.numel() else 0.0
 
 
+def is_measured(model: TransferModel) -> bool:
+    """Whether the model mixes frozen sources: a transfer layer over source adapters, or a bank of source LoRAs."""
+    return (model.adapters is not None and model.transfer is not None) or isinstance(model.tuner, LoRABank)
+
+
 @torch.no_grad()
 def source_scales(model: TransferModel, batch: dict, forward=None) -> dict[str, dict]:
     """Per source (by name) and for the mixture (``"mixed"``): the largest ratio over layers of its mean output
     norm to the layer's, and the layer where it is largest: ``{"ratio": float, "layer": int}``.
 
+    Source adapters are measured against the layer output they read; source LoRAs, each update c_s B_s A_s x of
+    an adapted projection against the projection's own output W x (the largest over the projections of a layer).
     ``batch``: model inputs (labels are left out); ``forward``: how to run them (the engine's forward, which
     applies its precision), by default the model itself. The model runs in eval mode (no dropout) and is left as
     it was; nothing trains, and no random numbers are drawn.
     """
-    if model.adapters is None or model.transfer is None:
-        raise ValueError("source scales need a transfer model over a bank of source adapters")
-    bank, sites = model.adapters, model.sites
+    if not is_measured(model):
+        raise ValueError("source scales need a model that mixes sources: source adapters or source LoRAs")
     mask = batch.get("attention_mask")
     if mask is not None and batch["input_ids"].dim() == 3:  # multiple choice: [B, choices, T] runs as [B·choices, T]
         mask = mask.flatten(0, 1)
-    per_layer: dict[int, tuple[float, list[float], float]] = {}
-    mix = model._mix
+    per_layer: dict[int, tuple[list[float], float]] = {}  # layer → (each source's ratio, the mixture's)
 
-    def measuring(layer: int, x: torch.Tensor) -> torch.Tensor:
-        hidden = bank.hidden(layer, x)
-        own = _mean_norm(x, mask)
-        outputs = []
-        for index in range(bank.num_adapters):
-            one = torch.zeros(bank.num_adapters, 1, dtype=x.dtype, device=x.device)
-            one[index] = 1.0
-            outputs.append(_mean_norm(bank.combine(layer, hidden, one), mask))
-        mixed = mix(layer, x)
-        per_layer[layer] = (own, outputs, _mean_norm(mixed, mask))
-        return mixed
+    def note(layer: int, own: torch.Tensor, sources: list[torch.Tensor], mixed: torch.Tensor) -> None:
+        base = max(_mean_norm(own, mask), 1e-12)
+        ratios, mix_ratio = [_mean_norm(t, mask) / base for t in sources], _mean_norm(mixed, mask) / base
+        if layer in per_layer:  # several projections in one layer: the largest of each
+            before, before_mix = per_layer[layer]
+            ratios, mix_ratio = [max(a, b) for a, b in zip(before, ratios, strict=True)], max(before_mix, mix_ratio)
+        per_layer[layer] = (ratios, mix_ratio)
 
     training = model.training
     model.eval()
-    for site in sites:
-        site.mixer = measuring
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if model.adapters is not None:
+        names, restore = _watch_adapters(model, note)
+    else:
+        names, restore = _watch_loras(model.tuner, note)
     try:
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         (forward or (lambda given: model(**given)))(inputs)
     finally:
-        for site in sites:
-            site.mixer = mix
+        restore()
         model.train(training)
 
     def largest(values: dict[int, float]) -> dict:
         layer = max(values, key=values.get)
         return {"ratio": round(values[layer], 4), "layer": layer}
 
-    scales = {}
-    for index, name in enumerate(bank.names):
-        scales[name] = largest({layer: out[index] / max(own, 1e-12) for layer, (own, out, _) in per_layer.items()})
-    scales["mixed"] = largest({layer: mixed / max(own, 1e-12) for layer, (own, _, mixed) in per_layer.items()})
+    scales = {
+        name: largest({layer: r[index] for layer, (r, _) in per_layer.items()}) for index, name in enumerate(names)
+    }
+    scales["mixed"] = largest({layer: mixed for layer, (_, mixed) in per_layer.items()})
     return scales
+
+
+def _watch_adapters(model: TransferModel, note):
+    bank, mix = model.adapters, model._mix
+
+    def measuring(layer: int, x: torch.Tensor) -> torch.Tensor:
+        hidden = bank.hidden(layer, x)
+        outputs = []
+        for index in range(bank.num_adapters):
+            one = torch.zeros(bank.num_adapters, 1, dtype=x.dtype, device=x.device)
+            one[index] = 1.0
+            outputs.append(bank.combine(layer, hidden, one))
+        mixed = mix(layer, x)
+        note(layer, x, outputs, mixed)
+        return mixed
+
+    for site in model.sites:
+        site.mixer = measuring
+
+    def restore() -> None:
+        for site in model.sites:
+            site.mixer = mix
+
+    return list(bank.names), restore
+
+
+def _watch_loras(bank: LoRABank, note):
+    def observe(target: str, layer: int, x: torch.Tensor, linear, out: torch.Tensor) -> None:
+        own = linear(x)
+        note(layer, own, bank.source_updates(target, layer, x), out - own)
+
+    bank.observer = observe
+
+    def restore() -> None:
+        bank.observer = None
+
+    return list(bank.names), restore
 
 
 def warn_if_swamping(scales: dict[str, dict], model_name: str = "") -> list[str]:

@@ -38,7 +38,7 @@ from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
-from scalearn.source_scale import source_scales, warn_if_swamping
+from scalearn.source_scale import is_measured, source_scales, warn_if_swamping
 from scalearn.tasks.base import TaskSpec
 
 Callback = Callable[[str, dict], None]
@@ -286,7 +286,7 @@ def fit(
         datasets={t: _dataset_record(data[t]) for t in names},
         config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},
     )
-    if model.transfer is not None and model.adapters is not None and not joint:
+    if is_measured(model) and not joint:
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
     checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None

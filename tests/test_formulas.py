@@ -342,3 +342,32 @@ def test_source_scales_are_each_sources_output_norm_over_its_layers_own(make_sou
     assert warn_if_swamping(after, "tiny-bert") == ["task1"]
     assert "'task1' on tiny-bert puts out" in caplog.text
     assert not model.training  # left as it was (eval here)
+
+
+def test_source_scales_of_source_loras_are_each_update_over_its_projections_output():
+    """ScaLearn over LoRA: with ω at zero every projection gives W x, so a source's ratio is its update c_s B_s A_s x
+    against W x; a source whose B is 40 times larger measures 40 times as much, the others the same."""
+    from scalearn.source_scale import source_scales, warn_if_swamping
+    from scalearn.tuners.lora_bank import LoRASources
+
+    encoder = load_encoder("tiny-bert")
+    model = get_method("scalearn_lora").build(
+        encoder, HeadConfig("classification", 32, 2), LoRASources.random(encoder, 3, rank=4)
+    )
+    bank = model.tuner
+    ids = torch.randint(5, 1000, (4, 9))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    started = source_scales(model, batch)
+    assert started["mixed"]["ratio"] > 0  # ω starts at 2/S: the sources are in from the first step
+    with torch.no_grad():
+        for target in bank.targets:
+            getattr(bank, f"{target}_omega").zero_()
+    before = source_scales(model, batch)
+    assert before["mixed"]["ratio"] == 0.0 and bank.observer is None  # measured, then unhooked
+    with torch.no_grad():
+        for target in bank.targets:
+            getattr(bank, f"{target}_B")[:, :, bank.owner == 1] *= 40
+    after = source_scales(model, batch)
+    assert after["source1"]["ratio"] == pytest.approx(40 * before["source1"]["ratio"], rel=1e-3)
+    assert after["source0"] == before["source0"] and after["source2"] == before["source2"]
+    assert before["source1"]["ratio"] < 5 < after["source1"]["ratio"] and warn_if_swamping(after) == ["source1"]

@@ -106,6 +106,8 @@ class LoRABank(Tuner):
         self.shape, self.shared, self.dropout = shape, shared, dropout
         self.init_scale, self.init_std = init_scale, init_std
         self.names = list(sources.names)
+        # called as observer(target, layer, x, linear, out) after each edit while set (scalearn.source_scale)
+        self.observer = None
         ranks = [int(config["rank"]) for config in sources.configs]
         # which source each of the R = Σ r_s rank columns belongs to
         owner = [source for source, rank in enumerate(ranks) for _ in range(rank)]
@@ -144,7 +146,19 @@ class LoRABank(Tuner):
     def _edit(self, target: str, layer: int, x: torch.Tensor, linear: Linear) -> torch.Tensor:
         A, B = getattr(self, f"{target}_A")[layer], getattr(self, f"{target}_B")[layer]
         omega = self.weights(target, layer)[self.owner]  # [R, d_out] or [R, 1]: each column's source's ω
-        return linear(x) + F.linear(F.linear(x, A), B * omega.T)
+        out = linear(x) + F.linear(F.linear(x, A), B * omega.T)
+        if self.observer is not None:
+            self.observer(target, layer, x, linear, out)
+        return out
+
+    def source_updates(self, target: str, layer: int, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each source's own update of one projection, c_s B_s A_s x, unweighted by ω."""
+        A, B = getattr(self, f"{target}_A")[layer], getattr(self, f"{target}_B")[layer]
+        updates = []
+        for s in range(self.num_sources):
+            columns = self.owner == s
+            updates.append(F.linear(F.linear(x, A[columns]), B[:, columns]))
+        return updates
 
     def per_source(self, target: str, layer: int, x: torch.Tensor) -> torch.Tensor:
         """Σ_s ω̃_s ⊙ (c_s B_s A_s x), one source at a time: the reference of the batched ``_edit``."""
