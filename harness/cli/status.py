@@ -10,7 +10,7 @@ from harness.cli.common import add_file, load
 from harness.plan import finals
 from harness.selection import status_lines
 from harness.store import STATES, Store
-from scalearn.result import ended_improving
+from scalearn.result import SWAMPING_RATIO, ended_improving, swamping_sources
 
 
 def add(commands) -> None:
@@ -39,8 +39,32 @@ def run(args: argparse.Namespace) -> int:
             f"{len(improving)} final trial(s) ended still improving (best evaluation = last; more steps may help): "
             f"{names}{more}"
         )
+    count, swamped = swamping_sources_of([t for t in trials if t.stage == 2 and states[t.key] == "done"], store)
+    if count:
+        print(
+            f"{count} transfer trial(s) mixed a source whose output dwarfs its layer's (above "
+            f"{SWAMPING_RATIO:g}x; their scores measure a broken source; check its own trial): {'; '.join(swamped)}"
+        )
     failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
         print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")
     return 1 if failed else 0
+
+
+def swamping_sources_of(trials, store: Store) -> tuple[int, list[str]]:
+    """How many of the trials mixed a source that swamps its layer, and each such source as "name on model:
+    its largest ratio (layer)"."""
+    largest: dict[tuple[str, str], dict] = {}
+    count = 0
+    for trial in trials:
+        loud = swamping_sources(store.result(trial.key))
+        count += bool(loud)
+        for source, scale in loud.items():
+            seen = largest.get((source, trial.model))
+            if seen is None or scale["ratio"] > seen["ratio"]:
+                largest[(source, trial.model)] = scale
+    where = [
+        f"{source} on {model} {s['ratio']:.1f}x (layer {s['layer']})" for (source, model), s in sorted(largest.items())
+    ]
+    return count, where
