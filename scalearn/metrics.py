@@ -242,6 +242,33 @@ METRICS: dict[str, Callable[..., float]] = {
 """Metrics a task entry may name, each called as metric(predictions, labels)."""
 
 
+def constant_loss(kind: str, labels) -> float | None:
+    """The lowest mean loss any constant prediction reaches on these labels, the head's loss for ``kind``
+    (scalearn/heads.py): a model whose dev loss is not below it learned nothing a constant could not.
+
+    - regression (MSE): the labels' variance (the constant is their mean);
+    - classification and multiple choice (cross-entropy over classes or choice positions): the entropy of the
+      labels' distribution (the constant is that distribution);
+    - multi-label (binary cross-entropy averaged over labels): the mean binary entropy of each label's rate.
+
+    An oracle on purpose: the constant is fitted to the labels it is scored on, so no constant does better.
+    None for an empty split or an unknown kind.
+    """
+    values = _to_numpy(labels)
+    if values.size == 0:
+        return None
+    if kind == "regression":
+        return float(np.var(values.astype(float)))
+    if kind in ("classification", "multiple_choice"):
+        counts = np.bincount(values.astype(int).ravel())
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log(p)).sum())
+    if kind == "multi_label":
+        rate = np.clip(values.reshape(len(values), -1).astype(float).mean(0), 1e-12, 1 - 1e-12)
+        return float(np.mean(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))))
+    return None
+
+
 def compute(names: str | Iterable[str], predictions, labels) -> dict[str, float]:
     """Several named metrics of one set of predictions, as {name: score}."""
     names = [names] if isinstance(names, str) else list(names)

@@ -83,6 +83,9 @@ class TrialResult(BaseModel):
     for a run that ended (its test scores are set)."""
     test_seconds_per_example: float | None = None
     """Wall time of the test evaluation per example (batches of ``eval_batch_size``): the model's inference cost."""
+    constant_dev_loss: dict = Field(default_factory=dict)
+    """Per task: the dev loss of the best constant prediction (``metrics.constant_loss``), the floor that a trial
+    whose ``best_dev`` loss does not go below learned nothing beyond (``learned_nothing``)."""
     source_scales: dict = Field(default_factory=dict)
     """A transfer trial over source adapters: each source's largest output against its layer's own, and the
     mixture's at the start, as ``{name: {"ratio", "layer"}}`` (``scalearn.source_scale``); empty otherwise."""
@@ -118,3 +121,19 @@ def ended_improving(record: dict) -> bool:
     still improving when training stopped, so the trial may be under-trained (more steps could help)."""
     history = record.get("history") or []
     return len(history) >= 2 and record.get("best_step", -1) == history[-1].get("step")
+
+
+def learned_nothing(record: dict) -> list[str]:
+    """The tasks of a result whose chosen dev loss is not below the best constant prediction's on the same dev
+    split: the trial learned nothing a constant could not (a diverged run, or one swamped by a broken source)."""
+    constants = record.get("constant_dev_loss") or {}
+    tasks = record.get("tasks") or {}
+    found = []
+    for task, constant in constants.items():
+        # a single-task result keeps its chosen dev scores at the top as well
+        best = (tasks.get(task) or {}).get("best_dev") or (record.get("best_dev") if len(constants) == 1 else None)
+        best = best or {}
+        loss = best.get("loss")
+        if isinstance(loss, int | float) and isinstance(constant, int | float) and loss >= constant:
+            found.append(task)
+    return found

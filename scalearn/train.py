@@ -35,6 +35,7 @@ from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
 from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
+from scalearn.metrics import constant_loss
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
 from scalearn.schedule import EpochSchedule, MicroBatch, RunState, SampledSchedule
@@ -286,6 +287,11 @@ def fit(
         datasets={t: _dataset_record(data[t]) for t in names},
         config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},
     )
+    for task in names:  # the floor a trial must go below to have learned anything (metrics.constant_loss)
+        dev = data[task].splits.get("dev")
+        constant = constant_loss(tasks[task].kind, dev["label"]) if dev is not None and len(dev) else None
+        if constant is not None:
+            result.constant_dev_loss[task] = constant
     if is_measured(model) and not joint:
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None

@@ -230,3 +230,30 @@ def test_bad_inputs_are_refused():
         accuracy(np.zeros((4, 3)), [0, 1, 2, 0])
     with pytest.raises(ValueError, match="no predictions"):
         accuracy([], [])
+
+
+def test_the_constant_loss_is_what_the_best_constant_prediction_scores_under_the_heads_loss():
+    """Each kind's floor equals the head's own loss of the optimal constant (mean; label distribution; label
+    rates), and no other constant goes below it."""
+    from torch.nn import functional as F
+
+    from scalearn.metrics import constant_loss
+
+    scores = torch.tensor([1.0, 2.0, 3.0, 6.0])
+    assert constant_loss("regression", scores) == pytest.approx(F.mse_loss(scores.mean().expand(4), scores).item())
+    assert constant_loss("regression", scores) < F.mse_loss(torch.full((4,), 2.5), scores).item()
+
+    classes = torch.tensor([0, 0, 1, 2, 0, 2])
+    prior = torch.bincount(classes).float() / len(classes)
+    logits = prior.log().expand(len(classes), 3)
+    assert constant_loss("classification", classes) == pytest.approx(F.cross_entropy(logits, classes).item())
+    assert constant_loss("classification", classes) < F.cross_entropy(torch.zeros(6, 3), classes).item()  # uniform
+    assert constant_loss("multiple_choice", classes) == constant_loss("classification", classes)
+
+    labels = torch.tensor([[1, 0], [1, 1], [0, 0], [1, 0]]).float()
+    rates = labels.mean(0)
+    constant = torch.logit(rates).expand(4, 2)
+    expected = F.binary_cross_entropy_with_logits(constant, labels).item()
+    assert constant_loss("multi_label", labels) == pytest.approx(expected, rel=1e-6)
+    assert constant_loss("classification", torch.tensor([1, 1, 1])) == 0.0  # one class: a constant is perfect
+    assert constant_loss("regression", []) is None and constant_loss("span", classes) is None

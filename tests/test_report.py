@@ -180,6 +180,32 @@ def test_a_source_that_swamps_the_mixture_is_named_under_the_table_and_by_status
     ]
 
 
+def test_trials_no_better_than_a_constant_are_named_under_the_table_and_by_status(tmp_path, sweep, capsys):
+    path, spec, trials, _ = sweep
+    store = Store(tmp_path / "store")
+    write_results(store, trials)
+    for trial in trials:
+        if trial.method == "scalearn" and trial.task == "stsb" and trial.seed in (0, 2):
+            floor = {"constant_dev_loss": {"stsb": 2.65}, "best_dev": {"loss": 2.66}}  # not below the constant's
+        elif trial.method == "scalearn" and trial.task == "stsb":
+            floor = {"constant_dev_loss": {"stsb": 2.65}, "best_dev": {"loss": 0.40}}
+        else:
+            continue
+        store.write_result(trial.key, {**store.result(trial.key), **floor})
+    notes = report_dict(build_report(spec, trials, Store(store.root)))["tables"][0]["notes"]
+    assert [note for note in notes if note.startswith("no better")] == [
+        "no better on dev than a constant prediction (dev loss not below the best constant's): scalearn on stsb "
+        "(seeds 0, 2)"
+    ]
+    capsys.readouterr()
+    main(["status", str(path), "--store", str(store.root)])
+    said = [line for line in capsys.readouterr().out.splitlines() if "constant prediction" in line]
+    assert said == [
+        "2 final trial(s) did no better on dev than a constant prediction (their dev loss is not below the best "
+        "constant's): scalearn stsb roberta-base seed 0, scalearn stsb roberta-base seed 2"
+    ]
+
+
 def test_significance_against_the_baseline(full):
     rows = rows_of(full)
     rte = rows["scalearn"]["cells"]["rte"]

@@ -91,6 +91,21 @@ def test_a_run_whose_best_evaluation_was_its_last_ended_still_improving():
     assert not ended_improving({"steps": 0, "imported": {}})  # an imported adapter never trained here
 
 
+def test_a_trial_whose_dev_loss_is_not_below_a_constants_learned_nothing():
+    from scalearn.result import learned_nothing
+
+    single = {"task": "vader_tweets", "best_dev": {"loss": 2.6588}, "constant_dev_loss": {"vader_tweets": 2.6502}}
+    assert learned_nothing(single) == ["vader_tweets"]  # MPNet's ScaLearn behind a diverged source, in the study
+    assert learned_nothing({**single, "best_dev": {"loss": 0.4024}}) == []  # its adapter
+    joint = {
+        "task": "joint",
+        "tasks": {"a": {"best_dev": {"loss": 0.70}}, "b": {"best_dev": {"loss": 0.20}}},
+        "constant_dev_loss": {"a": 0.69, "b": 0.69},
+    }
+    assert learned_nothing(joint) == ["a"]
+    assert learned_nothing({"task": "x", "best_dev": {"loss": 9.0}}) == []  # recorded before the floor was
+
+
 def test_a_groups_description_counts_epochs_from_1_and_marks_a_seed_still_improving():
     from harness.plan import expand
     from harness.spec import load_spec

@@ -191,6 +191,15 @@ def test_result_records_provenance_and_counts(cache_dir):
     assert result.peak_memory_mb > 0 and result.wall_seconds > 0 and result.data_key
     assert result.test["accuracy"] >= 0 and "loss" in result.test
     assert get_method("scalearn").loop_config().learning_rate == 6e-3
+    # the floor of learning anything: the entropy of syn_a's dev labels (a binary task: at most log 2)
+    from scalearn.data import tokenized_task
+    from scalearn.metrics import constant_loss
+    from scalearn.run import load_tokenizer
+    from scalearn.tasks import get_task
+
+    dev = tokenized_task(get_task("syn_a"), load_tokenizer(TINY), cache_dir=cache_dir).splits["dev"]
+    assert result.constant_dev_loss == {"syn_a": constant_loss("classification", dev["label"])}
+    assert 0.6 < result.constant_dev_loss["syn_a"] <= math.log(2)
 
 
 @pytest.mark.slow

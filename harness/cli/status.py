@@ -10,7 +10,7 @@ from harness.cli.common import add_file, load
 from harness.plan import finals
 from harness.selection import status_lines
 from harness.store import STATES, Store
-from scalearn.result import SWAMPING_RATIO, ended_improving, swamping_sources
+from scalearn.result import SWAMPING_RATIO, ended_improving, learned_nothing, swamping_sources
 
 
 def add(commands) -> None:
@@ -38,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{len(improving)} final trial(s) ended still improving (best evaluation = last; more steps may help): "
             f"{names}{more}"
+        )
+    flat = [t for t in finals(trials) if states[t.key] == "done" and learned_nothing(store.result(t.key))]
+    if flat:
+        names = ", ".join(f"{t.method} {t.task} {t.model} seed {t.seed}" for t in flat[:5])
+        more = f" and {len(flat) - 5} more" if len(flat) > 5 else ""
+        print(
+            f"{len(flat)} final trial(s) did no better on dev than a constant prediction (their dev loss is not below "
+            f"the best constant's): {names}{more}"
         )
     count, swamped = swamping_sources_of([t for t in trials if t.stage == 2 and states[t.key] == "done"], store)
     if count:

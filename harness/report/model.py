@@ -12,7 +12,7 @@ from harness.spec import ExperimentSpec
 from harness.store import Store
 from scalearn.catalog import canonical_name
 from scalearn.methods import get_method, method_names
-from scalearn.result import swamping_sources
+from scalearn.result import learned_nothing, swamping_sources
 from scalearn.tasks import get_task
 
 ALPHA = 0.05
@@ -160,6 +160,7 @@ def build_report(
         rows = {m: Row(m, group, {task: Cell() for task in targets}) for m, group in methods}
         recorded: dict[str, set[int]] = {m: set() for m, _ in methods}
         swamping: dict[str, dict] = {}  # source → its largest recorded scale and the methods that mixed it
+        flat: dict[tuple[str, str], list[int]] = {}  # (method, task) → seeds no better on dev than a constant
         for trial in trials:
             if trial.model != model or trial.method not in rows:
                 continue
@@ -177,6 +178,8 @@ def build_report(
                         cell.other.setdefault(name, {})[trial.seed] = stats.scaled(name, value)
                 if "transfer" in result.get("parameters", {}):
                     recorded[trial.method].add(int(result["parameters"]["transfer"]))
+            for task in learned_nothing(result):
+                flat.setdefault((trial.method, task), []).append(trial.seed)
             for source, scale in swamping_sources(result).items():
                 seen = swamping.setdefault(source, {"ratio": 0.0, "layer": 0, "methods": set()})
                 seen["methods"].add(trial.method)
@@ -196,6 +199,14 @@ def build_report(
                 sharing = spec.task_list() if row.group == "joint" else spec.source_list(targets[0])
                 count = _formula_parameters(model, row.method, len(sharing))
                 row.transfer_parameters, row.parameters_from = count, "formula" if count is not None else "unknown"
+        if flat:
+            cells = "; ".join(
+                f"{method} on {task} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))})"
+                for (method, task), seeds in sorted(flat.items())
+            )
+            table.notes.append(
+                f"no better on dev than a constant prediction (dev loss not below the best constant's): {cells}"
+            )
         for source, seen in sorted(swamping.items()):
             table.notes.append(
                 f"source {source}: its output reached {seen['ratio']:.1f}x its layer's own (layer {seen['layer']}) in "

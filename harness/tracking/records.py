@@ -169,6 +169,13 @@ def result_metrics(result: dict, start: int, end: int, joint: bool) -> list[tupl
     for name in ("best_step", "best_epoch", "steps", "wall_seconds", "peak_memory_mb"):
         if number(result.get(name)):
             points.append((name, float(result[name]), end, 0))
+    # the floor of learning anything: the best constant prediction's dev loss (scalearn.metrics.constant_loss)
+    constants = result.get("constant_dev_loss") or {}
+    points += [
+        (f"{task}/constant_dev_loss" if joint else "constant_dev_loss", float(value), end, 0)
+        for task, value in constants.items()
+        if number(value)
+    ]
     # each source's output against its layer's at the start (scalearn.source_scale): above 5 it swamps the mixture
     points += [
         (f"source_scale/{name}", float(scale["ratio"]), end, int(scale["layer"]))
