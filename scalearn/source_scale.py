@@ -18,6 +18,7 @@ update of an adapted projection against the projection's own output). ``fit`` re
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
@@ -27,7 +28,10 @@ from scalearn.tuners.lora_bank import LoRABank
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SWAMPING_RATIO", "is_measured", "source_scales", "warn_if_swamping"]
+OVERFLOW = 1e6
+"""The ratio recorded where the mixture made the stream overflow (inf or nan): far above any threshold."""
+
+__all__ = ["OVERFLOW", "SWAMPING_RATIO", "is_measured", "source_scales", "warn_if_swamping"]
 
 
 def _mean_norm(tensor: torch.Tensor, mask: torch.Tensor | None) -> float:
@@ -60,9 +64,12 @@ def source_scales(model: TransferModel, batch: dict, forward=None) -> dict[str, 
         mask = mask.flatten(0, 1)
     per_layer: dict[int, tuple[list[float], float]] = {}  # layer → (each source's ratio, the mixture's)
 
+    def ratio(tensor: torch.Tensor, own: torch.Tensor) -> float:
+        value = _mean_norm(tensor, mask) / max(_mean_norm(own, mask), 1e-12)
+        return value if math.isfinite(value) else OVERFLOW  # the stream overflowed (inf or nan) on the way here
+
     def note(layer: int, own: torch.Tensor, sources: list[torch.Tensor], mixed: torch.Tensor) -> None:
-        base = max(_mean_norm(own, mask), 1e-12)
-        ratios, mix_ratio = [_mean_norm(t, mask) / base for t in sources], _mean_norm(mixed, mask) / base
+        ratios, mix_ratio = [ratio(t, own) for t in sources], ratio(mixed, own)
         if layer in per_layer:  # several projections in one layer: the largest of each
             before, before_mix = per_layer[layer]
             ratios, mix_ratio = [max(a, b) for a, b in zip(before, ratios, strict=True)], max(before_mix, mix_ratio)

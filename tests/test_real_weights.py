@@ -235,7 +235,7 @@ def test_last_token_pooling_with_the_real_tokenizer_on_either_side(smollm2):
 
 @needs_smollm2
 @pytest.mark.slow
-def test_an_adapter_on_the_real_smollm2_learns_a_packaged_corpus(smollm2, cache_dir):
+def test_an_adapter_on_the_real_smollm2_learns_a_packaged_corpus(smollm2, cache_dir, tmp_path):
     """SMS spam (12% spam, so predicting 'ham' everywhere scores macro-F1 0.47) from the decoder's last token,
     after 16 steps of 16 examples: real weights carry the signal that random tiny decoders barely do (~22 s)."""
     from scalearn import HeadConfig, get_method
@@ -254,6 +254,31 @@ def test_an_adapter_on_the_real_smollm2_learns_a_packaged_corpus(smollm2, cache_
     # measured: macro-F1 0.75 (accuracy 0.90) on these 128 test rows; the loss from 0.65 to ~0.05
     assert result.test["macro_f1"] > 0.65
     assert sum(result.losses[-6:]) / 6 < 0.5 * sum(result.losses[:2]) / 2
+    assert result.best_dev["loss"] < result.constant_dev_loss["sms_spam"]  # below a constant's: it learned
+
+    # this real trained adapter as a source on the real decoder, beside itself with 400 times its output (as a
+    # diverged one): far under the swamping ratio, and far above it (measured: 0.057 and 22.8, layer 12); mixed in at
+    # ScaLearn's start, the diverged one overflows the model. A decoder's residual stream carries a few very large
+    # dimensions, so its sources measure low against it.
+    from scalearn.io import load_source_bank, save_adapter
+    from scalearn.source_scale import OVERFLOW, SWAMPING_RATIO, source_scales
+    from scalearn.train import collate
+
+    folders = [tmp_path / "trained", tmp_path / "diverged"]
+    for folder in folders:
+        save_adapter(folder, model.adapters)
+    bank = load_source_bank(folders, names=["trained", "diverged"])
+    with torch.no_grad():
+        bank.up_weight[:, 1] *= 400
+        bank.up_bias[:, 1] *= 400
+    transfer = get_method("scalearn").build(load_encoder(SMOLLM2), HeadConfig("classification", 576, 2), bank)
+    rows = collate(list(data.splits["dev"].select(range(8))), tokenizer.pad_token_id, "classification")
+    assert source_scales(transfer, rows)["mixed"]["ratio"] == OVERFLOW  # at ScaLearn's start it overflows the model
+    with torch.no_grad():
+        transfer.transfer.omega.zero_()  # each source against the plain model's stream
+    scales = source_scales(transfer, rows)
+    assert scales["trained"]["ratio"] < 0.5 and scales["diverged"]["ratio"] > SWAMPING_RATIO
+    assert scales["diverged"]["ratio"] == pytest.approx(400 * scales["trained"]["ratio"], rel=1e-3)
 
 
 def needs(name: str):
