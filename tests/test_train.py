@@ -222,6 +222,7 @@ def test_minilm_adapter_learns_rotten_tomatoes(cache_dir):
     )
     print(f"MiniLM adapter on rt_polarity: test accuracy {result.test['accuracy']:.4f} (majority 0.573)")
     assert result.test["accuracy"] > 0.573 + 0.07, result.test
+    assert result.best_dev["loss"] < result.constant_dev_loss["rt_polarity"] < math.log(2)  # it beat a constant
 
 
 @pytest.mark.gpu
