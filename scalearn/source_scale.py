@@ -4,7 +4,7 @@ A transfer method adds its sources' outputs into every layer: ScaLearn starts wi
 dimension (docs/method.md §1.4), AdapterFusion with a value matrix near the identity. A source whose output
 dwarfs the layer's own then swamps the representation from the first step, however well the others were
 trained. It happens when a source's training diverged: in the first real scaling study an sms_spam adapter
-trained at a rate chosen on a smaller model put out 12-23x its layer's own in three layers of MPNet, and
+trained at a rate chosen on a smaller model put out 12-23x its layer's own in two layers of MPNet, and
 every transfer method on it scored about 0 (docs/results/scaling-real.md). Nothing else shows it: the
 source's trial finished, and its folder loads.
 
@@ -82,6 +82,8 @@ def source_scales(model: TransferModel, batch: dict, forward=None) -> dict[str, 
         names, restore = _watch_adapters(model, note)
     else:
         names, restore = _watch_loras(model.tuner, note)
+    if len(set(names)) < len(names):  # two sources of one name keep an entry each
+        names = [f"{name}#{index}" for index, name in enumerate(names)]
     try:
         (forward or (lambda given: model(**given)))(inputs)
     finally:

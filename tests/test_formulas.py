@@ -342,6 +342,8 @@ def test_source_scales_are_each_sources_output_norm_over_its_layers_own(make_sou
     assert warn_if_swamping(after, "tiny-bert") == ["task1"]
     assert "'task1' on tiny-bert puts out" in caplog.text
     assert not model.training  # left as it was (eval here)
+    sources.names = ["same", "same", "same"]
+    assert list(source_scales(model, batch)) == ["same#0", "same#1", "same#2", "mixed"]  # one entry each
 
 
 def test_source_scales_of_source_loras_are_each_update_over_its_projections_output():
