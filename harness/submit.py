@@ -38,6 +38,7 @@ from harness.selection import selection_rows
 from harness.spec import ExperimentSpec, load_spec
 from harness.store import Store, renewing
 from harness.tracking import open_tracker
+from scalearn.result import swamping_adapter
 
 
 @dataclass
@@ -121,17 +122,22 @@ def submit(
             tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
 
             asked = {(t.key, t.rung) for t in todo}
+            watch = SourceWatch(spec, store, say)
+            watch.planned(trials)  # transfer trials planned on sources done before this submit
 
             def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
                 planned = make_plan(spec, store, given_up).trials
                 new = [t for t in planned if (t.key, t.rung) not in asked and t.key not in given_up]
                 asked.update((t.key, t.rung) for t in new)
                 if new:
+                    watch.planned(planned)
                     tracker.begin(new)
                 return new
 
             while todo:
-                waves = _run_waves(spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine, more)
+                waves = _run_waves(
+                    spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine, more, watch=watch
+                )
                 outcome.ran += waves.done
                 outcome.retried_alone += waves.retried_alone
                 outcome.seconds += waves.seconds
@@ -144,6 +150,7 @@ def submit(
                 done = reached_keys(trials, store)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
                 if todo:
+                    watch.planned(trials)
                     tracker.begin(todo)
                     say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
         finally:
@@ -221,11 +228,24 @@ def _preflight(spec: ExperimentSpec, todo: list[Trial], local: bool, data_dir, s
 
 
 def _run_waves(
-    spec: ExperimentSpec, todo: list[Trial], store: Store, tracker, data_dir, max_concurrent, cluster, more=None
+    spec: ExperimentSpec,
+    todo: list[Trial],
+    store: Store,
+    tracker,
+    data_dir,
+    max_concurrent,
+    cluster,
+    more=None,
+    watch: SourceWatch | None = None,
 ):
     """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
     probed for their peak memory (once; kept in the store) when their sources exist, then packed. On a
-    ``cluster``, the system metrics of each trial carry its node's id."""
+    ``cluster``, the system metrics of each trial carry its node's id. ``watch`` hears of every trial finished."""
+
+    def finished(batch: list[Trial]) -> None:
+        tracker.log_finished(batch, store)
+        for trial in batch if watch is not None else ():
+            watch.finished(trial)
 
     resources = spec.resources.model_dump()
     auto = resources["gpus"] == "auto"
@@ -248,7 +268,7 @@ def _run_waves(
                 trial_gpus=gpus,
                 trial_resources={t.key: spec.resources_for(t.model) for t in wave} if spec.model_resources else None,
                 on_update=view.update,
-                on_finished=lambda batch: tracker.log_finished(batch, store),
+                on_finished=finished,
                 more=None if auto else more,  # packed stages are probed first: they wait for the next wave
             )
         total.done += outcome.done
@@ -256,6 +276,45 @@ def _run_waves(
         total.retried_alone += outcome.retried_alone
         total.seconds += outcome.seconds
     return total
+
+
+class SourceWatch:
+    """Names each source adapter whose output dwarfs its layer's (``scalearn.source_scale``), once, before the
+    transfer trials that mix it run: as a source that is no search point finishes, and as transfer trials are
+    planned on a source that is done (a searched source is chosen only then: a diverged point that loses its
+    search is no one's source, and nothing is said of it)."""
+
+    def __init__(self, spec: ExperimentSpec, store: Store, say: Callable[[str], None]):
+        self.spec, self.store, self.say = spec, store, say
+        self.named: set[str] = set()
+
+    def finished(self, trial: Trial) -> None:
+        if trial.stage == 1 and trial.role == "final":
+            self._check(trial)
+
+    def planned(self, trials: list[Trial]) -> None:
+        by_key = {t.key: t for t in trials}
+        for trial in trials:
+            for key in trial.depends_on if trial.stage == 2 else ():
+                if key in by_key:
+                    self._check(by_key[key])
+
+    def _check(self, source: Trial) -> None:
+        if source.key in self.named or not self.store.is_done(source.key):
+            return
+        result = self.store.result(source.key)
+        scale = swamping_adapter(result)
+        if scale is None:
+            return
+        self.named.add(source.key)
+        floor = (result.get("constant_dev_loss") or {}).get(source.task)
+        best = (result.get("best_dev") or {}).get("loss")
+        versus = f"; its dev loss {best:.4g} against a constant's {floor:.4g}" if best is not None and floor else ""
+        self.say(
+            f"{self.spec.name}: the {source.method} of {source.task} on {source.model} puts out {scale['ratio']:.1f}x "
+            f"its layer's own output (layer {scale['layer']}{versus}): every transfer trial that mixes it measures a "
+            "broken source; check its training"
+        )
 
 
 def record_choices(spec: ExperimentSpec, store: Store, plan: Plan, say: Callable[[str], None] = print) -> list[dict]:

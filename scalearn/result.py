@@ -39,6 +39,13 @@ mixture from its start (``scalearn.source_scale``). Trained adapters sit well be
 the MPNet study measured 0.1-0.3 of their layer's own, the one that diverged 23."""
 
 
+def swamping_adapter(record: dict) -> dict | None:
+    """A trained adapter's recorded scale when above ``SWAMPING_RATIO`` (as a source it would swamp), else None."""
+    scale = record.get("adapter_scale") or {}
+    ratio = scale.get("ratio")
+    return scale if isinstance(ratio, int | float) and ratio > SWAMPING_RATIO else None
+
+
 def swamping_sources(record: dict) -> dict[str, dict]:
     """The sources of a result whose recorded output scale is above ``SWAMPING_RATIO``: name → {"ratio", "layer"}."""
     scales = record.get("source_scales") or {}
@@ -86,6 +93,9 @@ class TrialResult(BaseModel):
     constant_dev_loss: dict = Field(default_factory=dict)
     """Per task: the dev loss of the best constant prediction (``metrics.constant_loss``), the floor that a trial
     whose ``best_dev`` loss does not go below learned nothing beyond (``learned_nothing``)."""
+    adapter_scale: dict = Field(default_factory=dict)
+    """A trial that trained one adapter (a future source): its output against its layer's own, measured after the
+    best checkpoint is restored, as ``{"ratio", "layer"}`` (``scalearn.source_scale``); empty otherwise."""
     source_scales: dict = Field(default_factory=dict)
     """A transfer trial over source adapters: each source's largest output against its layer's own, and the
     mixture's at the start, as ``{name: {"ratio", "layer"}}`` (``scalearn.source_scale``); empty otherwise."""

@@ -49,7 +49,8 @@ def is_measured(model: TransferModel) -> bool:
 @torch.no_grad()
 def source_scales(model: TransferModel, batch: dict, forward=None) -> dict[str, dict]:
     """Per source (by name) and for the mixture (``"mixed"``): the largest ratio over layers of its mean output
-    norm to the layer's, and the layer where it is largest: ``{"ratio": float, "layer": int}``.
+    norm to the layer's, and the layer where it is largest: ``{"ratio": float, "layer": int}``. A model that trains
+    its own adapter (stage 1) is measured the same way: its adapter is the one source.
 
     Source adapters are measured against the layer output they read; source LoRAs, each update c_s B_s A_s x of
     an adapted projection against the projection's own output W x (the largest over the projections of a layer).
@@ -57,8 +58,8 @@ def source_scales(model: TransferModel, batch: dict, forward=None) -> dict[str, 
     applies its precision), by default the model itself. The model runs in eval mode (no dropout) and is left as
     it was; nothing trains, and no random numbers are drawn.
     """
-    if not is_measured(model):
-        raise ValueError("source scales need a model that mixes sources: source adapters or source LoRAs")
+    if model.adapters is None and not isinstance(model.tuner, LoRABank):
+        raise ValueError("source scales need a model with adapters (its sources, or its own) or source LoRAs")
     mask = batch.get("attention_mask")
     if mask is not None and batch["input_ids"].dim() == 3:  # multiple choice: [B, choices, T] runs as [B·choices, T]
         mask = mask.flatten(0, 1)

@@ -384,6 +384,10 @@ def fit(
 
     if best_state is not None:
         load_trainable_state(model, best_state, engine)
+    trained_one = model.adapters is not None and model.transfer is None and model.adapter_role == "trained"
+    if trained_one and model.adapters.num_adapters == 1 and not joint:  # a future source: is it in scale?
+        scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
+        result.adapter_scale = scales.get(model.adapters.names[0], {})
     tests, tested, test_start = {}, 0, time.perf_counter()
     for task in names:
         model.set_task(task)
@@ -409,8 +413,9 @@ def fit(
 
 
 def _source_scales(model, engine, train, task: TaskSpec, config: LoopConfig, pad_id: int, device) -> dict:
-    """Each source's output against its layer's, on the first training rows, before any step (and before a resumed
-    run's checkpoint loads, so a resumed run records what an uninterrupted one does); warns about a swamping one.
+    """Each source's output against its layer's on the first training rows (``scalearn.source_scale``); warns about
+    a swamping one. A transfer model's sources are measured before any step (and before a resumed run's checkpoint
+    loads, so a resumed run records what an uninterrupted one does), a trained adapter once its best state is back.
     Left out under ZeRO-3, whose partitioned parameters a forward outside the engine's step would have to gather."""
     if engine.name == "deepspeed" and config.zero_stage == 3:
         return {}

@@ -170,13 +170,17 @@ def test_a_source_that_swamps_the_mixture_is_named_under_the_table_and_by_status
         for note in report_dict(build_report(spec, trials, sweep[3]))["tables"][0]["notes"]
         if note.startswith("source ")
     ]
+    # a source's own trial (stage 1) measures its adapter too: status names it before any transfer trial mixes it
+    qqp = next(t for t in trials if t.stage == 1 and t.task == "qqp")
+    store.write_result(qqp.key, {**store.result(qqp.key), "adapter_scale": {"ratio": 12.0, "layer": 5}})
     capsys.readouterr()
     main(["status", str(path), "--store", str(store.root)])
-    said = [line for line in capsys.readouterr().out.splitlines() if "mixed a source" in line]
-    transfer = sum(1 for t in trials if t.method in ("scalearn", "adapterfusion") and t.seed == 1)
+    said = [line for line in capsys.readouterr().out.splitlines() if "dwarfs" in line]
+    mixed = sum(1 for t in trials if t.method in ("scalearn", "adapterfusion") and t.seed == 1)
     assert said == [
-        f"{transfer} transfer trial(s) mixed a source whose output dwarfs its layer's (above 5x; their scores measure "
-        "a broken source; check its own trial): mnli on roberta-base 23.4x (layer 8)"
+        f"source(s) whose output dwarfs its layer's (above 5x): mnli on roberta-base 23.4x (layer 8; mixed by {mixed} "
+        "transfer trial(s) so far); qqp on roberta-base 12.0x (layer 5; mixed by 0 transfer trial(s) so far); a "
+        "transfer trial that mixes one measures a broken source: check the source's own trial"
     ]
 
 
@@ -361,3 +365,30 @@ def test_results_table_keeps_its_role(sweep):
     text = results_table(trials, store, spec.target_list())
     assert "| roberta-base | scalearn | 91.00 ± 1.00 (n=3) | 73.00 ± 2.92 (n=5) |" in text
     assert "mnli" not in text  # a source adapter, not a result
+
+
+def test_a_submit_names_a_source_out_of_scale_once_before_the_transfer_trials_that_mix_it(tmp_path, sweep):
+    from harness.submit import SourceWatch
+
+    _, spec, trials, _ = sweep
+    store = Store(tmp_path / "store")
+    write_results(store, trials)
+    mnli, qnli = (next(t for t in trials if t.stage == 1 and t.task == task) for task in ("mnli", "qnli"))
+    record = {
+        "adapter_scale": {"ratio": 23.1, "layer": 8},
+        "best_dev": {"loss": 0.41},
+        "constant_dev_loss": {"mnli": 0.35},
+    }
+    store.write_result(mnli.key, {**store.result(mnli.key), **record})
+    store.write_result(qnli.key, {**store.result(qnli.key), "adapter_scale": {"ratio": 0.3, "layer": 2}})
+    lines = []
+    watch = SourceWatch(spec, Store(store.root), lines.append)
+    watch.finished(qnli)  # in scale: nothing to say
+    watch.planned(trials)  # the transfer trials that consume mnli are planned
+    watch.planned(trials)
+    watch.finished(mnli)  # said once
+    assert lines == [
+        "mini-glue: the adapter of mnli on roberta-base puts out 23.1x its layer's own output (layer 8; its dev loss "
+        "0.41 against a constant's 0.35): every transfer trial that mixes it measures a broken source; check its "
+        "training"
+    ]

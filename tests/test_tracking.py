@@ -105,10 +105,12 @@ def test_metrics_are_on_the_reports_scale_and_stepped_by_optimizer_step():
         "test": {"loss": 0.8, "accuracy": 0.7087},
         "source_scales": {"sms_spam": {"ratio": 23.4, "layer": 8}, "mixed": {"ratio": 11.7, "layer": 8}},
         "constant_dev_loss": {"rte": 0.6931},
+        "adapter_scale": {"ratio": 0.21, "layer": 3},
     }
     points = {(name, step): (value, ts) for name, value, ts, step in result_metrics(result, 0, 300_000, joint=False)}
     assert points[("source_scale/sms_spam", 8)] == (23.4, 300_000)  # stepped by the layer where it is largest
     assert points[("constant_dev_loss", 0)] == (0.6931, 300_000)  # a loss: not rescaled
+    assert points[("adapter_scale", 3)] == (0.21, 300_000)
     assert points[("dev_accuracy", 4)] == (50.0, 100_000) and points[("dev_loss", 8)] == (0.7, 200_000)
     assert points[("best_dev_accuracy", 8)] == (60.0, 200_000)  # the selected evaluation, at its time
     assert points[("test_accuracy", 8)][0] == pytest.approx(70.87) and points[("test_loss", 8)][0] == 0.8

@@ -200,6 +200,8 @@ def test_result_records_provenance_and_counts(cache_dir):
     dev = tokenized_task(get_task("syn_a"), load_tokenizer(TINY), cache_dir=cache_dir).splits["dev"]
     assert result.constant_dev_loss == {"syn_a": constant_loss("classification", dev["label"])}
     assert 0.6 < result.constant_dev_loss["syn_a"] <= math.log(2)
+    # the trained adapter, a future source, measured once its best state is back (scalearn.source_scale)
+    assert set(result.adapter_scale) == {"ratio", "layer"} and 0 < result.adapter_scale["ratio"] < 5
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from harness.cli.common import add_file, load
 from harness.plan import finals
 from harness.selection import status_lines
 from harness.store import STATES, Store
-from scalearn.result import SWAMPING_RATIO, ended_improving, learned_nothing, swamping_sources
+from scalearn.result import SWAMPING_RATIO, ended_improving, learned_nothing, swamping_adapter, swamping_sources
 
 
 def add(commands) -> None:
@@ -47,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(flat)} final trial(s) did no better on dev than a constant prediction (their dev loss is not below "
             f"the best constant's): {names}{more}"
         )
-    count, swamped = swamping_sources_of([t for t in trials if t.stage == 2 and states[t.key] == "done"], store)
-    if count:
+    swamped = swamping_sources_of([t for t in trials if states[t.key] == "done"], store)
+    if swamped:
         print(
-            f"{count} transfer trial(s) mixed a source whose output dwarfs its layer's (above "
-            f"{SWAMPING_RATIO:g}x; their scores measure a broken source; check its own trial): {'; '.join(swamped)}"
+            f"source(s) whose output dwarfs its layer's (above {SWAMPING_RATIO:g}x): {'; '.join(swamped)}; a transfer "
+            "trial that mixes one measures a broken source: check the source's own trial"
         )
     failed = [t for t in trials if states[t.key] == "failed"]
     for trial in failed:
@@ -60,19 +60,25 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def swamping_sources_of(trials, store: Store) -> tuple[int, list[str]]:
-    """How many of the trials mixed a source that swamps its layer, and each such source as "name on model:
-    its largest ratio (layer)"."""
+def swamping_sources_of(trials, store: Store) -> list[str]:
+    """Each source that swamps its layer, as its own trial measured it (stage 1) or a transfer trial that mixed it
+    did (stage 2): "name on model: its largest ratio (layer; how many transfer trials mixed it)"."""
     largest: dict[tuple[str, str], dict] = {}
-    count = 0
+    mixed: Counter = Counter()
     for trial in trials:
-        loud = swamping_sources(store.result(trial.key))
-        count += bool(loud)
+        result = store.result(trial.key)
+        if trial.stage == 1:
+            own = swamping_adapter(result)
+            loud = {trial.task: own} if own is not None else {}
+        else:
+            loud = swamping_sources(result)
         for source, scale in loud.items():
             seen = largest.get((source, trial.model))
             if seen is None or scale["ratio"] > seen["ratio"]:
                 largest[(source, trial.model)] = scale
-    where = [
-        f"{source} on {model} {s['ratio']:.1f}x (layer {s['layer']})" for (source, model), s in sorted(largest.items())
+            mixed[(source, trial.model)] += trial.stage == 2
+    return [
+        f"{source} on {model} {s['ratio']:.1f}x (layer {s['layer']}; mixed by {mixed[(source, model)]} transfer "
+        "trial(s) so far)"
+        for (source, model), s in sorted(largest.items())
     ]
-    return count, where

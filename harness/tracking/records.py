@@ -176,6 +176,9 @@ def result_metrics(result: dict, start: int, end: int, joint: bool) -> list[tupl
         for task, value in constants.items()
         if number(value)
     ]
+    own = result.get("adapter_scale") or {}  # a trained adapter's output against its layer's, as a future source
+    if number(own.get("ratio")):
+        points.append(("adapter_scale", float(own["ratio"]), end, int(own.get("layer", 0))))
     # each source's output against its layer's at the start (scalearn.source_scale): above 5 it swamps the mixture
     points += [
         (f"source_scale/{name}", float(scale["ratio"]), end, int(scale["layer"]))
