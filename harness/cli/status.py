@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
             f"{len(flat)} final trial(s) did no better on dev than a constant prediction (their dev loss is not below "
             f"the best constant's): {names}{more}"
         )
-    swamped = swamping_sources_of([t for t in trials if states[t.key] == "done"], store)
+    # a source's own trial counts once it is a source (a search point that lost is no one's)
+    used = [t for t in trials if states[t.key] == "done" and (t.stage == 2 or t.role == "final")]
+    swamped = swamping_sources_of(used, store)
     if swamped:
         print(
             f"source(s) whose output dwarfs its layer's (above {SWAMPING_RATIO:g}x): {'; '.join(swamped)}; a transfer "
