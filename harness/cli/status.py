@@ -31,22 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if spec.search:
         for line in status_lines(spec, store, planned.groups.values()):
             print(line)
-    improving = [t for t in finals(trials) if states[t.key] == "done" and ended_improving(store.result(t.key))]
-    if improving:
-        names = ", ".join(f"{t.method} {t.task} seed {t.seed}" for t in improving[:5])
-        more = f" and {len(improving) - 5} more" if len(improving) > 5 else ""
-        print(
-            f"{len(improving)} final trial(s) ended still improving (best evaluation = last; more steps may help): "
-            f"{names}{more}"
-        )
-    flat = [t for t in finals(trials) if states[t.key] == "done" and learned_nothing(store.result(t.key))]
-    if flat:
-        names = ", ".join(f"{t.method} {t.task} {t.model} seed {t.seed}" for t in flat[:5])
-        more = f" and {len(flat) - 5} more" if len(flat) > 5 else ""
-        print(
-            f"{len(flat)} final trial(s) did no better on dev than a constant prediction (their dev loss is not below "
-            f"the best constant's): {names}{more}"
-        )
+    done = [t for t in finals(trials) if states[t.key] == "done"]
+    improving = [t for t in done if ended_improving(store.result(t.key))]
+    _name_some(improving, "ended still improving (best evaluation = last; more steps may help)", with_model=False)
+    flat = [t for t in done if learned_nothing(store.result(t.key))]
+    _name_some(
+        flat, "did no better on dev than a constant prediction (their dev loss is not below the best constant's)"
+    )
     # a source's own trial counts once it is a source (a search point that lost is no one's)
     used = [t for t in trials if states[t.key] == "done" and (t.stage == 2 or t.role == "final")]
     swamped = swamping_sources_of(used, store)
@@ -60,6 +51,15 @@ def run(args: argparse.Namespace) -> int:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
         print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")
     return 1 if failed else 0
+
+
+def _name_some(trials, what: str, with_model: bool = True) -> None:
+    """One line: how many final trials ``what``, and the first five by name."""
+    if not trials:
+        return
+    names = ", ".join(f"{t.method} {t.task}{f' {t.model}' if with_model else ''} seed {t.seed}" for t in trials[:5])
+    more = f" and {len(trials) - 5} more" if len(trials) > 5 else ""
+    print(f"{len(trials)} final trial(s) {what}: {names}{more}")
 
 
 def swamping_sources_of(trials, store: Store) -> list[str]:
