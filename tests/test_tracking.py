@@ -2,6 +2,7 @@
 client (tags, params, latest metrics, full metric histories, status, times, artifacts), whether a batch
 holds one run or many; NaN metrics round-trip as NaN."""
 
+import json
 import math
 
 import pytest
@@ -247,3 +248,43 @@ def test_group_and_method_runs_carry_what_their_trials_share_and_per_task_what_d
     assert "loop.learning_rate" not in top and "task" not in top
     assert top["syn_a_low/loop.learning_rate"] == "0.006" and top["syn_b/loop.learning_rate"] == "0.002"
     assert top["parameters.transfer"] == "9216" and top["method"] == "scalearn"
+
+
+def test_a_transfer_trial_is_logged_after_its_sources_even_when_they_finished_outside_its_batch(tmp_path):
+    """A driver killed mid-sweep can leave a source running in a process that outlives it; the resubmit then
+    learns of that source's result only from the store. Its transfer trial's run must still name the source's
+    run, and a source another live driver is logging holds the transfer trial back rather than leave a gap."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.store import Store, lease_clock
+    from harness.tracking.tracker import open_tracker
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml")
+    trials = expand(spec)
+    target = next(t for t in trials if t.method == "scalearn" and t.seed == 0)
+    sources = [t for t in trials if t.key in target.depends_on]
+    store = Store(tmp_path / "store")
+    for trial in [*sources, target]:
+        store.write_result(trial.key, {"trial": trial.summary(), "test": {"accuracy": 0.5}})
+
+    def tags(tracker, trial):
+        return tracker.client.get_run(tracker.logged[trial.key]).data.tags
+
+    held_by = sources[0]
+    tracker = open_tracker(store, "tiny", targets=spec.target_list())
+    tracker.begin([*sources, target])  # the resubmit's plan: the sources were still running when it began
+    other = f"{socket.gethostname()}:{os.getppid()}:alive"  # a live process of this host, not this one
+    claim = store.root / tracker.claims.prefix / "claims" / f"{held_by.key}.json"
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    claim.write_text(json.dumps({"owner": other, "expires": lease_clock() + 60}))
+    assert tracker.log_trials([target], store) == len(sources) - 1  # the transfer trial waits for its source
+    assert target.key not in tracker.logged and held_by.key not in tracker.logged
+    claim.unlink()  # the other driver let go without logging it
+    assert tracker.log_trials([target], store) == 2
+    runs = tags(tracker, target)["source_runs"].split(",")
+    assert runs == [tracker.logged[key] for key in target.depends_on] and all(runs)
+    assert tracker.log_trials([*sources, target], store) == 0  # once each

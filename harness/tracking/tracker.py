@@ -137,6 +137,9 @@ class Tracker:
             self.logged.update(self.claims.markers("logged"))
         self.opened: set[str] = set()
         self.coalescer: Coalescer | None = None
+        self.known: dict[str, Trial] = {}
+        """Every trial this tracker was shown, by key: a transfer trial's sources are logged before it even when
+        they are not in its batch (a source finished by a process that outlived a killed driver)."""
         self.targets: set[str] = set()
         """The sweep's targets: a stage-1 trial of another task is a source adapter, under "sources · <model>"
         rather than inside the adapter competitor. Empty: every trial under its method (as before)."""
@@ -222,6 +225,7 @@ class Tracker:
         methods = list(dict.fromkeys((t.model, t.method, t.stage) for t in trials if not self.is_source(t)))
         for trial in trials:
             self.colour(trial.method)
+            self.known[trial.key] = trial
         now = ms(time.time())
         for offset, (model, method, stage) in enumerate(reversed(methods)):
             self._method_run(model, method, stage, start_ms=now + offset, order=len(methods) - 1 - offset)
@@ -246,10 +250,12 @@ class Tracker:
         return trial_record(trial, result, folder, tags, source_runs, self.experiment_id, store.model_dir(trial.key))
 
     def log_trials(self, trials: list[Trial], store: Store) -> int:
-        """A child run for each finished trial not logged yet (found by its key tag); returns how many. On a
-        SQL backend all runs of the call go in one transaction; elsewhere, e.g. over HTTP, three batched
-        requests per run."""
-        unlogged = [t for t in trials if t.key not in self.logged]
+        """A child run for each finished trial not logged yet (found by its key tag), and for each finished
+        source of one; returns how many. A trial whose source another driver is logging right now waits for a
+        later call, so that its ``source_runs`` never name an empty run. On a SQL backend all runs of the call
+        go in one transaction; elsewhere, e.g. over HTTP, three batched requests per run."""
+        self.known.update((t.key, t) for t in trials)
+        unlogged = [t for t in self._with_sources(trials) if t.key not in self.logged]
         done = store.done_keys(t.key for t in unlogged)  # one listing on a remote store
         todo = [t for t in unlogged if t.key in done]
         if not todo:
@@ -267,16 +273,28 @@ class Tracker:
                 self.logged[key] = run_id
             return self._write([t for t in ours if t.key not in in_database], store)
 
+    def _with_sources(self, trials: list[Trial]) -> list[Trial]:
+        """``trials`` and, before them, the known trials they depend on (a source's key is in ``depends_on``)."""
+        keys = {t.key for t in trials}
+        sources = {k: self.known[k] for t in trials for k in t.depends_on if k in self.known and k not in keys}
+        return [*sources.values(), *trials]
+
     def _write(self, todo: list[Trial], store: Store) -> int:
-        """Stage by stage, so that a transfer trial links to its sources' runs even when both are new."""
+        """Stage by stage, so that a transfer trial links to its sources' runs even when both are new; one whose
+        known source has no run yet is left for a later call."""
+        written = 0
         for stage in sorted({t.stage for t in todo}):
-            batch = [t for t in todo if t.stage == stage]
-            ids = self.backend.write_runs([self.run_record(t, store) for t in batch])
+            batch = [t for t in todo if t.stage == stage and self._sources_logged(t)]
+            ids = self.backend.write_runs([self.run_record(t, store) for t in batch]) if batch else []
             for trial, run_id in zip(batch, ids, strict=True):
                 if self.claims is not None:
                     self.claims.mark("logged", trial.key, run_id)
                 self.logged[trial.key] = run_id
-        return len(todo)
+            written += len(batch)
+        return written
+
+    def _sources_logged(self, trial: Trial) -> bool:
+        return all(key in self.logged or key not in self.known for key in trial.depends_on)
 
     def log_finished(self, batch: list[Trial], store: Store) -> int:
         """What submit calls as Ray reports trials finished: written at most once per LOG_EVERY_SECONDS
