@@ -407,3 +407,29 @@ def test_the_selection_csv_has_one_line_per_point_and_the_test_on_the_chosen_lin
     table = selection_markdown([row])
     assert "| loss ↓ | 0.4000 | 1/1 | ✓ (edge: learning_rate) | 71.50 (n=1) |" in table  # one seed: no ± sd
     assert "edge: in 1 of 1 groups" in table
+
+
+def test_status_names_a_searched_source_out_of_scale_only_once_it_is_chosen(tmp_path, capsys):
+    """A diverged grid point of a source's search is out of scale and loses; it is no one's source, so status
+    names none. The point the search chose is the source: out of scale, it is named."""
+    path = write(tmp_path, search={"all": {"learning_rate": [1e-4, 1e-3, 1e-2]}})
+    store = Store(tmp_path / "store")
+    points = [t for t in expand(load_spec(path)) if t.task == "syn_b" and t.role == "search"]
+    losses = {1e-4: 0.9, 1e-3: 0.4, 1e-2: 7.0}  # 1e-3 is chosen; 1e-2 diverged
+    for trial in points:
+        rate = trial.point["learning_rate"]
+        scale = {"ratio": 263.0 if rate == 1e-2 else 0.3, "layer": 1}
+        store.write_result(trial.key, {**result(losses[rate]), "trial": trial.summary(), "adapter_scale": scale})
+
+    def said() -> list[str]:
+        capsys.readouterr()
+        main(["status", path, "--store", str(store.root)])
+        return [line for line in capsys.readouterr().out.splitlines() if "dwarfs" in line]
+
+    assert said() == []
+    chosen = next(t for t in points if t.point["learning_rate"] == 1e-3)
+    store.write_result(chosen.key, {**store.result(chosen.key), "adapter_scale": {"ratio": 12.0, "layer": 1}})
+    assert said() == [
+        "source(s) whose output dwarfs its layer's (above 5x): syn_b on tiny-bert 12.0x (layer 1; mixed by 0 transfer "
+        "trial(s) so far); a transfer trial that mixes one measures a broken source: check the source's own trial"
+    ]
