@@ -155,6 +155,15 @@ def source_shares(mixing: dict) -> np.ndarray:
     return per_layer.mean(0)
 
 
+def mixing_moved(mixing: dict) -> float | None:
+    """How far the mixing moved from where it started: the mean over layers, sources and dimensions of
+    |weight − start|, over the start (0: untouched; 1: moved by as much as it started at). None without a start."""
+    initial = mixing.get("initial")
+    if not initial:
+        return None
+    return float(np.mean(np.abs(np.asarray(mixing["weights"]) - initial)) / abs(initial))
+
+
 def summary_figure(shares: dict[str, np.ndarray], source_names: list[str], title: str, path: str | Path) -> Path:
     """Rows "method · target", columns sources (own adapter last): which sources each target leans on."""
     plt = _pyplot()

@@ -9,7 +9,8 @@ transfer parameters (Pareto), and what each model × method cost.
   points no other point beats with fewer parameters.
 - The cost table (``scaling.md``, ``.tex``, ``.csv``, ``.json``): per model × method, from the trials'
   records — trials, median wall time and seconds per optimizer step, total wall hours, device hours
-  (wall time × processes, on the device the trials ran on) and peak memory.
+  (wall time × processes, on the device the trials ran on) and peak memory; for a mixing method, how far its
+  learned mixing moved from its start (ScaLearn's ω, AdapterFusion's attention: `harness.plots.mixing_moved`).
 
 Scores are the report's (test ×100, harness/report/); the average of a seed is its mean over the targets,
 so its sd is the spread of the seeds' averages, and only seeds with a score on every target count.
@@ -26,12 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import stats
-from harness.plan import Trial, trained_record
-from harness.plots import _pyplot, _save
+from harness.plan import Trial, finals, trained_record
+from harness.plots import _pyplot, _save, mixing_moved
 from harness.report.model import MISSING, Report
 from harness.report.render import latex_escape
 from harness.store import Store
 from scalearn.atomic import atomic_write
+from scalearn.layout import read_mixing
 
 AVERAGE = "Avg"
 
@@ -48,6 +50,9 @@ class Point:
     scores: dict[str, dict[int, float]]
     """Target (and AVERAGE) → seed → test score ×100."""
     cost: dict = field(default_factory=dict)
+    moved: float | None = None
+    """The mean relative move of the learned mixing from its start over the final seeds and targets (None: no
+    mixing)."""
 
     def summary(self, task: str) -> stats.Summary | None:
         values = list(self.scores.get(task, {}).values())
@@ -66,8 +71,10 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
             seeds = set.intersection(*(set(s) for s in scores.values())) if len(scores) == len(row.cells) else set()
             if seeds:
                 scores[AVERAGE] = {seed: statistics.fmean(scores[t][seed] for t in row.cells) for seed in sorted(seeds)}
-            cost = trial_cost([t for t in trials if t.model == table.model and t.method == row.method], store)
-            points.append(Point(table.model, row.method, size, row.transfer_parameters, scores, cost))
+            mine = [t for t in trials if t.model == table.model and t.method == row.method]
+            point = Point(table.model, row.method, size, row.transfer_parameters, scores, trial_cost(mine, store))
+            point.moved = mixing_moved_of([t for t in mine if t.task in row.cells], store)
+            points.append(point)
     return sorted(points, key=lambda p: p.size)
 
 
@@ -100,6 +107,18 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
         "train_step_s": statistics.median(gaps) if gaps else None,
         "inference_s_per_example": statistics.median(inference) if inference else None,
     }
+
+
+def mixing_moved_of(trials: list[Trial], store: Store) -> float | None:
+    """The mean `mixing_moved` of the finished final transfer trials among ``trials`` that learned a mixing."""
+    moved = []
+    for trial in finals(trials):
+        if trial.depends_on and store.is_done(trial.key):
+            store.pull(trial.key)  # a remote store's checkpoint, downloaded once
+            mixing = read_mixing(store.model_dir(trial.key))
+            if mixing is not None and (value := mixing_moved(mixing)) is not None:
+                moved.append(value)
+    return statistics.fmean(moved) if moved else None
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -212,6 +231,7 @@ COLUMNS = (
     "method",
     "params",
     "score",
+    "mixing moved",
     "trials",
     "median wall/trial",
     "s/step",
@@ -247,6 +267,7 @@ def _cells(point: Point) -> list[str]:
         point.method,
         params,
         _score(point),
+        MISSING if point.moved is None else f"{100 * point.moved:.1f}%",
         str(cost.get("trials", 0)),
         MISSING if not cost else f"{cost['median_wall_s']:.1f} s",
         number("median_step_s", 3),
@@ -265,7 +286,8 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "",
         "- size: backbone parameters as trained (no pooler, no LM head); params: trainable transfer parameters per "
         "target, head excluded (docs/method.md §1.6); score: test ×100, mean ± sd over seeds of the average over "
-        "the targets (seeds with every target).",
+        "the targets (seeds with every target); mixing moved: the mean over the final trials of |weight − start| / "
+        "start for ScaLearn's ω (start 2/S) and AdapterFusion's attention (start 1/S).",
         "- cost from the trials' records, search points included: s/step = wall time of the training loop (its "
         "evaluations included) per step; train s/step = the median time between two optimizer steps; inference = "
         "the test evaluation's time per example (a transfer model runs every source adapter there); "
@@ -293,7 +315,7 @@ def cost_csv(points: list[Point]) -> str:
     out = io.StringIO()
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
     fields += ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
-    fields += ["train_step_s", "inference_s_per_example"]
+    fields += ["train_step_s", "inference_s_per_example", "mixing_moved"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for p in points:
@@ -309,7 +331,8 @@ def cost_csv(points: list[Point]) -> str:
                     "mean": f"{s.mean:.4f}",
                     "sd": "" if s.sd is None else f"{s.sd:.4f}",
                     "n": s.n,
-                    **{k: p.cost.get(k) for k in fields[8:]},
+                    **{k: p.cost.get(k) for k in fields[8:-1]},
+                    "mixing_moved": p.moved,
                 }
             )
     return out.getvalue()

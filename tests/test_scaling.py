@@ -160,7 +160,7 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
     markdown = (out / "scaling.md").read_text()
     size = human_count(backbone_size("qwen3-0.6b")["parameters"])
     assert (
-        f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |"
+        f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | – | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |"
         in markdown
     )
     rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
@@ -195,11 +195,45 @@ def test_scaling_tiny_submits_and_reports_its_scaling_files(ray_local, tmp_path,
                 line for line in table.splitlines() if line.startswith(f"| {model} | ") and f" {method} |" in line
             )
             cells = [c.strip() for c in row.strip("|").split("|")]
-            assert cells[5] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
-            assert cells[6].endswith(" s") and float(cells[7]) > 0  # median wall and s/step from the records
-            assert 0 < float(cells[8]) <= float(cells[7]) and float(cells[9]) > 0, row  # a train step; inference
+            # ω trained two steps from 2/S: it moved, a little; the others learn no mixing
+            assert float(cells[5].removesuffix("%")) > 0 if method == "scalearn" else cells[5] == "–", row
+            assert cells[6] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
+            assert cells[7].endswith(" s") and float(cells[8]) > 0  # median wall and s/step from the records
+            assert 0 < float(cells[9]) <= float(cells[8]) and float(cells[10]) > 0, row  # a train step; inference
     sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(9)]
     assert sizes == sorted(sizes)
     logged = store / "mlartifacts" / "scaling-tiny"
     assert len(list(logged.glob("*/artifacts/report/figures/scaling_scaling-tiny.png"))) == 1
     assert len(list(logged.glob("*/artifacts/report/figures/pareto_scaling-tiny.png"))) == 1
+
+
+def test_the_cost_table_says_how_far_each_mixing_moved_from_its_start(sweep, tmp_path):
+    """|ω − 2/S| / (2/S), averaged over layers, sources and dimensions, then over the final transfer trials."""
+    import shutil
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from harness.scaling import cost_markdown
+
+    path, spec, trials, store = sweep
+    store = Store(shutil.copytree(store.root, tmp_path / "store"))
+    moved = {0: 0.25, 1: 0.75}  # seed → every weight's relative move, half of them up and half down
+    for trial in trials:
+        if trial.method != "scalearn" or trial.model != "roberta-base":
+            continue
+        folder = store.model_dir(trial.key)
+        folder.mkdir(parents=True)
+        sources, start = len(trial.depends_on), 2.0 / len(trial.depends_on)
+        omega = np.full((2, sources, 4), start, dtype=np.float32)
+        omega[0] *= 1 + moved[trial.seed]
+        omega[1] *= 1 - moved[trial.seed]
+        save_file({"omega": omega}, str(folder / "transfer.safetensors"))
+        (folder / "model.json").write_text(json.dumps({"transfer": {"kind": "scalearn", "init_scale": 2.0}}))
+    points = {(p.model, p.method): p for p in scaling_points(build_report(spec, trials, store), trials, store)}
+    assert points[("roberta-base", "scalearn")].moved == pytest.approx(0.5)  # (0.25 + 0.75) / 2, both targets
+    assert points[("qwen3-0.6b", "scalearn")].moved is None  # no checkpoint, no mixing
+    assert points[("roberta-base", "adapter")].moved is None
+    table = cost_markdown(list(points.values()), "mini-scaling").splitlines()
+    row = next(line for line in table if line.startswith("| roberta-base |") and "| scalearn |" in line)
+    assert "| 50.0% |" in row
