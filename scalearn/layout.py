@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 ADAPTER_WEIGHTS, ADAPTER_MANIFEST = "adapter.safetensors", "adapter.json"
 MODEL_MANIFEST = "model.json"
 TRANSFER_WEIGHTS = "transfer.safetensors"
+TUNER_WEIGHTS = "tuner.safetensors"
 ATTENTION = "attention.json"
 
 
@@ -27,8 +28,9 @@ def read_mixing(model_dir: str | Path) -> dict | None:
     """The learned mixing of a transfer trial: {"kind", "weights" [L', S, d'], "shared", "initial" (the value every
     weight starts near)}; None if it has none.
 
-    ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). AdapterFusion: the
-    recorded mean attention [L, S, 1] from attention.json."""
+    ScaLearn: ω from transfer.safetensors ([1, S, ·] for the layer-shared ++ variants). ScaLearn over LoRA
+    sources: the ω of each adapted projection from tuner.safetensors, side by side along the last axis
+    ([L', S, d'_query + d'_value …]). AdapterFusion: the recorded mean attention [L, S, 1] from attention.json."""
     from safetensors.numpy import load_file
 
     model_dir = Path(model_dir)
@@ -41,6 +43,12 @@ def read_mixing(model_dir: str | Path) -> dict | None:
         sources = omega.shape[1]
         initial = float(transfer.get("init_scale", 2.0)) / sources  # ω starts at init_scale / S (§1.3)
         return {"kind": "omega", "weights": omega, "shared": bool(transfer.get("shared")), "initial": initial}
+    tuner = json.loads(manifest_path.read_text()).get("tuner") or {}
+    if str(tuner.get("kind", "")).startswith("scalearn_lora") and (model_dir / TUNER_WEIGHTS).exists():
+        weights = load_file(str(model_dir / TUNER_WEIGHTS))
+        omega = np.concatenate([weights[f"{t}_omega"].astype(np.float64) for t in tuner["targets"]], axis=-1)
+        initial = float(tuner.get("init_scale", 2.0)) / omega.shape[1]
+        return {"kind": "omega", "weights": omega, "shared": bool(tuner.get("shared")), "initial": initial}
     if (model_dir / ATTENTION).exists():
         attention = np.asarray(json.loads((model_dir / ATTENTION).read_text())["mean_attention"])
         initial = 1.0 / attention.shape[1]  # V = I and near-equal scores at the start: uniform attention

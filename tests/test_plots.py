@@ -82,6 +82,30 @@ def test_read_mixing_from_a_saved_scalearn_checkpoint(tmp_path, make_sources):
     assert mixing["initial"] == pytest.approx(2.0 / 3)  # ω starts at init_scale / S, the paper's sum of 2
 
 
+def test_read_mixing_from_a_saved_scalearn_over_lora_checkpoint(tmp_path):
+    """ScaLearn over source LoRAs keeps an ω per adapted projection in tuner.safetensors: read side by side."""
+    torch = pytest.importorskip("torch")
+    from scalearn.backbones import load_encoder
+    from scalearn.heads import HeadConfig
+    from scalearn.io import save_model
+    from scalearn.methods import get_method
+    from scalearn.tuners.lora_bank import LoRASources
+
+    encoder = load_encoder("tiny-bert")
+    sources = LoRASources.random(encoder, 4, rank=4)
+    model = get_method("scalearn_lora").build(encoder, HeadConfig("classification", 32, 2), sources)
+    with torch.no_grad():
+        for value, target in enumerate(model.tuner.targets):
+            getattr(model.tuner, f"{target}_omega").fill_(0.1 * (value + 1))
+    save_model(tmp_path, model)
+    mixing = read_mixing(tmp_path)
+    layers, hidden = encoder.config.num_hidden_layers, encoder.config.hidden_size
+    assert mixing["kind"] == "omega" and mixing["weights"].shape == (layers, 4, 2 * hidden)  # query, value
+    np.testing.assert_allclose(mixing["weights"][..., :hidden], 0.1)
+    np.testing.assert_allclose(mixing["weights"][..., hidden:], 0.2)
+    assert mixing["initial"] == pytest.approx(2.0 / 4) and not mixing["shared"]
+
+
 def test_omega_is_coloured_about_where_it_started_so_a_small_drift_stays_pale():
     """A ±1% drift from ω's start fills at most a twenty-fifth of the colour scale (it spans at least ±25% of the
     start); a weight that moved far sets the scale itself. The spread panel starts at 0 on the same reach."""
