@@ -67,6 +67,7 @@ bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --group lora --threads 1
 	$(PY) benchmarks/data_cache.py
 	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/eval_order.py
 	$(PY) benchmarks/scheduler_overhead.py
 	$(PY) benchmarks/mlflow_throughput.py
 	$(PY) benchmarks/packing_sim.py

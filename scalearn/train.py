@@ -111,17 +111,29 @@ def rank_and_world() -> tuple[int, int]:
 
 @torch.no_grad()
 def evaluate_split(model: TransferModel, engine, task: TaskSpec, split, config: LoopConfig, pad_id: int) -> dict:
-    """Mean loss (regulariser excluded) and every task metric on one split."""
+    """Mean loss (regulariser excluded) and every task metric on one split. Its rows go longest first, so that
+    a batch pads to rows of about its own length (half the padded tokens of a shuffled split on the offline
+    tasks), and their logits are put back in the split's order before scoring."""
     model.eval()
     logits, total, count = [], 0.0, 0
-    for batch in batches(split, config.eval_batch_size, pad_id, task.kind):
+    order = by_length(split)
+    for batch in batches(split, config.eval_batch_size, pad_id, task.kind, order):
         batch = {k: v.to(engine.device) for k, v in batch.items()}
         labels = batch.pop("labels")
         out = engine.forward(batch)
         total += model.head.loss(out.float(), labels).item() * len(labels)
         count += len(labels)
         logits.append(out.float().cpu())
-    return {"loss": total / max(count, 1), **evaluate(task, split, torch.cat(logits))}
+    ordered = torch.empty_like(gathered := torch.cat(logits))
+    ordered[torch.tensor(order)] = gathered
+    return {"loss": total / max(count, 1), **evaluate(task, split, ordered)}
+
+
+def by_length(split) -> list[int]:
+    """The split's row indices, longest first (a multiple-choice row by its longest choice); ties keep their
+    order."""
+    lengths = [max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in split["input_ids"]]
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def _better(candidate: float, best: float | None, select_by: str) -> bool:

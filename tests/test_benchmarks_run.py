@@ -170,3 +170,25 @@ def test_halving_vs_grid_sets_the_two_reports_side_by_side(tmp_path, capsys):
     assert [g["same_point"] for g in result["groups"]] == [True, False]
     printed = capsys.readouterr().out
     assert "70 optimizer steps against the grid's 180 (39%)" in printed and "| scalearn | 72.00 | 70.00 |" in printed
+
+
+def test_eval_order_benchmark_runs_and_writes_its_json(tmp_path):
+    out = tmp_path / "eval_order.json"
+    args = [
+        "--models",
+        "tiny-bert",
+        "--tasks",
+        "vader_tweets",
+        "--rounds",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
+    assert load("eval_order").main([*args, "--threads", str(torch.get_num_threads())]) == 0
+    figures = json.loads(out.read_text())["backbones"]["tiny-bert"]
+    test = figures["vader_tweets/test"]
+    assert test["rows"] == 425 and test["speedup"] > 0
+    assert test["padded_tokens"]["longest_first"] < test["padded_tokens"]["split_order"]
+    assert figures["trial_evaluation_speedup"] > 0

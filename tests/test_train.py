@@ -236,3 +236,47 @@ def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, sources):
     fp32, _ = run(cache_dir, method="adapterfusion", sources=sources, max_steps=5, epochs=1, device="cuda")
     assert all(math.isfinite(x) for x in fp16.losses)
     assert fp16.losses == pytest.approx(fp32.losses, abs=5e-3)
+
+
+def test_evaluation_runs_longest_first_and_scores_the_split_in_its_order(tmp_path):
+    """A real corpus's dev split (VADER's tweets) batched longest first pads less, and scores as the rows one at a
+    time, unpadded, in the split's order."""
+    from scalearn import load_tokenizer
+    from scalearn.data import tokenized_task
+    from scalearn.engines import TorchEngine
+    from scalearn.evaluation import evaluate
+    from scalearn.tasks import get_task
+    from scalearn.train import by_length, collate, evaluate_split
+
+    task = get_task("vader_tweets")
+    tokenizer = load_tokenizer("tiny-bert")
+    dev = tokenized_task(task, tokenizer, few_shot_k=32, max_dev=96, cache_dir=tmp_path).splits["dev"]
+    lengths = [len(ids) for ids in dev["input_ids"]]
+    order = by_length(dev)
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True) and order != sorted(order)
+
+    def padded(indices, size=32):
+        return sum(
+            max(lengths[i] for i in indices[at : at + size]) * len(indices[at : at + size]) for at in (0, 32, 64)
+        )
+
+    assert padded(order) < 0.8 * padded(list(range(len(dev))))
+    torch.manual_seed(0)
+    model = get_method("adapter").build(load_encoder("tiny-bert"), HeadConfig("regression", 32, 1))
+    with torch.no_grad():  # a head far from its start, so that the rows' predictions spread well above float noise
+        for parameter in model.head.parameters():
+            parameter.normal_(0.0, 1.0)
+    config = get_method("adapter", eval_batch_size=32).loop_config()
+    engine = TorchEngine(model, config, total_steps=1, device=torch.device("cpu"))
+    scores = evaluate_split(model, engine, task, dev, config, tokenizer.pad_token_id)
+    model.eval()
+    with torch.no_grad():
+        rows = [collate([dev[i]], tokenizer.pad_token_id, task.kind) for i in range(len(dev))]
+        logits = torch.cat([model(**{k: v for k, v in row.items() if k != "labels"}).float() for row in rows])
+        loss = sum(model.head.loss(logits[i : i + 1], row["labels"]).item() for i, row in enumerate(rows)) / len(dev)
+    expected = {"loss": loss, **evaluate(task, dev, logits)}
+    assert scores.keys() == expected.keys()
+    # padding moves a tiny random encoder's outputs by float noise, and Spearman's ranks of near-equal predictions
+    # with it; rows scored out of order would move the correlations by about 0.1
+    assert scores == pytest.approx(expected, abs=2e-3) and scores["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    assert abs(scores["pearson"]) > 1e-3  # a Pearson r against the labels: rows out of order would change it
