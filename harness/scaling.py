@@ -4,6 +4,8 @@ transfer parameters (Pareto), and what each model × method cost.
 - ``scaling_<experiment>.png``: test score (mean ± sd over seeds) against the backbone's parameters (log
   scale; the backbone as trained here: no pooler, no LM head), one line per method; one panel for the
   average over the targets, one per target.
+- ``cost_<experiment>.png``: per backbone, a bar per method for the training step, the inference time per example
+  (a transfer model runs every source there) and the peak memory, from the trials' records (log scale).
 - ``pareto_<experiment>.png``: the average test score against the trainable transfer parameters per target
   (log scale, the paper's count: head excluded), one point per model × method, and the frontier of the
   points no other point beats with fewer parameters.
@@ -223,6 +225,45 @@ def pareto_figure(points: list[Point], title: str):
     return figure
 
 
+COST_PANELS = (
+    ("train_step_s", "train s / optimizer step", 1.0),
+    ("inference_s_per_example", "inference ms / example", 1000.0),
+    ("peak_memory_mb", "peak memory MB", 1.0),
+)
+"""The cost figure's panels: the cost field, its axis label, and the factor it is shown at."""
+
+
+def cost_figure(points: list[Point], title: str):
+    """What each model × method cost, from the trials' records: a panel per `COST_PANELS` entry, a group of bars
+    per backbone (smallest first), a bar per method in the methods' order; log scale."""
+    plt = _pyplot()
+    models = list(dict.fromkeys(p.model for p in points))  # points come sorted by size
+    methods = list(dict.fromkeys(p.method for p in points))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axes = plt.subplots(1, len(COST_PANELS), figsize=(4.8 * len(COST_PANELS), 4.0), squeeze=False)
+    width = 0.8 / max(len(methods), 1)
+    for axis, (key, label, factor) in zip(axes.flat, COST_PANELS, strict=True):
+        for index, method in enumerate(methods):
+            bars = [
+                (models.index(p.model), p.cost[key] * factor)
+                for p in points
+                if p.method == method and p.cost.get(key) is not None
+            ]
+            if bars:
+                x, heights = zip(*bars, strict=True)
+                offset = (index - (len(methods) - 1) / 2) * width
+                axis.bar([i + offset for i in x], heights, width, color=colours[index % len(colours)], label=method)
+        axis.set_yscale("log")
+        axis.set_xticks(range(len(models)), models)
+        axis.tick_params(axis="x", labelsize=7, labelrotation=30)
+        axis.set_ylabel(label)
+        axis.set_title(label, fontsize=10)
+        axis.grid(alpha=0.3, axis="y")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title)
+    return figure
+
+
 # -- the cost table ---------------------------------------------------------------------------------
 
 COLUMNS = (
@@ -355,6 +396,7 @@ def write_scaling(report: Report, trials: list[Trial], store: Store, out_dir: st
         _save(
             pareto_figure(points, f"{name}: score against transfer parameters"), out / "figures" / f"pareto_{name}.png"
         ),
+        _save(cost_figure(points, f"{name}: what each method cost per backbone"), out / "figures" / f"cost_{name}.png"),
     ]
     texts = {
         "scaling.md": cost_markdown(points, name),

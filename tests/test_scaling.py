@@ -146,6 +146,27 @@ def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
     assert list(frontier.get_ydata()) == pytest.approx([points[("qwen3-0.6b", "scalearn")].summary(AVERAGE).mean] * 2)
 
 
+def test_the_cost_figure_has_a_bar_per_model_and_method_in_each_panel(sweep):
+    from harness.scaling import cost_figure
+
+    points, _ = points_of(sweep)
+    figure = cost_figure(list(points.values()), "c")
+    step, inference, memory = figure.axes
+    assert [a.get_title() for a in figure.axes] == [
+        "train s / optimizer step",
+        "inference ms / example",
+        "peak memory MB",
+    ]
+    assert all(a.get_yscale() == "log" for a in figure.axes)
+    assert [t.get_text() for t in step.get_xticklabels()] == ["roberta-base", "qwen3-0.6b"]  # by size
+    bars = {c.get_label(): [b.get_height() for b in c] for c in inference.containers}
+    assert bars == {"adapter": pytest.approx([10.0, 20.0]), "scalearn": pytest.approx([10.0, 20.0])}  # ms
+    heights = {c.get_label(): [b.get_height() for b in c] for c in memory.containers}
+    assert heights["scalearn"] == [1100.0, 6100.0]  # the largest trial's peak, per model
+    assert [c.get_label() for c in step.containers] == ["adapter", "scalearn"]
+    assert [b.get_height() for b in step.containers[0]] == pytest.approx([0.5, 0.5])
+
+
 def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_path, capsys):
     path, _, _, store = sweep
     out = tmp_path / "report"
@@ -154,8 +175,8 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
     names = {p.name for p in out.iterdir()}
     assert {"scaling.md", "scaling.tex", "scaling.csv", "scaling.json"} <= names
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"scaling_mini-scaling.png", "pareto_mini-scaling.png"} <= figures
-    for name in ("scaling_mini-scaling.png", "pareto_mini-scaling.png"):
+    assert {"scaling_mini-scaling.png", "pareto_mini-scaling.png", "cost_mini-scaling.png"} <= figures
+    for name in ("scaling_mini-scaling.png", "pareto_mini-scaling.png", "cost_mini-scaling.png"):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     markdown = (out / "scaling.md").read_text()
     size = human_count(backbone_size("qwen3-0.6b")["parameters"])
