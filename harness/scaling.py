@@ -256,7 +256,6 @@ def cost_figure(points: list[Point], title: str):
         axis.set_yscale("log")
         axis.set_xticks(range(len(models)), models)
         axis.tick_params(axis="x", labelsize=7, labelrotation=30)
-        axis.set_ylabel(label)
         axis.set_title(label, fontsize=10)
         axis.grid(alpha=0.3, axis="y")
     axes.flat[0].legend(fontsize=7)
