@@ -212,6 +212,7 @@ class Store:
         """Last step of a trial: artifacts first (uploaded, for a remote store), then the result."""
         self.push(key)
         self._write(key, "result.json", {"finished_at": time.time(), **result})
+        self._results.pop(key, None)  # `harness measure` adds to a finished record: read it anew
         self._remove(key, "failed.json")
 
     def write_rung(self, key: str, share: float, record: dict) -> None:

@@ -66,6 +66,24 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     return record
 
 
+CHECKS = ("constant_dev_loss", "source_scales", "adapter_scale")
+"""What a trial records about whether it learned anything, and `harness measure` adds to one recorded before."""
+
+
+def remeasure_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> dict:
+    """The `CHECKS` that ``trial``'s record lacks, measured from its config and stored artifacts
+    (`scalearn.run.remeasure`): what it would have recorded had it run with this code. Nothing for an imported
+    source (it trained elsewhere)."""
+    from scalearn.run import remeasure  # torch: only where a trial is measured
+
+    if trial.imported is not None:
+        return {}
+    record = store.result(trial.key)
+    sources = [store.adapter_dir(key) for key in trial.depends_on] or None
+    found = remeasure(trial.config, sources, store.model_dir(trial.key), data_dir=data_dir, cache_dir=cache_dir)
+    return {name: value for name, value in found.items() if value and not record.get(name)}
+
+
 def install(trial: Trial, store: Store) -> dict:
     """An import trial: the external source adapter becomes the trial's stage-1 artifact; nothing trains."""
 

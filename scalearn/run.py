@@ -18,6 +18,7 @@ similarities) → seed → load the encoder and the source bank → build → th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
@@ -59,6 +60,54 @@ def run(
     result.json. ``stop_after_evaluations`` interrupts the run as a crash would, after its checkpoint (for
     tests of resuming); ``pause_at`` pauses it at a rung of successive halving (``fit``): nothing is saved to
     ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from."""
+    built = build(config, sources, data_dir=data_dir, cache_dir=cache_dir)
+    method, specs, data, model, source_tasks = built.method, built.specs, built.data, built.model, built.source_tasks
+    metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
+    if method.joint:
+        metadata["tasks"] = ",".join(specs)
+    save_dir = Path(out_dir) if out_dir is not None else None
+    result = fit(
+        model,
+        specs,
+        data,
+        config.loop,
+        seed=config.seed,
+        name=config.task,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        save_dir=save_dir,
+        metadata=metadata,
+        stop_after_evaluations=stop_after_evaluations,
+        pause_at=pause_at,
+    )
+    result.provenance["weights"] = built.weights
+    trial = config.model_dump(mode="json")
+    trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
+    result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
+    if save_dir is not None and write_result and result.paused_at is None:
+        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
+    return result, model
+
+
+@dataclass
+class Built:
+    """A trial's model as built before its first step, with what built it."""
+
+    method: object
+    """The method, prepared from the data (AdapterSoup's similarities)."""
+    specs: dict
+    data: dict
+    model: object
+    source_tasks: list[str]
+    weights: str
+    """The backbone's weights fingerprint, taken before anything was attached or cast."""
+
+
+def build(config: TrialConfig, sources=None, *, data_dir=None, cache_dir=None) -> Built:
+    """Everything ``run`` does before the loop: check the config, tokenise the task(s), let the method prepare,
+    seed, load the encoder and the source bank, build. The same config builds the same model (ω and heads drawn
+    from the trial's seed)."""
     method = method_of(config)
     names = list(config.tasks) or [config.task]
     specs = {name: get_task(name) for name in names}
@@ -102,32 +151,40 @@ def run(
         bank = load_source_bank(sources) if sources else None
     heads = {name: head_config(spec, encoder) for name, spec in specs.items()}
     model = method.build(encoder, heads if method.joint else heads[config.task], bank)
-    metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
-    if method.joint:
-        metadata["tasks"] = ",".join(names)
-    save_dir = Path(out_dir) if out_dir is not None else None
-    result = fit(
-        model,
-        specs,
-        data,
-        config.loop,
-        seed=config.seed,
-        name=config.task,
-        callback=callback,
-        checkpoint_dir=checkpoint_dir,
-        device=device,
-        save_dir=save_dir,
-        metadata=metadata,
-        stop_after_evaluations=stop_after_evaluations,
-        pause_at=pause_at,
-    )
-    result.provenance["weights"] = weights
-    trial = config.model_dump(mode="json")
-    trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
-    result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
-    if save_dir is not None and write_result and result.paused_at is None:
-        write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
-    return result, model
+    return Built(method, specs, data, model, source_tasks, weights)
+
+
+def remeasure(config: TrialConfig, sources=None, model_dir=None, *, data_dir=None, cache_dir=None) -> dict:
+    """The checks ``fit`` records, measured again from a finished trial's config and artifacts (for a trial
+    recorded before they existed): ``constant_dev_loss`` per task; for a transfer model, ``source_scales`` at its
+    start (built from the trial's seed, so ω starts where it started); for a single trained adapter,
+    ``adapter_scale`` with its trained state loaded from ``model_dir``. Only what applies to the trial is
+    returned, as ``fit`` measures it: on the first training rows, in eval mode."""
+    from scalearn.io import load_model_state
+    from scalearn.metrics import constant_loss
+    from scalearn.source_scale import is_measured, source_scales
+    from scalearn.train import collate
+
+    built = build(config, sources, data_dir=data_dir, cache_dir=cache_dir)
+    model = built.model
+    found: dict = {"constant_dev_loss": {}}
+    for name, spec in built.specs.items():
+        dev = built.data[name].splits.get("dev")
+        value = constant_loss(spec.kind, dev["label"]) if dev is not None and len(dev) else None
+        if value is not None:
+            found["constant_dev_loss"][name] = value
+    if built.method.joint:
+        return found
+    train = built.data[config.task].splits["train"]
+    rows = list(train.select(range(min(config.loop.batch_size, len(train)))))
+    batch = collate(rows, model.encoder.config.pad_token_id or 0, built.specs[config.task].kind)
+    if is_measured(model):
+        found["source_scales"] = source_scales(model, batch)
+    trained_one = model.adapters is not None and model.transfer is None and model.adapter_role == "trained"
+    if trained_one and model.adapters.num_adapters == 1 and model_dir is not None:
+        load_model_state(model_dir, model)
+        found["adapter_scale"] = source_scales(model, batch).get(model.adapters.names[0], {})
+    return found
 
 
 def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwargs: dict, **what) -> tuple:

@@ -191,6 +191,27 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     assert result_times(store, trials) == before
     assert len(logged_runs(store)) == len(trials)  # no twins after a resubmit
 
+    # a store recorded before the learned-anything checks: `harness measure` adds what each trial would have recorded
+    from harness.trial import CHECKS
+
+    recorded = {t.key: store.result(t.key) for t in trials}
+    for trial in trials:
+        store.write_result(trial.key, {k: v for k, v in recorded[trial.key].items() if k not in CHECKS})
+    assert main(["measure", str(TINY), "--store", str(store.root), "--dry-run"]) == 0
+    assert f"{len(trials)} finished trial(s) recorded without the checks" in capsys.readouterr().out
+    assert main(["measure", str(TINY), "--store", str(store.root)]) == 0
+    assert "loudest source" in capsys.readouterr().out
+    for trial in trials:
+        again = store.result(trial.key)
+        assert again["remeasured"]["checks"] == sorted(c for c in CHECKS if recorded[trial.key].get(c))
+        for check in ("source_scales", "adapter_scale"):  # ratios as recorded, to 4 decimals
+            assert (again.get(check) or {}) == (recorded[trial.key].get(check) or {}), (trial.method, check)
+        assert again["constant_dev_loss"] == pytest.approx(recorded[trial.key]["constant_dev_loss"])
+    assert all(store.result(t.key)["finished_at"] == recorded[t.key]["finished_at"] for t in trials)  # kept
+    before = result_times(store, trials)
+    assert main(["measure", str(TINY), "--store", str(store.root)]) == 0
+    assert "0 finished trial(s)" in capsys.readouterr().out  # once
+
     more = tmp_path / "more.yaml"
     more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 3"))
     assert main(["submit", str(more), "--store", str(store.root), "--num-cpus", "2"]) == 0

@@ -280,3 +280,34 @@ def test_evaluation_runs_longest_first_and_scores_the_split_in_its_order(tmp_pat
     # with it; rows scored out of order would move the correlations by about 0.1
     assert scores == pytest.approx(expected, abs=2e-3) and scores["loss"] == pytest.approx(expected["loss"], rel=1e-6)
     assert abs(scores["pearson"]) > 1e-3  # a Pearson r against the labels: rows out of order would change it
+
+
+def test_remeasure_gives_what_a_trial_recorded_from_its_config_and_artifacts(tmp_path, cache_dir):
+    """For a trial recorded before the checks existed, `remeasure` measures them again: the same numbers the
+    trial recorded, for a trained source adapter (its trained state) and for ScaLearn over two of them (at its
+    start, from its seed)."""
+    import json
+
+    from scalearn.resolve import create_config
+    from scalearn.run import remeasure, run
+
+    steps = {"max_steps": 3, "batch_size": 8, "epochs": 1}
+    folders = []
+    for task in ("syn_b", "syn_a_low"):
+        config = create_config("adapter", task, model="tiny-bert", overrides={**steps, "learning_rate": 0.05})
+        run(config, out_dir=tmp_path / task, cache_dir=cache_dir)
+        recorded = json.loads((tmp_path / task / "result.json").read_text())
+        again = remeasure(config, model_dir=tmp_path / task / "model", cache_dir=cache_dir)
+        assert set(again) == {"constant_dev_loss", "adapter_scale"}
+        assert again["adapter_scale"] == recorded["adapter_scale"]
+        assert again["constant_dev_loss"] == pytest.approx(recorded["constant_dev_loss"], rel=1e-9)
+        folders.append(tmp_path / task / "adapter")
+    config = create_config("scalearn", "syn_a_low", model="tiny-bert", seed=2, sources=["syn_b", "syn_a_low"])
+    config = config.with_loop(**steps)
+    run(config, folders, tmp_path / "transfer", cache_dir=cache_dir)
+    recorded = json.loads((tmp_path / "transfer" / "result.json").read_text())
+    again = remeasure(config, folders, cache_dir=cache_dir)
+    assert set(again) == {"constant_dev_loss", "source_scales"}
+    assert set(again["source_scales"]) == {"syn_b", "syn_a_low", "mixed"}
+    assert again["source_scales"] == recorded["source_scales"]  # ratios as recorded, to 4 decimals
+    assert again["constant_dev_loss"] == pytest.approx(recorded["constant_dev_loss"], rel=1e-9)

@@ -1,5 +1,5 @@
 """`harness` command line, one module per sub-command over the public API: validate, plan, submit, status,
-report, ui (experiment files); ls, params, adapters, data (the core's registries and artifacts).
+report, measure, ui (experiment files); ls, params, adapters, data (the core's registries and artifacts).
 
 Each module has `add(commands)` (its arguments) and `run(args)` (parse, call the API, print). A bad file or
 flag is one line on stderr and exit 2."""
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli import adapters, data, ls, params, plan, report, status, submit, ui, validate
+from harness.cli import adapters, data, ls, measure, params, plan, report, status, submit, ui, validate
 from harness.cli.common import default_store
 from harness.spec import SpecError
 
-COMMANDS = (params, ls, validate, plan, status, submit, report, ui, adapters, data)
+COMMANDS = (params, ls, validate, plan, status, submit, report, measure, ui, adapters, data)
 
 __all__ = ["build_parser", "default_store", "main"]
 
