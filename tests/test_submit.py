@@ -200,7 +200,8 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     assert main(["measure", str(TINY), "--store", str(store.root), "--dry-run"]) == 0
     assert f"{len(trials)} finished trial(s) recorded without the checks" in capsys.readouterr().out
     assert main(["measure", str(TINY), "--store", str(store.root)]) == 0
-    assert "loudest source" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "loudest source" in said and "added 0 metric(s)" in said  # the runs had them: not doubled
     for trial in trials:
         again = store.result(trial.key)
         assert again["remeasured"]["checks"] == sorted(c for c in CHECKS if recorded[trial.key].get(c))

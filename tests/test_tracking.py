@@ -288,3 +288,34 @@ def test_a_transfer_trial_is_logged_after_its_sources_even_when_they_finished_ou
     runs = tags(tracker, target)["source_runs"].split(",")
     assert runs == [tracker.logged[key] for key in target.depends_on] and all(runs)
     assert tracker.log_trials([*sources, target], store) == 0  # once each
+
+
+def test_checks_measured_later_are_added_to_a_logged_run_once(tmp_path):
+    """A run logged before the learned-anything checks existed gains them as metrics when `harness measure` adds
+    them to the record (its other metrics untouched); added twice, they are not doubled."""
+    from pathlib import Path
+
+    from harness.plan import expand
+    from harness.spec import load_spec
+    from harness.store import Store
+    from harness.tracking.tracker import open_tracker
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml")
+    trials = expand(spec)
+    target = next(t for t in trials if t.method == "scalearn" and t.seed == 0)
+    store = Store(tmp_path / "store")
+    old = {"trial": target.summary(), "test": {"accuracy": 0.5}, "finished_at": 1_790_000_000.0}
+    store.write_result(target.key, old)
+    tracker = open_tracker(store, "tiny", targets=spec.target_list())
+    assert tracker.log_trials([target], store) == 1
+    run_id = tracker.logged[target.key]
+    assert "constant_dev_loss" not in tracker.client.get_run(run_id).data.metrics
+    scales = {"syn_a": {"ratio": 0.21, "layer": 1}, "mixed": {"ratio": 0.3, "layer": 0}}
+    store.write_result(target.key, {**old, "constant_dev_loss": {"syn_a_low": 0.6931}, "source_scales": scales})
+    assert tracker.add_checks(target, store.result(target.key)) == 3
+    assert tracker.add_checks(target, store.result(target.key)) == 0  # once
+    metrics = tracker.client.get_run(run_id).data.metrics
+    assert metrics["constant_dev_loss"] == pytest.approx(0.6931) and metrics["source_scale/syn_a"] == 0.21
+    assert metrics["test_accuracy"] == 50.0  # what it logged before, as it was
+    (point,) = tracker.client.get_metric_history(run_id, "source_scale/syn_a")
+    assert point.step == 1 and point.timestamp == 1_790_000_000_000  # at the layer, when the trial finished

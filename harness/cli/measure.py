@@ -1,7 +1,7 @@
 """`harness measure FILE`: the checks of whether a trial learned anything (the best constant's dev loss, the
 scale of each source against its layer, a trained adapter's own scale), added to finished trials recorded
 before these checks existed, so that `harness status` and `harness report` can name a broken source or a trial
-no better than a constant in an old store."""
+no better than a constant in an old store. The store's own MLflow runs gain them as metrics too."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.trial import CHECKS, remeasure_trial
 
     store = Store(args.store)
-    _, planned = load(args, store)
+    spec, planned = load(args, store)
     done = store.done_keys(t.key for t in planned.trials)
     lacking = [t for t in planned.trials if t.key in done and t.imported is None and _lacks_checks(store.result(t.key))]
     print(f"{len(lacking)} finished trial(s) recorded without the checks ({', '.join(CHECKS)})")
@@ -50,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
         own = found.get("adapter_scale")
         said += f", its adapter {own['ratio']:.2f}x" if own else ""
         print(f"[{index}/{len(lacking)}] {trial.method} {trial.task} {trial.model} seed {trial.seed}{said}")
+    if lacking and store.has_tracking:  # the store's own MLflow: each logged run gains them too
+        from harness.tracking import open_tracker
+
+        tracker = open_tracker(store, spec.name, args.file, targets=spec.target_list())
+        added = sum(tracker.add_checks(t, store.result(t.key)) for t in lacking)
+        print(f"added {added} metric(s) to the trials' MLflow runs")
     return 0
 
 

@@ -169,11 +169,21 @@ def result_metrics(result: dict, start: int, end: int, joint: bool) -> list[tupl
     for name in ("best_step", "best_epoch", "steps", "wall_seconds", "peak_memory_mb"):
         if number(result.get(name)):
             points.append((name, float(result[name]), end, 0))
+    points += check_metrics(result, end, joint)
+    system = result.get("system_metrics") or {}
+    prefix = "system/" + (f"{system['node'][:12]}/" if system.get("node") else "")
+    for index, (timestamp, values) in enumerate(system.get("samples", [])):
+        points += [(prefix + k, float(v), int(timestamp), index) for k, v in values.items() if number(v)]
+    return points
+
+
+def check_metrics(result: dict, end: int, joint: bool) -> list[tuple[str, float, int, int]]:
+    """The metric points of the learned-anything checks (scalearn.result): the best constant's dev loss, a
+    trained adapter's scale and each source's scale at the start, stepped by the layer they were largest at."""
     # the floor of learning anything: the best constant prediction's dev loss (scalearn.metrics.constant_loss)
-    constants = result.get("constant_dev_loss") or {}
-    points += [
+    points = [
         (f"{task}/constant_dev_loss" if joint else "constant_dev_loss", float(value), end, 0)
-        for task, value in constants.items()
+        for task, value in (result.get("constant_dev_loss") or {}).items()
         if number(value)
     ]
     own = result.get("adapter_scale") or {}  # a trained adapter's output against its layer's, as a future source
@@ -185,10 +195,6 @@ def result_metrics(result: dict, start: int, end: int, joint: bool) -> list[tupl
         for name, scale in (result.get("source_scales") or {}).items()
         if number(scale.get("ratio"))
     ]
-    system = result.get("system_metrics") or {}
-    prefix = "system/" + (f"{system['node'][:12]}/" if system.get("node") else "")
-    for index, (timestamp, values) in enumerate(system.get("samples", [])):
-        points += [(prefix + k, float(v), int(timestamp), index) for k, v in values.items() if number(v)]
     return points
 
 

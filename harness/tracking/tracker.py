@@ -20,6 +20,7 @@ from harness.tracking.records import (
     LEVEL_TAG,
     ORDER_TAG,
     REPORT_GROUP,
+    check_metrics,
     group_of,
     ms,
     number,
@@ -307,6 +308,22 @@ class Tracker:
         """One trial's child run (none if it exists already); its run id."""
         self.log_trials([trial], store)
         return self.logged.get(trial.key)
+
+    def add_checks(self, trial: Trial, result: dict) -> int:
+        """The learned-anything checks of ``result`` (`check_metrics`) that ``trial``'s run lacks, added to it (a
+        store older than the checks, measured by `harness measure`); returns how many. Nothing if it has no run."""
+        from mlflow.entities import Metric
+
+        run_id = self.logged.get(trial.key)
+        if run_id is None:
+            return 0
+        has = self.client.get_run(run_id).data.metrics
+        end = ms(result.get("finished_at") or time.time())
+        points = [p for p in check_metrics(result, end, trial.joint) if p[0] not in has]
+        if points:
+            metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in points]
+            upsert(self.client.log_batch, run_id, metrics=metrics)
+        return len(points)
 
     # -- the sweep's summary ----------------------------------------------------------------------------
 
