@@ -50,11 +50,14 @@ def run(args: argparse.Namespace) -> int:
         own = found.get("adapter_scale")
         said += f", its adapter {own['ratio']:.2f}x" if own else ""
         print(f"[{index}/{len(lacking)}] {trial.method} {trial.task} {trial.model} seed {trial.seed}{said}")
-    if lacking and store.has_tracking:  # the store's own MLflow: each logged run gains them too
+    # the store's own MLflow: each measured trial's run gains them too (those of an earlier, interrupted measure
+    # included; a run that has them is left as it is)
+    measured = [t for t in planned.trials if t.key in done and "remeasured" in store.result(t.key)]
+    if measured and store.has_tracking:
         from harness.tracking import open_tracker
 
         tracker = open_tracker(store, spec.name, args.file, targets=spec.target_list())
-        added = sum(tracker.add_checks(t, store.result(t.key)) for t in lacking)
+        added = sum(tracker.add_checks(t, store.result(t.key)) for t in measured)
         print(f"added {added} metric(s) to the trials' MLflow runs")
     return 0
 
