@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     for index, trial in enumerate(lacking, 1):
         found = remeasure_trial(trial, store, data_dir=args.data_dir)
         record = store.result(trial.key)
-        measured = {"at": time.time(), "checks": sorted(found)}  # measured after the trial, not by it
-        store.write_result(trial.key, {**record, **found, "remeasured": measured})
-        scales = found.get("source_scales") or {}
-        loudest = max(scales.items(), key=lambda item: item[1]["ratio"], default=None)
+        note = {"at": time.time(), "checks": sorted(found)}  # measured after the trial, not by it
+        store.write_result(trial.key, {**record, **found, "remeasured": note})
+        sources = [(name, s) for name, s in (found.get("source_scales") or {}).items() if name != "mixed"]
+        loudest = max(sources, key=lambda item: item[1]["ratio"], default=None)
         said = f", loudest source {loudest[0]} {loudest[1]['ratio']:.2f}x" if loudest else ""
         own = found.get("adapter_scale")
         said += f", its adapter {own['ratio']:.2f}x" if own else ""
