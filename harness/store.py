@@ -194,7 +194,8 @@ class Store:
 
     def result(self, key: str) -> dict:
         """A finished trial's result, read once per Store: a result is written once under its content key and
-        never changes, so later calls (the plan, the tracker, the report) share the first read. Read-only."""
+        only `harness measure` adds to it (which reads it anew), so later calls (the plan, the tracker, the
+        report) share the first read. Read-only."""
         cached = self._results.get(key)
         if cached is not None:
             return cached
