@@ -21,6 +21,7 @@ so its sd is the spread of the seeds' averages, and only seeds with a score on e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -55,6 +56,8 @@ class Point:
     moved: float | None = None
     """The mean relative move of the learned mixing from its start over the final seeds and targets (None: no
     mixing)."""
+    earlier: str | None = None
+    """The folder of the earlier report this point was read from (`harness report --earlier`); None: this store."""
 
     def summary(self, task: str) -> stats.Summary | None:
         values = list(self.scores.get(task, {}).values())
@@ -78,6 +81,43 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
             point.moved = mixing_moved_of([t for t in mine if t.task in row.cells], store)
             points.append(point)
     return sorted(points, key=lambda p: p.size)
+
+
+def earlier_points(folder: str | Path, report: Report) -> list[Point]:
+    """The scaling points of an earlier report of the same experiment (its ``--out`` folder) for the backbones
+    ``report`` has no table of: a study whose backbones ran in different stores (clusters, or a store lost after
+    its report was written) reports as one. Its scores and costs are taken as that report recorded them."""
+    folder = Path(folder)
+    flag = f"--earlier {folder}"
+    loaded = {}
+    for name in ("report.json", "scaling.json"):
+        try:
+            loaded[name] = json.loads((folder / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(
+                f"{flag}: no {name} there (expected the --out folder of a `harness report` over several backbones)"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{flag}: {name} is not JSON ({error.msg}, line {error.lineno})") from None
+    experiment = loaded["report.json"].get("experiment")
+    if experiment != report.experiment:
+        raise ValueError(f"{flag}: a report of experiment {experiment!r}, not of {report.experiment!r}")
+
+    ours = {(tuple(t.tasks), tuple(sorted(t.metrics.items()))) for t in report.tables}
+    theirs = {(tuple(t["tasks"]), tuple(sorted(t["metrics"].items()))) for t in loaded["report.json"].get("tables", [])}
+    if ours and theirs and ours != theirs:
+        raise ValueError(f"{flag}: its targets and metrics {sorted(theirs)} are not this report's {sorted(ours)}")
+    fields = {f.name for f in dataclasses.fields(Point)}
+    mine = {t.model for t in report.tables}
+    points = []
+    for entry in loaded["scaling.json"]:
+        if entry["model"] in mine:
+            continue  # this store's own trials win
+        entry = {key: value for key, value in entry.items() if key in fields}
+        entry["scores"] = {task: {int(seed): v for seed, v in seeds.items()} for task, seeds in entry["scores"].items()}
+        entry["earlier"] = entry.get("earlier") or str(folder)  # where it was first read, across several hops
+        points.append(Point(**entry))
+    return points
 
 
 def trial_cost(trials: list[Trial], store: Store) -> dict:
@@ -336,6 +376,9 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "process's resident memory on a CPU). A transfer method's cost leaves out its source adapters: they are "
         "the adapter row's trials (stage 1 serves every transfer method).",
     ]
+    for folder in sorted({p.earlier for p in points if p.earlier}):
+        models = ", ".join(dict.fromkeys(p.model for p in points if p.earlier == folder))
+        lines.append(f"- {models}: as the earlier report in {folder} recorded them (`harness report --earlier`).")
     return "\n".join(lines)
 
 
@@ -378,12 +421,15 @@ def cost_csv(points: list[Point]) -> str:
     return out.getvalue()
 
 
-def write_scaling(report: Report, trials: list[Trial], store: Store, out_dir: str | Path) -> tuple[list, list]:
-    """(tables written, figures written) of the scaling report; nothing for a sweep of one backbone."""
+def write_scaling(
+    report: Report, trials: list[Trial], store: Store, out_dir: str | Path, earlier: list[Point] = ()
+) -> tuple[list, list]:
+    """(tables written, figures written) of the scaling report; nothing for a sweep of one backbone.
+    ``earlier``: points of an earlier report (`earlier_points`) that join this store's."""
 
-    if len(report.tables) < 2:
+    if len(report.tables) + len({p.model for p in earlier}) < 2:
         return [], []
-    points = scaling_points(report, trials, store)
+    points = sorted(scaling_points(report, trials, store) + list(earlier), key=lambda p: p.size)
     out = Path(out_dir)
     tasks = report.tables[0].tasks
     name = report.experiment

@@ -5,6 +5,7 @@ Fake result.json files only; tests/test_decoders.py::test_scaling_tiny_end_to_en
 import csv
 import io
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -258,3 +259,42 @@ def test_the_cost_table_says_how_far_each_mixing_moved_from_its_start(sweep, tmp
     table = cost_markdown(list(points.values()), "mini-scaling").splitlines()
     row = next(line for line in table if line.startswith("| roberta-base |") and "| scalearn |" in line)
     assert "| 50.0% |" in row
+
+
+def test_an_earlier_reports_backbones_join_a_store_that_holds_only_the_others(sweep, tmp_path, capsys):
+    """`--earlier DIR`: a study whose backbones ran in different stores reports as one scaling curve, the
+    earlier report's points as it recorded them, the store's own backbones from the store."""
+    path, *_, store = sweep
+    both, later = tmp_path / "both", tmp_path / "later"
+    assert main(["report", str(path), "--store", str(store.root), "--out", str(both)]) == 0
+    one = ["--set", "models=[qwen3-0.6b]"]
+    args = ["report", str(path), "--store", str(store.root), *one, "--out", str(later), "--earlier", str(both)]
+    assert main(args) == 0
+    capsys.readouterr()
+    whole = {(p["model"], p["method"]): p for p in json.loads((both / "scaling.json").read_text())}
+    merged = {(p["model"], p["method"]): p for p in json.loads((later / "scaling.json").read_text())}
+    assert merged.keys() == whole.keys()
+    for key, point in merged.items():
+        assert point["earlier"] == (str(both) if key[0] == "roberta-base" else None)
+        assert {k: v for k, v in point.items() if k != "earlier"} == {
+            k: v for k, v in whole[key].items() if k != "earlier"
+        }
+    assert f"- roberta-base: as the earlier report in {both} recorded them" in (later / "scaling.md").read_text()
+    assert (later / "figures" / "scaling_mini-scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert "roberta-base" not in (later / "report.md").read_text()  # the per-backbone tables: this store's only
+
+    # a report of another experiment, or without --out, or onto itself: one line each, nothing written
+    other = tmp_path / "other"
+    shutil.copytree(both, other)
+    report = json.loads((other / "report.json").read_text())
+    (other / "report.json").write_text(json.dumps({**report, "experiment": "another"}))
+    bad = [
+        (["--out", str(tmp_path / "x"), "--earlier", str(other)], "a report of experiment 'another'"),
+        (["--out", str(tmp_path / "x"), "--earlier", str(tmp_path / "none")], "no report.json there"),
+        (["--earlier", str(both)], "--earlier: only with --out"),
+        (["--out", str(both), "--earlier", str(both)], "is the --out folder"),
+    ]
+    for flags, message in bad:
+        assert main(["report", str(path), "--store", str(store.root), *one, *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

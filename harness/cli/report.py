@@ -21,6 +21,13 @@ def add(commands) -> None:
         default=None,
         help="also write report.md/.tex/.csv/.json (with a search: selection.csv) and figures/ to this folder",
     )
+    report.add_argument(
+        "--earlier",
+        default=None,
+        metavar="DIR",
+        help="with --out: an earlier report's --out folder of this experiment; its backbones' scaling points join "
+        "this store's in the scaling tables and figures (backbones this store holds are read from the store)",
+    )
     report.add_argument("--baseline", default="adapterfusion", help="significance against this method")
     report.add_argument("--compare", default=None, help="paper: the published numbers beside ours, with Δ")
     report.set_defaults(run=run)
@@ -31,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown --format {args.format!r} (expected one of {', '.join(FORMATS)})")
     if args.compare not in (None, "paper"):
         raise ValueError(f"unknown --compare {args.compare!r} (expected paper)")
+    if args.earlier is not None and args.out is None:
+        raise ValueError("--earlier: only with --out (the scaling tables and figures are written there)")
+    if args.earlier is not None and Path(args.earlier).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--earlier {args.earlier}: is the --out folder, whose report this one would replace")
     store = Store(args.store)
     if not store.exists():
         raise ValueError(f"no results store at {args.store} (expected the --store folder a submit wrote)")
@@ -40,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
     print(render(report, args.format))
     if args.out is not None:
         from harness.report.publish import publish  # the figures need matplotlib: only when writing them
+        from harness.scaling import earlier_points
 
-        published = publish(report, trials, store, spec.target_list(), args.out, source=args.file)
+        earlier = earlier_points(args.earlier, report) if args.earlier is not None else []
+        published = publish(report, trials, store, spec.target_list(), args.out, source=args.file, earlier=earlier)
         print(
             f"wrote {', '.join(str(path) for path in published.written)} and {len(published.figures['sweep'])} "
             f"figures under {Path(args.out) / 'figures'}",

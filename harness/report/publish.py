@@ -21,12 +21,15 @@ class Published:
     logged: bool  # attached to the MLflow experiment
 
 
-def publish(report: Report, trials: list[Trial], store: Store, targets: list[str], out_dir, source=None) -> Published:
+def publish(
+    report: Report, trials: list[Trial], store: Store, targets: list[str], out_dir, source=None, earlier=()
+) -> Published:
     """Write ``report`` and its figures under ``out_dir``; attach them to the sweep's MLflow experiment as the
-    `report` run when the store tracks (``source``: the experiment file, MLflow's source name)."""
+    `report` run when the store tracks (``source``: the experiment file, MLflow's source name; ``earlier``: the
+    scaling points of an earlier report that join this one's, `harness.scaling.earlier_points`)."""
     written = write_report(report, out_dir)
     figures = report_figures(trials, store, targets, out_dir)
-    scaling_tables, scaling_figures = write_scaling(report, trials, store, out_dir)
+    scaling_tables, scaling_figures = write_scaling(report, trials, store, out_dir, earlier)
     written += scaling_tables
     figures["sweep"] += scaling_figures
     if store.has_tracking:
