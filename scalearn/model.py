@@ -90,6 +90,8 @@ class TransferModel(nn.Module):
                 t.flatten(0, 1) if t is not None else None for t in (input_ids, attention_mask, token_type_ids)
             )
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.transfer is not None:
+            self.transfer.see_mask(attention_mask)
         if token_type_ids is not None and self.family.token_type_ids:
             inputs["token_type_ids"] = token_type_ids
         if self.family.causal:

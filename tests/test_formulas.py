@@ -166,6 +166,35 @@ def test_fusion_init_value_identity_and_regulariser_in_the_same_step(make_source
     torch.testing.assert_close(model.transfer.value[1].weight.grad, task_grad + reg_grad, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("encoder_name", ["tiny-bert", "tiny-llama"])
+def test_fusion_records_its_attention_over_the_real_tokens_whatever_the_batching(make_sources, encoder_name):
+    """The mean attention over the test split counts real tokens only: rows padded into one batch record what
+    the same rows record one at a time, unpadded (with padding counted, the batched mean moved by up to 0.2 here)."""
+    encoder = load_encoder(encoder_name)
+    model = get_method("adapterfusion").build(encoder, HeadConfig("classification", 32, 2), make_sources(encoder, 3))
+    with torch.no_grad():  # attention far from uniform, so padding's share would show
+        for linear in [*model.transfer.query, *model.transfer.key]:
+            linear.weight.normal_(std=0.5)
+    model.eval()
+    ids = torch.randint(5, 1000, (3, 9))
+    lengths = [9, 4, 6]
+    mask = (torch.arange(9) < torch.tensor(lengths)[:, None]).long()
+
+    def record(batches):
+        model.transfer.start_recording()
+        with torch.no_grad():
+            for batch_ids, batch_mask in batches:
+                model(batch_ids, batch_mask)
+        model.transfer.stop_recording()
+        return torch.tensor(model.transfer.mean_attention()), sum(model.transfer.attention_tokens.values())
+
+    batched, tokens = record([(ids, mask)])
+    alone, _ = record([(ids[i : i + 1, :n], mask[i : i + 1, :n]) for i, n in enumerate(lengths)])
+    assert tokens == sum(lengths) * len(model.sites)
+    torch.testing.assert_close(batched, alone, atol=1e-6, rtol=1e-5)
+    assert model.transfer.real_tokens is None  # nothing kept once the recording stops
+
+
 @pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
 def test_sites_leave_the_encoder_unchanged_without_adapters(family):
     plain, patched = load_encoder(family), load_encoder(family)

@@ -20,6 +20,10 @@ class TransferLayer(nn.Module):
     def stop_recording(self) -> None:
         """Stop adding to the summary; what was recorded stays."""
 
+    def see_mask(self, mask: torch.Tensor | None) -> None:
+        """The attention mask [N, T] of the batch the model runs next (0: padding; None: every token real), so a
+        recording counts the real tokens only and does not depend on how the rows were batched."""
+
     def recorded(self) -> dict | None:
         """The recorded summary (written beside the checkpoint as attention.json), or None."""
         return None

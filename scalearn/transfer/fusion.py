@@ -59,6 +59,7 @@ class AdapterFusion(TransferLayer):
         self.record_attention = False  # while on, forward passes add to the per-layer attention sums
         self.attention: dict[int, torch.Tensor] = {}  # layer → Σ over tokens of the softmax over sources [S]
         self.attention_tokens: dict[int, int] = {}
+        self.real_tokens: torch.Tensor | None = None  # while recording: which of the batch's N·T tokens are real
         self.reset_parameters()
 
     @torch.no_grad()
@@ -91,8 +92,13 @@ class AdapterFusion(TransferLayer):
         scores = F.dropout(scores, self.dropout, self.training)
         probs = torch.softmax(scores / self.temperature, dim=-1)  # [N, S]
         if self.record_attention:
-            self.attention[layer] = self.attention.get(layer, 0) + probs.detach().float().sum(0)
-            self.attention_tokens[layer] = self.attention_tokens.get(layer, 0) + probs.shape[0]
+            real = probs.detach().float()
+            if self.real_tokens is not None:
+                if self.real_tokens.numel() != real.shape[0]:
+                    raise ValueError(f"a mask of {self.real_tokens.numel()} tokens for a layer of {real.shape[0]}")
+                real = real[self.real_tokens]
+            self.attention[layer] = self.attention.get(layer, 0) + real.sum(0)
+            self.attention_tokens[layer] = self.attention_tokens.get(layer, 0) + real.shape[0]
 
         weighted = torch.cat([(hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2), probs], dim=1)
         mixed = weighted @ (up_all @ value.weight.T)  # Σ_s p_s W_V a_s
@@ -102,14 +108,18 @@ class AdapterFusion(TransferLayer):
         self.record_attention, self.attention, self.attention_tokens = True, {}, {}
 
     def stop_recording(self) -> None:
-        self.record_attention = False
+        self.record_attention, self.real_tokens = False, None
+
+    def see_mask(self, mask: torch.Tensor | None) -> None:
+        if self.record_attention:
+            self.real_tokens = None if mask is None else mask.reshape(-1).to(torch.bool)
 
     def recorded(self) -> dict | None:
-        """The attention over the sources per layer, averaged over every token recorded."""
+        """The attention over the sources per layer, averaged over every real token recorded."""
         return {"mean_attention": self.mean_attention()} if self.attention else None
 
     def mean_attention(self) -> list[list[float]]:
-        """[L][S]: the recorded attention per source, averaged over every token seen (padding included)."""
+        """[L][S]: the recorded attention per source, averaged over the real tokens seen (padding left out)."""
         return [(self.attention[layer] / self.attention_tokens[layer]).tolist() for layer in sorted(self.attention)]
 
     def regularization_loss(self) -> torch.Tensor:
