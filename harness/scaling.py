@@ -2,8 +2,9 @@
 transfer parameters (Pareto), and what each model × method cost.
 
 - ``scaling_<experiment>.png``: test score (mean ± sd over seeds) against the backbone's parameters (log
-  scale; the backbone as trained here: no pooler, no LM head), one line per method; one panel for the
-  average over the targets, one per target.
+  scale; the backbone as trained here: no pooler, no LM head), a colour per method, its encoders joined by a
+  solid line and its decoders by a dashed one (never an encoder to a decoder); one panel for the average over
+  the targets, one per target.
 - ``cost_<experiment>.png``: per backbone, a bar per method for the training step, the inference time per example
   (a transfer model runs every source there) and the peak memory, from the trials' records (log scale).
 - ``pareto_<experiment>.png``: the average test score against the trainable transfer parameters per target
@@ -175,15 +176,22 @@ def scaling_figure(points: list[Point], tasks: list[str], title: str):
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False)
     methods = list(dict.fromkeys(p.method for p in points))
+    colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
+    kinds = {p.model: _kind(p.model) for p in points}
     for axis, panel in zip(axes.flat, panels, strict=False):
-        for method in methods:
-            mine = [(p.size, p.summary(panel)) for p in points if p.method == method and p.summary(panel)]
+        for method, kind in itertools.product(methods, KINDS):
+            mine = [
+                (p.size, p.summary(panel))
+                for p in points
+                if p.method == method and kinds[p.model] == kind and p.summary(panel)
+            ]
             if not mine:
                 continue
             x = [size for size, _ in mine]
             y = [s.mean for _, s in mine]
             err = [s.sd or 0.0 for _, s in mine]
-            axis.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+            style = KINDS[kind]
+            axis.errorbar(x, y, yerr=err, capsize=3, label=method, color=colours[method], **style)
         axis.set_xscale("log")
         _model_ticks(axis, points)
         axis.set_title("average over targets" if panel == AVERAGE else panel, fontsize=10)
@@ -192,9 +200,27 @@ def scaling_figure(points: list[Point], tasks: list[str], title: str):
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
-    axes.flat[0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", label=m) for m in methods]
+    if len(set(kinds.values())) > 1:  # the styles say which points are encoders and which decoders
+        handles += [plt.Line2D([], [], color="grey", label=kind, **KINDS[kind]) for kind in KINDS]
+    axes.flat[0].legend(handles=handles, fontsize=7)
     figure.suptitle(title)
     return figure
+
+
+# an encoder's points and a decoder's are joined only to their own kind: a line from MPNet to SmolLM2 would
+# read as a trend in size where the architecture changed too
+KINDS = {
+    "encoder": {"linestyle": "-", "marker": "o"},
+    "decoder": {"linestyle": "--", "marker": "s", "markerfacecolor": "white"},
+}
+
+
+def _kind(model: str) -> str:
+    from scalearn.backbones import DECODER_TYPES
+    from scalearn.params import backbone_size  # torch (meta device): only for a scaling report
+
+    return "decoder" if backbone_size(model)["family"] in DECODER_TYPES else "encoder"
 
 
 def _model_ticks(axis, points: list[Point]) -> None:
@@ -210,7 +236,12 @@ def _model_ticks(axis, points: list[Point]) -> None:
     sizes = sorted(names)
     axis.xaxis.set_minor_locator(NullLocator())
     axis.xaxis.set_minor_formatter(NullFormatter())
-    axis.set_xticks(sizes, [f"{'/'.join(names[size])}\n{human_count(size)}" for size in sizes])
+    labels, lowered = [], False
+    for previous, size in zip([None, *sizes], sizes, strict=False):
+        # a backbone within 1.6× of the one before it would print over it: its label goes a line lower
+        lowered = previous is not None and size / previous < 1.6 and not lowered
+        labels.append(("\n\n" if lowered else "") + f"{'/'.join(names[size])}\n{human_count(size)}")
+    axis.set_xticks(sizes, labels)
     axis.tick_params(axis="x", labelsize=7, labelrotation=30)
 
 

@@ -130,13 +130,17 @@ def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
     sizes = sorted(backbone_size(m)["parameters"] for m in ("roberta-base", "qwen3-0.6b"))
     assert [t.get_text().split("\n")[0] for t in average.get_xticklabels()] == ["roberta-base", "qwen3-0.6b"]
     assert list(average.get_xticks()) == sizes
-    lines = {bars.get_label(): bars.lines[0] for bars in average.containers}  # errorbar: (data line, caps, bars)
-    assert set(lines) == {"adapter", "scalearn"}
-    sizes = sorted(backbone_size(m)["parameters"] for m in ("roberta-base", "qwen3-0.6b"))
-    assert list(lines["scalearn"].get_xdata()) == sizes
+    # errorbar: (data line, caps, bars); the encoder (roberta) and the decoder (qwen3) are never joined
+    lines = {(bars.get_label(), bars.lines[0].get_linestyle()): bars.lines[0] for bars in average.containers}
+    assert set(lines) == {(method, style) for method in ("adapter", "scalearn") for style in ("-", "--")}
     by_model = {p.model: p.summary(AVERAGE).mean for p in ordered if p.method == "scalearn"}
-    expected = [by_model[m] for m in sorted(by_model, key=lambda m: backbone_size(m)["parameters"])]
-    assert list(lines["scalearn"].get_ydata()) == pytest.approx(expected)
+    for model, style, marker in [("roberta-base", "-", "o"), ("qwen3-0.6b", "--", "s")]:
+        line = lines[("scalearn", style)]
+        assert list(line.get_xdata()) == [backbone_size(model)["parameters"]] and line.get_marker() == marker
+        assert list(line.get_ydata()) == pytest.approx([by_model[model]])
+    assert lines[("scalearn", "-")].get_color() == lines[("scalearn", "--")].get_color()  # a colour per method
+    legend = [t.get_text() for t in average.get_legend().get_texts()]
+    assert legend == ["adapter", "scalearn", "encoder", "decoder"]
 
     pareto = pareto_figure(ordered, "p").axes[0]
     assert pareto.get_xscale() == "log" and "transfer parameters" in pareto.get_xlabel()
