@@ -342,6 +342,9 @@ COLUMNS = (
     "method",
     "params",
     "score",
+    "Δ adapter",
+    "params / point",
+    "inference × adapter",
     "mixing moved",
     "trials",
     "median wall/trial",
@@ -354,15 +357,53 @@ COLUMNS = (
 )
 
 
+BASELINE = "adapter"
+"""What a method's gain and cost are measured against: the single-task adapter on the same backbone."""
+
+
+def _panel(point: Point) -> str | None:
+    return AVERAGE if AVERAGE in point.scores else next(iter(point.scores), None)
+
+
 def _score(point: Point) -> str:
-    panel = AVERAGE if AVERAGE in point.scores else next(iter(point.scores), None)
+    panel = _panel(point)
     summary = point.summary(panel) if panel else None
     if summary is None:
         return MISSING
     return f"{summary.mean:.2f}" if summary.sd is None else f"{summary.mean:.2f} ± {summary.sd:.2f}"
 
 
-def _cells(point: Point) -> list[str]:
+def baseline_of(point: Point, points: list[Point]) -> Point | None:
+    """The `BASELINE` point on ``point``'s backbone (None for the baseline itself, or where it did not run)."""
+    if point.method == BASELINE:
+        return None
+    return next((p for p in points if p.model == point.model and p.method == BASELINE), None)
+
+
+def gain(point: Point, baseline: Point | None, panel: str) -> float | None:
+    """``point``'s mean test score minus the baseline's on ``panel`` (points ×100)."""
+    ours, theirs = point.summary(panel), baseline.summary(panel) if baseline is not None else None
+    return None if ours is None or theirs is None else ours.mean - theirs.mean
+
+
+def per_point(point: Point, baseline: Point | None) -> dict:
+    """What ``point`` gains over its backbone's adapter on its headline panel, and what it costs for that: its
+    transfer parameters per point gained (None without a gain), and its inference time per example over the
+    adapter's (a transfer model runs every source at inference)."""
+    panel = _panel(point)
+    delta = gain(point, baseline, panel) if panel else None
+    theirs = baseline.cost.get("inference_s_per_example") if baseline is not None else None
+    ours = point.cost.get("inference_s_per_example")
+    return {
+        "gain": delta,
+        "params_per_point": point.transfer_parameters / delta
+        if delta is not None and delta > 0 and point.transfer_parameters
+        else None,
+        "inference_ratio": ours / theirs if ours and theirs else None,
+    }
+
+
+def _cells(point: Point, baseline: Point | None = None) -> list[str]:
     from scalearn.params import human_count  # torch (meta device): only for a scaling report
 
     cost = point.cost
@@ -372,12 +413,16 @@ def _cells(point: Point) -> list[str]:
         return MISSING if value is None else f"{value:.{digits}f}"
 
     params = MISSING if point.transfer_parameters is None else f"{point.transfer_parameters:,}"
+    bought = per_point(point, baseline)
     return [
         point.model,
         human_count(point.size),
         point.method,
         params,
         _score(point),
+        MISSING if bought["gain"] is None else f"{bought['gain']:+.2f}",
+        MISSING if bought["params_per_point"] is None else human_count(round(bought["params_per_point"])),
+        MISSING if bought["inference_ratio"] is None else f"{bought['inference_ratio']:.2f}×",
         MISSING if point.moved is None else f"{100 * point.moved:.1f}%",
         str(cost.get("trials", 0)),
         MISSING if not cost else f"{cost['median_wall_s']:.1f} s",
@@ -392,13 +437,16 @@ def _cells(point: Point) -> list[str]:
 
 def cost_markdown(points: list[Point], experiment: str) -> str:
     lines = [f"### {experiment}: scaling and cost", "", "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cells(p)) + " |" for p in points]
+    lines += ["| " + " | ".join(_cells(p, baseline_of(p, points))) + " |" for p in points]
     lines += [
         "",
         "- size: backbone parameters as trained (no pooler, no LM head); params: trainable transfer parameters per "
         "target, head excluded (docs/method.md §1.6); score: test ×100, mean ± sd over seeds of the average over "
         "the targets (seeds with every target); mixing moved: the mean over the final trials of |weight − start| / "
         "start for ScaLearn's ω (start 2/S) and AdapterFusion's attention (start 1/S).",
+        f"- what a point of score costs, against the {BASELINE} on the same backbone: Δ {BASELINE} = the score's "
+        f"mean minus the {BASELINE}'s; params / point = transfer parameters per point gained (– without a gain); "
+        f"inference × {BASELINE} = the inference time per example over the {BASELINE}'s.",
         "- cost from the trials' records, search points included: s/step = wall time of the training loop (its "
         "evaluations included) per step; train s/step = the median time between two optimizer steps; inference = "
         "the test evaluation's time per example (a transfer model runs every source adapter there); "
@@ -416,7 +464,7 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
 def cost_latex(points: list[Point], experiment: str) -> str:
     spec = "ll" + "l" + "r" * (len(COLUMNS) - 3)
     head = " & ".join(latex_escape(c) for c in COLUMNS) + r" \\"
-    body = [" & ".join(latex_escape(c) for c in _cells(p)) + r" \\" for p in points]
+    body = [" & ".join(latex_escape(c) for c in _cells(p, baseline_of(p, points))) + r" \\" for p in points]
     caption = latex_escape(f"{experiment}: scaling and cost per model and method")
     return "\n".join(
         [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", head, r"\midrule"]
@@ -430,11 +478,15 @@ def cost_csv(points: list[Point]) -> str:
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
     fields += ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
     fields += ["train_step_s", "inference_s_per_example", "mixing_moved"]
+    fields += [f"gain_over_{BASELINE}", "params_per_point", f"inference_over_{BASELINE}"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for p in points:
+        baseline = baseline_of(p, points)
+        inference = per_point(p, baseline)["inference_ratio"]
         for task in p.scores:
             s = p.summary(task)
+            delta = gain(p, baseline, task)
             writer.writerow(
                 {
                     "model": p.model,
@@ -445,8 +497,13 @@ def cost_csv(points: list[Point]) -> str:
                     "mean": f"{s.mean:.4f}",
                     "sd": "" if s.sd is None else f"{s.sd:.4f}",
                     "n": s.n,
-                    **{k: p.cost.get(k) for k in fields[8:-1]},
+                    **{k: p.cost.get(k) for k in fields[8:17]},
                     "mixing_moved": p.moved,
+                    f"gain_over_{BASELINE}": "" if delta is None else f"{delta:.4f}",
+                    "params_per_point": f"{p.transfer_parameters / delta:.1f}"
+                    if delta is not None and delta > 0 and p.transfer_parameters
+                    else "",
+                    f"inference_over_{BASELINE}": "" if inference is None else f"{inference:.4f}",
                 }
             )
     return out.getvalue()

@@ -14,7 +14,7 @@ import pytest
 from harness.cli import main
 from harness.plan import expand
 from harness.report import build_report
-from harness.scaling import AVERAGE, pareto_figure, pareto_frontier, scaling_figure, scaling_points
+from harness.scaling import AVERAGE, COLUMNS, pareto_figure, pareto_frontier, scaling_figure, scaling_points
 from harness.spec import load_spec
 from harness.store import Store
 from scalearn.params import backbone_size, human_count
@@ -186,12 +186,18 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
     markdown = (out / "scaling.md").read_text()
     size = human_count(backbone_size("qwen3-0.6b")["parameters"])
     assert (
-        f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | – | 4 | 30.0 s | 0.300 | 0.500 | 20.00 | 0.0333 |"
-        in markdown
+        # against qwen3's adapter (seed averages 74 and 78): +7.50 points, 73,728 / 7.5 parameters a point
+        f"| qwen3-0.6b | {size} | scalearn | 73,728 | 83.50 ± 2.12 | +7.50 | 9.83K | 1.00× | – | 4 | 30.0 s | 0.300 | "
+        "0.500 | 20.00 | 0.0333 |" in markdown
     )
+    assert f"| qwen3-0.6b | {size} | adapter | 894,528 | 76.00 ± 2.83 | – | – | – | – |" in markdown
     rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
     average = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("qwen3-0.6b", "scalearn", AVERAGE))
     assert float(average["mean"]) == pytest.approx(83.5) and average["device"] == "cuda"
+    assert float(average["gain_over_adapter"]) == pytest.approx(7.5)
+    assert float(average["params_per_point"]) == pytest.approx(73728 / 7.5)
+    rte = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("roberta-base", "scalearn", "rte"))
+    assert float(rte["gain_over_adapter"]) == pytest.approx(71.0 - 62.0)  # per target, against its adapter
     assert json.loads((out / "scaling.json").read_text())[0]["size"] == backbone_size("roberta-base")["parameters"]
     tex = (out / "scaling.tex").read_text()
     assert tex.count(r"\\") == 1 + 4 and tex.count("{") == tex.count("}")
@@ -222,10 +228,14 @@ def test_scaling_tiny_submits_and_reports_its_scaling_files(ray_local, tmp_path,
             )
             cells = [c.strip() for c in row.strip("|").split("|")]
             # ω trained two steps from 2/S: it moved, a little; the others learn no mixing
-            assert float(cells[5].removesuffix("%")) > 0 if method == "scalearn" else cells[5] == "–", row
-            assert cells[6] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
-            assert cells[7].endswith(" s") and float(cells[8]) > 0  # median wall and s/step from the records
-            assert 0 < float(cells[9]) <= float(cells[8]) and float(cells[10]) > 0, row  # a train step; inference
+            column = {name: cells[i] for i, name in enumerate(COLUMNS)}
+            moved = column["mixing moved"]
+            assert float(moved.removesuffix("%")) > 0 if method == "scalearn" else moved == "–", row
+            assert column["trials"] == ("5" if method == "adapter" else "2")  # 3 sources + 2 targets
+            assert column["median wall/trial"].endswith(" s") and float(column["s/step"]) > 0  # from the records
+            assert 0 < float(column["train s/step"]) <= float(column["s/step"]), row  # a train step
+            assert float(column["inference ms/example"]) > 0, row
+            assert (column["inference × adapter"] == "–") == (method == "adapter"), row
     sizes = [json.loads((out / "scaling.json").read_text())[i]["size"] for i in range(9)]
     assert sizes == sorted(sizes)
     logged = store / "mlartifacts" / "scaling-tiny"
