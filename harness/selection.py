@@ -229,6 +229,17 @@ def selection_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _best_so_far(row: dict) -> str:
+    """' (best so far …)': the point a search leads with while it runs, by its dev value (its finished seeds)."""
+    scored = [point for point in row["points"] if point["dev_mean"] is not None]
+    if not scored or row["selects_on"] is None:
+        return ""
+    lower = row["selects_on"].endswith("↓")
+    best = (min if lower else max)(scored, key=lambda point: point["dev_mean"])
+    name = row["selects_on"].rstrip(" ↑↓")
+    return f" (best so far {point_text(best['point'])}: dev {name} {best['dev_mean']:.4f})"
+
+
 def status_lines(spec, store, groups=None) -> list[str]:
     """One line per searched group for `harness status`: its points done, and its choice once it has one
     (flagged when it sits at the edge of what was searched)."""
@@ -240,7 +251,7 @@ def status_lines(spec, store, groups=None) -> list[str]:
             lines.append(f"{where}, halving at rung {row['rung']} of {row['rungs']} (0 first)")
             continue
         if row["chosen"] is None:
-            lines.append(f"{where}, searching")
+            lines.append(f"{where}, searching{_best_so_far(row)}")
             continue
         chosen = ", ".join(f"{k}={v}" for k, v in row["points"][row["chosen"]]["point"].items())
         edge = f" (at the edge of the searched {', '.join(row['at_edge'])})" if row["at_edge"] else ""

@@ -433,3 +433,14 @@ def test_status_names_a_searched_source_out_of_scale_only_once_it_is_chosen(tmp_
         "source(s) whose output dwarfs its layer's (above 5x): syn_b on tiny-bert 12.0x (layer 1; mixed by 0 transfer "
         "trial(s) so far); a transfer trial that mixes one measures a broken source: check the source's own trial"
     ]
+
+
+def test_status_shows_the_point_a_running_search_leads_with(tmp_path, capsys):
+    path = write(tmp_path, search={"all": {"learning_rate": [1e-4, 1e-3, 1e-2]}})
+    store = Store(tmp_path / "store")
+    points = {t.point["learning_rate"]: t for t in expand(load_spec(path)) if t.task == "syn_b" and t.role == "search"}
+    for rate, loss in ((1e-4, 0.9), (1e-2, 0.4)):  # 1e-3 still running
+        store.write_result(points[rate].key, {**result(loss), "trial": points[rate].summary()})
+    main(["status", path, "--store", str(store.root)])
+    line = next(line for line in capsys.readouterr().out.splitlines() if "· syn_b ·" in line)
+    assert line.endswith("2/3 points done, searching (best so far learning_rate=0.01: dev loss 0.4000)"), line
