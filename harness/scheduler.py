@@ -3,7 +3,9 @@ of a trial's sources as arguments, so Ray starts a transfer trial only when its 
 
 The store, not Ray, is the truth: a task that finds its result already written returns at once; a task
 takes a lease before training, so two submits of the same file never train one trial twice; results
-are written atomically, so a killed driver or worker leaves either a finished trial or none.
+are written atomically, so a killed driver or worker leaves either a finished trial or none. A trial that
+another submit is training when its turn comes is not handed to Ray (its task would hold a CPU while it
+waits): the driver holds it, and its dependents, until that submit's result is there or its lease lapses.
 """
 
 from __future__ import annotations
@@ -159,13 +161,35 @@ def run_trials(
 
     window = max_concurrent or len(queue) or 1
     position = 0
-    while position < len(queue) or pending:
+    held: dict[str, Trial] = {}  # another submit trains it (or one of its sources) now: not handed to Ray yet
+    checked = 0.0
+    while position < len(queue) or pending or held:
         while position < len(queue) and len(pending) < window:
-            submit(queue[position])
+            trial = queue[position]
             position += 1
-        # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
-        finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            if any(key in held for key in trial.depends_on) or store.leased_elsewhere(trial.key):
+                held[trial.key] = trial
+            else:
+                submit(trial)
         batch = []
+        if held and time.perf_counter() - checked >= LEASE_POLL_SECONDS:
+            checked = time.perf_counter()
+            for key, trial in list(held.items()):  # in the queue's order: a source before its dependents
+                if reached(trial, store):  # the other submit finished it
+                    del held[key]
+                    outcome.done.append(key)
+                    finished_keys.add(key)
+                    progress.counts[(trial.stage, "done")] += 1
+                    batch.append(trial)
+                elif not any(k in held for k in trial.depends_on) and not store.leased_elsewhere(key):
+                    del held[key]  # its lease lapsed or was released unfinished: this submit runs it
+                    submit(trial)
+        # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
+        if pending:
+            finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+        else:
+            finished = []
+            time.sleep(0.5)
         now = time.perf_counter()
         for ref in finished:
             trial = pending.pop(ref)

@@ -397,6 +397,11 @@ class Store:
         except (OSError, json.JSONDecodeError):
             return {"expires": 0}
 
+    def leased_elsewhere(self, key: str) -> bool:
+        """Another live owner holds the trial's lease now (another submit is training it)."""
+        held = self._read_lease(f"trials/{key}/lease.json")
+        return held.get("expires", 0) > lease_clock() and not _died_here(held.get("owner", ""))
+
     def state(self, key: str) -> str:
         if self.is_done(key):
             return "done"

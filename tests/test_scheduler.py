@@ -191,3 +191,33 @@ def test_a_group_goes_on_while_another_waits_for_a_straggler(ray_cluster, tmp_pa
     outcome = run_trials([quick, slow], store, resources={"cpus": 0.5}, retries=0, options={"body": body}, more=more)
     assert sorted(outcome.done) == sorted([quick.key, slow.key, follow.key]) and asked, outcome.failed
     assert runs(tmp_path).index(follow.key) < runs(tmp_path).index(slow.key)  # it did not wait for the straggler
+
+
+def test_a_trial_another_submit_trains_is_held_by_the_driver_not_by_a_cpu(ray_cluster, tmp_path):
+    """One trial's lease is held elsewhere (here: by this test process, alive). On a Ray where one trial fills
+    every CPU, the other trials still run: the held trial's task does not sit on the CPU waiting. Its dependents
+    wait for it, and once the other holder writes its result, this submit counts it done and runs the rest."""
+    trials = expand(ExperimentSpec.model_validate(SPEC))
+    store = Store(tmp_path / "store")
+    held = next(t for t in trials if t.stage == 1 and any(t.key in d.depends_on for d in trials))
+    owner = store.acquire(held.key, ttl_seconds=300)
+    independent = [t for t in trials if t.key != held.key and held.key not in t.depends_on]
+    body = logging_body(str(tmp_path))
+    released = {}
+
+    def other_submit():  # finishes the held trial once everything that does not need it has run
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(store.is_done(t.key) for t in independent):
+            time.sleep(0.1)
+        released["at"] = time.time()
+        store.write_result(held.key, {"trial": held.summary(), "test": {"accuracy": 0.5}})
+        store.release(held.key, owner)
+
+    thread = threading.Thread(target=other_submit)
+    thread.start()
+    outcome = run_trials(trials, store, resources={"cpus": 2}, retries=0, options={"body": body})
+    thread.join(timeout=10)
+    assert not outcome.failed and all(store.is_done(t.key) for t in trials)
+    assert all(store.result(t.key)["finished_at"] < released["at"] for t in independent)  # ran while it was held
+    assert held.key in outcome.done and held.key not in runs(tmp_path)  # counted, never trained here
+    assert sorted(runs(tmp_path)) == sorted(t.key for t in trials if t.key != held.key)
