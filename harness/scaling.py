@@ -370,7 +370,8 @@ def _score(point: Point) -> str:
     summary = point.summary(panel) if panel else None
     if summary is None:
         return MISSING
-    return f"{summary.mean:.2f}" if summary.sd is None else f"{summary.mean:.2f} ± {summary.sd:.2f}"
+    text = f"{summary.mean:.2f}" if summary.sd is None else f"{summary.mean:.2f} ± {summary.sd:.2f}"
+    return text if panel == AVERAGE else f"{text} ({panel})"  # one target only, so far: not an average
 
 
 def baseline_of(point: Point, points: list[Point]) -> Point | None:

@@ -312,3 +312,14 @@ def test_an_earlier_reports_backbones_join_a_store_that_holds_only_the_others(sw
         assert main(["report", str(path), "--store", str(store.root), *one, *flags]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_point_with_one_target_so_far_says_which_and_is_compared_on_it():
+    from harness.scaling import Point, cost_markdown
+
+    adapter = Point("roberta-base", "adapter", 10, 100, {"rte": {0: 60.0, 1: 64.0}, "stsb": {0: 80.0, 1: 84.0}})
+    adapter.scores[AVERAGE] = {0: 70.0, 1: 74.0}
+    scalearn = Point("roberta-base", "scalearn", 10, 8, {"rte": {0: 70.0, 1: 72.0}})  # stsb not run yet
+    rows = cost_markdown([adapter, scalearn], "x").splitlines()
+    row = next(line for line in rows if "| scalearn |" in line)
+    assert "| 71.00 ± 1.41 (rte) | +9.00 | 1 |" in row  # against the adapter's rte (62), not its average (72)
