@@ -162,12 +162,15 @@ def run_trials(
     window = max_concurrent or len(queue) or 1
     position = 0
     held: dict[str, Trial] = {}  # another submit trains it (or one of its sources) now: not handed to Ray yet
+    # a local lease is a file stat; on a remote store it would be a request per trial before the first runs, so
+    # there a trial another submit holds waits in its task as before
+    watch_leases = not store.remote
     checked = 0.0
     while position < len(queue) or pending or held:
         while position < len(queue) and len(pending) < window:
             trial = queue[position]
             position += 1
-            if any(key in held for key in trial.depends_on) or store.leased_elsewhere(trial.key):
+            if any(key in held for key in trial.depends_on) or (watch_leases and store.leased_elsewhere(trial.key)):
                 held[trial.key] = trial
             else:
                 submit(trial)
