@@ -387,6 +387,13 @@ def gain(point: Point, baseline: Point | None, panel: str) -> float | None:
     return None if ours is None or theirs is None else ours.mean - theirs.mean
 
 
+def params_per_point(point: Point, delta: float | None) -> float | None:
+    """Transfer parameters per point gained (None without a gain)."""
+    if delta is None or delta <= 0 or not point.transfer_parameters:
+        return None
+    return point.transfer_parameters / delta
+
+
 def per_point(point: Point, baseline: Point | None) -> dict:
     """What ``point`` gains over its backbone's adapter on its headline panel, and what it costs for that: its
     transfer parameters per point gained (None without a gain), and its inference time per example over the
@@ -397,9 +404,7 @@ def per_point(point: Point, baseline: Point | None) -> dict:
     ours = point.cost.get("inference_s_per_example")
     return {
         "gain": delta,
-        "params_per_point": point.transfer_parameters / delta
-        if delta is not None and delta > 0 and point.transfer_parameters
-        else None,
+        "params_per_point": params_per_point(point, delta),
         "inference_ratio": ours / theirs if ours and theirs else None,
     }
 
@@ -477,9 +482,9 @@ def cost_latex(points: list[Point], experiment: str) -> str:
 def cost_csv(points: list[Point]) -> str:
     out = io.StringIO()
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
-    fields += ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
-    fields += ["train_step_s", "inference_s_per_example", "mixing_moved"]
-    fields += [f"gain_over_{BASELINE}", "params_per_point", f"inference_over_{BASELINE}"]
+    cost_fields = ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
+    cost_fields += ["train_step_s", "inference_s_per_example"]
+    fields += cost_fields + ["mixing_moved", f"gain_over_{BASELINE}", "params_per_point", f"inference_over_{BASELINE}"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for p in points:
@@ -498,12 +503,10 @@ def cost_csv(points: list[Point]) -> str:
                     "mean": f"{s.mean:.4f}",
                     "sd": "" if s.sd is None else f"{s.sd:.4f}",
                     "n": s.n,
-                    **{k: p.cost.get(k) for k in fields[8:17]},
+                    **{k: p.cost.get(k) for k in cost_fields},
                     "mixing_moved": p.moved,
                     f"gain_over_{BASELINE}": "" if delta is None else f"{delta:.4f}",
-                    "params_per_point": f"{p.transfer_parameters / delta:.1f}"
-                    if delta is not None and delta > 0 and p.transfer_parameters
-                    else "",
+                    "params_per_point": "" if (bought := params_per_point(p, delta)) is None else f"{bought:.1f}",
                     f"inference_over_{BASELINE}": "" if inference is None else f"{inference:.4f}",
                 }
             )

@@ -159,6 +159,12 @@ def run_trials(
         refs[trial.key] = task.remote(trial, store.location, shared_options, *ready)
         pending[refs[trial.key]] = trial
 
+    def count_done(trial: Trial, batch: list) -> None:  # done: by this submit's worker, or by another submit
+        outcome.done.append(trial.key)
+        finished_keys.add(trial.key)
+        progress.counts[(trial.stage, "done")] += 1
+        batch.append(trial)
+
     window = max_concurrent or len(queue) or 1
     position = 0
     held: dict[str, Trial] = {}  # another submit trains it (or one of its sources) now: not handed to Ray yet
@@ -180,10 +186,7 @@ def run_trials(
             for key, trial in list(held.items()):  # in the queue's order: a source before its dependents
                 if reached(trial, store):  # the other submit finished it
                     del held[key]
-                    outcome.done.append(key)
-                    finished_keys.add(key)
-                    progress.counts[(trial.stage, "done")] += 1
-                    batch.append(trial)
+                    count_done(trial, batch)
                 elif not any(k in held for k in trial.depends_on) and not store.leased_elsewhere(key):
                     del held[key]  # its lease lapsed or was released unfinished: this submit runs it
                     submit(trial)
@@ -198,12 +201,9 @@ def run_trials(
             trial = pending.pop(ref)
             try:
                 _, seconds = ray.get(ref)  # raises what the trial raised
-                outcome.done.append(trial.key)
-                finished_keys.add(trial.key)
-                progress.counts[(trial.stage, "done")] += 1
+                count_done(trial, batch)
                 if seconds is not None:  # the worker's own time for it: a wait in Ray's queue is not in it
                     progress.durations[trial.stage].append(seconds)
-                batch.append(trial)
             except Exception as error:  # the trial (or a source it needs) failed after its retries
                 reason = _reason(error)
                 packed = trial_gpus.get(trial.key, 1.0) < 1.0

@@ -234,8 +234,7 @@ def _best_so_far(row: dict) -> str:
     scored = [point for point in row["points"] if point["dev_mean"] is not None]
     if not scored or row["selects_on"] is None:
         return ""
-    lower = row["selects_on"].endswith("↓")
-    best = (min if lower else max)(scored, key=lambda point: point["dev_mean"])
+    best = (min if row["lower_is_better"] else max)(scored, key=lambda point: point["dev_mean"])
     name = row["selects_on"].rstrip(" ↑↓")
     return f" (best so far {point_text(best['point'])}: dev {name} {best['dev_mean']:.4f})"
 
