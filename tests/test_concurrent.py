@@ -42,13 +42,14 @@ def mlflow_runs(uri: str, experiment: str):
 
 
 def check_once(store: Store, uri: str, files: list[Path]):
-    """Every trial of the files: one result, trained once, one child run; every group: one parent run."""
+    """Every trial of the files: one result, trained once, one child run; every group: one parent run (a
+    report's run, `harness report`'s, aside)."""
     for file in files:
         spec = load_spec(file)
         trials = expand(spec, store)
         runs = mlflow_runs(uri, spec.name)
         children = Counter(r.data.tags[KEY_TAG] for r in runs if KEY_TAG in r.data.tags)
-        parents = Counter(r.data.tags[GROUP_TAG] for r in runs if GROUP_TAG in r.data.tags)
+        parents = Counter(r.data.tags[GROUP_TAG] for r in runs if r.data.tags.get(GROUP_TAG, "report") != "report")
         assert all(store.is_done(t.key) for t in trials)
         assert {t.key: len(store.attempts(t.key)) for t in trials} == {t.key: 1 for t in trials}  # trained once
         assert children == Counter({t.key: 1 for t in trials}), f"{spec.name}: twin or missing child runs"
@@ -73,10 +74,10 @@ def top_of(trial, spec) -> str:
     return f"method/{trial.model}/{trial.method}"
 
 
-def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store_then_two_on_an_existing_one(tmp_path):
-    """First three drivers at once on a fresh store: two of one sweep, and a second file (its own experiment,
-    in the same database) whose trials are all trials of the sweep, so the three share the work. Then two
-    drivers of the sweep with more seeds on the existing store: new trials to share, the old ones done."""
+def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store(tmp_path):
+    """Three drivers at once on a fresh store: two of one sweep, and a second file (its own experiment, in the
+    same database) whose trials are all trials of the sweep, so the three share the work. (A submit that joins
+    a store with results, and parent runs, already there is test_submit's new seed, checked the same way.)"""
     store = Store(tmp_path / "store")
     other = tmp_path / "other.yaml"
     other.write_text(TINY.read_text().replace("name: tiny", "name: tiny-other").replace("seeds: 2", "seeds: 1"))
@@ -84,10 +85,4 @@ def test_two_submits_of_one_sweep_and_another_file_on_a_fresh_store_then_two_on_
     assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
     assert any("another submit is running on this store" in output for output in outputs)
     check_once(store, store.tracking_uri, [TINY, other])  # one database, two experiments, shared trials
-
-    more = tmp_path / "more.yaml"  # more seeds: new trials for both to share, the old ones done already
-    more.write_text(TINY.read_text().replace("seeds: 2", "seeds: 3"))
-    codes, outputs = run_together((more, store.root), (more, store.root))
-    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    check_once(store, store.tracking_uri, [more])
-    assert store.drivers() == []  # both submits ended and took their records with them
+    assert store.drivers() == []  # every submit ended and took its record with it

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_concurrent import check_once
 
 from harness.cli import main
 from harness.plan import expand
@@ -220,6 +221,7 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     assert len(new) == 4  # seed 2 of adapter, scalearn, scalearn_uniform_pp, adapterfusion; sources reused
     assert "4 to run" in capsys.readouterr().out
     assert {k: v for k, v in result_times(store, expand(load_spec(more))).items() if k in before} == before
+    check_once(store, store.tracking_uri, [more])  # the new seed's runs under the parents already there, no twins
 
 
 def test_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tmp_path, capsys):
