@@ -84,11 +84,17 @@ def collate(rows: list[dict], pad_id: int, kind: str) -> dict:
     return batch
 
 
+def rows_of(split, indices: list[int]) -> list[dict]:
+    """The split's rows at ``indices``, in that order, as dicts. One read of the columns, not a `select` walked row by
+    row: on the tiny backbones that was 1.6 ms of a batch's ~3 ms (0.2 ms this way)."""
+    columns = split[indices]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
 def batches(split, batch_size: int, pad_id: int, kind: str, order: list[int] | None = None):
     indices = order if order is not None else list(range(len(split)))
     for start in range(0, len(indices), batch_size):
-        rows = split.select(indices[start : start + batch_size])
-        yield collate(list(rows), pad_id, kind)
+        yield collate(rows_of(split, indices[start : start + batch_size]), pad_id, kind)
 
 
 def _global_mean(value: torch.Tensor, world: int) -> float:
@@ -357,7 +363,7 @@ def fit(
     stop = state.since_best >= config.patience or interrupted()  # resumed where it had stopped: nothing more
     model.train()
     for batch in schedule.micro_batches(state) if not stop else ():
-        rows = collate(list(train[batch.task].select(batch.rows)), pad_id, tasks[batch.task].kind)
+        rows = collate(rows_of(train[batch.task], batch.rows), pad_id, tasks[batch.task].kind)
         inputs = {k: v.to(device) for k, v in rows.items()}
         labels = inputs.pop("labels")
         model.set_task(batch.task)
@@ -431,7 +437,7 @@ def _source_scales(model, engine, train, task: TaskSpec, config: LoopConfig, pad
     Left out under ZeRO-3, whose partitioned parameters a forward outside the engine's step would have to gather."""
     if engine.name == "deepspeed" and config.zero_stage == 3:
         return {}
-    rows = collate(list(train.select(range(min(config.batch_size, len(train))))), pad_id, task.kind)
+    rows = collate(rows_of(train, list(range(min(config.batch_size, len(train))))), pad_id, task.kind)
     scales = source_scales(model, {k: v.to(device) for k, v in rows.items()}, forward=engine.forward)
     warn_if_swamping(scales)
     return scales
