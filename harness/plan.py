@@ -225,6 +225,15 @@ class Plan:
     waiting: list[dict]
     """Transfer trials that cannot be keyed yet (plan rows without keys): their sources' search is open."""
 
+    def still_to_plan(self) -> int | None:
+        """How many trials the open searches will add, at least: each open group's final seeds beyond those its
+        search trains, and the transfer trials waiting for their sources' search (their first points). None when
+        no search is open: the plan is the whole experiment."""
+        open_groups = [group for group in self.groups.values() if group.chosen is None]
+        if not open_groups and not self.waiting:
+            return None
+        return len(self.waiting) + sum(max(0, len(g.seeds) - len(g.searched_seeds)) for g in open_groups)
+
 
 class _Planner:
     """Collects the trials of an experiment; a group with a search adds its final trials only once its search

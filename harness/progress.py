@@ -60,23 +60,30 @@ def rows(progress: Progress) -> list[dict]:
     return out
 
 
-def line(progress: Progress) -> str:
+def still_to_plan_note(count: int | None) -> str:
+    """What the estimates leave out: the trials that searches still open will add once they choose (at least)."""
+    return f"at least {count} more trials once searches choose" if count else ""
+
+
+def line(progress: Progress, still_to_plan: int | None = None) -> str:
     parts = [
         f"stage {r['stage']}: {r['done']}/{r['total']} done, {r['running']} running, {r['failed']} failed, "
         f"{r['left']} left, ~{_duration(r['eta'])} to go"
         for r in rows(progress)
     ]
-    return f"[{_duration(progress.seconds)}] " + "; ".join(parts)
+    note = still_to_plan_note(still_to_plan)
+    return f"[{_duration(progress.seconds)}] " + "; ".join(parts + ([note] if note else []))
 
 
 class LiveView:
     """``with LiveView() as view: run_trials(..., on_update=view.update)``."""
 
-    def __init__(self, console=None, every: float = 10.0):
+    def __init__(self, console=None, every: float = 10.0, still_to_plan=None):
         from rich.console import Console
 
         self.console = console or Console()
         self.every = every
+        self.still_to_plan = still_to_plan or (lambda: None)  # the trials not planned yet (Plan.still_to_plan)
         self.live = None
         self.last: tuple = ()
         self.printed_at = 0.0
@@ -85,7 +92,13 @@ class LiveView:
     def table(self, progress: Progress):
         from rich.table import Table
 
-        table = Table(title=f"harness submit · {_duration(progress.seconds)} elapsed", title_justify="left")
+        note = still_to_plan_note(self.still_to_plan())
+        table = Table(
+            title=f"harness submit · {_duration(progress.seconds)} elapsed",
+            title_justify="left",
+            caption=f"(and {note})" if note else None,
+            caption_justify="left",
+        )
         for header in ("stage", "done", "running", "failed", "left", "time left"):
             table.add_column(header, justify="left" if header == "stage" else "right")
         for r in rows(progress):
@@ -108,7 +121,7 @@ class LiveView:
         state = tuple(sorted(progress.counts.items())) + tuple(sorted(progress.running.items()))
         finished = all(r["left"] == 0 for r in rows(progress))
         if state != self.last and (finished or time.monotonic() - self.printed_at >= self.every):
-            self.console.print(line(progress), highlight=False, soft_wrap=True)
+            self.console.print(line(progress, self.still_to_plan()), highlight=False, soft_wrap=True)
             self.last, self.printed_at = state, time.monotonic()
 
     def __enter__(self) -> LiveView:

@@ -125,8 +125,11 @@ def submit(
             watch = SourceWatch(spec, store, say)
             watch.planned(trials)  # transfer trials planned on sources done before this submit
 
+            latest = {"plan": plan}  # what the progress line says is still to plan
+
             def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
-                planned = make_plan(spec, store, given_up).trials
+                latest["plan"] = make_plan(spec, store, given_up)
+                planned = latest["plan"].trials
                 new = [t for t in planned if (t.key, t.rung) not in asked and t.key not in given_up]
                 asked.update((t.key, t.rung) for t in new)
                 if new:
@@ -136,7 +139,16 @@ def submit(
 
             while todo:
                 waves = _run_waves(
-                    spec, todo, store, tracker, data_dir, max_concurrent, not on_this_machine, more, watch=watch
+                    spec,
+                    todo,
+                    store,
+                    tracker,
+                    data_dir,
+                    max_concurrent,
+                    not on_this_machine,
+                    more,
+                    watch=watch,
+                    still_to_plan=lambda: latest["plan"].still_to_plan(),
                 )
                 outcome.ran += waves.done
                 outcome.retried_alone += waves.retried_alone
@@ -145,7 +157,7 @@ def submit(
                 # what failed now (after its retries) stays failed in this submit: a search counts it as the
                 # worst point and chooses without it; a resubmit retries it
                 given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
-                plan = make_plan(spec, store, given_up)  # searches that finished plan their groups' final trials
+                plan = latest["plan"] = make_plan(spec, store, given_up)  # finished searches plan their finals
                 trials = plan.trials
                 done = reached_keys(trials, store)
                 todo = [t for t in trials if t.key not in done and t.key not in given_up]
@@ -237,10 +249,12 @@ def _run_waves(
     cluster,
     more=None,
     watch: SourceWatch | None = None,
+    still_to_plan=None,
 ):
     """Run ``todo`` on the connected Ray. With ``gpus: auto``, stage by stage: each stage's trial kinds are
     probed for their peak memory (once; kept in the store) when their sources exist, then packed. On a
-    ``cluster``, the system metrics of each trial carry its node's id. ``watch`` hears of every trial finished."""
+    ``cluster``, the system metrics of each trial carry its node's id. ``watch`` hears of every trial finished;
+    ``still_to_plan()`` is what the progress line says open searches will add."""
 
     def finished(batch: list[Trial]) -> None:
         tracker.log_finished(batch, store)
@@ -257,7 +271,7 @@ def _run_waves(
             peaks = measure_kinds(wave, store, {"data_dir": data_dir})
             gpus = trial_gpus(wave, peaks, resources["device_memory_gb"] * 1024, resources["packing_margin"])
             resources = {**resources, "gpus": min(gpus.values())}
-        with LiveView() as view:
+        with LiveView(still_to_plan=still_to_plan) as view:
             outcome = run_trials(
                 wave,
                 store,

@@ -57,6 +57,9 @@ def test_loop_overhead_benchmark_runs_and_writes_its_json(tmp_path):
     result = json.loads(out.read_text())
     assert set(result["steps_per_second"]) == {"bare_torch_loop", "fit_torch", "fit_deepspeed_zero2", "fit_joint_torch"}
     assert result["fit_joint_over_fit_time"] > 0
+    assembly = result["batch_assembly_ms"]
+    assert set(assembly) == {"select_walk", "rows_of"} and min(assembly.values()) > 0
+    assert result["select_walk_over_rows_of"] == pytest.approx(assembly["select_walk"] / assembly["rows_of"])
 
 
 def test_scheduler_overhead_benchmark_runs_and_writes_its_json(ray_local, tmp_path):

@@ -46,6 +46,20 @@ def test_off_a_terminal_the_view_prints_plain_lines_only_on_change():
     assert len(lines) == 2 and "6 left" in lines[0] and "0 left" in lines[1]
 
 
+def test_the_line_says_what_open_searches_will_add_to_the_estimates():
+    out = io.StringIO()
+    with LiveView(
+        console=Console(file=out, force_terminal=False, width=300), every=0.0, still_to_plan=lambda: 36
+    ) as view:
+        view.update(progress())
+    assert out.getvalue().strip().endswith("~2m30s to go; at least 36 more trials once searches choose")
+    assert line(progress(), None) == line(progress(), 0) == line(progress())  # no search open, or none that adds
+    out = io.StringIO()
+    with LiveView(console=Console(file=out, force_terminal=True, width=120), still_to_plan=lambda: 4) as view:
+        view.update(progress())
+    assert "at least 4 more trials once searches choose" in out.getvalue()
+
+
 def test_on_a_terminal_the_view_draws_a_table():
     out = io.StringIO()
     with LiveView(console=Console(file=out, force_terminal=True, width=120)) as view:

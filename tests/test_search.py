@@ -9,7 +9,7 @@ import yaml
 
 import harness
 from harness.cli import main
-from harness.plan import expand, finals
+from harness.plan import expand, finals, make_plan
 from harness.search import FAILED, best_index, grid_points, point_value, random_points, sample, search_seeds
 from harness.selection import selection_rows
 from harness.spec import Range, SearchSpec, load_spec
@@ -185,6 +185,9 @@ def test_plan_lists_search_points_and_holds_back_what_waits_for_them(tmp_path, c
     assert waiting and all(row["key"] is None and row["waits_for"] == ["syn_b", "syn_a_low"] for row in waiting)
     assert sorted(row["point"]["learning_rate"] for row in waiting) == [1e-4, 1e-3, 1e-2]  # at its first seed
     assert {row["seed"] for row in waiting} == {0}
+    # what the progress line adds to its estimates: the 3 waiting rows and the adapter baseline's seed 1 (its seed 0
+    # is the search trial at the chosen point); scalearn's own seed 1, planned once it has searched, is not counted
+    assert make_plan(load_spec(path), Store(tmp_path / "store")).still_to_plan() == 3 + 1
     assert main(["validate", path]) == 0
     assert "6 search trials, the final ones planned when their search is done" in capsys.readouterr().out
 

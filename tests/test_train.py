@@ -241,6 +241,20 @@ def test_fp16_on_gpu_with_loss_scaling_and_regulariser(cache_dir, sources):
     assert fp16.losses == pytest.approx(fp32.losses, abs=5e-3)
 
 
+def test_a_batch_holds_the_rows_asked_for_in_their_order(cache_dir):
+    """The loop's one column read gives what walking a `select` gives: the rows, in the order asked."""
+    from scalearn import load_tokenizer
+    from scalearn.data import tokenized_task
+    from scalearn.tasks import get_task
+    from scalearn.train import batches, rows_of
+
+    train = tokenized_task(get_task("syn_a"), load_tokenizer(TINY), cache_dir=cache_dir).splits["train"]
+    order = [9, 2, 1000, 2, 5]
+    assert rows_of(train, order) == list(train.select(order)) and rows_of(train, []) == []
+    first = next(batches(train, 3, 0, "classification", order))
+    assert first["labels"].tolist() == [train[i]["label"] for i in order[:3]]
+
+
 def test_evaluation_runs_longest_first_and_scores_the_split_in_its_order(tmp_path):
     """A real corpus's dev split (VADER's tweets) batched longest first pads less, and scores as the rows one at a
     time, unpadded, in the split's order."""
