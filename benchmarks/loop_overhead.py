@@ -144,7 +144,7 @@ def main(argv=None) -> int:
             rates[name].append(loop(model, data, config, args.steps))
     median = {name: statistics.median(values) for name, values in rates.items()}
     overhead = median["bare_torch_loop"] / median["fit_torch"] - 1
-    assembly = batch_assembly_ms(splits["train"], 32)
+    assembly = batch_assembly_ms(splits["train"], 32, rounds=args.rounds)
     result = {
         "benchmark": "loop_overhead",
         "setup": {
