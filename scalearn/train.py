@@ -86,7 +86,7 @@ def collate(rows: list[dict], pad_id: int, kind: str) -> dict:
 
 def rows_of(split, indices: list[int]) -> list[dict]:
     """The split's rows at ``indices``, in that order, as dicts. One read of the columns, not a `select` walked row by
-    row: on the tiny backbones that was 1.6 ms of a batch's ~3 ms (0.2 ms this way)."""
+    row: 4.6× faster for a batch of 32 (benchmarks/loop_overhead.py), which matters on the tiny backbones."""
     columns = split[indices]
     return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
