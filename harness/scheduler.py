@@ -10,6 +10,7 @@ waits): the driver holds it, and its dependents, until that submit's result is t
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections import Counter
@@ -172,72 +173,78 @@ def run_trials(
     # there a trial another submit holds waits in its task as before
     watch_leases = not store.remote
     checked = 0.0
-    while position < len(queue) or pending or held:
-        while position < len(queue) and len(pending) < window:
-            trial = queue[position]
-            position += 1
-            if any(key in held for key in trial.depends_on) or (watch_leases and store.leased_elsewhere(trial.key)):
-                held[trial.key] = trial
-            else:
-                submit(trial)
-        batch = []
-        if held and time.perf_counter() - checked >= LEASE_POLL_SECONDS:
-            checked = time.perf_counter()
-            for key, trial in list(held.items()):  # in the queue's order: a source before its dependents
-                if reached(trial, store):  # the other submit finished it
-                    del held[key]
-                    count_done(trial, batch)
-                elif not any(k in held for k in trial.depends_on) and not store.leased_elsewhere(key):
-                    del held[key]  # its lease lapsed or was released unfinished: this submit runs it
+    try:
+        while position < len(queue) or pending or held:
+            while position < len(queue) and len(pending) < window:
+                trial = queue[position]
+                position += 1
+                if any(key in held for key in trial.depends_on) or (watch_leases and store.leased_elsewhere(trial.key)):
+                    held[trial.key] = trial
+                else:
                     submit(trial)
-        # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
-        if pending:
-            finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-        else:
-            finished = []
-            time.sleep(0.5)
-        now = time.perf_counter()
-        for ref in finished:
-            trial = pending.pop(ref)
-            try:
-                _, seconds = ray.get(ref)  # raises what the trial raised
-                count_done(trial, batch)
-                if seconds is not None:  # the worker's own time for it: a wait in Ray's queue is not in it
-                    progress.durations[trial.stage].append(seconds)
-            except Exception as error:  # the trial (or a source it needs) failed after its retries
-                reason = _reason(error)
-                packed = trial_gpus.get(trial.key, 1.0) < 1.0
-                if packed and is_out_of_memory(reason) and trial.key not in consumed:
-                    outcome.retried_alone.append(trial.key)
-                    trial_gpus[trial.key] = 1.0
-                    submit(trial, gpus=1.0)
-                    continue
-                outcome.failed[trial.key] = reason
-                failed_keys.add(trial.key)
-                progress.counts[(trial.stage, "failed")] += 1
-        progress.running.clear()
-        for trial in pending.values():
-            if all(key in finished_keys or key not in refs for key in trial.depends_on):
-                progress.running[trial.stage] += 1
-        started = _started(resources)
-        cap = started if progress.slots is None else min(progress.slots, started)
-        if cap is not None:  # more may be ready than run (Ray hands out what it has); earlier stages first
-            free = cap
-            for stage in (1, 2):
-                progress.running[stage] = min(progress.running[stage], free)
-                free -= progress.running[stage]
-        progress.seconds = now - start
-        if batch and on_finished is not None:
-            on_finished(batch)
-        if more is not None and any(t.role == "search" for t in batch):
-            ran = {(t.key, t.rung) for t in queue}
-            new = [t for t in more() if (t.key, t.rung) not in ran and t.key not in failed_keys]
-            ready = reached_keys(new, store)  # one listing, not one per trial
-            new = [t for t in new if t.key not in ready]
-            queue.extend(sorted(new, key=lambda t: t.stage))  # their sources are done, or in the queue before them
-            progress.total.update(Counter(t.stage for t in new))
-        if on_update is not None:
-            on_update(progress)
+            batch = []
+            if held and time.perf_counter() - checked >= LEASE_POLL_SECONDS:
+                checked = time.perf_counter()
+                for key, trial in list(held.items()):  # in the queue's order: a source before its dependents
+                    if reached(trial, store):  # the other submit finished it
+                        del held[key]
+                        count_done(trial, batch)
+                    elif not any(k in held for k in trial.depends_on) and not store.leased_elsewhere(key):
+                        del held[key]  # its lease lapsed or was released unfinished: this submit runs it
+                        submit(trial)
+            # whatever is ready within a moment, in one call: waiting on one ref at a time is O(n²) for big sweeps
+            if pending:
+                finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            else:
+                finished = []
+                time.sleep(0.5)
+            now = time.perf_counter()
+            for ref in finished:
+                trial = pending.pop(ref)
+                try:
+                    _, seconds = ray.get(ref)  # raises what the trial raised
+                    count_done(trial, batch)
+                    if seconds is not None:  # the worker's own time for it: a wait in Ray's queue is not in it
+                        progress.durations[trial.stage].append(seconds)
+                except Exception as error:  # the trial (or a source it needs) failed after its retries
+                    reason = _reason(error)
+                    packed = trial_gpus.get(trial.key, 1.0) < 1.0
+                    if packed and is_out_of_memory(reason) and trial.key not in consumed:
+                        outcome.retried_alone.append(trial.key)
+                        trial_gpus[trial.key] = 1.0
+                        submit(trial, gpus=1.0)
+                        continue
+                    outcome.failed[trial.key] = reason
+                    failed_keys.add(trial.key)
+                    progress.counts[(trial.stage, "failed")] += 1
+            progress.running.clear()
+            for trial in pending.values():
+                if all(key in finished_keys or key not in refs for key in trial.depends_on):
+                    progress.running[trial.stage] += 1
+            started = _started(resources)
+            cap = started if progress.slots is None else min(progress.slots, started)
+            if cap is not None:  # more may be ready than run (Ray hands out what it has); earlier stages first
+                free = cap
+                for stage in (1, 2):
+                    progress.running[stage] = min(progress.running[stage], free)
+                    free -= progress.running[stage]
+            progress.seconds = now - start
+            if batch and on_finished is not None:
+                on_finished(batch)
+            if more is not None and any(t.role == "search" for t in batch):
+                ran = {(t.key, t.rung) for t in queue}
+                new = [t for t in more() if (t.key, t.rung) not in ran and t.key not in failed_keys]
+                ready = reached_keys(new, store)  # one listing, not one per trial
+                new = [t for t in new if t.key not in ready]
+                queue.extend(sorted(new, key=lambda t: t.stage))  # their sources are done, or in the queue before them
+                progress.total.update(Counter(t.stage for t in new))
+            if on_update is not None:
+                on_update(progress)
+    except KeyboardInterrupt:  # Ctrl-C: what runs for this submit stops (a Ray this process keeps would go on)
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     outcome.seconds = time.perf_counter() - start
     return outcome
 

@@ -405,7 +405,7 @@ class Store:
     def state(self, key: str) -> str:
         if self.is_done(key):
             return "done"
-        if self._read_lease(f"trials/{key}/lease.json").get("expires", 0) > lease_clock():
+        if self.leased_elsewhere(key):  # a live holder's; a process of this host that died holds nothing
             return "running"
         return "failed" if self._exists(key, "failed.json") else "pending"
 

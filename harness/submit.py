@@ -97,80 +97,83 @@ def submit(
         return tracker
 
     lost, tracker, finish = {}, None, None
-    if todo:
-        started = not ray.is_initialized()  # a Ray this process already holds (a notebook's, a test's) is reused
-        # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that `ray start`
-        # happened to leave running on this machine
-        address = (address or os.environ.get("RAY_ADDRESS") or "local") if started else address
-        checked = False
-        if preflight and started and address == "local":
-            # the local Ray's shape is known before it starts: a submit that cannot run starts nothing
+    try:
+        if todo:
+            started = not ray.is_initialized()  # a Ray this process already holds (a notebook's, a test's) is reused
+            # no address: RAY_ADDRESS (set inside a Ray job) or a new embedded Ray, never a cluster that `ray start`
+            # happened to leave running on this machine
+            address = (address or os.environ.get("RAY_ADDRESS") or "local") if started else address
+            checked = False
+            if preflight and started and address == "local":
+                # the local Ray's shape is known before it starts: a submit that cannot run starts nothing
 
-            shapes = local_shapes(num_cpus)
-            if shapes is not None:
-                _preflight(spec, todo, True, data_dir, shapes)
-                checked = True
-        if started:
-            local = {"num_cpus": num_cpus} if address == "local" else {}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
-        on_this_machine = address == "local" if started else _all_nodes_here()
-        try:
-            if preflight and not checked:  # before anything is written: a refused submit leaves the store as it was
-                _preflight(spec, todo, on_this_machine, data_dir)
-            finish = _register(spec, store, say)
-            tracker = tracker_for_submit()
-            tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
-
-            asked = {(t.key, t.rung) for t in todo}
-            watch = SourceWatch(spec, store, say)
-            watch.planned(trials)  # transfer trials planned on sources done before this submit
-
-            latest = {"plan": plan}  # what the progress line says is still to plan
-
-            def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
-                latest["plan"] = make_plan(spec, store, given_up)
-                planned = latest["plan"].trials
-                new = [t for t in planned if (t.key, t.rung) not in asked and t.key not in given_up]
-                asked.update((t.key, t.rung) for t in new)
-                if new:
-                    watch.planned(planned)
-                    tracker.begin(new)
-                return new
-
-            while todo:
-                waves = _run_waves(
-                    spec,
-                    todo,
-                    store,
-                    tracker,
-                    data_dir,
-                    max_concurrent,
-                    not on_this_machine,
-                    more,
-                    watch=watch,
-                    still_to_plan=lambda: latest["plan"].still_to_plan(),
-                )
-                outcome.ran += waves.done
-                outcome.retried_alone += waves.retried_alone
-                outcome.seconds += waves.seconds
-                lost.update(waves.failed)  # a worker or node that died records no failure in the store; Ray told us
-                # what failed now (after its retries) stays failed in this submit: a search counts it as the
-                # worst point and chooses without it; a resubmit retries it
-                given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
-                plan = latest["plan"] = make_plan(spec, store, given_up)  # finished searches plan their finals
-                trials = plan.trials
-                done = reached_keys(trials, store)
-                todo = [t for t in trials if t.key not in done and t.key not in given_up]
-                if todo:
-                    watch.planned(trials)
-                    tracker.begin(todo)
-                    say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
-        finally:
-            if finish is not None:
-                finish()
+                shapes = local_shapes(num_cpus)
+                if shapes is not None:
+                    _preflight(spec, todo, True, data_dir, shapes)
+                    checked = True
             if started:
-                ray.shutdown()
-        outcome.trials = trials
+                local = {"num_cpus": num_cpus} if address == "local" else {}
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+            on_this_machine = address == "local" if started else _all_nodes_here()
+            try:
+                if preflight and not checked:  # before anything is written: a refused submit leaves the store as it was
+                    _preflight(spec, todo, on_this_machine, data_dir)
+                finish = _register(spec, store, say)
+                tracker = tracker_for_submit()
+                tracker.begin(todo)  # the parents of what may run now are RUNNING until this submit ends
+
+                asked = {(t.key, t.rung) for t in todo}
+                watch = SourceWatch(spec, store, say)
+                watch.planned(trials)  # transfer trials planned on sources done before this submit
+
+                latest = {"plan": plan}  # what the progress line says is still to plan
+
+                def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
+                    latest["plan"] = make_plan(spec, store, given_up)
+                    planned = latest["plan"].trials
+                    new = [t for t in planned if (t.key, t.rung) not in asked and t.key not in given_up]
+                    asked.update((t.key, t.rung) for t in new)
+                    if new:
+                        watch.planned(planned)
+                        tracker.begin(new)
+                    return new
+
+                while todo:
+                    waves = _run_waves(
+                        spec,
+                        todo,
+                        store,
+                        tracker,
+                        data_dir,
+                        max_concurrent,
+                        not on_this_machine,
+                        more,
+                        watch=watch,
+                        still_to_plan=lambda: latest["plan"].still_to_plan(),
+                    )
+                    outcome.ran += waves.done
+                    outcome.retried_alone += waves.retried_alone
+                    outcome.seconds += waves.seconds
+                    lost.update(waves.failed)  # a worker or node that died records no failure in the store; Ray told us
+                    # what failed now (after its retries) stays failed in this submit: a search counts it as the
+                    # worst point and chooses without it; a resubmit retries it
+                    given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
+                    plan = latest["plan"] = make_plan(spec, store, given_up)  # finished searches plan their finals
+                    trials = plan.trials
+                    done = reached_keys(trials, store)
+                    todo = [t for t in trials if t.key not in done and t.key not in given_up]
+                    if todo:
+                        watch.planned(trials)
+                        tracker.begin(todo)
+                        say(f"{spec.name}: searches chose their points; {len(todo)} more trials to run")
+            finally:
+                if finish is not None:
+                    finish()
+                if started:
+                    ray.shutdown()
+            outcome.trials = trials
+    except KeyboardInterrupt:  # Ctrl-C: Ray is down (a kept Ray's trials cancelled); the store holds what finished
+        raise _stopped(spec, store, trials, tracker) from None
     if tracker is None:
         tracker = tracker_for_submit()
     else:
@@ -184,6 +187,33 @@ def submit(
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
             outcome.failed[trial.key] = " ".join(reason)
     return outcome
+
+
+class SubmitInterrupted(KeyboardInterrupt):
+    """A submit stopped by Ctrl-C. Every finished trial is in the store and logged to MLflow. A trial that was
+    running left its last evaluation's checkpoint, which the next submit of the same file goes on from. Its
+    message is the one line the command line prints."""
+
+    def __init__(self, name: str, done: int, total: int, location: str):
+        super().__init__(name, done, total, location)
+        self.name, self.done, self.total, self.location = name, done, total, location
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: interrupted; {self.done} of {self.total} trials done, kept in {self.location}; "
+            "submitting the same file again goes on from there"
+        )
+
+
+def _stopped(spec: ExperimentSpec, store: Store, trials: list[Trial], tracker) -> SubmitInterrupted:
+    """After Ctrl-C: log what finished, end the parent runs this submit opened as KILLED (left RUNNING while another
+    submit on the store still runs their trials), and say how far the experiment got."""
+    if tracker is not None:
+        tracker.log_trials(trials, store)
+        others = store.drivers()  # this submit's own record is gone by now
+        tracker.finish(trials, store, spec.target_list(), unfinished=None if others else "KILLED")
+    done = len(reached_keys(trials, store))
+    return SubmitInterrupted(spec.name, done, len(trials), store.location)
 
 
 def _all_nodes_here() -> bool:

@@ -46,3 +46,22 @@ def test_the_default_lease_life_comes_from_the_environment(tmp_path, monkeypatch
     assert store.acquire("k") is None  # still held within its 0.2 s
     clock.now += 0.2
     assert store.acquire("k")
+
+
+def test_the_lease_of_a_process_of_this_host_that_died_holds_nothing(tmp_path, clock):
+    """A worker killed with its driver (Ctrl-C, SIGKILL) leaves its lease unexpired: on this host its owner is known
+    dead at once, so the trial is not shown running and the next submit takes it without waiting a lease's life."""
+    import socket
+    import subprocess
+    import sys
+
+    store = Store(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    owner = f"{socket.gethostname()}:{dead.stdout.strip()}:0a5e6649"
+    store.write_at("trials/k/lease.json", {"owner": owner, "expires": clock.now + 60})
+    assert store.state("k") == "pending" and not store.leased_elsewhere("k")
+    assert store.acquire("k")  # taken at once, well within the dead owner's 60 s
+    store.write_at(
+        "trials/j/lease.json", {"owner": f"another-host:{dead.stdout.strip()}:0a5e6649", "expires": clock.now + 60}
+    )
+    assert store.state("j") == "running"  # another host's owner is only known dead when its lease lapses

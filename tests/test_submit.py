@@ -1,6 +1,6 @@
 """`harness submit` end to end on real Ray (a local cluster started per submit), tiny models, synthetic data:
-the two-stage sweep runs, a resubmit runs nothing, a new seed runs only the delta, and a driver killed
-with SIGKILL mid-sweep loses nothing."""
+the two-stage sweep runs, a resubmit runs nothing, a new seed runs only the delta, and a driver stopped by
+Ctrl-C or killed with SIGKILL mid-sweep loses nothing."""
 
 import json
 import os
@@ -224,21 +224,45 @@ def test_two_stage_sweep_then_resubmit_then_a_new_seed(ray_local, tmp_path, caps
     check_once(store, store.tracking_uri, [more])  # the new seed's runs under the parents already there, no twins
 
 
-def test_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tmp_path, capsys):
+def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tmp_path, capsys):
+    """Ctrl-C (SIGINT to the driver's whole process group, as a terminal sends it) stops the submit with one line
+    and its parents KILLED; a SIGKILL later leaves them RUNNING; either way what finished is whole, and a
+    resubmit runs only the rest, each trial logged once."""
     store = Store(tmp_path / "store")
     trials = expand(load_spec(TINY))
     command = [sys.executable, "-m", "harness.cli", "submit", str(TINY), "--store", str(store.root), "--num-cpus", "2"]
-    driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(store.is_done(t.key) for t in trials):
-        time.sleep(0.2)
+
+    def driver_until_more_done(at_least: int, text: bool = False) -> subprocess.Popen:
+        driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(result_times(store, trials)) < at_least:
+            time.sleep(0.2)
+        return driver
+
+    driver = driver_until_more_done(1)
+    os.killpg(driver.pid, signal.SIGINT)
+    error = driver.communicate(timeout=60)[1].decode()
+    done_at_ctrl_c = result_times(store, trials)
+    assert driver.returncode == 130 and "Traceback" not in error, error
+    assert error.strip().splitlines()[-1] == (
+        f"harness submit: tiny: interrupted; {len(done_at_ctrl_c)} of {len(trials)} trials done, kept in "
+        f"{store.location}; submitting the same file again goes on from there"
+    )
+    _, _, runs = mlflow_runs(store)
+    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
+    assert {r.info.status for r in parents} == {"FINISHED", "KILLED"}  # none left RUNNING by a Ctrl-C
+    assert len(logged_runs(store)) == len(done_at_ctrl_c)  # what finished is logged before it stops
+
+    driver = driver_until_more_done(len(done_at_ctrl_c) + 1)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
     driver.wait()
     done_before = result_times(store, trials)
+    assert {k: done_before[k] for k in done_at_ctrl_c} == done_at_ctrl_c  # the second submit ran only the rest
     assert 0 < len(done_before) < len(trials)
     _, _, runs = mlflow_runs(store)  # the sweep is not over: its parents say so
     parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
-    assert parents and all(r.info.status == "RUNNING" for r in parents)
+    assert parents and all(r.info.status == "RUNNING" for r in parents if r.info.status != "FINISHED")
+    assert any(r.info.status == "RUNNING" for r in parents)
     for key in done_before:  # what is there is whole
         assert store.result(key)["trial"]["key"] == key
     capsys.readouterr()  # the resubmit: the command line's code, in this process, on the tests' running Ray

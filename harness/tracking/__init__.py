@@ -17,7 +17,8 @@ What the UI shows (one experiment per experiment file, marked a model-training e
 
 One scale: scores ×100 as in the report (docs/method.md §4.2), losses as they are (`harness.stats.scaled`).
 Parents are RUNNING while a submit may still run their trials, span their children's times and end
-FINISHED, or FAILED when one of their trials failed for good or never ran.
+FINISHED, FAILED when one of their trials failed for good or never ran, or KILLED when Ctrl-C stopped the
+submit first.
 
 A child run is found again by its `harness.trial_key` tag, so a resubmit never creates a twin; several submits
 on one store claim what they write (`claims`). Creating or upgrading the database, and the experiment, happens

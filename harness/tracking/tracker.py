@@ -328,10 +328,16 @@ class Tracker:
     # -- the sweep's summary ----------------------------------------------------------------------------
 
     def finish(
-        self, trials: list[Trial], store: Store, targets: list[str] | None = None, choices: list[dict] | None = None
+        self,
+        trials: list[Trial],
+        store: Store,
+        targets: list[str] | None = None,
+        choices: list[dict] | None = None,
+        unfinished: str | None = "FAILED",
     ) -> None:
-        """End the parent runs of ``trials``: each group FINISHED when all its trials are done, else FAILED,
-        spanning its children; the seed mean and sd of its final trials, and a description naming the
+        """End the parent runs of ``trials``: each group FINISHED when all its trials are done, else
+        ``unfinished`` (FAILED; KILLED for a submit stopped by Ctrl-C; None: left RUNNING, as while another submit
+        still runs them), spanning its children; the seed mean and sd of its final trials, and a description naming the
         checkpoint each seed selected. A searched group's search parent describes its points and the chosen
         one, its final group names the chosen point (``choices``: `harness.selection.selection_rows`). Then each
         method's top-level run: every task's means, and the average over ``targets`` of their main metric."""
@@ -370,10 +376,11 @@ class Tracker:
                 lines = search_lines(*searched[run_id], lines)
             text = "\n".join(lines) or "No trial of this group finished."
             upsert(self.client.set_tag, run_id, "mlflow.note.content", text)
-            status = "FINISHED" if all(t.key in done for t in members) else "FAILED"
-            failed[top] = failed.get(top, False) or status == "FAILED"
+            status = "FINISHED" if all(t.key in done for t in members) else unfinished
+            failed[top] = failed.get(top, False) or status != "FINISHED"
             start, end = spans.get(run_id, (None, now))  # exactly its children's span; a failed group ends now
-            self.backend.set_state(run_id, status, start, max(end, now) if status == "FAILED" else end)
+            if status is not None:
+                self.backend.set_state(run_id, status, start, end if status == "FINISHED" else max(end, now))
         top_spans = self.backend.child_spans(list(tops))
         columns = ["avg_test_score_mean"] if targets else []
         for top in tops:
@@ -384,7 +391,10 @@ class Tracker:
             self._log_params(top, method_params(top_params.get(top, [])))
             upsert(self.client.set_tag, top, "mlflow.note.content", "\n".join(text))
             start, end = top_spans.get(top, (None, now))
-            self.backend.set_state(top, "FAILED" if failed[top] else "FINISHED", start, end)
+            if not failed[top]:
+                self.backend.set_state(top, "FINISHED", start, end)
+            elif unfinished is not None:
+                self.backend.set_state(top, unfinished, start, end)
         if tops:
             charts = list(dict.fromkeys(columns))  # each target's bars of the means, then beside them its sds
             trial_columns = [f"test_{get_task(t).metric}" for t in targets or ()]  # what the trials' rows fill
