@@ -2,6 +2,7 @@
 the two-stage sweep runs, a resubmit runs nothing, a new seed runs only the delta, and a driver stopped by
 Ctrl-C or killed with SIGKILL mid-sweep loses nothing."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -277,3 +278,36 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store, through_server=True)]
     assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice
     check_mlflow_tells_the_truth(store, trials)
+
+
+def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache_dir):
+    """Every trial checkpoints at each evaluation: one stopped at its second (Ctrl-C, a dead node, a session's end)
+    runs again from the first, and ends as the uninterrupted trial does, loss for loss."""
+    from harness.trial import run_trial
+
+    first = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
+    trial = dataclasses.replace(first, config=first.config.with_loop(eval_every_steps=1))  # 3 steps, 3 evaluations
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_second(event, payload):
+        if event == "evaluation" and len(seen := stop_at_second.evaluations) == 1:
+            raise Stop
+        if event == "evaluation":
+            seen.append(payload["step"])
+
+    stop_at_second.evaluations = []
+    store = Store(tmp_path / "stopped")
+    with pytest.raises(Stop):
+        run_trial(trial, store, cache_dir=cache_dir, callback=stop_at_second)
+    events = []
+    resumed = run_trial(
+        trial, store, cache_dir=cache_dir, callback=lambda event, payload: events.append((event, payload))
+    )
+    assert ("resume", {"epoch": 0, "step": stop_at_second.evaluations[0]}) in events
+    assert [e for e, _ in events].count("evaluation") == len(resumed["history"]) - 1  # the first is not run again
+    whole = run_trial(trial, Store(tmp_path / "whole"), cache_dir=cache_dir)
+    assert resumed["losses"] == whole["losses"] and resumed["history"] == whole["history"]
+    assert resumed["test"] == whole["test"]
+    assert not (store.artifacts_dir(trial.key) / "checkpoint").exists()  # ended: nothing goes on from it
