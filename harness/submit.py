@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,7 +115,8 @@ def submit(
                     checked = True
             if started:
                 local = {"num_cpus": num_cpus} if address == "local" else {}
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+                with _deaf_to_ctrl_c(address == "local"):  # the local Ray's processes: Ctrl-C is the driver's
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
             on_this_machine = address == "local" if started else _all_nodes_here()
             try:
                 if preflight and not checked:  # before anything is written: a refused submit leaves the store as it was
@@ -214,6 +217,21 @@ def _stopped(spec: ExperimentSpec, store: Store, trials: list[Trial], tracker) -
         tracker.finish(trials, store, spec.target_list(), unfinished=None if others else "KILLED")
     done = len(reached_keys(trials, store))
     return SubmitInterrupted(spec.name, done, len(trials), store.location)
+
+
+@contextlib.contextmanager
+def _deaf_to_ctrl_c(local: bool):
+    """SIGINT ignored while the local Ray starts, so the processes it starts inherit that: a terminal's Ctrl-C
+    reaches the whole foreground group, and a raylet stopped by it ends the driver (SystemExit) before the driver
+    can wind down. The driver stops them itself (``ray.shutdown``)."""
+    if not local or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _all_nodes_here() -> bool:
