@@ -11,6 +11,7 @@ waits): the driver holds it, and its dependents, until that submit's result is t
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import traceback
 from collections import Counter
@@ -166,7 +167,7 @@ def run_trials(
         progress.counts[(trial.stage, "done")] += 1
         batch.append(trial)
 
-    window = max_concurrent or len(queue) or 1
+    window = max_concurrent or math.inf  # not the first queue's size: searches that choose add to it
     position = 0
     held: dict[str, Trial] = {}  # another submit trains it (or one of its sources) now: not handed to Ray yet
     # a local lease is a file stat; on a remote store it would be a request per trial before the first runs, so

@@ -193,6 +193,33 @@ def test_a_group_goes_on_while_another_waits_for_a_straggler(ray_cluster, tmp_pa
     assert runs(tmp_path).index(follow.key) < runs(tmp_path).index(slow.key)  # it did not wait for the straggler
 
 
+def test_trials_a_search_lets_run_fill_every_slot_though_the_run_began_with_one(ray_cluster, tmp_path):
+    """A submit whose queue begins with one trial (the last point of a search) and grows through `more()` (the
+    transfer trials its choice lets run) hands them all to Ray at once: no window of the first queue's size. It
+    did once, and a real study ran its 26 transfer trials one at a time on two cores."""
+    from dataclasses import replace
+
+    stage1 = [t for t in expand(ExperimentSpec.model_validate(SPEC)) if t.stage == 1]
+    first, followers = replace(stage1[0], role="search"), stage1[1:5]
+    store = Store(tmp_path / "store")
+
+    def more():
+        return followers if store.is_done(first.key) else []
+
+    updates = []
+    outcome = run_trials(
+        [first],
+        store,
+        resources={"cpus": 0.5},
+        retries=0,
+        options={"body": logging_body(str(tmp_path), delay=1.0)},  # longer than a round of the driver's wait
+        more=more,
+        on_update=lambda progress: updates.append(progress.running[1]),
+    )
+    assert sorted(outcome.done) == sorted(t.key for t in [first, *followers]), outcome.failed
+    assert max(updates) == len(followers)  # 4 trials of half a CPU on the 2-CPU Ray: all of them in flight
+
+
 def test_a_trial_another_submit_trains_is_held_by_the_driver_not_by_a_cpu(ray_cluster, tmp_path):
     """One trial's lease is held elsewhere (here: by this test process, alive). On a Ray where one trial fills
     every CPU, the other trials still run: the held trial's task does not sit on the CPU waiting. Its dependents
