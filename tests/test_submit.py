@@ -251,7 +251,7 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     )
     _, _, runs = mlflow_runs(store)
     parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
-    assert {r.info.status for r in parents} == {"FINISHED", "KILLED"}  # none left RUNNING by a Ctrl-C
+    assert "KILLED" in {r.info.status for r in parents} <= {"FINISHED", "KILLED"}  # none left RUNNING by a Ctrl-C
     assert len(logged_runs(store)) == len(done_at_ctrl_c)  # what finished is logged before it stops
 
     driver = driver_until_more_done(len(done_at_ctrl_c) + 1)
