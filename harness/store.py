@@ -104,6 +104,10 @@ class Store:
         """The stage-1 adapter a finished single-task adapter trial left for the transfer trials."""
         return self.artifacts_dir(key) / "adapter"
 
+    def checkpoint_dir(self, key: str) -> Path:
+        """Where the trial checkpoints while it runs (each evaluation; removed when it ends)."""
+        return self.artifacts_dir(key) / "checkpoint"
+
     def model_dir(self, key: str) -> Path:
         return self.artifacts_dir(key) / "model"
 

@@ -49,7 +49,7 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
         return install(trial, store)
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
-    checkpoint = store.artifacts_dir(trial.key) / "checkpoint"
+    checkpoint = store.checkpoint_dir(trial.key)
     if trial.config.loop.engine == "torch":  # each evaluation checkpoints: a trial stopped midway (Ctrl-C, a
         options.update(checkpoint_dir=checkpoint)  # dead node) goes on from its last one, on the same curve
     if trial.rung is not None:  # successive halving: from where it paused, to its rung's pause or its end

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from scalearn.layout import CHECKPOINT_MANIFEST
 from scalearn.model import TransferModel
 
 
@@ -90,7 +91,7 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, progress: dict
         "rng_python": random.getstate()[1],
         "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
     }
-    (staging / "checkpoint.json").write_text(json.dumps(meta, default=str))
+    (staging / CHECKPOINT_MANIFEST).write_text(json.dumps(meta, default=str))
     old = directory.with_name(f".{directory.name}.old")
     if directory.exists():
         os.rename(directory, old)
@@ -99,7 +100,7 @@ def save_checkpoint(directory: Path, model, optimizer, scheduler, progress: dict
 
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler) -> tuple[dict, dict | None]:
-    meta = json.loads((directory / "checkpoint.json").read_text())
+    meta = json.loads((directory / CHECKPOINT_MANIFEST).read_text())
     tensors = load_file(str(directory / "state.safetensors"))
     load_trainable_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None

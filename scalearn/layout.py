@@ -22,6 +22,17 @@ MODEL_MANIFEST = "model.json"
 TRANSFER_WEIGHTS = "transfer.safetensors"
 TUNER_WEIGHTS = "tuner.safetensors"
 ATTENTION = "attention.json"
+LAST_CHECKPOINT, CHECKPOINT_MANIFEST = "last", "checkpoint.json"  # a run's resumable state: <dir>/last/checkpoint.json
+
+
+def read_progress(checkpoint_dir: str | Path) -> dict | None:
+    """How far a run got by its last checkpoint (``scalearn.train.fit``'s RunState: step, evaluations, best,
+    history, …), read without torch; None before its first evaluation, or while a new checkpoint replaces it."""
+    try:
+        meta = json.loads((Path(checkpoint_dir) / LAST_CHECKPOINT / CHECKPOINT_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("progress")
 
 
 def read_mixing(model_dir: str | Path) -> dict | None:

@@ -34,7 +34,7 @@ from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
-from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION
+from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION, CHECKPOINT_MANIFEST, LAST_CHECKPOINT
 from scalearn.metrics import constant_loss
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
@@ -313,8 +313,8 @@ def fit(
     if is_measured(model) and not joint:
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
-    checkpoint = Path(checkpoint_dir) / "last" if checkpoint_dir is not None else None
-    if checkpoint is not None and (checkpoint / "checkpoint.json").exists():
+    checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
+    if checkpoint is not None and (checkpoint / CHECKPOINT_MANIFEST).exists():
         saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
         state = RunState(**saved)
         notify("resume", {"epoch": state.epoch, "step": state.step})

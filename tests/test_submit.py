@@ -283,7 +283,9 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
 def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache_dir):
     """Every trial checkpoints at each evaluation: one stopped at its second (Ctrl-C, a dead node, a session's end)
     runs again from the first, and ends as the uninterrupted trial does, loss for loss."""
+    from harness.cli.status import running_lines
     from harness.trial import run_trial
+    from scalearn.layout import read_progress
 
     first = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
     trial = dataclasses.replace(first, config=first.config.with_loop(eval_every_steps=1))  # 3 steps, 3 evaluations
@@ -301,6 +303,12 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     store = Store(tmp_path / "stopped")
     with pytest.raises(Stop):
         run_trial(trial, store, cache_dir=cache_dir, callback=stop_at_second)
+    (line,) = running_lines([trial], store, now=time.time())  # what `harness status` says of it meanwhile
+    first = read_progress(store.checkpoint_dir(trial.key))["history"][0]
+    assert line.endswith(
+        f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; "
+        "its last evaluation 0 min ago"
+    ), line
     events = []
     resumed = run_trial(
         trial, store, cache_dir=cache_dir, callback=lambda event, payload: events.append((event, payload))

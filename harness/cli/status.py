@@ -4,12 +4,14 @@ failed; exit 1 when one did."""
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 
 from harness.cli.common import add_file, load
-from harness.plan import finals
+from harness.plan import finals, planned_steps
 from harness.selection import status_lines
 from harness.store import STATES, Store
+from scalearn.layout import read_progress
 from scalearn.result import SWAMPING_RATIO, ended_improving, learned_nothing, swamping_adapter, swamping_sources
 
 
@@ -28,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     for stage in (1, 2):
         total = sum(counts[(stage, state)] for state in STATES)
         print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
+    for line in running_lines([t for t in trials if states[t.key] == "running"], store):
+        print(line)
     if spec.search:
         for line in status_lines(spec, store, planned.groups.values()):
             print(line)
@@ -51,6 +55,32 @@ def run(args: argparse.Namespace) -> int:
         reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
         print(f"  failed {trial.key} {trial.method} {trial.task} seed {trial.seed}: {' '.join(reason)}")
     return 1 if failed else 0
+
+
+def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
+    """A line per running trial: how far it got by its last checkpoint (each evaluation writes one, and a trial
+    stopped midway goes on from it), the best dev loss so far, and how long ago that evaluation was."""
+    now = time.time() if now is None else now
+    lines = []
+    for trial in trials:
+        point = "".join(f" {k}={v}" for k, v in (trial.point or {}).items())
+        name = f"running {trial.method} {trial.task} {trial.model} seed {trial.seed}{point}"
+        if store.remote:  # its checkpoint is on the node that runs it
+            lines.append(f"  {name}")
+            continue
+        progress = read_progress(store.checkpoint_dir(trial.key))
+        if not progress or not progress.get("evaluations"):
+            lines.append(f"  {name}: no evaluation yet")
+            continue
+        total = planned_steps(trial)
+        steps = f"step {progress['step']}" + (f" of {total}" if total else "")
+        best = progress.get("best") or {}
+        loss = (best.get("selected") or {}).get("loss")
+        best_text = f", best dev loss {loss:.4f} at step {best.get('step')}" if loss is not None else ""
+        ago = (now - progress["evaluation_times"][-1]) / 60 if progress.get("evaluation_times") else None
+        when = f"; its last evaluation {ago:.0f} min ago" if ago is not None else ""
+        lines.append(f"  {name}: {steps}, {progress['evaluations']} evaluation(s){best_text}{when}")
+    return lines
 
 
 def _name_some(trials, what: str, with_model: bool = True) -> None:
