@@ -220,6 +220,33 @@ def test_trials_a_search_lets_run_fill_every_slot_though_the_run_began_with_one(
     assert max(updates) == len(followers)  # 4 trials of half a CPU on the 2-CPU Ray: all of them in flight
 
 
+def test_ctrl_c_cancels_what_the_run_handed_to_a_ray_the_process_keeps(ray_cluster, tmp_path):
+    """`harness.submit()` in a notebook runs on the Ray the process keeps after it: Ctrl-C (here raised where the
+    driver's loop reports progress) must stop the run's queued and running trials there, not leave them training
+    and writing results behind the user's back."""
+    trials = [t for t in expand(ExperimentSpec.model_validate(SPEC)) if t.stage == 1]
+    store = Store(tmp_path / "store")
+
+    def ctrl_c_once_one_is_done(progress):
+        if any(n for (_, state), n in progress.counts.items() if state == "done"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(
+            trials,
+            store,
+            resources={"cpus": 0.5},
+            retries=0,
+            options={"body": logging_body(str(tmp_path), delay=0.5)},
+            on_update=ctrl_c_once_one_is_done,
+        )
+    time.sleep(0.3)  # a kill in flight lands; a trial started after the Ctrl-C needs 0.5 s to finish
+    done = {t.key for t in trials if store.is_done(t.key)}
+    assert 0 < len(done) < len(trials)
+    time.sleep(2.0)  # four trials of 0.5 s at a time: what was left queued or running would have finished by now
+    assert {t.key for t in trials if store.is_done(t.key)} == done
+
+
 def test_a_trial_another_submit_trains_is_held_by_the_driver_not_by_a_cpu(ray_cluster, tmp_path):
     """One trial's lease is held elsewhere (here: by this test process, alive). On a Ray where one trial fills
     every CPU, the other trials still run: the held trial's task does not sit on the CPU waiting. Its dependents

@@ -319,28 +319,3 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     assert resumed["losses"] == whole["losses"] and resumed["history"] == whole["history"]
     assert resumed["test"] == whole["test"]
     assert not (store.artifacts_dir(trial.key) / "checkpoint").exists()  # ended: nothing goes on from it
-
-
-def test_ctrl_c_of_a_submit_on_a_kept_ray_stops_its_trials_there(ray_local, tmp_path):
-    """`harness.submit()` in a notebook runs on the Ray the process keeps after it: Ctrl-C must stop the submit's
-    trials there too, not leave them training (and writing results) behind the user's back."""
-    import _thread
-    import threading
-
-    from harness.submit import SubmitInterrupted, submit
-
-    store = Store(tmp_path / "store")
-    trials = expand(load_spec(TINY))
-
-    def ctrl_c_after_the_first_result():
-        while not any(store.is_done(t.key) for t in trials):
-            time.sleep(0.05)
-        _thread.interrupt_main()
-
-    threading.Thread(target=ctrl_c_after_the_first_result, daemon=True).start()
-    with pytest.raises(SubmitInterrupted) as stopped:
-        submit(TINY, store=store, say=lambda line: None)
-    at_stop = result_times(store, trials)
-    assert stopped.value.done == len(at_stop) < len(trials)
-    time.sleep(3)  # a tiny trial takes about a second: one left queued or running would have finished by now
-    assert result_times(store, trials) == at_stop
