@@ -47,6 +47,11 @@ class RunState:
     """When each optimizer step ended (Unix seconds), for the trackers' time axes."""
     evaluation_times: list[float] = field(default_factory=list)
     """When each evaluation of ``history`` ended (Unix seconds)."""
+    seconds: float = 0.0
+    """The run's own time up to this checkpoint, over every stretch it ran (a run stopped midway and resumed, or
+    paused at rungs of successive halving)."""
+    recorded_seconds: float = 0.0
+    """Of ``seconds``, what the record of a pause already counts: the next stretch's record counts the rest."""
 
 
 @dataclass

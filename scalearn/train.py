@@ -313,6 +313,10 @@ def fit(
     if is_measured(model) and not joint:
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
+
+    def elapsed() -> float:  # the run's own time, earlier stretches included (``RunState.seconds``)
+        return base + time.perf_counter() - start
+
     checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / CHECKPOINT_MANIFEST).exists():
         saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
@@ -323,6 +327,8 @@ def fit(
                 f"its checkpoint is past this rung: {state.evaluations} of {schedule.evaluations()} evaluations "
                 f"done, the rung pauses after {pause_after} (a first rung lowered below where its points paused)"
             )
+    # a resumed run's time counts from its checkpoint; only what no earlier record counted goes in this one
+    base, already = state.seconds, state.recorded_seconds
 
     def evaluate_and_select(batch: MicroBatch | None) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
@@ -347,6 +353,9 @@ def fit(
         else:
             state.since_best += 1
         notify("evaluation", record)
+        state.seconds = elapsed()
+        if pause_after is not None and state.evaluations >= pause_after:  # this stretch's record counts it all
+            state.recorded_seconds = state.seconds
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
         return state.since_best >= config.patience or interrupted()
@@ -397,7 +406,7 @@ def fit(
     if interrupted() and not (state.since_best >= config.patience):
         if pause_after is not None and state.evaluations >= pause_after:
             result.paused_at = state.evaluations
-        result.wall_seconds = time.perf_counter() - start
+        result.wall_seconds = elapsed() - already
         return result  # interrupted on purpose: no restore, no test
 
     if best_state is not None:
@@ -423,7 +432,7 @@ def fit(
         recorded = model.transfer.recorded() if model.transfer is not None else None
         if recorded is not None and rank == 0:
             write_json(Path(save_dir) / "model" / ATTENTION, {"split": "test", **recorded})
-    result.wall_seconds = time.perf_counter() - start
+    result.wall_seconds = elapsed() - already
     result.peak_memory_mb = provenance.peak_memory_mb(device)
     result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
     notify("end", {"best_epoch": result.best_epoch, "best_step": result.best_step, "test": result.test})

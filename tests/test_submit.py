@@ -309,6 +309,7 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
         f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; "
         "its last evaluation 0 min ago"
     ), line
+    stopped_seconds = read_progress(store.checkpoint_dir(trial.key))["seconds"]  # its first stretch, to its checkpoint
     events = []
     resumed = run_trial(
         trial, store, cache_dir=cache_dir, callback=lambda event, payload: events.append((event, payload))
@@ -318,4 +319,6 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     whole = run_trial(trial, Store(tmp_path / "whole"), cache_dir=cache_dir)
     assert resumed["losses"] == whole["losses"] and resumed["history"] == whole["history"]
     assert resumed["test"] == whole["test"]
+    # its record counts both stretches (the time between the checkpoint and the stop was lost, not counted)
+    assert resumed["wall_seconds"] > stopped_seconds > 0
     assert not (store.artifacts_dir(trial.key) / "checkpoint").exists()  # ended: nothing goes on from it
