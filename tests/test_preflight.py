@@ -213,6 +213,19 @@ def test_overrides_act_as_if_the_file_said_them_and_give_the_same_trials(tmp_pat
     assert load_spec(GLUE, ["methods.0=adapter"]).methods[0] == "adapter"
 
 
+def test_narrowing_the_methods_narrows_the_search_and_keeps_the_trials_keys():
+    """`--set methods=[…]` on a file that searches every method: the left-out methods' spaces go with them (not
+    "search.lora: method 'lora' does not train"), and the trials are the whole file's, under the same keys."""
+    real = ROOT / "experiments" / "scaling-real.yaml"
+    core = ["models=[minilm]", "methods=[adapter,scalearn]"]
+    narrowed = load_spec(real, core)
+    assert set(narrowed.search.spaces()) == {"adapter", "scalearn"}
+    whole = {t.key for t in expand(load_spec(real, ["models=[minilm]"]), None)}
+    assert {t.key for t in expand(narrowed, None)} <= whole
+    with pytest.raises(SpecError, match=r"^--set search.lora.learning_rate=\[0.001\]: method 'lora' does not train"):
+        load_spec(real, [*core, "search.lora.learning_rate=[0.001]"])  # a space the flags set must still train
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

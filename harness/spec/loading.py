@@ -198,6 +198,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
         if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
             fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
         raise SpecError(_blame(_format(path, first, fields, error.errors()), path, applied)) from None
+    _narrow_search(spec, applied)
     errors = semantic_errors(spec)
     if errors:
         location, message = errors[0]
@@ -206,6 +207,20 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
         spec.name = path.stem
     _resolve_source_paths(spec, path.resolve().parent)
     return spec
+
+
+def _narrow_search(spec: ExperimentSpec, applied: dict[str, str]) -> None:
+    """`--set methods=[…]` narrows an experiment to some of its methods: the file's search spaces of the methods
+    that no longer train go with them, as the file would say had it listed only those. A space the flags set
+    themselves (`--set search.<method>…`) stays, and must still name a method that trains."""
+    if "methods" not in applied:
+        return
+    trained = set(spec.trained_methods())
+    extra = spec.search.__pydantic_extra__ or {}
+    for owner in list(extra):
+        set_by_flag = any(key == f"search.{owner}" or key.startswith(f"search.{owner}.") for key in applied)
+        if owner != "all" and owner not in trained and not set_by_flag:
+            del extra[owner]
 
 
 def _resolve_source_paths(spec: ExperimentSpec, folder: Path) -> None:
