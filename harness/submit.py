@@ -40,6 +40,7 @@ from harness.selection import selection_rows
 from harness.spec import ExperimentSpec, load_spec
 from harness.store import Store, renewing
 from harness.tracking import open_tracker
+from scalearn.layout import read_progress
 from scalearn.result import swamping_adapter
 
 
@@ -91,7 +92,7 @@ def submit(
     done = reached_keys(trials, store)
     todo = [t for t in trials if t.key not in done]
     outcome = SubmitOutcome(spec, trials, store, already_done=len(trials) - len(todo))
-    say(f"{spec.name}: {len(trials)} trials, {outcome.already_done} already done, {len(todo)} to run")
+    say(opening_line(spec.name, trials, todo, store))
 
     def tracker_for_submit():
         tracker = open_tracker(store, spec.name, source, tracking_uri, spec.target_list())
@@ -190,6 +191,14 @@ def submit(
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]
             outcome.failed[trial.key] = " ".join(reason)
     return outcome
+
+
+def opening_line(name: str, trials: list[Trial], todo: list[Trial], store: Store) -> str:
+    """What a submit says first: how many trials, how many done, how many to run, and how many of those go on
+    from the checkpoint of a stretch that was stopped (a local store's; a remote one's are on its nodes)."""
+    line = f"{name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run"
+    going_on = 0 if store.remote else sum(read_progress(store.checkpoint_dir(t.key)) is not None for t in todo)
+    return line + (f", {going_on} of them from their last evaluation" if going_on else "")
 
 
 class SubmitInterrupted(KeyboardInterrupt):

@@ -284,6 +284,7 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     """Every trial checkpoints at each evaluation: one stopped at its second (Ctrl-C, a dead node, a session's end)
     runs again from the first, and ends as the uninterrupted trial does, loss for loss."""
     from harness.cli.status import running_lines
+    from harness.submit import opening_line
     from harness.trial import run_trial
     from scalearn.layout import read_progress
 
@@ -303,6 +304,7 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     store = Store(tmp_path / "stopped")
     with pytest.raises(Stop):
         run_trial(trial, store, cache_dir=cache_dir, callback=stop_at_second)
+    assert opening_line("tiny", [trial], [trial], store).endswith("1 to run, 1 of them from their last evaluation")
     (line,) = running_lines([trial], store, now=time.time())  # what `harness status` says of it meanwhile
     first = read_progress(store.checkpoint_dir(trial.key))["history"][0]
     assert line.endswith(
