@@ -50,10 +50,12 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
     checkpoint = store.checkpoint_dir(trial.key)
-    if trial.config.loop.engine == "torch":  # each evaluation checkpoints: a trial stopped midway (Ctrl-C, a
-        options.update(checkpoint_dir=checkpoint)  # dead node) goes on from its last one, on the same curve
-    if trial.rung is not None:  # successive halving: from where it paused, to its rung's pause or its end
-        options.update(checkpoint_dir=checkpoint, pause_at=trial.budget if trial.budget < 1 else None)
+    # each evaluation checkpoints: a trial stopped midway (Ctrl-C, a dead node) goes on from its last one, on the
+    # same curve; successive halving's rung trials go on from where they paused, to their rung's pause or end
+    if trial.config.loop.engine == "torch" or trial.rung is not None:
+        options.update(checkpoint_dir=checkpoint)
+    if trial.rung is not None:
+        options.update(pause_at=trial.budget if trial.budget < 1 else None)
     # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
     if result.paused_at is not None:  # the caller stores it as the trial's record at this rung

@@ -313,10 +313,6 @@ def fit(
     if is_measured(model) and not joint:
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
-
-    def elapsed() -> float:  # the run's own time, earlier stretches included (``RunState.seconds``)
-        return base + time.perf_counter() - start
-
     checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     if checkpoint is not None and (checkpoint / CHECKPOINT_MANIFEST).exists():
         saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
@@ -329,6 +325,9 @@ def fit(
             )
     # a resumed run's time counts from its checkpoint; only what no earlier record counted goes in this one
     base, already = state.seconds, state.recorded_seconds
+
+    def elapsed() -> float:  # the run's own time, earlier stretches included (``RunState.seconds``)
+        return base + time.perf_counter() - start
 
     def evaluate_and_select(batch: MicroBatch | None) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
