@@ -55,12 +55,18 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format scalearn harness tests benchmarks
 	$(VENV)/bin/ruff check --fix scalearn harness tests benchmarks
 
+# The suite in two processes, a test module each at a time (its module-scoped fixtures and shared Ray built once),
+# one thread each: much of it waits on Ray, servers and subprocesses, and two processes of two threads on two cores
+# spend CPU spinning (benchmarks/results/suite.json). TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: lint
-	$(PY) -m pytest -q --durations=25 tests  # the slowest 25: what to look at when the suite grows
+	$(PYTEST) --durations=25 tests  # the slowest 25: what to look at when the suite grows
 
 # Day-to-day edits: everything but the end-to-end tests (the rule is in tests/conftest.py); `make test` before a push.
 test-fast: lint
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 bench: $(STAMP)
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) benchmarks/step_time.py --threads 1
