@@ -100,6 +100,7 @@ def submit(
         return tracker
 
     lost, tracker, finish = {}, None, None
+    sigterm = _SigtermHandler()
     try:
         if todo:
             started = not ray.is_initialized()  # a Ray this process already holds (a notebook's, a test's) is reused
@@ -118,6 +119,7 @@ def submit(
                 local = {"num_cpus": num_cpus} if address == "local" else {}
                 with _deaf_to_ctrl_c(address == "local"):  # the local Ray's processes: Ctrl-C is the driver's
                     ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+            sigterm.wind_down()  # from here SIGTERM stops the submit as Ctrl-C does (ray.init set its own handler)
             on_this_machine = address == "local" if started else _all_nodes_here()
             try:
                 if preflight and not checked:  # before anything is written: a refused submit leaves the store as it was
@@ -176,8 +178,11 @@ def submit(
                 if started:
                     ray.shutdown()
             outcome.trials = trials
-    except KeyboardInterrupt:  # Ctrl-C: Ray is down (a kept Ray's trials cancelled); the store holds what finished
-        raise _stopped(spec, store, trials, tracker) from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Ray is down (a kept Ray's trials cancelled); the store holds what
+        # finished
+        raise _stopped(spec, store, trials, tracker, signal.SIGTERM if sigterm.received else signal.SIGINT) from None
+    finally:
+        sigterm.restore()
     if tracker is None:
         tracker = tracker_for_submit()
     else:
@@ -202,30 +207,60 @@ def opening_line(name: str, trials: list[Trial], todo: list[Trial], store: Store
 
 
 class SubmitInterrupted(KeyboardInterrupt):
-    """A submit stopped by Ctrl-C. Every finished trial is in the store and logged to MLflow. A trial that was
-    running left its last evaluation's checkpoint, which the next submit of the same file goes on from. Its
-    message is the one line the command line prints."""
+    """A submit stopped by Ctrl-C or SIGTERM. Every finished trial is in the store and logged to MLflow. A trial
+    that was running left its last evaluation's checkpoint, which the next submit of the same file goes on from.
+    Its message is the one line the command line prints; ``exit_code`` is the shell's for that signal (130, 143)."""
 
-    def __init__(self, name: str, done: int, total: int, location: str):
+    def __init__(self, name: str, done: int, total: int, location: str, signal_number: int = signal.SIGINT):
         super().__init__(name, done, total, location)
         self.name, self.done, self.total, self.location = name, done, total, location
+        self.signal_number = signal.Signals(signal_number)
+        self.exit_code = 128 + self.signal_number
 
     def __str__(self) -> str:
+        how = "interrupted" if self.signal_number == signal.SIGINT else f"stopped by {self.signal_number.name}"
         return (
-            f"{self.name}: interrupted; {self.done} of {self.total} trials done, kept in {self.location}; "
+            f"{self.name}: {how}; {self.done} of {self.total} trials done, kept in {self.location}; "
             "submitting the same file again goes on from there"
         )
 
 
-def _stopped(spec: ExperimentSpec, store: Store, trials: list[Trial], tracker) -> SubmitInterrupted:
-    """After Ctrl-C: log what finished, end the parent runs this submit opened as KILLED (left RUNNING while another
-    submit on the store still runs their trials), and say how far the experiment got."""
+class _SigtermHandler:
+    """SIGTERM during a submit raises KeyboardInterrupt in the driver's main thread, so the submit winds down as
+    after Ctrl-C (Slurm, Kubernetes and systemd stop a job with SIGTERM first; Ray's own handler exits, leaving the
+    parents RUNNING and finished trials unlogged). ``received`` says it came: Ray turns an exception raised while
+    it waits into a KeyboardInterrupt of its own. ``restore()`` puts back the handler that was there before the
+    submit. Off the main thread, nothing changes."""
+
+    def __init__(self):
+        self.main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.getsignal(signal.SIGTERM) if self.main else None
+        self.received = False
+
+    def wind_down(self) -> None:
+        if self.main:
+            signal.signal(signal.SIGTERM, self._raise)
+
+    def restore(self) -> None:
+        if self.main and self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _raise(self, signum, frame):
+        self.received = True
+        raise KeyboardInterrupt("SIGTERM")
+
+
+def _stopped(
+    spec: ExperimentSpec, store: Store, trials: list[Trial], tracker, signal_number: int = signal.SIGINT
+) -> SubmitInterrupted:
+    """After Ctrl-C or SIGTERM: log what finished, end the parent runs this submit opened as KILLED (left RUNNING
+    while another submit on the store still runs their trials), and say how far the experiment got."""
     if tracker is not None:
         tracker.log_trials(trials, store)
         others = store.drivers()  # this submit's own record is gone by now
         tracker.finish(trials, store, spec.target_list(), unfinished=None if others else "KILLED")
     done = len(reached_keys(trials, store))
-    return SubmitInterrupted(spec.name, done, len(trials), store.location)
+    return SubmitInterrupted(spec.name, done, len(trials), store.location, signal_number)
 
 
 @contextlib.contextmanager

@@ -280,6 +280,42 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     check_mlflow_tells_the_truth(store, trials)
 
 
+def test_sigterm_stops_a_submit_as_ctrl_c_does(ray_local, tmp_path, capsys, monkeypatch):
+    """SIGTERM (how Slurm, Kubernetes and systemd stop a job) winds a submit down as Ctrl-C does: one line and the
+    shell's code for it (143), what finished logged, the parents KILLED, the queued trials on the Ray the process
+    keeps cancelled, and the handler that was there before the submit put back."""
+    from harness.tracking.tracker import Tracker
+
+    store = Store(tmp_path / "store")
+    trials = expand(load_spec(TINY))
+    log_finished = Tracker.log_finished
+
+    def sigterm_once_one_is_logged(self, batch, store):  # the real logging, then a SIGTERM to this driver
+        logged = log_finished(self, batch, store)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return logged
+
+    monkeypatch.setattr(Tracker, "log_finished", sigterm_once_one_is_logged)
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["submit", str(TINY), "--store", str(store.root)])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    time.sleep(0.3)  # a kill in flight lands (a trial may end between the submit's count and its cancel)
+    done = result_times(store, trials)
+    said = int(last.partition("stopped by SIGTERM; ")[2].partition(" of ")[0] or -1)
+    assert code == 143 and 0 < said <= len(done) < len(trials)
+    assert last == (
+        f"harness submit: tiny: stopped by SIGTERM; {said} of {len(trials)} trials done, kept in "
+        f"{store.location}; submitting the same file again goes on from there"
+    )
+    assert signal.getsignal(signal.SIGTERM) == before
+    _, _, runs = mlflow_runs(store)
+    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
+    assert "KILLED" in {r.info.status for r in parents} <= {"FINISHED", "KILLED"}
+    assert 0 < len(logged_runs(store)) <= said  # what had finished is logged before it stops
+    time.sleep(2.0)  # what was queued on the kept Ray was cancelled: nothing more finishes
+    assert result_times(store, trials) == done
+
+
 def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache_dir):
     """Every trial checkpoints at each evaluation: one stopped at its second (Ctrl-C, a dead node, a session's end)
     runs again from the first, and ends as the uninterrupted trial does, loss for loss."""

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as error:
         print(f"harness {args.command}: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line, not a traceback (a submit says what it kept)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C (or SIGTERM in a submit): one line, not a traceback (a submit
+        # says what it kept)
         print(f"harness {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
-        return 130
+        return getattr(interrupt, "exit_code", 130)
