@@ -22,22 +22,15 @@ from harness.store import Store
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
 
 
-def logged_runs(store: Store, experiment: str = "tiny", through_server: bool = False) -> list:
-    """Every child run in the store's MLflow database, read from it directly or (``through_server``) through a
-    fresh embedded server over it (~4 s to start), as `harness ui` and other clients would read it."""
+def logged_runs(store: Store, experiment: str = "tiny") -> list:
+    """Every child run in the store's MLflow database, read from it directly."""
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking import KEY_TAG, EmbeddedServer
+    from harness.tracking import KEY_TAG
 
-    def read(uri: str) -> list:
-        client = MlflowClient(tracking_uri=uri)
-        experiment_id = client.get_experiment_by_name(experiment).experiment_id
-        return list(client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=5000))
-
-    if not through_server:
-        return read(store.tracking_uri)
-    with EmbeddedServer(store) as server:
-        return read(server.uri)
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return list(client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` != ''", max_results=5000))
 
 
 def mlflow_runs(store: Store, experiment: str = "tiny"):
@@ -275,7 +268,7 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     # (tasks already running in Ray's own processes when the driver died may still have finished)
     already = int(printed.split(" already done")[0].rsplit(" ", 1)[-1])
     assert len(done_before) <= already < len(trials)
-    keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store, through_server=True)]
+    keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store)]
     assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice
     check_mlflow_tells_the_truth(store, trials)
 
