@@ -60,6 +60,9 @@ class Trial:
     from the checkpoint it paused at before. Not part of the key: at every rung it is the same trial."""
     budget: float = 1.0
     """The share of the trial's dev evaluations it trains to now (its rung's; 1: to its end)."""
+    checkpoint_every: int = 1
+    """Evaluations between its checkpoints (the file's `checkpoint_every`; 0: only a rung's pause writes one).
+    Not part of the key: it changes where a stopped trial goes on from, never what it computes."""
 
     @property
     def method(self) -> str:
@@ -266,7 +269,8 @@ class _Planner:
             config = self.trials[key].config
         known = self.trials.get(key)
         if known is None or (known.role == "search" and role == "final"):  # a search point that is a final trial
-            self.trials[key] = Trial(key, stage, model, config, depends_on, role, point)
+            every = self.spec.checkpoint_every
+            self.trials[key] = Trial(key, stage, model, config, depends_on, role, point, checkpoint_every=every)
         return key
 
     def imported(self, model: str, task: str, location: str, kind: str = "adapter") -> str:

@@ -31,15 +31,17 @@ def train(
     write_result=True,
     checkpoint_dir=None,
     pause_at=None,
+    checkpoint_every=1,
     **loop,
 ):
     """Train ``trial`` from its config (``loop``: loop settings on top, e.g. a probe's logging); (result, model).
-    ``checkpoint_dir`` and ``pause_at``: successive halving's checkpoint and rung (`scalearn.train.fit`)."""
+    ``checkpoint_dir``, ``checkpoint_every`` and ``pause_at``: where and how often it checkpoints, and successive
+    halving's rung (`scalearn.train.fit`)."""
     from scalearn.run import run  # torch: only in the worker that trains
 
     config = trial.config.with_loop(**loop) if loop else trial.config
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback, "device": device}
-    options.update(checkpoint_dir=checkpoint_dir, pause_at=pause_at)
+    options.update(checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, pause_at=pause_at)
     return run(config, sources, output_dir, write_result=write_result, **options)
 
 
@@ -50,10 +52,11 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None
     options = {"data_dir": data_dir, "cache_dir": cache_dir, "callback": callback}
     checkpoint = store.checkpoint_dir(trial.key)
-    # each evaluation checkpoints: a trial stopped midway (Ctrl-C, a dead node) goes on from its last one, on the
-    # same curve; successive halving's rung trials go on from where they paused, to their rung's pause or end
+    # each evaluation checkpoints (or each `checkpoint_every`-th): a trial stopped midway (Ctrl-C, a dead node)
+    # goes on from its last one, on the same curve; successive halving's rung trials go on from where they
+    # paused, to their rung's pause or end
     if trial.config.loop.engine == "torch" or trial.rung is not None:
-        options.update(checkpoint_dir=checkpoint)
+        options.update(checkpoint_dir=checkpoint, checkpoint_every=trial.checkpoint_every)
     if trial.rung is not None:
         options.update(pause_at=trial.budget if trial.budget < 1 else None)
     # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)

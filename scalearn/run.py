@@ -50,6 +50,7 @@ def run(
     device=None,
     stop_after_evaluations: int | None = None,
     pause_at: float | None = None,
+    checkpoint_every: int = 1,
     write_result: bool = True,
 ) -> tuple[TrainResult, object]:
     """Train the trial ``config`` describes; returns (result, trained model).
@@ -59,7 +60,8 @@ def run(
     that stage 2 consumes, and (unless ``write_result`` is off: the harness stores the result itself, once)
     result.json. ``stop_after_evaluations`` interrupts the run as a crash would, after its checkpoint (for
     tests of resuming); ``pause_at`` pauses it at a rung of successive halving (``fit``): nothing is saved to
-    ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from."""
+    ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from. ``checkpoint_every``: evaluations
+    between checkpoints (0: only a rung's pause writes one)."""
     built = build(config, sources, data_dir=data_dir, cache_dir=cache_dir)
     method, specs, data, model, source_tasks = built.method, built.specs, built.data, built.model, built.source_tasks
     metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
@@ -80,6 +82,7 @@ def run(
         metadata=metadata,
         stop_after_evaluations=stop_after_evaluations,
         pause_at=pause_at,
+        checkpoint_every=checkpoint_every,
     )
     result.provenance["weights"] = built.weights
     trial = config.model_dump(mode="json")
@@ -190,7 +193,8 @@ def remeasure(config: TrialConfig, sources=None, model_dir=None, *, data_dir=Non
 def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwargs: dict, **what) -> tuple:
     """Build the TrialConfig from names and keyword arguments, then run it. ``kwargs``: the options of ``run``
     (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
-    options = ("data_dir", "cache_dir", "checkpoint_dir", "callback", "device", "stop_after_evaluations", "pause_at")
+    options = ("data_dir", "cache_dir", "checkpoint_dir", "checkpoint_every", "callback", "device")
+    options += ("stop_after_evaluations", "pause_at")
     run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
     config = create_config(method, model=model, seed=seed, overrides=kwargs, **what)
     return run(config, source_dirs, output_dir, **run_options)

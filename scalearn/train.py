@@ -11,9 +11,9 @@
               every task's test split(s)
 
 The loop knows nothing of MLflow or Ray: it reports to an optional ``callback(event, payload)``.
-Resuming: with ``checkpoint_dir`` set, every evaluation writes the trainable state, the optimizer, the
-schedule, the best state so far, the RNG states and the ``RunState``; a restarted run continues from
-there on the same loss curve.
+Resuming: with ``checkpoint_dir`` set, every evaluation (or every ``checkpoint_every``-th) writes the trainable
+state, the optimizer, the schedule, the best state so far, the RNG states and the ``RunState``; a restarted run
+continues from there on the same loss curve.
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ def fit(
     metadata: dict | None = None,
     stop_after_evaluations: int | None = None,
     pause_at: float | None = None,
+    checkpoint_every: int = 1,
 ) -> TrainResult:
     """Train ``model`` and return the result. ``tasks`` is one TaskSpec with its TokenizedData (``data``), or,
     for a joint model (``TaskHeads``, one head per task), task → TaskSpec with task → TokenizedData.
@@ -266,6 +267,8 @@ def fit(
     that many evaluations (``floor(share × evaluations)``, at least one), its checkpoint written, with its best dev
     scores so far and ``paused_at`` set, and nothing restored or tested; run again with the same
     ``checkpoint_dir``, it goes on from there on the curve of a run never paused.
+    ``checkpoint_every``: evaluations between the checkpoints written to ``checkpoint_dir`` (0: only at a rung's
+    pause); a run stopped between two goes on from the last, on the same curve.
     """
     start = time.perf_counter()
     joint = model.tasks is not None
@@ -353,9 +356,11 @@ def fit(
             state.since_best += 1
         notify("evaluation", record)
         state.seconds = elapsed()
-        if pause_after is not None and state.evaluations >= pause_after:  # this stretch's record counts it all
+        pausing = pause_after is not None and state.evaluations >= pause_after
+        if pausing:  # this stretch's record counts it all
             state.recorded_seconds = state.seconds
-        if checkpoint is not None:
+        due = checkpoint_every > 0 and state.evaluations % checkpoint_every == 0  # a rung's pause always writes one
+        if checkpoint is not None and (due or pausing):
             save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
         return state.since_best >= config.patience or interrupted()
 

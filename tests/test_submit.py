@@ -353,3 +353,44 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     # its record counts both stretches (the time between the checkpoint and the stop was lost, not counted)
     assert resumed["wall_seconds"] > stopped_seconds > 0
     assert not (store.artifacts_dir(trial.key) / "checkpoint").exists()  # ended: nothing goes on from it
+
+
+def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cache_dir):
+    """`checkpoint_every: 2` writes a checkpoint at every second evaluation: a trial stopped at its third goes on
+    from its second; `checkpoint_every: 0` writes none, so a stopped trial starts again. Both end as the
+    uninterrupted trial does, loss for loss, and the setting is not part of the key."""
+    from harness.trial import run_trial
+    from scalearn.layout import read_progress
+
+    class Stop(Exception):
+        pass
+
+    def stopping_at(evaluation: int):
+        seen = []
+
+        def callback(event, payload):
+            if event == "evaluation":
+                seen.append(payload["step"])
+                if len(seen) == evaluation:
+                    raise Stop  # before this evaluation's checkpoint, as a crash would land
+
+        return callback
+
+    plain = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
+    plain = dataclasses.replace(plain, config=plain.config.with_loop(eval_every_steps=1))  # 3 evaluations
+    whole = run_trial(plain, Store(tmp_path / "whole"), cache_dir=cache_dir)
+    for every, stop_at, goes_on_from in [(2, 3, 2), (0, 2, None)]:
+        trial = dataclasses.replace(plain, checkpoint_every=every)
+        store = Store(tmp_path / f"every-{every}")
+        with pytest.raises(Stop):
+            run_trial(trial, store, cache_dir=cache_dir, callback=stopping_at(stop_at))
+        progress = read_progress(store.checkpoint_dir(trial.key))
+        assert (progress and progress["evaluations"]) == goes_on_from
+        events = []
+        resumed = run_trial(trial, store, cache_dir=cache_dir, callback=lambda e, _, seen=events: seen.append(e))
+        assert ("resume" in events) == (goes_on_from is not None)
+        assert events.count("evaluation") == 3 - (goes_on_from or 0)
+        assert resumed["losses"] == whole["losses"] and resumed["history"] == whole["history"]
+        assert resumed["test"] == whole["test"]
+    spec = load_spec(TINY).model_copy(update={"checkpoint_every": 0})
+    assert [t.key for t in expand(spec)] == [t.key for t in expand(load_spec(TINY))]

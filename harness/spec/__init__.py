@@ -32,6 +32,8 @@ source_adapters:                 # sources trained elsewhere, in place of their 
   rte: AdapterHub/roberta-base-pf-rte   # AdapterHub's or PEFT's layout; relative: to this file) or a hub id;
   mnli: {roberta-base: ./adapters/mnli} # per backbone where the sweep has several
 retries: 1
+checkpoint_every: 1              # evaluations between a trial's checkpoints, which a stopped trial goes on from;
+                                 # 0: none (a stopped trial starts again), but successive halving's pauses
 
 The package in three parts: `schema` (the typed file), `checks` (what needs the registries: names that
 exist, values that fit, sets that agree), `loading` (YAML, `include`, `--set` overrides and the one-line

@@ -137,6 +137,7 @@ class ExperimentSpec(_Strict):
     model_resources: dict[str, ModelResources] = Field(default_factory=dict)
     source_adapters: dict[str, str | dict[str, str]] = Field(default_factory=dict)
     retries: int = Field(1, ge=0)
+    checkpoint_every: int = Field(1, ge=0)
 
     # -- derived --------------------------------------------------------------------------------
 
