@@ -8,6 +8,7 @@ import torch
 
 from scalearn import HeadConfig, get_method, load_encoder
 from scalearn.io import load_model_state
+from scalearn.layout import read_progress
 from scalearn.run import train_task
 
 TINY = "tiny-bert"
@@ -59,18 +60,21 @@ def test_resume_continues_on_the_same_curve(cache_dir, sources, tmp_path):
 def test_a_run_paused_at_two_rungs_then_finished_equals_one_never_paused(cache_dir, sources, tmp_path):
     """Successive halving's rungs (1/9 and 1/3 of 9 evaluations): a run paused after 1, then after 3 evaluations,
     then run to its end from its checkpoint has the uninterrupted run's losses, dev history, test scores and
-    final weights; each pause reports the best dev scores so far and trains nothing twice."""
+    final weights; each pause reports the best dev scores so far and trains nothing twice. A pause writes its
+    checkpoint even where no other evaluation does (``checkpoint_every=0``)."""
     common = dict(method="scalearn_pp", sources=sources, epochs=9, patience=9, learning_rate=0.05, few_shot_k=64)
     whole, whole_model = run(cache_dir, **common)
     assert len(whole.history) == 9
-    first, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 9, **common)
+    first, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 9, checkpoint_every=0, **common)
     assert first.paused_at == 1 and first.test == {} and first.history == whole.history[:1]
     assert first.best_dev["loss"] == whole.history[0]["dev_loss"]
-    second, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 3, **common)
+    assert read_progress(tmp_path / "ckpt")["evaluations"] == 1  # what the next rung goes on from
+    second, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 3, checkpoint_every=0, **common)
     assert second.paused_at == 3 and second.history == whole.history[:3]
     assert second.losses == whole.losses[: len(second.losses)] and len(second.losses) == 3 * len(first.losses)
     again, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 3, **common)  # asked twice: no step
     assert again.paused_at == 3 and again.losses == second.losses
+    assert read_progress(tmp_path / "ckpt")["evaluations"] == 3
     last, last_model = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
     assert last.paused_at is None and last.losses == whole.losses
     assert last.history == whole.history and last.test == whole.test and last.best_dev == whole.best_dev
