@@ -69,11 +69,10 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
     the GPU when there is one, else the process's peak resident memory."""
     import torch
 
-    from scalearn.provenance import peak_memory_mb  # torch: only in a probe's worker
+    from scalearn.provenance import peak_memory_mb, reset_peak_memory  # torch: only in a probe's worker
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory(device)
     for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
         store.pull(key)
     sources = [store.adapter_dir(key) for key in trial.depends_on] or None

@@ -458,7 +458,9 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "the test evaluation's time per example (a transfer model runs every source adapter there); "
         "device hours = "
         "wall time × processes on the device named; peak MB: the largest trial's peak (GPU memory on CUDA, the "
-        "process's resident memory on a CPU). A transfer method's cost leaves out its source adapters: they are "
+        "process's resident memory on a CPU), counted from the trial's start where its record says so "
+        "(`peak_memory_from`), else from the start of its worker, which may have run a larger trial before. "
+        "A transfer method's cost leaves out its source adapters: they are "
         "the adapter row's trials (stage 1 serves every transfer method).",
     ]
     for folder in sorted({p.earlier for p in points if p.earlier}):

@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -60,12 +61,30 @@ def hardware(device: torch.device | str = "cpu") -> dict:
     return info
 
 
+def reset_peak_memory(device: torch.device | str = "cpu") -> bool:
+    """Start counting the peak afresh, so that a process that ran an earlier trial (a Ray worker runs many) reports
+    the next one's own: CUDA's allocator statistics, or Linux's resident high-water mark (``/proc/self/clear_refs``,
+    which resets ``ru_maxrss`` too). False where the CPU peak cannot be reset: it then spans the process's life."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:  # not Linux, or not allowed
+        return False
+    return True
+
+
 def peak_memory_mb(device: torch.device | str = "cpu") -> float:
-    """Peak accelerator memory on CUDA, else the process's peak resident set size."""
+    """Peak accelerator memory on CUDA, else the process's peak resident set size, since `reset_peak_memory`
+    (else since the process started)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, kB on Linux
 
 
 def collect(device: torch.device | str = "cpu") -> dict:

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
 from scalearn.config import TrialConfig
 from scalearn.data import tokenized_task
@@ -28,6 +30,7 @@ from scalearn.fingerprint import weights_fingerprint
 from scalearn.heads import HeadConfig
 from scalearn.io import load_source_bank, source_names, write_json
 from scalearn.methods import method_class, method_names
+from scalearn.provenance import reset_peak_memory
 from scalearn.resolve import create_config, method_of
 from scalearn.tasks import get_task
 from scalearn.train import TrainResult, fit, seed_everything
@@ -61,7 +64,9 @@ def run(
     result.json. ``stop_after_evaluations`` interrupts the run as a crash would, after its checkpoint (for
     tests of resuming); ``pause_at`` pauses it at a rung of successive halving (``fit``): nothing is saved to
     ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from. ``checkpoint_every``: evaluations
-    between checkpoints (0: only a rung's pause writes one)."""
+    between checkpoints (0: only a rung's pause writes one). The result's peak memory is this trial's, from
+    loading its backbone to its test, though the process ran others before."""
+    peak_from = "trial" if reset_peak_memory(device or ("cuda" if torch.cuda.is_available() else "cpu")) else "process"
     built = build(config, sources, data_dir=data_dir, cache_dir=cache_dir)
     method, specs, data, model, source_tasks = built.method, built.specs, built.data, built.model, built.source_tasks
     metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
@@ -84,7 +89,7 @@ def run(
         pause_at=pause_at,
         checkpoint_every=checkpoint_every,
     )
-    result.provenance["weights"] = built.weights
+    result.provenance.update(weights=built.weights, peak_memory_from=peak_from)
     trial = config.model_dump(mode="json")
     trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
     result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}

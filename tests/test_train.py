@@ -2,6 +2,7 @@
 precision options, and real learning on a real task."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -189,6 +190,20 @@ def test_gradient_checkpointing_gives_the_same_losses(cache_dir):
     plain, _ = run(cache_dir, method="adapter", max_steps=3, epochs=1)
     checkpointed, _ = run(cache_dir, method="adapter", max_steps=3, epochs=1, gradient_checkpointing=True)
     assert checkpointed.losses == pytest.approx(plain.losses, abs=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="resetting the peak RSS needs Linux")
+def test_a_trial_records_its_own_peak_memory_not_its_process_lifetimes(cache_dir):
+    """A Ray worker runs many trials: one after a larger one (here 1.5 GB held, then freed) records its own peak."""
+    import resource
+
+    held = bytearray(1536 * 2**20)
+    held[:: 2**12] = b"x" * len(held[:: 2**12])  # touched: resident
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    del held
+    result, _ = run(cache_dir, method="adapter", max_steps=2, epochs=1)
+    assert 0 < result.peak_memory_mb < before - 1000, (result.peak_memory_mb, before)
+    assert result.provenance["peak_memory_from"] == "trial"
 
 
 def test_result_records_provenance_and_counts(cache_dir):
