@@ -117,6 +117,8 @@ def earlier_points(folder: str | Path, report: Report) -> list[Point]:
         entry = {key: value for key, value in entry.items() if key in fields}
         entry["scores"] = {task: {int(seed): v for seed, v in seeds.items()} for task, seeds in entry["scores"].items()}
         entry["earlier"] = entry.get("earlier") or str(folder)  # where it was first read, across several hops
+        if entry.get("cost") and "peak_memory_bound" not in entry["cost"]:  # written before trials kept their own
+            entry["cost"] = {**entry["cost"], "peak_memory_bound": entry["cost"].get("peak_memory_mb") is not None}
         points.append(Point(**entry))
     return points
 
@@ -132,6 +134,9 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
     processes = [int(r.get("provenance", {}).get("world_size") or 1) for r in records]
     devices = sorted({str(r.get("provenance", {}).get("hardware", {}).get("device", "?")) for r in records})
     peaks = [float(r["peak_memory_mb"]) for r in records if r.get("peak_memory_mb") is not None]
+    # a trial's own peak where it recorded one (`provenance.peak_memory_from`); earlier records hold their Ray
+    # worker's lifetime peak, which may be a larger trial's: only an upper bound
+    own = [float(r["peak_memory_mb"]) for r in records if r.get("provenance", {}).get("peak_memory_from") == "trial"]
     # one optimizer step: the median gap between consecutive steps (the few gaps that hold an evaluation fall out)
     gaps = [
         statistics.median(b - a for a, b in itertools.pairwise(r["step_times"]))
@@ -146,7 +151,8 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
         "wall_h": sum(walls) / 3600,
         "device_h": sum(w * n for w, n in zip(walls, processes, strict=True)) / 3600,
         "device": ",".join(devices),
-        "peak_memory_mb": max(peaks) if peaks else None,
+        "peak_memory_mb": max(own or peaks) if peaks else None,
+        "peak_memory_bound": bool(peaks) and not own,
         "train_step_s": statistics.median(gaps) if gaps else None,
         "inference_s_per_example": statistics.median(inference) if inference else None,
     }
@@ -437,7 +443,7 @@ def _cells(point: Point, baseline: Point | None = None) -> list[str]:
         MISSING if cost.get("inference_s_per_example") is None else f"{1000 * cost['inference_s_per_example']:.2f}",
         MISSING if not cost else f"{cost['wall_h']:.3g}",
         MISSING if not cost else f"{cost['device_h']:.3g} ({cost['device']})",
-        number("peak_memory_mb", 0),
+        number("peak_memory_mb", 0) + ("*" if cost.get("peak_memory_bound") else ""),
     ]
 
 
@@ -459,7 +465,8 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "device hours = "
         "wall time × processes on the device named; peak MB: the largest trial's peak (GPU memory on CUDA, the "
         "process's resident memory on a CPU), counted from the trial's start where its record says so "
-        "(`peak_memory_from`), else from the start of its worker, which may have run a larger trial before. "
+        "(`peak_memory_from`); * marks a row none of whose trials did: the largest of their Ray workers' lifetime "
+        "peaks, which may be an earlier, larger trial's (an upper bound). "
         "A transfer method's cost leaves out its source adapters: they are "
         "the adapter row's trials (stage 1 serves every transfer method).",
     ]

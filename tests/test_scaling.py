@@ -70,7 +70,12 @@ def sweep(tmp_path_factory):
                 "test_seconds_per_example": 0.01 * (2 if decoder else 1),
                 "wall_seconds": wall(trial),
                 "peak_memory_mb": 1000.0 + 100 * trial.seed + (5000 if decoder else 0),
-                "provenance": {"world_size": 2 if decoder else 1, "hardware": {"device": "cuda" if decoder else "cpu"}},
+                "provenance": {
+                    "world_size": 2 if decoder else 1,
+                    "hardware": {"device": "cuda" if decoder else "cpu"},
+                    # the decoder's seed-0 trials measured their own peak; the rest their worker's lifetime one
+                    **({"peak_memory_from": "trial"} if decoder and trial.seed == 0 else {}),
+                },
             },
         )
     return root / "mini.yaml", spec, trials, store
@@ -105,7 +110,8 @@ def test_cost_comes_from_the_trials_records(sweep):
     assert cost["median_step_s"] == pytest.approx(statistics.median(walls) / 100)
     assert cost["wall_h"] == pytest.approx(sum(walls) / 3600)
     assert cost["device_h"] == pytest.approx(2 * sum(walls) / 3600)  # two processes per trial
-    assert cost["device"] == "cuda" and cost["peak_memory_mb"] == 6100.0
+    assert cost["device"] == "cuda" and cost["peak_memory_mb"] == 6000.0  # its own peaks win over lifetime ones
+    assert not cost["peak_memory_bound"] and points[("roberta-base", "adapter")].cost["peak_memory_bound"]
     assert cost["train_step_s"] == pytest.approx(0.5)  # the gap that held an evaluation does not count
     assert cost["inference_s_per_example"] == pytest.approx(0.02)
     assert points[("roberta-base", "scalearn")].cost["device_h"] == pytest.approx(
@@ -167,7 +173,7 @@ def test_the_cost_figure_has_a_bar_per_model_and_method_in_each_panel(sweep):
     bars = {c.get_label(): [b.get_height() for b in c] for c in inference.containers}
     assert bars == {"adapter": pytest.approx([10.0, 20.0]), "scalearn": pytest.approx([10.0, 20.0])}  # ms
     heights = {c.get_label(): [b.get_height() for b in c] for c in memory.containers}
-    assert heights["scalearn"] == [1100.0, 6100.0]  # the largest trial's peak, per model
+    assert heights["scalearn"] == [1100.0, 6000.0]  # the largest trial's peak, per model
     assert [c.get_label() for c in step.containers] == ["adapter", "scalearn"]
     assert [b.get_height() for b in step.containers[0]] == pytest.approx([0.5, 0.5])
 
@@ -191,6 +197,8 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
         "0.500 | 20.00 | 0.0333 |" in markdown
     )
     assert f"| qwen3-0.6b | {size} | adapter | 894,528 | 76.00 ± 2.83 | – | – | – | – |" in markdown
+    rows_md = [line for line in markdown.splitlines() if line.startswith("| roberta-base") or "| qwen3" in line]
+    assert {line.rstrip("| ").rsplit(" | ", 1)[1] for line in rows_md} == {"1100*", "6000"}  # a bound; its own
     rows = list(csv.DictReader(io.StringIO((out / "scaling.csv").read_text())))
     average = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("qwen3-0.6b", "scalearn", AVERAGE))
     assert float(average["mean"]) == pytest.approx(83.5) and average["device"] == "cuda"
@@ -296,6 +304,18 @@ def test_an_earlier_reports_backbones_join_a_store_that_holds_only_the_others(sw
     assert f"- roberta-base: as the earlier report in {both} recorded them" in (later / "scaling.md").read_text()
     assert (later / "figures" / "scaling_mini-scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert "roberta-base" not in (later / "report.md").read_text()  # the per-backbone tables: this store's only
+    # a report written before trials kept their own peak: its peaks are lifetime ones, so read as bounds
+    old = tmp_path / "old"
+    shutil.copytree(both, old)
+    points = json.loads((old / "scaling.json").read_text())
+    for point in points:
+        point["cost"].pop("peak_memory_bound")
+    (old / "scaling.json").write_text(json.dumps(points))
+    args = ["report", str(path), "--store", str(store.root), *one, "--out", str(tmp_path / "o"), "--earlier", str(old)]
+    assert main(args) == 0
+    capsys.readouterr()
+    rows = [line for line in (tmp_path / "o" / "scaling.md").read_text().splitlines() if "| roberta-base |" in line]
+    assert rows and all(line.endswith("| 1100* |") for line in rows)
 
     # a report of another experiment, or without --out, or onto itself: one line each, nothing written
     other = tmp_path / "other"
