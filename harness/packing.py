@@ -67,11 +67,10 @@ PROBE_STEPS = 2
 def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> dict:
     """Two optimiser steps of ``trial``'s kind, then stop (nothing evaluated or saved): its peak memory, on
     the GPU when there is one, else the process's peak resident memory."""
-    import torch
-
     from scalearn.provenance import peak_memory_mb, reset_peak_memory  # torch: only in a probe's worker
+    from scalearn.train import default_device
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device().type
     reset_peak_memory(device)
     for key in trial.depends_on:  # a remote store's source adapters, downloaded to this machine once
         store.pull(key)

@@ -21,8 +21,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from scalearn.backbones import head_dropout, load_encoder, load_tokenizer
 from scalearn.config import TrialConfig
 from scalearn.data import tokenized_task
@@ -33,7 +31,7 @@ from scalearn.methods import method_class, method_names
 from scalearn.provenance import reset_peak_memory
 from scalearn.resolve import create_config, method_of
 from scalearn.tasks import get_task
-from scalearn.train import TrainResult, fit, seed_everything
+from scalearn.train import TrainResult, default_device, fit, seed_everything
 
 
 def head_config(spec, encoder) -> HeadConfig:
@@ -66,7 +64,7 @@ def run(
     ``out_dir`` but the checkpoint in ``checkpoint_dir`` it goes on from. ``checkpoint_every``: evaluations
     between checkpoints (0: only a rung's pause writes one). The result's peak memory is this trial's, from
     loading its backbone to its test, though the process ran others before."""
-    peak_from = "trial" if reset_peak_memory(device or ("cuda" if torch.cuda.is_available() else "cpu")) else "process"
+    peak_from = "trial" if reset_peak_memory(default_device(device)) else "process"
     built = build(config, sources, data_dir=data_dir, cache_dir=cache_dir)
     method, specs, data, model, source_tasks = built.method, built.specs, built.data, built.model, built.source_tasks
     metadata = {"task": config.task, "method": config.method, "model": config.model, "seed": config.seed}
@@ -198,8 +196,10 @@ def remeasure(config: TrialConfig, sources=None, model_dir=None, *, data_dir=Non
 def _from_names(method: str, model: str, seed: int, source_dirs, output_dir, kwargs: dict, **what) -> tuple:
     """Build the TrialConfig from names and keyword arguments, then run it. ``kwargs``: the options of ``run``
     (where data lives, callbacks) and hyper-parameters (everything else, checked by the method's model)."""
-    options = ("data_dir", "cache_dir", "checkpoint_dir", "checkpoint_every", "callback", "device")
-    options += ("stop_after_evaluations", "pause_at")
+    options = (
+        *("data_dir", "cache_dir", "checkpoint_dir", "checkpoint_every", "callback", "device"),
+        *("stop_after_evaluations", "pause_at"),
+    )
     run_options = {k: kwargs.pop(k) for k in options if k in kwargs}
     config = create_config(method, model=model, seed=seed, overrides=kwargs, **what)
     return run(config, source_dirs, output_dir, **run_options)

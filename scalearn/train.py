@@ -216,9 +216,14 @@ def store_frozen_as(model: torch.nn.Module, dtype: torch.dtype) -> int:
     return len(frozen)
 
 
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """The device a run trains on: the one asked for, else CUDA where there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def prepare(model: TransferModel, config: LoopConfig, device, checkpoint_dir) -> torch.device:
     """Move the model to its device, check the precision and resuming fit, switch on gradient checkpointing."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     if config.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     if config.backbone_dtype != "fp32":

@@ -309,6 +309,30 @@ def test_sigterm_stops_a_submit_as_ctrl_c_does(ray_local, tmp_path, capsys, monk
     assert result_times(store, trials) == done
 
 
+class Stop(Exception):
+    """A crash in the middle of a trial, raised from its callback."""
+
+
+def stopping_at(evaluation: int):
+    """A trial's callback that raises Stop at its ``evaluation``-th evaluation, before that evaluation's checkpoint
+    (as a crash would land); ``callback.steps``: the steps of the evaluations before it."""
+
+    def callback(event, payload):
+        if event == "evaluation":
+            if len(callback.steps) + 1 == evaluation:
+                raise Stop
+            callback.steps.append(payload["step"])
+
+    callback.steps = []
+    return callback
+
+
+def three_evaluations():
+    """tiny.yaml's first source trial, evaluated after each of its 3 steps."""
+    first = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
+    return dataclasses.replace(first, config=first.config.with_loop(eval_every_steps=1))
+
+
 def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache_dir):
     """Every trial checkpoints at each evaluation: one stopped at its second (Ctrl-C, a dead node, a session's end)
     runs again from the first, and ends as the uninterrupted trial does, loss for loss."""
@@ -317,19 +341,8 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     from harness.trial import run_trial
     from scalearn.layout import read_progress
 
-    first = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
-    trial = dataclasses.replace(first, config=first.config.with_loop(eval_every_steps=1))  # 3 steps, 3 evaluations
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_second(event, payload):
-        if event == "evaluation" and len(seen := stop_at_second.evaluations) == 1:
-            raise Stop
-        if event == "evaluation":
-            seen.append(payload["step"])
-
-    stop_at_second.evaluations = []
+    trial = three_evaluations()
+    stop_at_second = stopping_at(2)
     store = Store(tmp_path / "stopped")
     with pytest.raises(Stop):
         run_trial(trial, store, cache_dir=cache_dir, callback=stop_at_second)
@@ -345,7 +358,7 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     resumed = run_trial(
         trial, store, cache_dir=cache_dir, callback=lambda event, payload: events.append((event, payload))
     )
-    assert ("resume", {"epoch": 0, "step": stop_at_second.evaluations[0]}) in events
+    assert ("resume", {"epoch": 0, "step": stop_at_second.steps[0]}) in events
     assert [e for e, _ in events].count("evaluation") == len(resumed["history"]) - 1  # the first is not run again
     whole = run_trial(trial, Store(tmp_path / "whole"), cache_dir=cache_dir)
     assert resumed["losses"] == whole["losses"] and resumed["history"] == whole["history"]
@@ -362,22 +375,7 @@ def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cach
     from harness.trial import run_trial
     from scalearn.layout import read_progress
 
-    class Stop(Exception):
-        pass
-
-    def stopping_at(evaluation: int):
-        seen = []
-
-        def callback(event, payload):
-            if event == "evaluation":
-                seen.append(payload["step"])
-                if len(seen) == evaluation:
-                    raise Stop  # before this evaluation's checkpoint, as a crash would land
-
-        return callback
-
-    plain = next(t for t in expand(load_spec(TINY)) if t.stage == 1)
-    plain = dataclasses.replace(plain, config=plain.config.with_loop(eval_every_steps=1))  # 3 evaluations
+    plain = three_evaluations()
     whole = run_trial(plain, Store(tmp_path / "whole"), cache_dir=cache_dir)
     for every, stop_at, goes_on_from in [(2, 3, 2), (0, 2, None)]:
         trial = dataclasses.replace(plain, checkpoint_every=every)
