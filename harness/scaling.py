@@ -312,30 +312,40 @@ COST_PANELS = (
 
 def cost_figure(points: list[Point], title: str):
     """What each model × method cost, from the trials' records: a panel per `COST_PANELS` entry, a group of bars
-    per backbone (smallest first), a bar per method in the methods' order; log scale."""
+    per backbone (smallest first), a bar per method in the methods' order; log scale. A peak memory that is only
+    an upper bound (no trial of its row measured its own, `peak_memory_bound`) is drawn hatched and pale."""
     plt = _pyplot()
     models = list(dict.fromkeys(p.model for p in points))  # points come sorted by size
     methods = list(dict.fromkeys(p.method for p in points))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     figure, axes = plt.subplots(1, len(COST_PANELS), figsize=(4.8 * len(COST_PANELS), 4.0), squeeze=False)
     width = 0.8 / max(len(methods), 1)
+    bounds = False
     for axis, (key, label, factor) in zip(axes.flat, COST_PANELS, strict=True):
         for index, method in enumerate(methods):
-            bars = [
-                (models.index(p.model), p.cost[key] * factor)
-                for p in points
-                if p.method == method and p.cost.get(key) is not None
-            ]
-            if bars:
-                x, heights = zip(*bars, strict=True)
+            rows = [p for p in points if p.method == method and p.cost.get(key) is not None]
+            if rows:
                 offset = (index - (len(methods) - 1) / 2) * width
-                axis.bar([i + offset for i in x], heights, width, color=colours[index % len(colours)], label=method)
+                drawn = axis.bar(
+                    [models.index(p.model) + offset for p in rows],
+                    [p.cost[key] * factor for p in rows],
+                    width,
+                    color=colours[index % len(colours)],
+                    label=method,
+                )
+                for bar, point in zip(drawn, rows, strict=True):
+                    if key == "peak_memory_mb" and point.cost.get("peak_memory_bound"):
+                        bar.set_hatch("//")
+                        bar.set_alpha(0.4)
+                        bounds = True
         axis.set_yscale("log")
         axis.set_xticks(range(len(models)), models)
         axis.tick_params(axis="x", labelsize=7, labelrotation=30)
         axis.set_title(label, fontsize=10)
         axis.grid(alpha=0.3, axis="y")
     axes.flat[0].legend(fontsize=7)
+    if bounds:
+        figure.text(0.99, 0.01, "hatched: an upper bound, a Ray worker's lifetime peak", ha="right", fontsize=7)
     figure.suptitle(title)
     return figure
 

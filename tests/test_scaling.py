@@ -174,6 +174,11 @@ def test_the_cost_figure_has_a_bar_per_model_and_method_in_each_panel(sweep):
     assert bars == {"adapter": pytest.approx([10.0, 20.0]), "scalearn": pytest.approx([10.0, 20.0])}  # ms
     heights = {c.get_label(): [b.get_height() for b in c] for c in memory.containers}
     assert heights["scalearn"] == [1100.0, 6000.0]  # the largest trial's peak, per model
+    # roberta's trials recorded their workers' lifetime peaks only: upper bounds, drawn hatched; qwen3's, their own
+    hatches = {c.get_label(): [b.get_hatch() for b in c] for c in memory.containers}
+    assert hatches == {"adapter": ["//", None], "scalearn": ["//", None]}
+    assert [b.get_hatch() for c in step.containers for b in c] == [None] * 4
+    assert any("upper bound" in t.get_text() for t in figure.texts)
     assert [c.get_label() for c in step.containers] == ["adapter", "scalearn"]
     assert [b.get_height() for b in step.containers[0]] == pytest.approx([0.5, 0.5])
 
