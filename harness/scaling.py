@@ -133,10 +133,12 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
     per_step = [w / r["steps"] for w, r in zip(walls, records, strict=True) if r.get("steps")]
     processes = [int(r.get("provenance", {}).get("world_size") or 1) for r in records]
     devices = sorted({str(r.get("provenance", {}).get("hardware", {}).get("device", "?")) for r in records})
-    peaks = [float(r["peak_memory_mb"]) for r in records if r.get("peak_memory_mb") is not None]
+    # 0 is no measurement: a rung's pause recorded none before pauses measured their stretch
+    measured = [r for r in records if r.get("peak_memory_mb")]
+    peaks = [float(r["peak_memory_mb"]) for r in measured]
     # a trial's own peak where it recorded one (`provenance.peak_memory_from`); earlier records hold their Ray
     # worker's lifetime peak, which may be a larger trial's: only an upper bound
-    own = [float(r["peak_memory_mb"]) for r in records if r.get("provenance", {}).get("peak_memory_from") == "trial"]
+    own = [float(r["peak_memory_mb"]) for r in measured if r.get("provenance", {}).get("peak_memory_from") == "trial"]
     # one optimizer step: the median gap between consecutive steps (the few gaps that hold an evaluation fall out)
     gaps = [
         statistics.median(b - a for a, b in itertools.pairwise(r["step_times"]))
@@ -502,7 +504,7 @@ def cost_csv(points: list[Point]) -> str:
     out = io.StringIO()
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
     cost_fields = ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
-    cost_fields += ["train_step_s", "inference_s_per_example"]
+    cost_fields += ["peak_memory_bound", "train_step_s", "inference_s_per_example"]
     fields += cost_fields + ["mixing_moved", f"gain_over_{BASELINE}", "params_per_point", f"inference_over_{BASELINE}"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()

@@ -203,12 +203,12 @@ def opening_line(name: str, trials: list[Trial], todo: list[Trial], store: Store
     from the checkpoint of a stretch that was stopped (a local store's; a remote one's are on its nodes)."""
     line = f"{name}: {len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run"
     going_on = 0 if store.remote else sum(read_progress(store.checkpoint_dir(t.key)) is not None for t in todo)
-    return line + (f", {going_on} of them from their last evaluation" if going_on else "")
+    return line + (f", {going_on} of them from their last checkpoint" if going_on else "")
 
 
 class SubmitInterrupted(KeyboardInterrupt):
     """A submit stopped by Ctrl-C or SIGTERM. Every finished trial is in the store and logged to MLflow. A trial
-    that was running left its last evaluation's checkpoint, which the next submit of the same file goes on from.
+    that was running left its last checkpoint, which the next submit of the same file goes on from.
     Its message is the one line the command line prints; ``exit_code`` is the shell's for that signal (130, 143)."""
 
     def __init__(self, name: str, done: int, total: int, location: str, signal_number: int = signal.SIGINT):

@@ -412,11 +412,17 @@ def fit(
     result.best_epoch, result.best_step = best["epoch"], best["step"]
     # what selection compares: a joint run's mean over its tasks, a single task's own scores
     result.best_dev = dict(best["selected"]) if joint else dict(best["scores"].get(names[0], {}))
+
+    def measured(result: TrialResult) -> TrialResult:  # what a stretch cost, and where it ran: a pause's too
+        result.wall_seconds = elapsed() - already
+        result.peak_memory_mb = provenance.peak_memory_mb(device)
+        result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
+        return result
+
     if interrupted() and not (state.since_best >= config.patience):
         if pause_after is not None and state.evaluations >= pause_after:
             result.paused_at = state.evaluations
-        result.wall_seconds = elapsed() - already
-        return result  # interrupted on purpose: no restore, no test
+        return measured(result)  # interrupted on purpose: no restore, no test
 
     if best_state is not None:
         load_trainable_state(model, best_state, engine)
@@ -441,9 +447,7 @@ def fit(
         recorded = model.transfer.recorded() if model.transfer is not None else None
         if recorded is not None and rank == 0:
             write_json(Path(save_dir) / "model" / ATTENTION, {"split": "test", **recorded})
-    result.wall_seconds = elapsed() - already
-    result.peak_memory_mb = provenance.peak_memory_mb(device)
-    result.provenance = {**provenance.collect(device), "engine": config.engine, "world_size": world}
+    measured(result)
     notify("end", {"best_epoch": result.best_epoch, "best_step": result.best_step, "test": result.test})
     return result
 

@@ -157,6 +157,26 @@ def test_figures_plot_one_line_per_method_against_size_and_parameters(sweep):
     assert list(frontier.get_ydata()) == pytest.approx([points[("qwen3-0.6b", "scalearn")].summary(AVERAGE).mean] * 2)
 
 
+def test_a_pause_that_recorded_no_peak_does_not_count_as_a_measured_one(tmp_path):
+    """Before pauses measured their stretch, a rung's pause record held a peak of 0 beside `peak_memory_from:
+    trial`: it is no measurement, so a row with it and a lifetime peak stays an upper bound, not 0 MB."""
+    from harness.scaling import trial_cost
+
+    (tmp_path / "mini.yaml").write_text(SPEC)
+    finished, stopped = expand(load_spec(tmp_path / "mini.yaml"))[:2]
+    store = Store(tmp_path / "store")
+    record = {"steps": 10, "wall_seconds": 60.0, "provenance": {"hardware": {"device": "cpu"}}}
+    store.write_result(finished.key, {**record, "peak_memory_mb": 5000.0})  # a worker's lifetime peak
+    store.write_rung(stopped.key, 1 / 3, {**record, "peak_memory_mb": 0.0, "provenance": {"peak_memory_from": "trial"}})
+    cost = trial_cost([finished, stopped], store)
+    assert cost["trials"] == 2 and cost["peak_memory_mb"] == 5000.0 and cost["peak_memory_bound"]
+    store.write_rung(
+        stopped.key, 1 / 3, {**record, "peak_memory_mb": 2100.0, "provenance": {"peak_memory_from": "trial"}}
+    )
+    cost = trial_cost([finished, stopped], store)  # a pause that measured its own: the row's peak
+    assert cost["peak_memory_mb"] == 2100.0 and not cost["peak_memory_bound"]
+
+
 def test_the_cost_figure_has_a_bar_per_model_and_method_in_each_panel(sweep):
     from harness.scaling import cost_figure
 
@@ -211,6 +231,7 @@ def test_report_out_writes_the_scaling_files_for_several_backbones(sweep, tmp_pa
     assert float(average["params_per_point"]) == pytest.approx(73728 / 7.5)
     rte = next(r for r in rows if (r["model"], r["method"], r["task"]) == ("roberta-base", "scalearn", "rte"))
     assert float(rte["gain_over_adapter"]) == pytest.approx(71.0 - 62.0)  # per target, against its adapter
+    assert (rte["peak_memory_bound"], average["peak_memory_bound"]) == ("True", "False")  # as the table's *
     assert json.loads((out / "scaling.json").read_text())[0]["size"] == backbone_size("roberta-base")["parameters"]
     tex = (out / "scaling.tex").read_text()
     assert tex.count(r"\\") == 1 + 4 and tex.count("{") == tex.count("}")

@@ -346,12 +346,11 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     store = Store(tmp_path / "stopped")
     with pytest.raises(Stop):
         run_trial(trial, store, cache_dir=cache_dir, callback=stop_at_second)
-    assert opening_line("tiny", [trial], [trial], store).endswith("1 to run, 1 of them from their last evaluation")
+    assert opening_line("tiny", [trial], [trial], store).endswith("1 to run, 1 of them from their last checkpoint")
     (line,) = running_lines([trial], store, now=time.time())  # what `harness status` says of it meanwhile
     first = read_progress(store.checkpoint_dir(trial.key))["history"][0]
     assert line.endswith(
-        f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; "
-        "its last evaluation 0 min ago"
+        f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; checkpointed 0 min ago"
     ), line
     stopped_seconds = read_progress(store.checkpoint_dir(trial.key))["seconds"]  # its first stretch, to its checkpoint
     events = []

@@ -69,6 +69,9 @@ def test_a_run_paused_at_two_rungs_then_finished_equals_one_never_paused(cache_d
     first, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 9, checkpoint_every=0, **common)
     assert first.paused_at == 1 and first.test == {} and first.history == whole.history[:1]
     assert first.best_dev["loss"] == whole.history[0]["dev_loss"]
+    # a pause records what its stretch cost and where it ran, as an end does (the scaling report counts it)
+    assert first.peak_memory_mb > 0 and first.provenance["peak_memory_from"] == "trial"
+    assert first.provenance["hardware"]["device"] == "cpu" and first.provenance["world_size"] == 1
     assert read_progress(tmp_path / "ckpt")["evaluations"] == 1  # what the next rung goes on from
     second, _ = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", pause_at=1 / 3, checkpoint_every=0, **common)
     assert second.paused_at == 3 and second.history == whole.history[:3]

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
-    """A line per running trial: how far it got by its last checkpoint (each evaluation writes one, and a trial
-    stopped midway goes on from it), the best dev loss so far, and how long ago that evaluation was."""
+    """A line per running trial: how far it got by its last checkpoint (every `checkpoint_every`-th evaluation
+    writes one, each by default, and a trial stopped midway goes on from it), the best dev loss by then, and how
+    long ago it was written."""
     now = time.time() if now is None else now
     lines = []
     for trial in trials:
@@ -70,7 +71,7 @@ def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
             continue
         progress = read_progress(store.checkpoint_dir(trial.key))
         if not progress or not progress.get("evaluations"):
-            lines.append(f"  {name}: no evaluation yet")
+            lines.append(f"  {name}: no checkpoint yet")
             continue
         total = planned_steps(trial)
         steps = f"step {progress['step']}" + (f" of {total}" if total else "")
@@ -78,7 +79,7 @@ def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
         loss = (best.get("selected") or {}).get("loss")
         best_text = f", best dev loss {loss:.4f} at step {best.get('step')}" if loss is not None else ""
         ago = (now - progress["evaluation_times"][-1]) / 60 if progress.get("evaluation_times") else None
-        when = f"; its last evaluation {ago:.0f} min ago" if ago is not None else ""
+        when = f"; checkpointed {ago:.0f} min ago" if ago is not None else ""
         lines.append(f"  {name}: {steps}, {progress['evaluations']} evaluation(s){best_text}{when}")
     return lines
 
