@@ -23,6 +23,7 @@ TRANSFER_WEIGHTS = "transfer.safetensors"
 TUNER_WEIGHTS = "tuner.safetensors"
 ATTENTION = "attention.json"
 LAST_CHECKPOINT, CHECKPOINT_MANIFEST = "last", "checkpoint.json"  # a run's resumable state: <dir>/last/checkpoint.json
+LIVE_PROGRESS = "progress.json"  # how far a run got at its last evaluation, checkpointed or not: <dir>/progress.json
 
 
 def read_progress(checkpoint_dir: str | Path) -> dict | None:
@@ -33,6 +34,16 @@ def read_progress(checkpoint_dir: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return meta.get("progress")
+
+
+def read_live_progress(checkpoint_dir: str | Path) -> dict | None:
+    """How far a running run got at its last evaluation, whether or not that evaluation wrote a checkpoint
+    (``checkpoint_every``): {"step", "evaluations", "best", "evaluation_time", "checkpointed_at" (the evaluations
+    its last checkpoint holds; None: none yet)}. None before its first evaluation."""
+    try:
+        return json.loads((Path(checkpoint_dir) / LIVE_PROGRESS).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def read_mixing(model_dir: str | Path) -> dict | None:

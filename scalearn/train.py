@@ -34,7 +34,7 @@ from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
-from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION, CHECKPOINT_MANIFEST, LAST_CHECKPOINT
+from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION, CHECKPOINT_MANIFEST, LAST_CHECKPOINT, LIVE_PROGRESS
 from scalearn.metrics import constant_loss
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
@@ -333,13 +333,14 @@ def fit(
             )
     # a resumed run's time counts from its checkpoint; only what no earlier record counted goes in this one
     base, already = state.seconds, state.recorded_seconds
+    checkpointed_at = state.evaluations if state.evaluations else None  # what a stopped run would go on from
 
     def elapsed() -> float:  # the run's own time, earlier stretches included (``RunState.seconds``)
         return base + time.perf_counter() - start
 
     def evaluate_and_select(batch: MicroBatch | None) -> bool:
         """Evaluate on dev, keep the best state, checkpoint; True when training should stop."""
-        nonlocal best_state
+        nonlocal best_state, checkpointed_at
         scores = {}
         for task in names:
             model.set_task(task)
@@ -367,6 +368,11 @@ def fit(
         due = checkpoint_every > 0 and state.evaluations % checkpoint_every == 0  # a rung's pause always writes one
         if checkpoint is not None and (due or pausing):
             save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
+            checkpointed_at = state.evaluations
+        if checkpoint is not None and rank == 0:  # for `harness status`, at every evaluation
+            live = {"step": state.step, "evaluations": state.evaluations, "best": state.best}
+            live.update(evaluation_time=state.evaluation_times[-1], checkpointed_at=checkpointed_at)
+            write_json(checkpoint.parent / LIVE_PROGRESS, live)
         return state.since_best >= config.patience or interrupted()
 
     def interrupted() -> bool:

@@ -350,7 +350,8 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     (line,) = running_lines([trial], store, now=time.time())  # what `harness status` says of it meanwhile
     first = read_progress(store.checkpoint_dir(trial.key))["history"][0]
     assert line.endswith(
-        f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; checkpointed 0 min ago"
+        f"seed 0: step 1 of 3, 1 evaluation(s), best dev loss {first['dev_loss']:.4f} at step 1; "
+        "its last evaluation 0 min ago"
     ), line
     stopped_seconds = read_progress(store.checkpoint_dir(trial.key))["seconds"]  # its first stretch, to its checkpoint
     events = []
@@ -370,9 +371,11 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
 def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cache_dir):
     """`checkpoint_every: 2` writes a checkpoint at every second evaluation: a trial stopped at its third goes on
     from its second; `checkpoint_every: 0` writes none, so a stopped trial starts again. Both end as the
-    uninterrupted trial does, loss for loss, and the setting is not part of the key."""
+    uninterrupted trial does, loss for loss, and the setting is not part of the key. `harness status` says how far
+    each got and where a stop would go on from."""
+    from harness.cli.status import running_lines
     from harness.trial import run_trial
-    from scalearn.layout import read_progress
+    from scalearn.layout import LIVE_PROGRESS, read_live_progress, read_progress
 
     plain = three_evaluations()
     whole = run_trial(plain, Store(tmp_path / "whole"), cache_dir=cache_dir)
@@ -383,6 +386,12 @@ def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cach
             run_trial(trial, store, cache_dir=cache_dir, callback=stopping_at(stop_at))
         progress = read_progress(store.checkpoint_dir(trial.key))
         assert (progress and progress["evaluations"]) == goes_on_from
+        # every evaluation before the stop wrote the progress `harness status` reads, checkpointed or not
+        live = read_live_progress(store.checkpoint_dir(trial.key))
+        assert (live["evaluations"], live["checkpointed_at"]) == (stop_at - 1, goes_on_from)
+        assert live["step"] == whole["history"][stop_at - 2]["step"]
+        (line,) = running_lines([trial], store, now=time.time())
+        assert line.endswith("its last evaluation 0 min ago" if goes_on_from else "0 min ago; no checkpoint yet"), line
         events = []
         resumed = run_trial(trial, store, cache_dir=cache_dir, callback=lambda e, _, seen=events: seen.append(e))
         assert ("resume" in events) == (goes_on_from is not None)
@@ -391,3 +400,14 @@ def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cach
         assert resumed["test"] == whole["test"]
     spec = load_spec(TINY).model_copy(update={"checkpoint_every": 0})
     assert [t.key for t in expand(spec)] == [t.key for t in expand(load_spec(TINY))]
+    # a trial two evaluations past its last checkpoint, as `harness status` sees it
+    store = Store(tmp_path / "ahead")
+    best = {"selected": {"loss": 0.5}, "step": 2}
+    live = {"step": 3, "evaluations": 3, "best": best, "evaluation_time": time.time() - 120, "checkpointed_at": 1}
+    (store.checkpoint_dir(plain.key) / LIVE_PROGRESS).parent.mkdir(parents=True)
+    (store.checkpoint_dir(plain.key) / LIVE_PROGRESS).write_text(json.dumps(live))
+    (line,) = running_lines([plain], store, now=time.time())
+    assert line.endswith(
+        "step 3 of 3, 3 evaluation(s), best dev loss 0.5000 at step 2; its last evaluation 2 min ago; "
+        "stopped now, it would go on from evaluation 1"
+    ), line

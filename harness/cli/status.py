@@ -11,7 +11,7 @@ from harness.cli.common import add_file, load
 from harness.plan import finals, planned_steps
 from harness.selection import status_lines
 from harness.store import STATES, Store
-from scalearn.layout import read_progress
+from scalearn.layout import read_live_progress, read_progress
 from scalearn.result import SWAMPING_RATIO, ended_improving, learned_nothing, swamping_adapter, swamping_sources
 
 
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
-    """A line per running trial: how far it got by its last checkpoint (every `checkpoint_every`-th evaluation
-    writes one, each by default, and a trial stopped midway goes on from it), the best dev loss by then, and how
-    long ago it was written."""
+    """A line per running trial: how far it got at its last evaluation (the progress file every evaluation writes
+    beside the checkpoint), the best dev loss so far and how long ago that was; and, where its last checkpoint
+    (every `checkpoint_every`-th evaluation) is further back, where a trial stopped now would go on from."""
     now = time.time() if now is None else now
     lines = []
     for trial in trials:
@@ -69,18 +69,25 @@ def running_lines(trials, store: Store, now: float | None = None) -> list[str]:
         if store.remote:  # its checkpoint is on the node that runs it
             lines.append(f"  {name}")
             continue
-        progress = read_progress(store.checkpoint_dir(trial.key))
-        if not progress or not progress.get("evaluations"):
-            lines.append(f"  {name}: no checkpoint yet")
+        live = read_live_progress(store.checkpoint_dir(trial.key))
+        if live is None:  # a run from before the progress file: its checkpoint's
+            saved = read_progress(store.checkpoint_dir(trial.key)) or {}
+            times = saved.get("evaluation_times") or [None]
+            live = {**saved, "evaluation_time": times[-1], "checkpointed_at": saved.get("evaluations")}
+        if not live.get("evaluations"):
+            lines.append(f"  {name}: no evaluation yet")
             continue
         total = planned_steps(trial)
-        steps = f"step {progress['step']}" + (f" of {total}" if total else "")
-        best = progress.get("best") or {}
+        steps = f"step {live['step']}" + (f" of {total}" if total else "")
+        best = live.get("best") or {}
         loss = (best.get("selected") or {}).get("loss")
         best_text = f", best dev loss {loss:.4f} at step {best.get('step')}" if loss is not None else ""
-        ago = (now - progress["evaluation_times"][-1]) / 60 if progress.get("evaluation_times") else None
-        when = f"; checkpointed {ago:.0f} min ago" if ago is not None else ""
-        lines.append(f"  {name}: {steps}, {progress['evaluations']} evaluation(s){best_text}{when}")
+        ago = (now - live["evaluation_time"]) / 60 if live.get("evaluation_time") else None
+        when = f"; its last evaluation {ago:.0f} min ago" if ago is not None else ""
+        at = live.get("checkpointed_at")
+        if at != live["evaluations"]:  # `checkpoint_every` > 1 or 0: a stop now loses the evaluations since
+            when += f"; stopped now, it would go on from evaluation {at}" if at else "; no checkpoint yet"
+        lines.append(f"  {name}: {steps}, {live['evaluations']} evaluation(s){best_text}{when}")
     return lines
 
 
