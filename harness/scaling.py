@@ -78,10 +78,17 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
             if seeds:
                 scores[AVERAGE] = {seed: statistics.fmean(scores[t][seed] for t in row.cells) for seed in sorted(seeds)}
             mine = [t for t in trials if t.model == table.model and t.method == row.method]
-            point = Point(table.model, row.method, size, row.transfer_parameters, scores, trial_cost(mine, store))
+            cost = trial_cost(mine, store, targets=set(row.cells))
+            point = Point(table.model, row.method, size, row.transfer_parameters, scores, cost)
             point.moved = mixing_moved_of([t for t in mine if t.task in row.cells], store)
             points.append(point)
     return sorted(points, key=lambda p: p.size)
+
+
+def scored_models(report: Report) -> set[str]:
+    """The backbones of which this store holds a test score: a table the experiment file lists but no trial
+    scored (its backbone run elsewhere, or not yet) is not this store's."""
+    return {t.model for t in report.tables if any(c.scores for row in t.rows for c in row.cells.values())}
 
 
 def earlier_points(folder: str | Path, report: Report) -> list[Point]:
@@ -109,7 +116,7 @@ def earlier_points(folder: str | Path, report: Report) -> list[Point]:
     if ours and theirs and ours != theirs:
         raise ValueError(f"{flag}: its targets and metrics {sorted(theirs)} are not this report's {sorted(ours)}")
     fields = {f.name for f in dataclasses.fields(Point)}
-    mine = {t.model for t in report.tables}
+    mine = scored_models(report)
     points = []
     for entry in loaded["scaling.json"]:
         if entry["model"] in mine:
@@ -119,14 +126,19 @@ def earlier_points(folder: str | Path, report: Report) -> list[Point]:
         entry["earlier"] = entry.get("earlier") or str(folder)  # where it was first read, across several hops
         if entry.get("cost") and "peak_memory_bound" not in entry["cost"]:  # written before trials kept their own
             entry["cost"] = {**entry["cost"], "peak_memory_bound": entry["cost"].get("peak_memory_mb") is not None}
+        if entry.get("cost") and "inference_from" not in entry["cost"]:  # before it was the targets' alone
+            entry["cost"] = {**entry["cost"], "inference_from": "all trials"}
         points.append(Point(**entry))
     return points
 
 
-def trial_cost(trials: list[Trial], store: Store) -> dict:
+def trial_cost(trials: list[Trial], store: Store, targets: set[str] | None = None) -> dict:
     """What ``trials`` cost, from their records: finished ones, search points included (they ran), and points
-    successive halving stopped at a rung, counted for the steps they trained."""
-    records = [record for t in trials if (record := trained_record(t.key, store)) is not None]
+    successive halving stopped at a rung, counted for the steps they trained. The inference time per example is
+    the ``targets``' trials' alone where given (`inference_from`): the adapter's row also holds the source tasks'
+    trials, whose test sets are others, and time per example follows the texts' lengths."""
+    pairs = [(t, record) for t in trials if (record := trained_record(t.key, store)) is not None]
+    records = [record for _, record in pairs]
     if not records:
         return {}
     walls = [float(r.get("wall_seconds") or 0.0) for r in records]
@@ -145,7 +157,8 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
         for r in records
         if len(r.get("step_times") or ()) > 1
     ]
-    inference = [float(r["test_seconds_per_example"]) for r in records if r.get("test_seconds_per_example")]
+    tested = [r for t, r in pairs if targets is None or t.task in targets]
+    inference = [float(r["test_seconds_per_example"]) for r in tested if r.get("test_seconds_per_example")]
     return {
         "trials": len(records),
         "median_wall_s": statistics.median(walls),
@@ -157,6 +170,7 @@ def trial_cost(trials: list[Trial], store: Store) -> dict:
         "peak_memory_bound": bool(peaks) and not own,
         "train_step_s": statistics.median(gaps) if gaps else None,
         "inference_s_per_example": statistics.median(inference) if inference else None,
+        "inference_from": "all trials" if targets is None else "targets",
     }
 
 
@@ -427,6 +441,12 @@ def per_point(point: Point, baseline: Point | None) -> dict:
     }
 
 
+def mixed(*points: Point | None) -> str:
+    """'†' where an inference time is over all of a row's trials, source tasks' test sets included (an earlier
+    report's, written before it was the targets' alone)."""
+    return "†" if any(p is not None and p.cost.get("inference_from") == "all trials" for p in points) else ""
+
+
 def _cells(point: Point, baseline: Point | None = None) -> list[str]:
     from scalearn.params import human_count  # torch (meta device): only for a scaling report
 
@@ -446,13 +466,15 @@ def _cells(point: Point, baseline: Point | None = None) -> list[str]:
         _score(point),
         MISSING if bought["gain"] is None else f"{bought['gain']:+.2f}",
         MISSING if bought["params_per_point"] is None else human_count(round(bought["params_per_point"])),
-        MISSING if bought["inference_ratio"] is None else f"{bought['inference_ratio']:.2f}×",
+        MISSING if bought["inference_ratio"] is None else f"{bought['inference_ratio']:.2f}×" + mixed(point, baseline),
         MISSING if point.moved is None else f"{100 * point.moved:.1f}%",
         str(cost.get("trials", 0)),
         MISSING if not cost else f"{cost['median_wall_s']:.1f} s",
         number("median_step_s", 3),
         number("train_step_s", 3),
-        MISSING if cost.get("inference_s_per_example") is None else f"{1000 * cost['inference_s_per_example']:.2f}",
+        MISSING
+        if cost.get("inference_s_per_example") is None
+        else f"{1000 * cost['inference_s_per_example']:.2f}" + mixed(point),
         MISSING if not cost else f"{cost['wall_h']:.3g}",
         MISSING if not cost else f"{cost['device_h']:.3g} ({cost['device']})",
         number("peak_memory_mb", 0) + ("*" if cost.get("peak_memory_bound") else ""),
@@ -473,7 +495,8 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         f"inference × {BASELINE} = the inference time per example over the {BASELINE}'s.",
         "- cost from the trials' records, search points included: s/step = wall time of the training loop (its "
         "evaluations included) per step; train s/step = the median time between two optimizer steps; inference = "
-        "the test evaluation's time per example (a transfer model runs every source adapter there); "
+        "the test evaluation's time per example over the target tasks' trials (a transfer model runs every source "
+        "adapter there); "
         "device hours = "
         "wall time × processes on the device named; peak MB: the largest trial's peak (GPU memory on CUDA, the "
         "process's resident memory on a CPU), counted from the trial's start where its record says so "
@@ -482,6 +505,11 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "A transfer method's cost leaves out its source adapters: they are "
         "the adapter row's trials (stage 1 serves every transfer method).",
     ]
+    if any(mixed(p) for p in points):
+        lines.append(
+            "- † inference over all of the row's trials, its source tasks' test sets included (recorded so by an "
+            "earlier report): a ratio with it compares different test sets."
+        )
     for folder in sorted({p.earlier for p in points if p.earlier}):
         models = ", ".join(dict.fromkeys(p.model for p in points if p.earlier == folder))
         lines.append(f"- {models}: as the earlier report in {folder} recorded them (`harness report --earlier`).")
@@ -504,16 +532,16 @@ def cost_csv(points: list[Point]) -> str:
     out = io.StringIO()
     fields = ["model", "size", "method", "transfer_parameters", "task", "mean", "sd", "n"]
     cost_fields = ["trials", "median_wall_s", "median_step_s", "wall_h", "device_h", "device", "peak_memory_mb"]
-    cost_fields += ["peak_memory_bound", "train_step_s", "inference_s_per_example"]
+    cost_fields += ["peak_memory_bound", "train_step_s", "inference_s_per_example", "inference_from"]
     fields += cost_fields + ["mixing_moved", f"gain_over_{BASELINE}", "params_per_point", f"inference_over_{BASELINE}"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for p in points:
         baseline = baseline_of(p, points)
         inference = per_point(p, baseline)["inference_ratio"]
-        for task in p.scores:
+        for task in p.scores or [""]:  # a row nothing scored yet keeps its cost, on a row without a task
             s = p.summary(task)
-            delta = gain(p, baseline, task)
+            delta = gain(p, baseline, task) if task else None
             writer.writerow(
                 {
                     "model": p.model,
@@ -521,9 +549,9 @@ def cost_csv(points: list[Point]) -> str:
                     "method": p.method,
                     "transfer_parameters": p.transfer_parameters,
                     "task": task,
-                    "mean": f"{s.mean:.4f}",
-                    "sd": "" if s.sd is None else f"{s.sd:.4f}",
-                    "n": s.n,
+                    "mean": "" if s is None else f"{s.mean:.4f}",
+                    "sd": "" if s is None or s.sd is None else f"{s.sd:.4f}",
+                    "n": 0 if s is None else s.n,
                     **{k: p.cost.get(k) for k in cost_fields},
                     "mixing_moved": p.moved,
                     f"gain_over_{BASELINE}": "" if delta is None else f"{delta:.4f}",
@@ -540,9 +568,11 @@ def write_scaling(
     """(tables written, figures written) of the scaling report; nothing for a sweep of one backbone.
     ``earlier``: points of an earlier report (`earlier_points`) that join this store's."""
 
-    if len(report.tables) + len({p.model for p in earlier}) < 2:
+    theirs = {p.model for p in earlier}  # `earlier_points` gives only backbones this store scored nothing on
+    if len({t.model for t in report.tables} | theirs) < 2:
         return [], []
-    points = sorted(scaling_points(report, trials, store) + list(earlier), key=lambda p: p.size)
+    ours = [p for p in scaling_points(report, trials, store) if p.model not in theirs]
+    points = sorted(ours + list(earlier), key=lambda p: p.size)
     out = Path(out_dir)
     tasks = report.tables[0].tasks
     name = report.experiment

@@ -66,9 +66,13 @@ def backbone_size(model_name: str) -> dict:
 
 
 def human_count(count: int) -> str:
-    """12345678 → '12.3M'; 7504924672 → '7.50B'."""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+    """12345678 → '12.3M'; 7504924672 → '7.50B': two decimals below 10 of the unit, one above, both chosen from
+    the rounded value (9996 → '10.0K', 999960 → '1.00M')."""
+    for unit, scale, larger in (("B", 1e9, None), ("M", 1e6, "B"), ("K", 1e3, "M")):
         if count >= scale:
             value = count / scale
-            return f"{value:.2f}{unit}" if value < 10 else f"{value:.1f}{unit}"
+            shown = f"{value:.2f}" if float(f"{value:.2f}") < 10 else f"{value:.1f}"
+            if float(shown) >= 1000 and larger:  # 999.96K would show as 1000.0K
+                return f"{count / (1000 * scale):.2f}{larger}"
+            return shown + unit
     return str(count)

@@ -171,3 +171,14 @@ def test_the_default_store_follows_the_experiment_file(tmp_path, monkeypatch, ca
     (tmp_path / "broken.yaml").write_text("name: [unclosed")
     assert default_store(str(tmp_path / "broken.yaml")) == str(Path("runs") / "broken")  # the command says why
     assert default_store(None) == "store"
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [(999, "999"), (9994, "9.99K"), (9996, "10.0K"), (113_040, "113.0K"), (999_949, "999.9K"), (999_960, "1.00M")]
+    + [(12_345_678, "12.3M"), (9_996_000, "10.0M"), (7_504_924_672, "7.50B")],
+)
+def test_human_count_rounds_before_it_chooses_digits_and_unit(count, shown):
+    from scalearn.params import human_count
+
+    assert human_count(count) == shown

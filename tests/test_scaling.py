@@ -67,7 +67,8 @@ def sweep(tmp_path_factory):
                 "parameters": {"transfer": PARAMS[trial.method], "head": 10},
                 "steps": 100,
                 "step_times": [1000.0 + 0.5 * i + (30.0 if i >= 50 else 0.0) for i in range(100)],  # one evaluation
-                "test_seconds_per_example": 0.01 * (2 if decoder else 1),
+                # a source task's test set is another: its time per example differs
+                "test_seconds_per_example": (0.5 if trial.task == "mnli" else 0.01) * (2 if decoder else 1),
                 "wall_seconds": wall(trial),
                 "peak_memory_mb": 1000.0 + 100 * trial.seed + (5000 if decoder else 0),
                 "provenance": {
@@ -101,6 +102,9 @@ def test_points_average_each_seed_over_the_targets_and_sort_by_size(sweep):
 
 
 def test_cost_comes_from_the_trials_records(sweep):
+    from harness.scaling import trial_cost
+
+    _, _, _, store = sweep
     points, trials = points_of(sweep)
     cost = points[("qwen3-0.6b", "adapter")].cost
     mine = [t for t in trials if t.model == "qwen3-0.6b" and t.method == "adapter"]
@@ -113,7 +117,10 @@ def test_cost_comes_from_the_trials_records(sweep):
     assert cost["device"] == "cuda" and cost["peak_memory_mb"] == 6000.0  # its own peaks win over lifetime ones
     assert not cost["peak_memory_bound"] and points[("roberta-base", "adapter")].cost["peak_memory_bound"]
     assert cost["train_step_s"] == pytest.approx(0.5)  # the gap that held an evaluation does not count
-    assert cost["inference_s_per_example"] == pytest.approx(0.02)
+    assert cost["inference_s_per_example"] == pytest.approx(0.02) and cost["inference_from"] == "targets"
+    # over the targets' trials alone: mnli's (a source only) would have made it the median of other test sets
+    assert trial_cost(mine, store, targets={"mnli"})["inference_s_per_example"] == pytest.approx(1.0)
+    assert trial_cost(mine, store)["inference_from"] == "all trials"
     assert points[("roberta-base", "scalearn")].cost["device_h"] == pytest.approx(
         points[("roberta-base", "scalearn")].cost["wall_h"]
     )
@@ -175,6 +182,17 @@ def test_a_pause_that_recorded_no_peak_does_not_count_as_a_measured_one(tmp_path
     )
     cost = trial_cost([finished, stopped], store)  # a pause that measured its own: the row's peak
     assert cost["peak_memory_mb"] == 2100.0 and not cost["peak_memory_bound"]
+
+
+def test_the_cost_csv_keeps_a_row_that_nothing_has_scored_yet():
+    """A method whose trials ran but none finished a final seed (a study in progress) has its cost in the table
+    and the CSV alike: one row without a task or a score."""
+    from harness.scaling import Point, cost_csv
+
+    started = Point("qwen3-0.6b", "lora", 600_000_000, 10, {}, {"trials": 2, "wall_h": 0.168})
+    (row,) = csv.DictReader(io.StringIO(cost_csv([started])))
+    assert (row["method"], row["task"], row["mean"], row["n"], row["trials"]) == ("lora", "", "", "0", "2")
+    assert float(row["wall_h"]) == 0.168
 
 
 def test_the_cost_figure_has_a_bar_per_model_and_method_in_each_panel(sweep):
@@ -330,18 +348,35 @@ def test_an_earlier_reports_backbones_join_a_store_that_holds_only_the_others(sw
     assert f"- roberta-base: as the earlier report in {both} recorded them" in (later / "scaling.md").read_text()
     assert (later / "figures" / "scaling_mini-scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert "roberta-base" not in (later / "report.md").read_text()  # the per-backbone tables: this store's only
+    assert "†" not in (later / "scaling.md").read_text()  # every inference time over the targets' trials
+    # the file lists both backbones, and this store scored only the decoder: the earlier report's encoder joins it
+    half = tmp_path / "half"
+    shutil.copytree(store.root, half)
+    _, _, trials, _ = sweep
+    for trial in trials:
+        if trial.model == "roberta-base":
+            shutil.rmtree(half / "trials" / trial.key)
+    assert main(["report", str(path), "--store", str(half), "--out", str(tmp_path / "h"), "--earlier", str(both)]) == 0
+    capsys.readouterr()
+    listed = {(p["model"], p["method"]): p for p in json.loads((tmp_path / "h" / "scaling.json").read_text())}
+    assert listed == merged
     # a report written before trials kept their own peak: its peaks are lifetime ones, so read as bounds
     old = tmp_path / "old"
     shutil.copytree(both, old)
     points = json.loads((old / "scaling.json").read_text())
     for point in points:
         point["cost"].pop("peak_memory_bound")
+        point["cost"].pop("inference_from")  # and its inference times were over all of a row's trials
     (old / "scaling.json").write_text(json.dumps(points))
     args = ["report", str(path), "--store", str(store.root), *one, "--out", str(tmp_path / "o"), "--earlier", str(old)]
     assert main(args) == 0
     capsys.readouterr()
-    rows = [line for line in (tmp_path / "o" / "scaling.md").read_text().splitlines() if "| roberta-base |" in line]
+    markdown = (tmp_path / "o" / "scaling.md").read_text()
+    rows = [line for line in markdown.splitlines() if "| roberta-base |" in line]
     assert rows and all(line.endswith("| 1100* |") for line in rows)
+    assert all(" | 10.00† | " in line for line in rows) and "- † inference over all of the row's trials" in markdown
+    scalearn = next(line for line in rows if "| scalearn |" in line)
+    assert "| 1.00×† |" in scalearn  # a ratio against the encoder's adapter, itself over all its trials
 
     # a report of another experiment, or without --out, or onto itself: one line each, nothing written
     other = tmp_path / "other"
