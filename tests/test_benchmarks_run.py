@@ -39,15 +39,19 @@ def test_real_backbones_benchmark_runs_and_writes_its_json(tmp_path):
     assert row["scalearn_eval_seconds_per_example"] > 0
 
 
-def test_peak_memory_benchmark_measures_each_method_in_a_fresh_process(tmp_path):
-    out = tmp_path / "peak_memory.json"
+def test_method_costs_benchmark_measures_each_method_in_a_fresh_process(tmp_path):
+    out = tmp_path / "method_costs.json"
     args = ["--models", "minilm", "--methods", "adapter,scalearn_lora", "--batch-size", "2", "--length", "8"]
-    assert load("peak_memory").main([*args, "--eval-batch-size", "4", "--steps", "1", "--out", str(out)]) == 0
+    assert load("method_costs").main([*args, "--eval-batch-size", "4", "--rounds", "1", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["backbones"]["minilm"]
     for row in rows.values():  # weights are mapped from their file and paged in when used: a forward pass reads
         # MiniLM's 43 MB of layer weights (of its embeddings, only the rows of the tokens it looks up)
         assert row["peak_mb"] > row["built_mb"] + 40 and row["built_mb"] > row["after_imports_mb"]
-    assert rows["adapter"]["peak_over_adapter"] == 1.0
+    assert rows["adapter"]["peak_over_adapter"] == rows["adapter"]["eval_seconds_per_example_over_adapter"] == 1.0
+    lora = rows["scalearn_lora"]
+    assert lora["train_step_seconds"] > 0 and lora["eval_seconds_per_example_over_adapter"] == pytest.approx(
+        lora["eval_seconds_per_example"] / rows["adapter"]["eval_seconds_per_example"]
+    )
     # both train the same head; ScaLearn over LoRA adds only its ω, far fewer than an adapter
     assert rows["scalearn_lora"]["trainable_parameters"] < rows["adapter"]["trainable_parameters"]
 

@@ -1,15 +1,18 @@
-"""Peak memory of each method of the real scaling study, per real backbone, each measured in a process of its own.
+"""What each method of the real scaling study costs on each real backbone, each measured in a process of its own:
+the training step, the inference time per example, and the peak memory.
 
-A trial's peak memory is in its result (`provenance.peak_memory_mb`), but the study's earlier trials recorded
-their Ray worker's lifetime peak (docs/results/scaling-real.md); this measures every (backbone, method) afresh.
-Each pair runs in a new Python process, so no earlier model's pages count: it loads the backbone, builds the method
-(over 4 random source adapters, or LoRAs for ScaLearn over LoRA: the study's three sources and the target's own),
-takes a few AdamW steps at the study's shape (batch 16 × 64 tokens, fp32, one thread) and one evaluation batch of
-64. Figures are resident-set sizes in MB (Linux's ``/proc/self/statm`` and its high-water mark, reset once the
-model is built): after imports, after the model is built, and the peak of training and evaluation. A trial adds
-its data, tokenizer and MLflow client on top.
+The trials' own records give these too (`harness report`'s cost table), but a study's trials run two at a time on
+a shared machine, paused and resumed, over code that changed under them, so their times mix what ran beside them
+(docs/results/scaling-real.md). This measures every (backbone, method) alike, in a new Python process each, so no
+earlier model's pages count: it loads the backbone, builds the method (over 4 random source adapters, or LoRAs for
+ScaLearn over LoRA: the study's three sources and the target's own), times AdamW steps at the study's shape
+(batch 16 × 64 tokens, fp32, one thread) and evaluation batches of 64 (a transfer model runs every source there),
+medians of ``--rounds`` after a warm-up. Memory: resident-set sizes in MB (Linux's ``/proc/self/statm`` and its
+high-water mark, reset once the model is built), after imports, once built, and the peak of training and
+evaluation; a trial adds its data, tokenizer, Ray worker and MLflow client on top. Ratios are over the adapter on
+the same backbone. Run it on an otherwise idle machine.
 
-    python benchmarks/peak_memory.py [--models minilm,smollm2-135m-q4] [--out benchmarks/results/peak_memory.json]
+    python benchmarks/method_costs.py [--models minilm,smollm2-135m-q4] [--out benchmarks/results/method_costs.json]
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -71,18 +76,35 @@ def measure_one(name: str, method: str, args) -> dict:
     labels = torch.randint(0, 2, (args.batch_size,), generator=g)
     optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=1e-4)
     if not reset_peak_memory("cpu"):
-        raise SystemExit("peak_memory.py needs Linux's /proc/self/clear_refs to reset the peak between phases")
-    for _ in range(args.steps):
+        raise SystemExit("method_costs.py needs Linux's /proc/self/clear_refs to reset the peak once a model is built")
+
+    def step():
         optimizer.zero_grad(set_to_none=True)
         model.loss(model(ids, torch.ones_like(ids)), labels).backward()
         optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        eval_ids = torch.randint(5, vocab, (args.eval_batch_size, args.length), generator=g)
+
+    eval_ids = torch.randint(5, vocab, (args.eval_batch_size, args.length), generator=g)
+
+    @torch.no_grad()
+    def evaluate():
         model(eval_ids, torch.ones_like(eval_ids))
+
+    figures["train_step_seconds"] = median_seconds(step, args.rounds)
+    model.eval()
+    figures["eval_seconds_per_example"] = median_seconds(evaluate, args.rounds) / args.eval_batch_size
     figures["peak_mb"] = peak_memory_mb("cpu")
     figures["trainable_parameters"] = sum(p.numel() for p in model.trainable_parameters().values())
     return figures
+
+
+def median_seconds(fn, rounds: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def in_fresh_process(name: str, method: str, argv: list[str]) -> dict:
@@ -100,12 +122,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sources", type=int, default=4)
     parser.add_argument("--models", default="minilm,mpnet-base,smollm2-135m-q4,gemma3-270m-q4")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--out", default="benchmarks/results/peak_memory.json")
+    parser.add_argument("--out", default="benchmarks/results/method_costs.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # backbone:method, measured in this process
     args = parser.parse_args(argv)
     if args.one:
@@ -124,25 +146,28 @@ def main(argv=None) -> int:
         rows = results[name] = {}
         for method in args.methods.split(","):
             rows[method] = in_fresh_process(name, method, argv)
+            row = rows[method]
             print(
-                f"{name:18s} {method:20s} built {rows[method]['built_mb']:7.0f} MB  "
-                f"peak {rows[method]['peak_mb']:7.0f} MB"
+                f"{name:18s} {method:20s} step {row['train_step_seconds']:6.3f} s  "
+                f"eval {1000 * row['eval_seconds_per_example']:6.2f} ms/ex  peak {row['peak_mb']:6.0f} MB"
             )
         if "adapter" in rows:
             for row in rows.values():
-                row["peak_over_adapter"] = row["peak_mb"] / rows["adapter"]["peak_mb"]
+                for key in ("train_step_seconds", "eval_seconds_per_example", "peak_mb"):
+                    row[f"{key.removesuffix('_mb')}_over_adapter"] = row[key] / rows["adapter"][key]
     payload = {
-        "benchmark": "peak_memory",
+        "benchmark": "method_costs",
         "setup": {
             "batch_size": args.batch_size,
             "eval_batch_size": args.eval_batch_size,
             "length": args.length,
-            "steps": args.steps,
+            "rounds": args.rounds,
             "threads": args.threads,
             "sources": args.sources,
             "precision": "fp32",
             "torch": torch.__version__,
-            "measure": "resident set size, MB; a fresh process per backbone and method",
+            "memory": "resident set size, MB",
+            "process": "a fresh one per backbone and method",
         },
         "backbones": results,
         "skipped": skipped,
