@@ -503,7 +503,9 @@ def cost_markdown(points: list[Point], experiment: str) -> str:
         "(`peak_memory_from`); * marks a row none of whose trials did: the largest of their Ray workers' lifetime "
         "peaks, which may be an earlier, larger trial's (an upper bound). "
         "A transfer method's cost leaves out its source adapters: they are "
-        "the adapter row's trials (stage 1 serves every transfer method).",
+        "the adapter row's trials (stage 1 serves every transfer method). Trials that shared a machine's cores "
+        "or a GPU with others timed what ran beside them too: to compare methods' times, measure them alike "
+        "(`benchmarks/method_costs.py` does on CPU).",
     ]
     if any(mixed(p) for p in points):
         lines.append(
