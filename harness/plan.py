@@ -326,6 +326,7 @@ class _Planner:
 
         points, values = sample(self.spec.search, space, value_of)
         group = self._group(stage, model, method, depends_on, where, points, keys, seeds, searched)
+        group.lower_is_better = direction(values, group.lower_is_better)  # shown while it searches
         if None in values or len(points) < planned_count(self.spec.search, space):
             return None
         return self._choose(group, values, list(range(len(points))), seeds, depends_on, where)
@@ -334,7 +335,10 @@ class _Planner:
         task = where.get("label") or where.get("task")
         group = SearchGroup(stage, model, method, task, tuple(where.get("tasks", ())), points, keys)
         group.seeds, group.searched_seeds = list(seeds), list(searched)
-        apart = json.dumps([stage, model, method, where, list(depends_on)], sort_keys=True, default=str)
+        apart = [stage, model, method, where, list(depends_on)]
+        if list(searched) != list(range(len(searched))):  # a group searched at other seeds than the source's 0…
+            apart.append(list(searched))  # …is another group (ids of the usual ones unchanged)
+        apart = json.dumps(apart, sort_keys=True, default=str)
         name = "-".join((method, task, model.rsplit("/", 1)[-1]))
         group.id = f"{''.join(c if c.isalnum() or c in '._-' else '_' for c in name)}-{_short_hash(apart)}"
         # a source adapter's group and the adapter baseline on that task share their search trials: one group
@@ -347,7 +351,7 @@ class _Planner:
         """The group's choice among ``candidates`` (point indices; ``values`` theirs, in that order), and its final
         trials at the chosen point."""
         group.chosen = candidates[best_index(values)]
-        group.lower_is_better = next((lower for _, lower in values if lower is not None), True)
+        group.lower_is_better = direction(values, True)
         point = group.points[group.chosen]
         stage, model, method = group.stage, group.model, group.method
         finals = [self.add(stage, model, method, depends_on, "final", point, seed=seed, **where) for seed in seeds]
@@ -372,9 +376,11 @@ class _Planner:
         alive = list(range(len(points)))
         for rung, fraction in enumerate(fractions):
             for key in (key for i in alive for key in keys[i]):  # planned to this rung (a stopped point stays)
-                self.trials[key] = replace(self.trials[key], rung=rung, budget=fraction)
+                if self.trials[key].role == "search":  # another group's final trial (same key) runs whole
+                    self.trials[key] = replace(self.trials[key], rung=rung, budget=fraction)
             values = {i: self._value_at(keys[i], rung) for i in alive}
             group.rung_values.append(values)
+            group.lower_is_better = direction(values.values(), group.lower_is_better)
             if None in values.values():
                 return None
             if rung < len(fractions) - 1:
@@ -390,6 +396,11 @@ class _Planner:
             return self.rung_of(key, rung) or self.result_of(key)
 
         return point_value(keys, result_at)
+
+
+def direction(values, default: bool) -> bool:
+    """Whether lower is better, from the first point value that says ((value, lower_is_better) or None)."""
+    return next((lower for value in values if value is not None and (lower := value[1]) is not None), default)
 
 
 def expand(spec: ExperimentSpec, store=None, given_up=None) -> list[Trial]:

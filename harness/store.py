@@ -227,6 +227,7 @@ class Store:
         pruner settings changed reads the pauses that hold for it, and trains the ones it lacks."""
         self.push(key)
         self._write(key, f"rungs/{share_name(share)}.json", {"paused_at_time": time.time(), **record})
+        self._remove(key, "failed.json")  # an earlier attempt's failure: this one got here
 
     def rung(self, key: str, share: float) -> dict | None:
         """The record of the trial's pause at ``share`` of its budget (None: it has not paused there)."""

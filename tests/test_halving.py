@@ -206,3 +206,60 @@ def test_a_halving_that_cannot_run_is_one_line_naming_the_key(search, expected, 
     assert main(["validate", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{path}:{expected}"), err
+
+
+def paused(store, key, loss: float, share: float = FIRST) -> None:
+    store.write_rung(key, share, {"best_dev": {"loss": loss}, "selected_by": "loss", "task": "syn_a_low"})
+
+
+def test_a_point_whose_first_attempt_failed_and_that_then_paused_is_not_failed(tmp_path):
+    """Ray retries a trial whose first attempt raised: the retry's pause at a rung is what holds, so the best
+    point is promoted, and a promoted point that then runs to its end is chosen, not ranked last as failed."""
+    spec = load_spec_from(SPEC)
+    store = Store(tmp_path / "store")
+    (group,) = make_plan(spec, store).groups.values()
+    keys = [point_keys[0] for point_keys in group.keys_by_point]
+    store.write_failure(keys[1], 1, "Traceback\nRuntimeError: out of memory")  # its first attempt
+    for key, loss in zip(keys, [0.5, 0.2, 0.4], strict=True):
+        paused(store, key, loss)
+    assert store.state(keys[1]) != "failed"
+    (group,) = make_plan(spec, store).groups.values()
+    assert group.rung_values[1] == {1: None}  # promoted, and planned to go on from its pause
+    store.write_result(keys[1], {"best_dev": {"loss": 0.1}, "selected_by": "loss", "task": "syn_a_low", "tasks": {}})
+    (group,) = make_plan(spec, store).groups.values()
+    assert group.chosen == 1
+
+
+def test_halving_leaves_another_groups_final_trial_whole(tmp_path):
+    """The adapter baseline's final trial at seed 1 is the search trial of the source adapter's group at its seed
+    1 (`source_seed: 1`), one key. Halving plans its own points to pause at a rung, never the final trial another
+    group needs whole; the two groups keep ids of their own (their choices are recorded apart)."""
+    spec = load_spec_from({**SPEC, "methods": ["adapter", "scalearn"], "seeds": 3, "source_seed": 1})
+    store = Store(tmp_path / "store")
+    groups = [g for g in make_plan(spec, store).groups.values() if g.task == "syn_a_low"]
+    baseline = next(g for g in groups if g.searched_seeds == [0])
+    for point_keys, loss in zip(baseline.keys_by_point, [0.5, 0.2, 0.4], strict=True):
+        paused(store, point_keys[0], loss)
+    best = baseline.keys_by_point[1][0]
+    store.write_result(best, {"best_dev": {"loss": 0.1}, "selected_by": "loss", "task": "syn_a_low", "tasks": {}})
+    plan = make_plan(spec, store)
+    baseline = next(g for g in plan.groups.values() if g.task == "syn_a_low" and g.searched_seeds == [0])
+    assert baseline.chosen == 1 and len(baseline.final_keys) == 3
+    trials = {t.key: t for t in plan.trials}
+    assert [(trials[k].role, trials[k].rung) for k in baseline.final_keys] == [("final", None)] * 3
+    ids = [g.id for g in plan.groups.values() if g.task == "syn_a_low"]
+    assert len(ids) == len(set(ids)) == 2
+
+
+def test_a_group_that_selects_on_a_metric_says_higher_is_better_while_it_searches(tmp_path):
+    """Before a group chooses, its direction comes from the values it has: the status line's 'best so far' and
+    the selection table's arrow are right for a metric, not only once it has chosen."""
+    hyperparameters = {"all": {**SPEC["hyperparameters"]["all"], "select_by": "metric"}}
+    search = {"adapter": SPEC["search"]["adapter"]}  # a grid, no pruner
+    spec = load_spec_from({**SPEC, "search": search, "hyperparameters": hyperparameters})
+    store = Store(tmp_path / "store")
+    (group,) = make_plan(spec, store).groups.values()
+    first = group.keys_by_point[0][0]
+    store.write_result(first, {"best_dev": {"score": 0.7}, "selected_by": "metric", "task": "syn_a_low"})
+    (group,) = make_plan(spec, store).groups.values()
+    assert group.chosen is None and group.lower_is_better is False

@@ -4,6 +4,7 @@ search settings and sets of tasks, models and sources that agree. Each error is 
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 
 from harness.spec.schema import ExperimentSpec, Range
@@ -147,7 +148,7 @@ def _pruner_errors(spec: ExperimentSpec, trained: list[str]) -> list[tuple[str, 
             errors.append((f"search.{method}", "one point: successive halving needs at least 2 to choose between"))
             continue
         evaluations = _planned_evaluations(spec, method)
-        if space and evaluations is not None and evaluations * first < 1:
+        if space and evaluations is not None and math.floor(evaluations * first + 1e-9) < 1:  # as the trainer counts
             problem = (
                 f"the first rung, 1/{search.eta ** (search.rungs - 1)} of the budget, is shorter than one of "
                 f"{method}'s {evaluations} evaluations (fewer rungs, a smaller eta, or more evaluations)"
