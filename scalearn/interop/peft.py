@@ -69,6 +69,11 @@ def _target_modules(paths: dict[str, str], roles) -> list[str] | str:
 # -- import ---------------------------------------------------------------------------------------
 
 
+BASE_CHANGING_INITS = ("pissa", "olora", "corda", "loftq")
+"""PEFT initialisations that change the base weights (PiSSA, OLoRA, CorDA) or assume a quantised base (LoftQ): such
+a LoRA on the original weights computes another function. Converted on save, PEFT writes plain LoRA."""
+
+
 def read_peft(source: str | Path, model: str) -> tuple[dict, dict[str, torch.Tensor], dict]:
     """(our LoRA config, our stacked tensors, provenance) of the PEFT LoRA in ``source``, checked against ``model``."""
     from scalearn.catalog import canonical_name
@@ -90,6 +95,12 @@ def read_peft(source: str | Path, model: str) -> tuple[dict, dict[str, torch.Ten
     for key, allowed in refusals.items():
         if saved.get(key) not in allowed:
             raise InteropError(f"{config_path}: {key} is {saved[key]!r}; only plain LoRA imports ({allowed[0]!r})")
+    init = saved.get("init_lora_weights")
+    if isinstance(init, str) and init.lower().startswith(BASE_CHANGING_INITS):
+        raise InteropError(
+            f"{config_path}: init_lora_weights is {init!r}, a LoRA that assumes a changed base model (PEFT rewrites"
+            " its weights); save it converted (path_initial_model_for_weight_conversion) to import it"
+        )
     rank, alpha = saved.get("r"), saved.get("lora_alpha")
     if not isinstance(rank, int) or rank < 1 or not isinstance(alpha, int | float):
         raise InteropError(f"{config_path}: r {rank!r} and lora_alpha {alpha!r} must be a rank ≥ 1 and a number")
