@@ -166,6 +166,7 @@ class DeepSpeedEngine:
             raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
         ensure_process_group(device)
         self.model, self.config, self.device = model, config, device
+        self.micro_batches = 0
         world = torch.distributed.get_world_size()
         if config.batch_size % world:
             raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} ranks")
@@ -196,9 +197,16 @@ class DeepSpeedEngine:
         return self.engine(**batch)
 
     def backward_and_step(self, loss: torch.Tensor, flush: bool = False) -> bool:
-        boundary = self.engine.is_gradient_accumulation_boundary()
+        """As the torch engine: a step every ``gradient_accumulation`` micro-batches and at an epoch's last one
+        (``flush``), so both take the schedule's steps; the boundary is ours, set before each backward."""
+        self.micro_batches += 1
+        boundary = flush or self.micro_batches % self.config.gradient_accumulation == 0
+        if self.config.gradient_accumulation > 1:
+            self.engine.set_gradient_accumulation_boundary(boundary)
         self.engine.backward(loss)
         self.engine.step()
+        if boundary:
+            self.micro_batches = 0
         return boundary
 
     def learning_rate(self) -> float:

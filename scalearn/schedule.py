@@ -87,13 +87,19 @@ class EpochSchedule:
 
     def __init__(self, task: str, size: int, config, seed: int, rank: int = 0, world: int = 1):
         self.task, self.size, self.config, self.seed, self.rank, self.world = task, size, config, seed, rank, world
-        batches = math.ceil(size / config.batch_size)
+        # several ranks take whole global batches only (`shard`): the steps are planned from what they take
+        batches = size // config.batch_size if world > 1 else math.ceil(size / config.batch_size)
+        if batches < 1:
+            raise ValueError(
+                f"task {task!r}: its training split ({size}) is smaller than one batch ({config.batch_size}) on "
+                f"{world} ranks"
+            )
         steps_per_epoch = math.ceil(batches / config.gradient_accumulation)
         self.total_steps = steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
         self._steps_per_epoch = steps_per_epoch
-        self.batches_per_epoch = size // config.batch_size if world > 1 else batches
+        self.batches_per_epoch = batches
 
     def micro_batches(self, state: RunState) -> Iterator[MicroBatch]:
         micro = self.config.batch_size // self.world

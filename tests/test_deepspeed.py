@@ -59,6 +59,17 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
 
 
 @pytest.mark.slow
+def test_an_uneven_accumulation_takes_the_torch_engines_steps(cache_dir):
+    """3 micro-batches an epoch, 2 a step: the epoch's last micro-batch steps alone (its flush), on DeepSpeed as
+    on torch, so both take the schedule's 2 steps an epoch (DeepSpeed's own counter would step across epochs: 3)."""
+    common = dict(method="adapter", learning_rate=1e-2, few_shot_k=24, gradient_accumulation=2, epochs=2)
+    torch_run, _ = run(cache_dir, max_steps=None, **common)
+    ds_run, _ = run(cache_dir, max_steps=None, engine="deepspeed", zero_stage=2, **common)
+    assert torch_run.steps == ds_run.steps == 4
+    assert ds_run.losses == pytest.approx(torch_run.losses, abs=1e-5)
+
+
+@pytest.mark.slow
 def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
     """2 CPU ranks (Ray Train TorchTrainer, gloo, DeepSpeed ZeRO-2), global batch 8 = 2 × 4, against one
     plain-torch rank with batch 8. No dropout anywhere, so the two runs see the same computation."""

@@ -46,6 +46,26 @@ def test_each_task_is_walked_through_in_shuffled_passes():
     assert ranks[0].rows("a", 0, 0) + ranks[1].rows("a", 0, 0) == streams.rows("a", 0, 0)
 
 
+def test_an_epoch_on_several_ranks_plans_the_steps_its_ranks_take():
+    """Two ranks drop an epoch's incomplete global batch: the schedule plans the steps they take (its learning
+    rate reaches 0 at the last), and a split smaller than one batch is an error, not a loop that yields nothing."""
+    from scalearn.config import LoopConfig
+    from scalearn.schedule import EpochSchedule, RunState
+
+    config = LoopConfig(batch_size=32, epochs=3)
+    ranks = [EpochSchedule("t", 100, config, seed=0, rank=r, world=2) for r in (0, 1)]
+    state = RunState()
+    taken = 0
+    for batch in ranks[0].micro_batches(state):
+        state.step += 1  # one micro-batch a step
+        ranks[0].advance(state, batch)
+        taken += 1
+    assert taken == ranks[0].total_steps == 3 * 3  # 100 // 32 global batches an epoch
+    assert EpochSchedule("t", 100, config, seed=0).total_steps == 3 * 4  # one rank keeps the partial batch
+    with pytest.raises(ValueError, match=r"training split \(16\) is smaller than one batch \(32\) on 2 ranks"):
+        EpochSchedule("t", 16, config, seed=0, rank=0, world=2)
+
+
 def run(method="adapter_m", **kw):
     settings = {
         "model": "tiny-bow",
