@@ -263,6 +263,8 @@ class _Planner:
         if key is None:
             overrides = {**self.spec.overrides_for(method, where.get("task"), model), **(point or {})}
             data = {"max_length": self.spec.data.max_length, "max_dev_examples": self.spec.data.max_dev_examples}
+            if where.get("few_shot") or self.spec.data.max_dev_examples:  # else it keeps every row: no other key
+                data["sample"] = self.spec.data.sample
             config = create_config(method, model=model, overrides=overrides, **data, **where)
             key = self.added[asked] = trial_key(config, depends_on)
         else:

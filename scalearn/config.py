@@ -124,6 +124,11 @@ class DataConfig(Settings):
     max_dev_examples: Annotated[Count | None, Field(json_schema_extra={"in_key": "unless_default"})] = None
     """Select on the first N rows of the dev split only (the paper's few-shot runs: 5,000, docs/method.md §4.5);
     None: all of it."""
+    sample: Annotated[Literal["first", "spread"], Field(json_schema_extra={"in_key": "unless_default"})] = "first"
+    """Which rows ``few_shot`` and ``max_dev_examples`` keep: "first", the split's first (the paper's protocol:
+    GLUE's 90% split is shuffled); "spread", those whose text hashes first, a fixed sample spread over a split
+    stored in another order (the offline corpora keep their files' order, by label or by review, docs/data.md).
+    The same rows for every seed either way."""
 
 
 class TrialConfig(Settings):

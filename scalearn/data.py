@@ -125,11 +125,27 @@ def protocol_splits(task: TaskSpec, raw):
     return DatasetDict({"train": parts["train"], "dev": parts["test"], "test": test, **extra})
 
 
-def few_shot(train, k: int):
-    """The first k examples of the (90%) train split, the same for every seed (docs/method.md §4.5)."""
+def few_shot(train, k: int, sample: str = "first"):
+    """k examples of the (90%) train split, the same for every seed (docs/method.md §4.5): the first, or
+    (``sample="spread"``) those whose text hashes first, kept in the split's order."""
     if k < 1:
         raise ValueError(f"few-shot k must be >= 1, got {k}")
-    return train.select(range(min(k, len(train))))
+    return train.select(sampled_rows(train, k, sample))
+
+
+SAMPLE_SALT = "scalearn-sample-v1"
+
+
+def sampled_rows(split, count: int, sample: str) -> list[int]:
+    """The indices of the ``count`` rows ``sample`` keeps (`DataConfig.sample`), in the split's order."""
+    count = min(count, len(split))
+    if sample == "first":
+        return list(range(count))
+    if sample != "spread":
+        raise ValueError(f"sample {sample!r}: expected 'first' or 'spread'")
+    texts = split["text"] if "text" in split.column_names else [str(row) for row in split]
+    ranked = sorted(range(len(split)), key=lambda i: (hashlib.sha256(f"{SAMPLE_SALT}|{texts[i]}".encode()).digest(), i))
+    return sorted(ranked[:count])
 
 
 def to_examples(task: TaskSpec, split):
@@ -143,17 +159,32 @@ def to_examples(task: TaskSpec, split):
     return examples
 
 
-def task_examples(task: TaskSpec | str, data_dir=None, few_shot_k: int | None = None, max_dev: int | None = None):
+def task_examples(
+    task: TaskSpec | str,
+    data_dir=None,
+    few_shot_k: int | None = None,
+    max_dev: int | None = None,
+    sample: str = "first",
+):
     """DatasetDict of examples per split (train, dev, test, …) under the paper's protocol; ``max_dev``: only the
-    first rows of the dev split (the few-shot runs' cap, docs/method.md §4.5)."""
+    first rows of the dev split (the few-shot runs' cap, docs/method.md §4.5); ``sample``: which rows both keep
+    (`DataConfig.sample`)."""
     from datasets import DatasetDict
 
     task = get_task(task) if isinstance(task, str) else task
     splits = protocol_splits(task, load_raw(task, data_dir))
     if few_shot_k is not None:
-        splits["train"] = few_shot(splits["train"], few_shot_k)
+        whole, splits["train"] = splits["train"], few_shot(splits["train"], few_shot_k, sample)
+        if task.kind == "classification" and "label" in whole.column_names:
+            kept, every = set(splits["train"]["label"]), set(whole["label"])
+            if len(kept) == 1 < len(every):  # a split stored by label: the first rows are one class
+                raise ValueError(
+                    f"task {task.name}: the {len(splits['train'])} training rows data.sample {sample!r} keeps hold "
+                    f"only label {kept.pop()} of its {len(every)}; set data.sample: spread (a fixed sample spread "
+                    "over the split)"
+                )
     if max_dev is not None and "dev" in splits:
-        splits["dev"] = splits["dev"].select(range(min(max_dev, len(splits["dev"]))))
+        splits["dev"] = splits["dev"].select(sampled_rows(splits["dev"], max_dev, sample))
     return DatasetDict({name: to_examples(task, split) for name, split in splits.items()})
 
 
@@ -212,6 +243,7 @@ def cache_key(
     few_shot_k: int | None,
     source_fp: str,
     max_dev: int | None = None,
+    sample: str = "first",
 ) -> str:
     parts = {
         "format": CACHE_FORMAT,
@@ -228,6 +260,8 @@ def cache_key(
     }
     if max_dev is not None:  # (entries cut before this option existed keep their keys)
         parts["max_dev"] = max_dev
+    if sample != "first":  # (likewise)
+        parts["sample"] = sample
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -240,6 +274,7 @@ def tokenized_task(
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     max_dev: int | None = None,
+    sample: str = "first",
 ) -> TokenizedData:
     """The task's tokenised splits, from the cache when this exact entry exists, else built and cached."""
     from datasets import DatasetDict, load_from_disk
@@ -250,12 +285,12 @@ def tokenized_task(
     task = get_task(task) if isinstance(task, str) else task
     max_length = max_length or task.max_length
     source = source_fingerprint(task, data_dir)
-    key = cache_key(task, tokenizer_fingerprint(tokenizer), max_length, few_shot_k, source, max_dev)
+    key = cache_key(task, tokenizer_fingerprint(tokenizer), max_length, few_shot_k, source, max_dev, sample)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / "tokenized" / task.name / key
     hit = (final / "manifest.json").exists()
     if not hit:
-        examples = task_examples(task, data_dir, few_shot_k, max_dev)
+        examples = task_examples(task, data_dir, few_shot_k, max_dev, sample)
         tokenized = DatasetDict(
             {
                 name: split.map(
@@ -278,6 +313,7 @@ def tokenized_task(
                 "max_length": max_length,
                 "few_shot": few_shot_k,
                 "max_dev": max_dev,
+                "sample": sample,
                 "sizes": {name: len(split) for name, split in tokenized.items()},
                 "selects_on_test": task.selects_on_test,
             }

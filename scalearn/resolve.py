@@ -30,6 +30,7 @@ def create_config(
     few_shot: int | None = None,
     sources: list[str] | tuple[str, ...] = (),
     max_dev_examples: int | None = None,
+    sample: str = "first",
 ) -> TrialConfig:
     """The resolved config: the method's defaults, then ``overrides`` (method or loop settings, validated by
     the method's model). A single-task trial gives ``task``; a joint one ``tasks`` (and a ``label``)."""
@@ -53,7 +54,7 @@ def create_config(
         method=method,
         method_config=resolved.settings(),
         loop=resolved.loop_config(),
-        data=DataConfig(max_length=max_length, few_shot=few_shot, max_dev_examples=max_dev_examples),
+        data=DataConfig(max_length=max_length, few_shot=few_shot, max_dev_examples=max_dev_examples, sample=sample),
         model=canonical_name(model),
         task=task,
         tasks=names,

@@ -134,6 +134,7 @@ def build(config: TrialConfig, sources=None, *, data_dir=None, cache_dir=None) -
             max_length=config.data.max_length,
             few_shot_k=config.data.few_shot,
             max_dev=config.data.max_dev_examples,
+            sample=config.data.sample,
             data_dir=data_dir,
             cache_dir=cache_dir,
         )

@@ -51,6 +51,23 @@ def test_ninety_ten_split_is_stratified_seeded_and_disjoint():
     assert few_shot(splits["train"], 16)["sentence"] == splits["train"]["sentence"][:16]
 
 
+def test_a_spread_sample_covers_a_split_stored_in_label_order_and_is_the_same_every_time():
+    """The offline corpora keep their files' order: bbc_news' first 100 training rows are all one class. The first
+    rows are refused in one line that names the way out; `sample: spread` keeps rows whose text hashes first,
+    every class present, the same rows every call, in the split's order; dev's cap follows the same choice."""
+    with pytest.raises(
+        ValueError,
+        match=r"bbc_news: the 100 training rows data.sample 'first' keeps hold only label 0 of its 5; set data.sample",
+    ):
+        task_examples("bbc_news", few_shot_k=100)
+    spread = task_examples("bbc_news", few_shot_k=100, max_dev=50, sample="spread")
+    assert len(spread["train"]) == 100 and len(set(spread["train"]["label"])) == 5
+    again = task_examples("bbc_news", few_shot_k=100, max_dev=50, sample="spread")
+    assert spread["train"]["text"] == again["train"]["text"] and spread["dev"]["text"] == again["dev"]["text"]
+    first_dev = task_examples("bbc_news", max_dev=50)["dev"]["text"]
+    assert len(spread["dev"]) == 50 and spread["dev"]["text"] != first_dev
+
+
 def test_record_protocol_selects_on_the_reported_test_set():
     task = get_task("record")
     assert task.selects_on_test

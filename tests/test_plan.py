@@ -96,3 +96,24 @@ def test_seed_zero_adapter_baseline_is_the_source_adapter():
     adapters = [t for t in trials if t.method == "adapter" and t.task == "syn_a_low" and t.seed == 0]
     assert len(adapters) == 1
     assert all(adapters[0].key in t.depends_on for t in trials if t.stage == 2)
+
+
+def test_data_sample_keys_only_the_trials_it_changes():
+    """`data.sample: spread` re-keys the trials whose rows it picks (the 100-shot targets and their own source
+    adapter); the full-data sources keep their keys, and the default keeps every key as it was."""
+    from pathlib import Path
+
+    from harness.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "experiments" / "offline-study.yaml")
+    as_was = {t.key: t for t in expand(spec)}
+
+    def sampled(sample):
+        changed = spec.model_copy(update={"data": spec.data.model_copy(update={"sample": sample})})
+        return {t.key: t for t in expand(changed)}
+
+    assert set(sampled("first")) == set(as_was)
+    spread = sampled("spread")
+    kept = {key for key in spread if key in as_was}
+    assert kept and all(as_was[key].config.data.few_shot is None for key in kept)
+    assert all(t.config.data.sample == "spread" for t in spread.values() if t.config.data.few_shot)

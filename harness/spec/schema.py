@@ -56,6 +56,8 @@ class DataOptions(_Strict):
     max_length: int | None = Field(None, gt=0)
     few_shot: int | None = Field(None, gt=0)
     max_dev_examples: int | None = Field(None, gt=0)
+    sample: Literal["first", "spread"] = "first"
+    """Which rows few_shot and max_dev_examples keep (scalearn.config.DataConfig.sample)."""
 
 
 class Range(_Strict):
