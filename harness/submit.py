@@ -100,6 +100,7 @@ def submit(
         return tracker
 
     lost, tracker, finish = {}, None, None
+    latest = {"plan": plan}  # the newest plan: what a search that chose mid-wave added (its parents opened) too
     sigterm = _SigtermHandler()
     try:
         if todo:
@@ -131,8 +132,6 @@ def submit(
                 asked = {(t.key, t.rung) for t in todo}
                 watch = SourceWatch(spec, store, say)
                 watch.planned(trials)  # transfer trials planned on sources done before this submit
-
-                latest = {"plan": plan}  # what the progress line says is still to plan
 
                 def more() -> list[Trial]:  # what the searches that finished meanwhile let run now
                     latest["plan"] = make_plan(spec, store, given_up)
@@ -180,7 +179,8 @@ def submit(
             outcome.trials = trials
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Ray is down (a kept Ray's trials cancelled); the store holds what
         # finished
-        raise _stopped(spec, store, trials, tracker, signal.SIGTERM if sigterm.received else signal.SIGINT) from None
+        every = list({t.key: t for t in [*trials, *latest["plan"].trials]}.values())
+        raise _stopped(spec, store, every, tracker, signal.SIGTERM if sigterm.received else signal.SIGINT) from None
     finally:
         sigterm.restore()
     if tracker is None:
@@ -257,7 +257,8 @@ def _stopped(
     while another submit on the store still runs their trials), and say how far the experiment got."""
     if tracker is not None:
         tracker.log_trials(trials, store)
-        others = store.drivers()  # this submit's own record is gone by now
+        # this submit's own record is gone by now; a submit of another file runs none of these parents' trials
+        others = [d for d in store.drivers() if d.get("experiment") == spec.name]
         tracker.finish(trials, store, spec.target_list(), unfinished=None if others else "KILLED")
     done = len(reached_keys(trials, store))
     return SubmitInterrupted(spec.name, done, len(trials), store.location, signal_number)

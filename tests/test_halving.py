@@ -129,6 +129,9 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     notes = [r.data.tags.get("mlflow.note.content", "") for r in runs]
     (search_note,) = [note for note in notes if "Successive halving over 2 rungs" in note]  # the search parent's
     assert search_note.count("paused at rung 0 of 2") == 2
+    # the stopped points trained all they will: their search parent and the competitor end FINISHED, not FAILED
+    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
+    assert parents and {r.info.status for r in parents} == {"FINISHED"}
     table = selection_markdown(selection_rows(load_spec(sha), sha_store))
     assert table.count("at rung 0 of 2") == 2 and table.count("✓") == 1  # how far each point went
     # what the search cost against the grid: three first epochs and the promoted point's other two, of 3 × 12

@@ -253,8 +253,8 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     done_before = result_times(store, trials)
     assert {k: done_before[k] for k in done_at_ctrl_c} == done_at_ctrl_c  # the second submit ran only the rest
     assert 0 < len(done_before) < len(trials)
-    _, _, runs = mlflow_runs(store)  # the sweep is not over: its parents say so
-    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
+    _, _, runs = mlflow_runs(store)  # the sweep is not over: its parents say so, the sources' run reopened too
+    parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group", "sources")]
     assert parents and all(r.info.status == "RUNNING" for r in parents if r.info.status != "FINISHED")
     assert any(r.info.status == "RUNNING" for r in parents)
     for key in done_before:  # what is there is whole

@@ -9,7 +9,7 @@ import getpass
 import os
 import time
 
-from harness.plan import Trial, task_results
+from harness.plan import Trial, reached_keys, task_results
 from harness.stats import scaled
 from harness.store import Store
 from harness.tracking.backend import backend_for
@@ -231,7 +231,8 @@ class Tracker:
         for offset, (model, method, stage) in enumerate(reversed(methods)):
             self._method_run(model, method, stage, start_ms=now + offset, order=len(methods) - 1 - offset)
         groups = {self._parent(trial) for trial in trials}
-        for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | groups:
+        sources = {self._sources_run(t.model) for t in trials if self.is_source(t)}  # reopened as the rest are
+        for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | groups | sources:
             if run_id not in self.opened:
                 self.backend.set_state(run_id, "RUNNING")
                 self.opened.add(run_id)
@@ -342,6 +343,7 @@ class Tracker:
         one, its final group names the chosen point (``choices``: `harness.selection.selection_rows`). Then each
         method's top-level run: every task's means, and the average over ``targets`` of their main metric."""
         done = store.done_keys(t.key for t in trials)
+        reached = reached_keys(trials, store)
         groups: dict[str, list[Trial]] = {}
         for trial in trials:
             groups.setdefault(self._parent(trial), []).append(trial)
@@ -376,7 +378,8 @@ class Tracker:
                 lines = search_lines(*searched[run_id], lines)
             text = "\n".join(lines) or "No trial of this group finished."
             upsert(self.client.set_tag, run_id, "mlflow.note.content", text)
-            status = "FINISHED" if all(t.key in done for t in members) else unfinished
+            # a point successive halving stopped at a rung has trained all it will: it counts as done here
+            status = "FINISHED" if all(t.key in reached for t in members) else unfinished
             failed[top] = failed.get(top, False) or status != "FINISHED"
             start, end = spans.get(run_id, (None, now))  # exactly its children's span; a failed group ends now
             if status is not None:
