@@ -96,6 +96,7 @@ def submit(
 
     def tracker_for_submit():
         tracker = open_tracker(store, spec.name, source, tracking_uri, spec.target_list())
+        tracker.arrange(trials)  # the competitors' runs in the file's order, before any trial is logged under them
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 

@@ -20,6 +20,7 @@ from harness.spec import load_spec
 from harness.store import Store
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "tiny.yaml"
+ORDER = "harness.order"  # a competitor's place in the experiment file
 
 
 def logged_runs(store: Store, experiment: str = "tiny") -> list:
@@ -105,7 +106,7 @@ def check_mlflow_tells_the_truth(store: Store, trials) -> None:
     assert sorted(r.data.tags["task"] for r in children[sources.info.run_id]) == ["syn_a", "syn_b"]
     (adapter,) = [top for top in tops if top.data.tags["method"] == "adapter"]
     assert {r.data.tags["task"] for r in children[adapter.info.run_id]} == {"syn_a_low"}  # the competitor alone
-    ordered = sorted(tops, key=lambda top: top.data.tags["harness.order"])
+    ordered = sorted(tops, key=lambda top: top.data.tags[ORDER])
     assert [top.data.tags["method"] for top in ordered] == [m for m in load_spec(TINY).methods]  # the file's order
     logged = {r.data.tags["harness.trial_key"]: r for r in runs if "harness.trial_key" in r.data.tags}
     for trial in trials:
@@ -271,6 +272,14 @@ def test_ctrl_c_then_sigkill_of_the_driver_mid_sweep_then_resubmit(ray_local, tm
     keys = [r.data.tags["harness.trial_key"] for r in logged_runs(store)]
     assert sorted(keys) == sorted(t.key for t in trials)  # every trial logged once, none twice
     check_mlflow_tells_the_truth(store, trials)
+    # another file whose trials this sweep already ran: nothing to run, every trial logged under competitors
+    # still in the file's order (they were created as its trials were logged, before their order was known)
+    again = tmp_path / "again.yaml"
+    again.write_text(TINY.read_text().replace("name: tiny", "name: tiny-again", 1))
+    assert main(["submit", str(again), "--store", str(store.root)]) == 0
+    _, _, runs = mlflow_runs(store, "tiny-again")
+    tops = sorted((r for r in runs if r.data.tags.get("harness.level") == "method"), key=lambda r: r.data.tags[ORDER])
+    assert [top.data.tags["method"] for top in tops] == load_spec(TINY).methods
 
 
 def test_sigterm_stops_a_submit_as_ctrl_c_does(ray_local, tmp_path, capsys, monkeypatch):

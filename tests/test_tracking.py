@@ -319,3 +319,22 @@ def test_checks_measured_later_are_added_to_a_logged_run_once(tmp_path):
     assert metrics["test_accuracy"] == 50.0  # what it logged before, as it was
     (point,) = tracker.client.get_metric_history(run_id, "source_scale/syn_a")
     assert point.step == 1 and point.timestamp == 1_790_000_000_000  # at the layer, when the trial finished
+
+
+def test_the_shared_view_of_a_sweep_with_many_targets_fits_mlflows_tag_limit(tmp_path):
+    """About 570 characters of view a target: past ~34 targets MLflow would refuse the tag, and every later
+    submit would fail as it ends. The charts that fit are kept, the first first."""
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.validation import MAX_EXPERIMENT_TAG_VAL_LENGTH
+
+    from harness.tracking.server import VIEW_TAG, seed_database, share_view
+
+    seed_database(tmp_path / "mlflow.db")  # the empty template: no migrations
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("many", artifact_location=str(tmp_path / "artifacts"))
+    metrics = [f"task{i}/test_accuracy_{kind}" for i in range(60) for kind in ("mean", "sd")]
+    share_view(client, experiment, ["avg_test_score_mean", *metrics], runs=12)
+    view = json.loads(client.get_experiment(experiment).tags[VIEW_TAG])
+    assert len(json.dumps(view)) <= MAX_EXPERIMENT_TAG_VAL_LENGTH
+    charts = [chart["metricKey"] for chart in view["compareRunCharts"]]
+    assert 10 < len(charts) < 121 and charts == ["avg_test_score_mean", *metrics][: len(charts)]

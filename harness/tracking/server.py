@@ -150,6 +150,8 @@ def share_view(client, experiment_id: str, metrics: list[str], runs: int, charts
     as columns, and the chart view opening on a section of bar charts of ``charts`` (default: the columns) over
     every top-level run (``runs`` of them), the UI's own per-metric charts after it. MLflow's bar charts draw no
     error bars: a target's sd over seeds is the chart beside its mean's."""
+    from mlflow.utils.validation import MAX_EXPERIMENT_TAG_VAL_LENGTH
+
     section, title = "harness-comparison", "Comparison (test ×100): each target's mean over seeds, then its sd"
     charts = [
         {
@@ -171,6 +173,11 @@ def share_view(client, experiment_id: str, metrics: list[str], runs: int, charts
         "compareRunSections": [{"uuid": section, "name": title, "display": True, "isReordered": True}],
         "isAccordionReordered": True,
     }
+    # MLflow refuses a longer experiment tag (about 34 targets' charts): the charts past what fits are left to
+    # the UI's own per-metric ones, then the columns past what fits to the table's column picker
+    for kept in (state["compareRunCharts"], state["selectedColumns"]):
+        while len(json.dumps(state)) > MAX_EXPERIMENT_TAG_VAL_LENGTH and len(kept) > 1:
+            kept.pop()
     client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
 
 

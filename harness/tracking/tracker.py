@@ -220,16 +220,23 @@ class Tracker:
         suffix = f" · {trial.role}" if trial.role in ("search", "import") else ""
         return self._group_run(group_of(trial), tags, f"{trial.task}{suffix}")  # its method is its parent's
 
-    def begin(self, trials: list[Trial]) -> None:
-        """Open the parent runs of ``trials`` (RUNNING: their trials may run now), the methods' top-level runs
-        created in reverse order so that the default newest-first table lists them in the experiment file's."""
+    def arrange(self, trials: list[Trial]) -> list[tuple]:
+        """The methods' top-level runs of ``trials``, created in reverse order with their place in the experiment
+        file (the default newest-first table then lists them in the file's), before any trial is logged under
+        them; returns the (model, method, stage) of each."""
         methods = list(dict.fromkeys((t.model, t.method, t.stage) for t in trials if not self.is_source(t)))
         for trial in trials:
             self.colour(trial.method)
-            self.known[trial.key] = trial
         now = ms(time.time())
         for offset, (model, method, stage) in enumerate(reversed(methods)):
             self._method_run(model, method, stage, start_ms=now + offset, order=len(methods) - 1 - offset)
+        return methods
+
+    def begin(self, trials: list[Trial]) -> None:
+        """Open the parent runs of ``trials`` (RUNNING: their trials may run now), the methods' in the file's
+        order (`arrange`)."""
+        methods = self.arrange(trials)
+        self.known.update((trial.key, trial) for trial in trials)
         groups = {self._parent(trial) for trial in trials}
         sources = {self._sources_run(t.model) for t in trials if self.is_source(t)}  # reopened as the rest are
         for run_id in {self.parents[f"method/{m}/{me}"] for m, me, _ in methods} | groups | sources:
