@@ -230,7 +230,7 @@ def run_trials(
                     progress.running[stage] = min(progress.running[stage], free)
                     free -= progress.running[stage]
             progress.seconds = now - start
-            if batch and on_finished is not None:
+            if on_finished is not None:  # an empty batch too: what it held past its interval is written now
                 on_finished(batch)
             if more is not None and any(t.role == "search" for t in batch):
                 ran = {(t.key, t.rung) for t in queue}

@@ -350,7 +350,7 @@ def _run_waves(
     ``cluster``, the system metrics of each trial carry its node's id. ``watch`` hears of every trial finished;
     ``still_to_plan()`` is what the progress line says open searches will add."""
 
-    def finished(batch: list[Trial]) -> None:
+    def finished(batch: list[Trial]) -> None:  # called every turn of the scheduler's loop, batch or not
         tracker.log_finished(batch, store)
         for trial in batch if watch is not None else ():
             watch.finished(trial)

@@ -294,7 +294,8 @@ def test_sigterm_stops_a_submit_as_ctrl_c_does(ray_local, tmp_path, capsys, monk
 
     def sigterm_once_one_is_logged(self, batch, store):  # the real logging, then a SIGTERM to this driver
         logged = log_finished(self, batch, store)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if logged:
+            os.kill(os.getpid(), signal.SIGTERM)
         return logged
 
     monkeypatch.setattr(Tracker, "log_finished", sigterm_once_one_is_logged)

@@ -4,6 +4,7 @@ holds one run or many; NaN metrics round-trip as NaN."""
 
 import json
 import math
+import time
 
 import pytest
 
@@ -338,3 +339,16 @@ def test_the_shared_view_of_a_sweep_with_many_targets_fits_mlflows_tag_limit(tmp
     assert len(json.dumps(view)) <= MAX_EXPERIMENT_TAG_VAL_LENGTH
     charts = [chart["metricKey"] for chart in view["compareRunCharts"]]
     assert 10 < len(charts) < 121 and charts == ["avg_test_score_mean", *metrics][: len(charts)]
+
+
+def test_a_finished_trial_held_back_is_written_once_its_interval_passes_without_another_finishing():
+    """The submit hands the tracker every turn of its loop, an empty batch too: a trial held back because one was
+    just written is written once the interval passes, not when the next trial finishes (maybe hours later)."""
+    from harness.tracking.tracker import Coalescer
+
+    written = []
+    coalescer = Coalescer(lambda held: written.extend(held) or len(held), seconds=0.2)
+    coalescer.last = time.monotonic()  # a write just happened
+    assert coalescer.add(["finished"]) == 0 and written == []
+    time.sleep(0.25)
+    assert coalescer.add([]) == 1 and written == ["finished"]
