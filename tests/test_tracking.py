@@ -352,3 +352,15 @@ def test_a_finished_trial_held_back_is_written_once_its_interval_passes_without_
     assert coalescer.add(["finished"]) == 0 and written == []
     time.sleep(0.25)
     assert coalescer.add([]) == 1 and written == ["finished"]
+
+
+def test_a_competitor_without_every_target_shows_no_average_not_a_stale_one():
+    """The report leaves Avg empty until every target has a finished seed; MLflow's competitor run says so too
+    (NaN), rather than keeping an average an earlier submit logged over fewer targets."""
+    from harness.tracking.summaries import method_summary
+
+    scores = {"rte": {"accuracy": [70.0, 72.0]}, "stsb": {"pearson": [88.0, 90.0]}}
+    metrics = dict(method_summary(scores, {"rte": "accuracy", "stsb": "pearson"}, ["rte", "stsb"])[0])
+    assert metrics["avg_test_score_mean"] == pytest.approx(80.0)
+    metrics = dict(method_summary({"rte": scores["rte"]}, {"rte": "accuracy"}, ["rte", "stsb"])[0])
+    assert math.isnan(metrics["avg_test_score_mean"]) and metrics["rte/test_accuracy_mean"] == pytest.approx(71.0)

@@ -4,6 +4,8 @@ descriptions as lines; the seed statistics are `harness.stats.summarize`'s, as t
 
 from __future__ import annotations
 
+import math
+
 from harness.plan import Trial
 from harness.selection import point_text
 from harness.stats import scaled, summarize
@@ -96,6 +98,8 @@ def method_summary(
     wanted = [t for t in (targets or means) if t in means]
     if wanted and len(wanted) == len(targets or means):
         metrics.append(("avg_test_score_mean", shown(summarize([means[t] for t in wanted]).mean)))
+    elif means:  # a target without a finished seed (yet, or any more): no average, as in the report, not the
+        metrics.append(("avg_test_score_mean", math.nan))  # one an earlier submit logged over fewer targets
     text = ["Test scores ×100, mean ± sd over seeds; one run per task below, its seeds under it.", ""]
     text += ["| task | metric | test |", "|---|---|---|", *rows] if rows else ["No trial finished yet."]
     return metrics, text, columns
