@@ -2,6 +2,7 @@
 at the first rung; a rung decides from its points' dev values there alone and promotes the best 1/eta, which go on
 from their checkpoints; the group chooses among the whole trials of the last rung."""
 
+import dataclasses
 import math
 import os
 import signal
@@ -37,6 +38,7 @@ SPEC = {
 }
 
 
+PARENT = "mlflow.parentRunId"
 FIRST = 1 / 3
 """The first rung's share of a trial's budget (eta 3, 2 rungs): its pause records are named by it."""
 
@@ -132,6 +134,27 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     # the stopped points trained all they will: their search parent and the competitor end FINISHED, not FAILED
     parents = [r for r in runs if r.data.tags.get("harness.level") in ("method", "group")]
     assert parents and {r.info.status for r in parents} == {"FINISHED"}
+    # the promoted point's seed is a final trial: its run sits with the other final seed, not with the search
+    (final_group,) = [r for r in parents if r.info.run_name == "syn_a_low"]
+
+    def under_final_group() -> list[str]:
+        runs = client.search_runs([client.get_experiment_by_name("halving").experiment_id])
+        return sorted(
+            r.data.tags["harness.trial_key"] for r in runs if r.data.tags.get(PARENT) == final_group.info.run_id
+        )
+
+    assert under_final_group() == sorted(group.final_keys)
+    # the promoted point reaches the tracker twice (its pause, then its end), maybe in one batch: one run
+    from harness.tracking.tracker import Tracker
+
+    fresh = Tracker(f"sqlite:///{tmp_path / 'fresh.db'}", "halving", str(tmp_path / "fresh-artifacts"))
+    final = next(t for t in plan.trials if t.key == search_keys[best])
+    assert fresh.log_trials([dataclasses.replace(final, role="search", rung=0), final], sha_store) == 1
+    # logged as it finished while still a search point (a timing this sweep may not hit), its run sat under the
+    # search's group: the next submit's end moves it beside the other final seed
+    (search_group,) = [r for r in parents if r.info.run_name == "syn_a_low · search"]
+    (promoted,) = [r for r in runs if r.data.tags.get("harness.trial_key") == search_keys[best]]  # logged once
+    client.set_tag(promoted.info.run_id, PARENT, search_group.info.run_id)
     table = selection_markdown(selection_rows(load_spec(sha), sha_store))
     assert table.count("at rung 0 of 2") == 2 and table.count("✓") == 1  # how far each point went
     # what the search cost against the grid: three first epochs and the promoted point's other two, of 3 × 12
@@ -142,6 +165,7 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert "searches: 1 groups, 1 final trials to follow them; at most 32 optimizer steps" in lines[-1]
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
     assert "0 to run" in capsys.readouterr().out
+    assert under_final_group() == sorted(group.final_keys)
 
     # a fourth point: it trains its first rung; a rung of four promotes two, so the second best of the first rung
     # goes on too; nothing else is trained again (the other records stay as they were, byte for byte)

@@ -138,6 +138,7 @@ class Tracker:
             self.logged.update(self.claims.markers("logged"))
         self.opened: set[str] = set()
         self.coalescer: Coalescer | None = None
+        self.regrouped: set[str] = set()  # searched seeds whose runs `_regroup` moved under their final group
         self.known: dict[str, Trial] = {}
         """Every trial this tracker was shown, by key: a transfer trial's sources are logged before it even when
         they are not in its batch (a source finished by a process that outlived a killed driver)."""
@@ -264,7 +265,8 @@ class Tracker:
         later call, so that its ``source_runs`` never name an empty run. On a SQL backend all runs of the call
         go in one transaction; elsewhere, e.g. over HTTP, three batched requests per run."""
         self.known.update((t.key, t) for t in trials)
-        unlogged = [t for t in self._with_sources(trials) if t.key not in self.logged]
+        # one run per key: a promoted halving point comes twice (its pause, then its end), its latest plan last
+        unlogged = list({t.key: t for t in self._with_sources(trials) if t.key not in self.logged}.values())
         done = store.done_keys(t.key for t in unlogged)  # one listing on a remote store
         todo = [t for t in unlogged if t.key in done]
         if not todo:
@@ -349,6 +351,7 @@ class Tracker:
         checkpoint each seed selected. A searched group's search parent describes its points and the chosen
         one, its final group names the chosen point (``choices``: `harness.selection.selection_rows`). Then each
         method's top-level run: every task's means, and the average over ``targets`` of their main metric."""
+        self._regroup(trials, choices or [])
         done = store.done_keys(t.key for t in trials)
         reached = reached_keys(trials, store)
         groups: dict[str, list[Trial]] = {}
@@ -432,6 +435,18 @@ class Tracker:
 
         if metrics:
             upsert(self.client.log_batch, run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics])
+
+    def _regroup(self, trials: list[Trial], choices: list[dict]) -> None:
+        """A searched seed at the chosen point is a final trial: logged as it finished, while still a search
+        point, its run went under the search's group; it moves under the final group, beside its other seeds."""
+        by_key = {t.key: t for t in trials}
+        for row in choices:
+            for key in set(row.get("search_keys", [])) & set(row.get("final_keys", [])):
+                trial, run_id = by_key.get(key), self.logged.get(key)
+                if trial is None or run_id is None or trial.role != "final" or key in self.regrouped:
+                    continue
+                upsert(self.client.set_tag, run_id, "mlflow.parentRunId", self._parent(trial))
+                self.regrouped.add(key)
 
     def _searched(self, trials: list[Trial], choices: list[dict]) -> dict[str, tuple[dict, str]]:
         """Parent run id → (its selection row, "search" or "final") for the groups a search chose for."""
