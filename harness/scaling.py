@@ -360,8 +360,9 @@ def cost_figure(points: list[Point], title: str):
         axis.set_title(label, fontsize=10)
         axis.grid(alpha=0.3, axis="y")
     axes.flat[0].legend(fontsize=7)
-    if bounds:
-        figure.text(0.99, 0.01, "hatched: an upper bound, a Ray worker's lifetime peak", ha="right", fontsize=7)
+    if bounds:  # said under the panel's title, where no tick label runs into it
+        memory = axes.flat[[key for key, _, _ in COST_PANELS].index("peak_memory_mb")]
+        memory.set_title(f"{memory.get_title()}\n(hatched: a Ray worker's lifetime peak, an upper bound)", fontsize=9)
     figure.suptitle(title)
     return figure
 
