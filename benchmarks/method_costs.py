@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, when run as a script or in a fresh process
+from real_backbones import available, install_command, median_seconds  # noqa: E402
 
 METHODS = ("adapter", "lora", "adapterfusion", "scalearn", "scalearn_uniform_pp", "scalearn_lora")
 
@@ -97,16 +98,6 @@ def measure_one(name: str, method: str, args) -> dict:
     return figures
 
 
-def median_seconds(fn, rounds: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def in_fresh_process(name: str, method: str, argv: list[str]) -> dict:
     command = [sys.executable, __file__, *argv, "--one", f"{name}:{method}"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -133,9 +124,6 @@ def main(argv=None) -> int:
     if args.one:
         print(json.dumps(measure_one(*args.one.split(":"), args)))
         return 0
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from real_backbones import available, install_command
 
     results, skipped = {}, {}
     for name in args.models.split(","):

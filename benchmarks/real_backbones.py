@@ -42,7 +42,7 @@ def install_command(name: str) -> str:
     return entry.install_command() if entry else "make setup"
 
 
-def _median_seconds(fn, rounds: int) -> float:
+def median_seconds(fn, rounds: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(rounds):
@@ -79,7 +79,7 @@ def measure(name: str, batch_size: int, length: int, rounds: int, sources: int) 
             model.loss(model(ids, mask), labels).backward()
             optimizer.step()
 
-        figures[f"{kind}_train_step_seconds"] = _median_seconds(step, rounds)
+        figures[f"{kind}_train_step_seconds"] = median_seconds(step, rounds)
 
         @torch.no_grad()
         def evaluate(model=model):
@@ -87,7 +87,7 @@ def measure(name: str, batch_size: int, length: int, rounds: int, sources: int) 
             model(ids, mask)
             model.train()
 
-        figures[f"{kind}_eval_seconds_per_example"] = _median_seconds(evaluate, rounds) / batch_size
+        figures[f"{kind}_eval_seconds_per_example"] = median_seconds(evaluate, rounds) / batch_size
     return figures
 
 
