@@ -386,6 +386,7 @@ def fit(
     fill_absent = joint and engine.name == "torch"
     stop = state.since_best >= config.patience or interrupted()  # resumed where it had stopped: nothing more
     model.train()
+    accumulated = []  # the losses of the step's micro-batches so far: a step's train loss is their mean
     for batch in schedule.micro_batches(state) if not stop else ():
         rows = collate(rows_of(train[batch.task], batch.rows), pad_id, tasks[batch.task].kind)
         inputs = {k: v.to(device) for k, v in rows.items()}
@@ -396,9 +397,11 @@ def fit(
         if fill_absent:
             model.head.fill_absent_gradients()
         stepped = engine.backward_and_step(loss, flush=batch.flush)
+        accumulated.append(loss.detach())
         if stepped:
             state.step += 1
-            step_loss = _global_mean(loss.detach(), world)
+            step_loss = _global_mean(torch.stack(accumulated).mean(), world)
+            accumulated.clear()
             state.losses.append(step_loss)
             state.step_times.append(time.time())
             if state.step % config.log_every_steps == 0 or state.step == 1:

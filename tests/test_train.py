@@ -159,6 +159,13 @@ def test_early_stopping_and_step_accounting(cache_dir):
     assert len(result.history) == 2 and result.best_epoch == 0
     accumulated, _ = run(cache_dir, method="adapter", epochs=1, gradient_accumulation=3, few_shot_k=100)
     assert accumulated.steps == math.ceil(math.ceil(100 / 8) / 3) == 5
+    # a step's train loss is the mean over its micro-batches: with updates too small to move anything, each step's
+    # is the mean of three single-batch steps' (the last step: the epoch's last micro-batch alone)
+    frozen = dict(method="adapter", epochs=1, learning_rate=1e-30, few_shot_k=100)
+    single, _ = run(cache_dir, **frozen)
+    triple, _ = run(cache_dir, gradient_accumulation=3, **frozen)
+    means = [sum(single.losses[i : i + 3]) / len(single.losses[i : i + 3]) for i in range(0, 13, 3)]
+    assert triple.losses == pytest.approx(means, abs=1e-6)
     stepped, _ = run(cache_dir, method="adapter", epochs=2, eval_every_steps=5, few_shot_k=100)
     assert [h["step"] for h in stepped.history] == [5, 10, 15, 20, 25, 26]  # and once at the end
 
