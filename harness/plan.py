@@ -161,9 +161,9 @@ def trained_record(key: str, store) -> dict | None:
     return {**last, "wall_seconds": sum(float(r.get("wall_seconds") or 0.0) for r in stretches)}
 
 
-def reached_keys(trials: list[Trial], store) -> set[str]:
-    """The keys of ``trials`` with nothing to train now (`reached`), done ones found in one listing."""
-    done = store.done_keys(t.key for t in trials)
+def reached_keys(trials: list[Trial], store, done: set[str] | None = None) -> set[str]:
+    """The keys of ``trials`` with nothing to train now (`reached`), done ones found in one listing (or given)."""
+    done = store.done_keys(t.key for t in trials) if done is None else done
     return done | {t.key for t in trials if t.rung is not None and t.key not in done and reached(t, store)}
 
 

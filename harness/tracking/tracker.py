@@ -353,7 +353,7 @@ class Tracker:
         method's top-level run: every task's means, and the average over ``targets`` of their main metric."""
         self._regroup(trials, choices or [])
         done = store.done_keys(t.key for t in trials)
-        reached = reached_keys(trials, store)
+        reached = reached_keys(trials, store, done)  # the listing above, not a second one
         groups: dict[str, list[Trial]] = {}
         for trial in trials:
             groups.setdefault(self._parent(trial), []).append(trial)
