@@ -59,13 +59,20 @@ def snapshot(client, run_id: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
+@pytest.fixture(scope="module")
+def store_client(tmp_path_factory):
+    """One store's MLflow client for the tests that each make their own experiment in it (opening the
+    database is most of such a test's time)."""
     from mlflow.tracking import MlflowClient
 
-    store = Store(tmp_path / "store")
-    client = MlflowClient(tracking_uri=store_tracking_uri(store))
-    experiment = client.create_experiment("x", (store.root / "mlartifacts").as_uri())
+    store = Store(tmp_path_factory.mktemp("tracking") / "store")
+    return store, MlflowClient(tracking_uri=store_tracking_uri(store))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch, store_client):
+    store, client = store_client
+    experiment = client.create_experiment(f"bulk{batch}", (store.root / "mlartifacts").as_uri())
     records = [record(i, tmp_path) for i in range(batch)]
     by_api = write_runs_api(client, experiment, records)
     by_sql = write_runs_sql(sql_store_of(client), experiment, records)
@@ -77,6 +84,25 @@ def test_bulk_runs_read_back_exactly_as_api_runs(tmp_path, batch):
         assert sql["status"] == "FINISHED" and sql["model"] == ["model/omega.json"]
     found = client.search_runs([experiment], filter_string="tags.`harness.trial_key` = 'k0'")
     assert len(found) == 2  # searchable by the key tag like any run
+
+
+def test_a_run_is_found_by_a_tag_value_holding_quotes(store_client):
+    """MLflow's filter strings have no escape for a quote: a group named after a folder like `it's "v2"` must
+    still find its own run (and only it), or a resubmit opens a second parent run for it."""
+    from harness.tracking.backend import backend_for
+
+    store, client = store_client
+    experiment = client.create_experiment("quotes", (store.root / "mlartifacts").as_uri())
+    values = ["plain", "it's", 'say "hi"', "it's \"v2\"", "it_s \"v2\"", "50% off"]
+    ids = {}
+    for value in values:
+        run = client.create_run(experiment)
+        client.set_tag(run.info.run_id, "harness.group", value)
+        ids[value] = run.info.run_id
+    backend = backend_for(client, experiment)
+    for value in values:
+        assert backend.find("harness.group", value) == ids[value], value
+    assert backend.tagged("harness.group") == ids
 
 
 def test_a_long_run_logs_its_training_loss_as_window_means_at_their_last_step():

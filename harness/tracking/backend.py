@@ -216,6 +216,20 @@ def _insert_many(connection, table, values: list[dict]) -> None:
     connection.exec_driver_sql(statement, [tuple(row[c] for c in columns) for row in values])
 
 
+def tag_condition(tag: str, value: str | None) -> tuple[str, bool]:
+    """MLflow's filter for runs whose ``tag`` is ``value`` (any non-empty value when None), and whether it matches
+    exactly. MLflow's filter strings have no escape for a quote: a value is quoted with the quote it does not
+    hold; one holding both kinds is matched with LIKE, its quotes as single-character wildcards, and the caller
+    keeps the exact matches."""
+    if value is None:
+        return f"tags.`{tag}` != ''", True
+    if "'" not in value:
+        return f"tags.`{tag}` = '{value}'", True
+    if '"' not in value:
+        return f'tags.`{tag}` = "{value}"', True
+    return "tags.`{}` LIKE '{}'".format(tag, value.replace("'", "_").replace('"', "_")), False
+
+
 class ApiBackend:
     """Runs through MLflow's client: works against any tracking URI."""
 
@@ -227,14 +241,18 @@ class ApiBackend:
 
     def search(self, tag: str, value: str | None = None, max_results: int = 5000, page_token=None):
         """Runs of the experiment whose ``tag`` is ``value`` (any non-empty value when None)."""
-        if value is None:
-            condition = f"tags.`{tag}` != ''"
-        else:
-            quoted = value.replace("'", "\\'")
-            condition = f"tags.`{tag}` = '{quoted}'"
-        return self.client.search_runs(
-            [self.experiment_id], filter_string=condition, max_results=max_results, page_token=page_token
+        condition, exact = tag_condition(tag, value)
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=condition,
+            max_results=max_results if exact else max(max_results, 5000),
+            page_token=page_token,
         )
+        if exact:
+            return runs
+        from mlflow.store.entities.paged_list import PagedList
+
+        return PagedList([r for r in runs if r.data.tags.get(tag) == value][:max_results], runs.token)
 
     def tagged(self, tag: str, parents: dict | None = None) -> dict[str, str]:
         """Tag value → run id for every run that carries ``tag`` (paged); with ``parents``, each run's parent
