@@ -93,7 +93,7 @@ def test_a_run_is_found_by_a_tag_value_holding_quotes(store_client):
 
     store, client = store_client
     experiment = client.create_experiment("quotes", (store.root / "mlartifacts").as_uri())
-    values = ["plain", "it's", 'say "hi"', "it's \"v2\"", "it_s \"v2\"", "50% off"]
+    values = ["plain", "it's", 'say "hi"', 'it\'s "v2"', 'it_s "v2"', "50% off"]
     ids = {}
     for value in values:
         run = client.create_run(experiment)
