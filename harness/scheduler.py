@@ -40,6 +40,10 @@ def noop_body(trial: Trial, store: Store, **_) -> dict:
     return {"trial": trial.summary(), "test": {}}
 
 
+class LeaseLost(RuntimeError):
+    """The trial's lease passed to another submit while this worker trained it (nothing is recorded)."""
+
+
 def execute(trial: Trial, store_location: str, options: dict, *sources_ready) -> tuple[str, float | None]:
     """The body of one remote task: lease, train (or wait for the holder of the lease), record. Returns the key
     and the seconds this worker trained it (None: another submit did), for the time estimates."""
@@ -68,11 +72,17 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
                     trial, store, data_dir=options.get("data_dir"), cache_dir=options.get("cache_dir")
                 )
             result.update(node=node, started_at=started, system_metrics=sampler.record())
+            if not store.holds(trial.key, owner):
+                # this worker stalled past its lease (a suspended machine) and another submit took the trial over:
+                # its holder records it; Ray's retry of this task waits for that record
+                raise LeaseLost(f"{trial.key}: its lease passed to another submit while this worker trained it")
             if result.get("paused"):  # successive halving: paused at its rung, its checkpoint kept
                 store.write_rung(trial.key, trial.budget, result)
             else:
                 store.write_result(trial.key, result)
             return trial.key, time.time() - started
+    except LeaseLost:
+        raise
     except Exception:
         previous = store.failure(trial.key) or {"attempts": 0}
         store.write_failure(trial.key, previous["attempts"] + 1, traceback.format_exc())

@@ -39,6 +39,7 @@ from scalearn.atomic import read_json, write_json
 from scalearn.result import read as read_result
 
 STATES = ("done", "running", "failed", "pending")
+CHECKPOINT_FOLDER = "checkpoint"  # under a trial's artifacts/, while it runs or pauses
 
 
 # The store stays free of torch imports: every Ray worker imports it, and a sweep has thousands of trials.
@@ -106,7 +107,7 @@ class Store:
 
     def checkpoint_dir(self, key: str) -> Path:
         """Where the trial checkpoints while it runs (each evaluation; removed when it ends)."""
-        return self.artifacts_dir(key) / "checkpoint"
+        return self.artifacts_dir(key) / CHECKPOINT_FOLDER
 
     def model_dir(self, key: str) -> Path:
         return self.artifacts_dir(key) / "model"
@@ -130,19 +131,28 @@ class Store:
         return f"{self.base}/{rel}" if self.remote else self.root / rel
 
     def read_at(self, rel: str) -> dict | None:
+        """One JSON record (None when there is none); a record that does not read raises `CorruptRecord`, which
+        names it."""
         try:
             if self.remote:
                 return json.loads(self.fs.cat_file(self._at(rel)))
             return read_json(self._at(rel))
         except FileNotFoundError:
             return None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CorruptRecord(
+                f"{self.location}/{rel}: not a readable record ({error}); a machine crash can cut a file short: "
+                "remove it and resubmit to redo that step"
+            ) from error
 
-    def write_at(self, rel: str, data: dict, indent: int | None = None) -> None:
-        """One JSON record, whole or not at all (a single PUT; locally a temporary file renamed)."""
+    def write_at(self, rel: str, data: dict, indent: int | None = None, durable: bool = False) -> None:
+        """One JSON record, whole or not at all (a single PUT; locally a temporary file renamed; ``durable``:
+        on disk before it is renamed, so a machine crash leaves the old record or the new one, never an
+        empty file)."""
         if self.remote:
             self.fs.pipe_file(self._at(rel), json.dumps(data, default=str).encode())
         else:
-            write_json(self._at(rel), data, indent=indent)
+            write_json(self._at(rel), data, indent=indent, durable=durable)
 
     def exists_at(self, rel: str) -> bool:
         return self.fs.exists(self._at(rel)) if self.remote else self._at(rel).exists()
@@ -173,8 +183,8 @@ class Store:
     def _read(self, key: str, name: str) -> dict | None:
         return self.read_at(f"trials/{key}/{name}")
 
-    def _write(self, key: str, name: str, data: dict) -> None:
-        self.write_at(f"trials/{key}/{name}", data)
+    def _write(self, key: str, name: str, data: dict, durable: bool = False) -> None:
+        self.write_at(f"trials/{key}/{name}", data, durable=durable)
 
     def _exists(self, key: str, name: str) -> bool:
         return self.exists_at(f"trials/{key}/{name}")
@@ -214,11 +224,27 @@ class Store:
             self._write(key, "trial.json", summary)
 
     def write_result(self, key: str, result: dict) -> None:
-        """Last step of a trial: artifacts first (uploaded, for a remote store), then the result."""
-        self.push(key)
-        self._write(key, "result.json", {"finished_at": time.time(), **result})
+        """Last step of a trial: artifacts first (uploaded, for a remote store; the checkpoint is not among
+        them), then the result, then the checkpoint removed (nothing goes on from a finished trial; a crash
+        before the result leaves it to go on from)."""
+        self.push(key, checkpoint=False)
+        self._write(key, "result.json", {"finished_at": time.time(), **result}, durable=True)
         self._results.pop(key, None)  # `harness measure` adds to a finished record: read it anew
         self._remove(key, "failed.json")
+        self.remove_checkpoint(key)
+
+    def remove_checkpoint(self, key: str) -> None:
+        """A finished trial's checkpoint: moved aside at once (a crash mid-removal leaves no half checkpoint
+        where a run would look for one), then removed."""
+        folder = self.checkpoint_dir(key)
+        if folder.exists():
+            aside = folder.with_name(f".{folder.name}.removed.{uuid.uuid4().hex[:8]}")
+            with contextlib.suppress(OSError):
+                os.rename(folder, aside)
+                shutil.rmtree(aside, ignore_errors=True)
+        if self.remote:  # the checkpoints a paused trial uploaded
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rm(self._remote(key, "artifacts/checkpoint"), recursive=True)
 
     def write_rung(self, key: str, share: float, record: dict) -> None:
         """A trial paused by successive halving at ``share`` of its budget: its artifacts (the checkpoint it goes
@@ -226,7 +252,7 @@ class Store:
         share (`rungs/1of9.json`), not by the rung's number, which changes with `eta` and `rungs`: a file whose
         pruner settings changed reads the pauses that hold for it, and trains the ones it lacks."""
         self.push(key)
-        self._write(key, f"rungs/{share_name(share)}.json", {"paused_at_time": time.time(), **record})
+        self._write(key, f"rungs/{share_name(share)}.json", {"paused_at_time": time.time(), **record}, durable=True)
         self._remove(key, "failed.json")  # an earlier attempt's failure: this one got here
 
     def rung(self, key: str, share: float) -> dict | None:
@@ -242,7 +268,12 @@ class Store:
         self._write(key, "failed.json", {"attempts": attempts, "traceback": traceback, "time": time.time()})
 
     def failure(self, key: str) -> dict | None:
-        return self._read(key, "failed.json")
+        """The last failure's record; None when there is none, or when it does not read (it only informs: the
+        next failure writes a new one)."""
+        try:
+            return self._read(key, "failed.json")
+        except CorruptRecord:
+            return None
 
     def write_choice(self, group: str, record: dict) -> None:
         """A searched group's state, for the record (the choice itself is recomputed from the results)."""
@@ -293,13 +324,17 @@ class Store:
 
     # -- artifacts of a remote store ----------------------------------------------------------------
 
-    def push(self, key: str) -> None:
-        """Upload the trial's local artifacts (no-op for a local store), file by file."""
+    def push(self, key: str, checkpoint: bool = True) -> None:
+        """Upload the trial's local artifacts (no-op for a local store), file by file; ``checkpoint``: its
+        checkpoint too (a paused trial's, to go on from on another machine)."""
         if not self.remote:
             return
         local = self.artifacts_dir(key)
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
-            self.fs.put_file(str(path), self._remote(key, f"artifacts/{path.relative_to(local).as_posix()}"))
+            relative = path.relative_to(local)
+            if relative.parts[0].startswith(".") or not checkpoint and relative.parts[0] == CHECKPOINT_FOLDER:
+                continue
+            self.fs.put_file(str(path), self._remote(key, f"artifacts/{relative.as_posix()}"))
 
     def pull(self, key: str) -> Path:
         """The finished trial's folder, local: for a remote store, its result and artifacts downloaded once
@@ -307,23 +342,35 @@ class Store:
         folder = self.trial_dir(key)
         if not self.remote or (folder / "result.json").exists():
             return folder
-        if self.artifacts_dir(key).exists():  # trained on this machine: only the result is missing
+        prefix = self._remote(key)
+        wanted = {}  # relative path → size, of the finished trial's artifacts
+        for remote, info in self.fs.find(prefix, detail=True).items():
+            relative = remote[len(prefix) :].lstrip("/")
+            if relative.startswith("artifacts/") and not relative.startswith(f"artifacts/{CHECKPOINT_FOLDER}/"):
+                wanted[relative] = info.get("size")
+        if all(_same_file(folder / rel, size) for rel, size in wanted.items()):  # trained here: only the result missing
             write_json(folder / "result.json", self.result(key))
             return folder
+        # what is here is not the finished trial's (an attempt killed on this machine): downloaded whole
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+        aside = None
         try:
-            prefix = self._remote(key)
-            for remote in self.fs.find(prefix):
-                relative = remote[len(prefix) :].lstrip("/")
-                if relative.startswith("artifacts/"):
-                    (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-                    self.fs.get_file(remote, str(staging / relative))
+            for relative in wanted:
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(f"{prefix}/{relative}", str(staging / relative))
             write_json(staging / "result.json", self.result(key))
+            if (folder / "result.json").exists():  # another worker of this machine pulled it first
+                return folder
+            if folder.exists():
+                aside = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}.old."))
+                os.replace(folder, aside)
             with contextlib.suppress(OSError):  # another worker of this machine pulled it first
                 os.rename(staging, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
         return folder
 
     # -- leases ---------------------------------------------------------------------------------
@@ -341,6 +388,10 @@ class Store:
         """Push the lease's expiry forward; False if ``owner`` no longer holds it."""
         return self.renew_at(f"trials/{key}/lease.json", owner, ttl_seconds)
 
+    def holds(self, key: str, owner: str) -> bool:
+        """``owner`` still holds the trial's lease (no other submit took it over)."""
+        return self.holds_at(f"trials/{key}/lease.json", owner)
+
     def release(self, key: str, owner: str) -> None:
         self.release_at(f"trials/{key}/lease.json", owner)
 
@@ -357,8 +408,13 @@ class Store:
                 held = self._read_lease(rel)
                 if held.get("expires", 0) > lease_clock() and not _died_here(held.get("owner", "")):
                     return None
-                self.remove_at(rel)  # stale: its owner died (its lease lapsed, or it was a process of this host)
+                if not self._remove_stale(rel, held):  # another caller took it over first
+                    return None
         return None
+
+    def holds_at(self, rel: str, owner: str) -> bool:
+        """``owner`` still holds the lease at ``rel``."""
+        return self._read_lease(rel).get("owner") == owner
 
     def renew_at(self, rel: str, owner: str, ttl_seconds: float | None = None) -> bool:
         if self._read_lease(rel).get("owner") != owner:
@@ -386,20 +442,59 @@ class Store:
             self.release_at(rel, owner)
 
     def _create_exclusive(self, rel: str, data: bytes) -> None:
+        """Create the file at ``rel`` holding ``data``, whole, or raise FileExistsError: locally written aside
+        and hard-linked into place, so no reader ever sees it empty (an empty lease would read as stale)."""
         if self.remote:
             with self.fs.open(self._at(rel), "xb") as f:
                 f.write(data)
             return
         path = self._at(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: an exclusive create, written at once
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+        finally:
+            os.unlink(tmp)
+
+    def _remove_stale(self, rel: str, held: dict) -> bool:
+        """Remove the lease at ``rel`` if it is still the stale one read as ``held``; False when another caller
+        replaced it meanwhile (then it stays). Locally the file is moved aside (one caller wins the move) and
+        compared: what another caller created since is put back."""
+        if self.remote:  # no atomic move on an object store: re-read just before removing narrows the race
+            if self._read_lease(rel) != held:
+                return False
+            self.remove_at(rel)
+            return True
+        path = self._at(rel)
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.stale")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return True  # removed by another caller: try to create it
+        try:
+            moved = _lease_of(aside.read_bytes())
+            if moved == held:
+                return True
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)  # another caller's live lease: back where it was
+            return False
+        finally:
+            aside.unlink(missing_ok=True)
 
     def _read_lease(self, rel: str) -> dict:
         try:
             return self.read_at(rel) or {}
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
             return {"expires": 0}
 
     def leased_elsewhere(self, key: str) -> bool:
@@ -436,6 +531,24 @@ def renewing(renew):
         yield
     finally:
         stop.set()
+
+
+class CorruptRecord(ValueError):
+    """A record of the store that does not read (cut short by a machine crash, or edited by hand)."""
+
+
+def _lease_of(data: bytes) -> dict:
+    try:
+        return json.loads(data) or {}
+    except ValueError:
+        return {"expires": 0}
+
+
+def _same_file(path: Path, size: int | None) -> bool:
+    try:
+        return path.is_file() and (size is None or path.stat().st_size == size)
+    except OSError:
+        return False
 
 
 def _new_owner() -> str:

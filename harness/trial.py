@@ -8,7 +8,6 @@ and returns the result; the caller records it in the store.
 
 from __future__ import annotations
 
-import shutil
 import time
 import warnings
 
@@ -63,7 +62,7 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
     if result.paused_at is not None:  # the caller stores it as the trial's record at this rung
         return {"trial": trial.summary(), "paused": True, "rung": trial.rung, "share": trial.budget, **result.to_dict()}
-    shutil.rmtree(checkpoint, ignore_errors=True)  # ended: nothing goes on from it (nor is it logged to MLflow)
+    # its checkpoint stays until the caller has stored the result (`Store.write_result` removes it then)
     if trial.depends_on:
         plot_mixing(trial, store.model_dir(trial.key))
     record = {"trial": trial.summary(), **result.to_dict()}

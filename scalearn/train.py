@@ -29,12 +29,18 @@ import numpy as np
 import torch
 
 from scalearn import provenance
-from scalearn.checkpoint import load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
+from scalearn.checkpoint import (
+    load_trainable_state,
+    read_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    trainable_state,
+)
 from scalearn.config import LoopConfig
 from scalearn.engines import ENGINES
 from scalearn.evaluation import evaluate
 from scalearn.io import LORA_WEIGHTS, save_adapter, save_lora, save_model, verify_saved, whole_shapes, write_json
-from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION, CHECKPOINT_MANIFEST, LAST_CHECKPOINT, LIVE_PROGRESS
+from scalearn.layout import ADAPTER_WEIGHTS, ATTENTION, LAST_CHECKPOINT, LIVE_PROGRESS
 from scalearn.metrics import constant_loss
 from scalearn.model import TransferModel
 from scalearn.result import TrialResult
@@ -322,8 +328,9 @@ def fit(
         result.source_scales = _source_scales(model, engine, train[names[0]], tasks[names[0]], config, pad_id, device)
     state, best_state = RunState(), None
     checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
-    if checkpoint is not None and (checkpoint / CHECKPOINT_MANIFEST).exists():
-        saved, best_state = load_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler)
+    scaler = getattr(engine, "scaler", None)  # fp16's loss scale goes on too
+    if checkpoint is not None and (found := read_checkpoint(checkpoint)) is not None:
+        saved, best_state = restore_checkpoint(found, model, engine.optimizer, engine.scheduler, scaler)
         state = RunState(**saved)
         notify("resume", {"epoch": state.epoch, "step": state.step})
         if pause_after is not None and state.evaluations > pause_after:  # a rung lowered since it paused
@@ -367,7 +374,7 @@ def fit(
             state.recorded_seconds = state.seconds
         due = checkpoint_every > 0 and state.evaluations % checkpoint_every == 0  # a rung's pause always writes one
         if checkpoint is not None and (due or pausing):
-            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state)
+            save_checkpoint(checkpoint, model, engine.optimizer, engine.scheduler, asdict(state), best_state, scaler)
             checkpointed_at = state.evaluations
         if checkpoint is not None and rank == 0:  # for `harness status`, at every evaluation
             live = {"step": state.step, "evaluations": state.evaluations, "best": state.best}

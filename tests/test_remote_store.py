@@ -68,13 +68,24 @@ def test_a_fresh_machine_pulls_a_finished_trial(s3, tmp_path, monkeypatch):
     writer = Store("s3://sweeps/pull")
     (writer.trial_dir("k") / "artifacts" / "model").mkdir(parents=True)
     (writer.trial_dir("k") / "artifacts" / "model" / "head.safetensors").write_bytes(b"tensors")
+    writer.checkpoint_dir("k").mkdir(parents=True)
+    (writer.checkpoint_dir("k") / "progress.json").write_text("{}")
     writer.write_result("k", {"test": {}})
+    assert not writer.checkpoint_dir("k").exists() and not s3.exists("sweeps/pull/trials/k/artifacts/checkpoint")
     monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path / "elsewhere"))  # another machine: an empty mirror
     reader = Store("s3://sweeps/pull")
     assert reader.root != writer.root and not reader.trial_dir("k").exists()
     folder = reader.pull("k")
     assert (folder / "artifacts" / "model" / "head.safetensors").read_bytes() == b"tensors"
     assert json.loads((folder / "result.json").read_text())["test"] == {}
+    # a machine where an attempt at the trial was killed (it left its checkpoint) pulls the finished trial whole
+    monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path / "killed-here"))
+    killed = Store("s3://sweeps/pull")
+    (killed.checkpoint_dir("k") / "last").mkdir(parents=True)
+    (killed.checkpoint_dir("k") / "last" / "checkpoint.json").write_text("{}")
+    folder = killed.pull("k")
+    assert (folder / "artifacts" / "model" / "head.safetensors").read_bytes() == b"tensors"
+    assert not killed.checkpoint_dir("k").exists() and killed.is_done("k")
 
 
 def test_a_two_stage_sweep_through_s3_then_a_resubmit_runs_nothing(own_ray, s3, tmp_path, capsys):

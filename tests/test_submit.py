@@ -375,7 +375,9 @@ def test_a_trial_stopped_midway_goes_on_from_its_last_evaluation(tmp_path, cache
     assert resumed["test"] == whole["test"]
     # its record counts both stretches (the time between the checkpoint and the stop was lost, not counted)
     assert resumed["wall_seconds"] > stopped_seconds > 0
-    assert not (store.artifacts_dir(trial.key) / "checkpoint").exists()  # ended: nothing goes on from it
+    assert store.checkpoint_dir(trial.key).exists()  # kept until the result is stored: a kill before goes on from it
+    store.write_result(trial.key, resumed)
+    assert not store.checkpoint_dir(trial.key).exists()  # ended: nothing goes on from it
 
 
 def test_checkpoint_every_sets_where_a_stopped_trial_goes_on_from(tmp_path, cache_dir):

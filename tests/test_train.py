@@ -48,7 +48,17 @@ def test_resume_continues_on_the_same_curve(cache_dir, sources, tmp_path):
     whole, whole_model = run(cache_dir, **common)
     interrupted, _ = train_task_interrupted(cache_dir, tmp_path / "ckpt", **common)
     assert len(interrupted.losses) == len(whole.losses) // 3  # stopped after epoch 1
-    resumed, resumed_model = run(cache_dir, checkpoint_dir=tmp_path / "ckpt", **common)
+    # and as if a save had been killed between its two renames (the checkpoint only aside), after another save
+    # had been killed while it staged (a leftover folder that must not stop the next save)
+    (tmp_path / "ckpt" / "last").rename(tmp_path / "ckpt" / ".last.old.0a5e6649")
+    (tmp_path / "ckpt" / ".last.k1ll3d").mkdir()
+    (tmp_path / "ckpt" / ".last.k1ll3d" / "state.safetensors").write_bytes(b"half")
+    events = []
+    resumed, resumed_model = run(
+        cache_dir, checkpoint_dir=tmp_path / "ckpt", callback=lambda *event: events.append(event), **common
+    )
+    assert ("resume", {"epoch": 1, "step": len(whole.losses) // 3}) in events
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["last", "progress.json"]
     assert resumed.losses == whole.losses
     assert resumed.history == whole.history and resumed.test == whole.test
     assert resumed.source_scales == whole.source_scales  # measured at the start, before the checkpoint loads
@@ -88,6 +98,17 @@ def test_a_run_paused_at_two_rungs_then_finished_equals_one_never_paused(cache_d
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="shorter than one of this run's 9 evaluations"):
         run(cache_dir, checkpoint_dir=tmp_path / "other", pause_at=1 / 27, **common)
+
+
+def test_a_checkpoint_that_does_not_read_whole_is_started_again_not_failed_on(tmp_path, caplog):
+    """A kill while a checkpoint was being removed can leave its manifest without its tensors: every retry failed
+    on it; now the run starts again (with a warning)."""
+    from scalearn.checkpoint import read_checkpoint
+
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / "checkpoint.json").write_text('{"progress": {}, "optimizer": {}, "scheduler": {}}')
+    assert read_checkpoint(tmp_path / "last") is None
+    assert "checkpoint unreadable" in caplog.text and "the run starts again" in caplog.text
 
 
 def train_task_interrupted(cache_dir, checkpoint_dir, **kw):
