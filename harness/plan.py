@@ -167,9 +167,11 @@ def reached_keys(trials: list[Trial], store, done: set[str] | None = None) -> se
     return done | {t.key for t in trials if t.rung is not None and t.key not in done and reached(t, store)}
 
 
-def finals(trials: list[Trial]) -> list[Trial]:
-    """The trials that are reported: search points that did not become final trials are left out."""
-    return [t for t in trials if t.role == "final"]
+def finals(trials: list[Trial], few_shot: int | None = None) -> list[Trial]:
+    """The trials that are reported: search points that did not become final trials are left out; in a few-shot
+    sweep (``few_shot``: its k), so are the full-data source adapters it trains on tasks that are also targets
+    (the target's own adapter at that seed is its k-shot trial, docs/method.md §4.5)."""
+    return [t for t in trials if t.role == "final" and (few_shot is None or t.config.data.few_shot == few_shot)]
 
 
 def task_results(result: dict) -> list[tuple[str, dict]]:

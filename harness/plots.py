@@ -194,7 +194,22 @@ def curves_figure(
     return _save(figure, Path(path))
 
 
-def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> dict[str, list[Path]]:
+def dev_curves(groups: dict[str, list], store, metric: str) -> tuple[dict[str, dict[int, list[float]]], str]:
+    """Method → x → its seeds' dev ``metric`` values, and x: "epoch", or "step" when any trial evaluates within
+    epochs (by epoch, an epoch's evaluations would merge into one point)."""
+    x = "step" if any(t.config.loop.eval_every_steps for group in groups.values() for t in group) else "epoch"
+    curves: dict[str, dict[int, list[float]]] = {}
+    for method, group in groups.items():
+        for trial in group:
+            for row in store.result(trial.key).get("history", []):
+                if f"dev_{metric}" in row:
+                    curves.setdefault(method, {}).setdefault(int(row[x]), []).append(row[f"dev_{metric}"])
+    return curves, x
+
+
+def report_figures(
+    trials, store, targets: list[str], out_dir: str | Path, few_shot: int | None = None
+) -> dict[str, list[Path]]:
     """The figures of `harness report --out`: for each model, the ω / attention summary across targets and
     each (method, target)'s seed-averaged mixing; for each target, the learning curves per method (the joint
     methods apart, by training step).
@@ -202,7 +217,7 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
     Returns {"sweep": [...], "<stage2 group>": [...]} — the MLflow run each figure belongs on: the sweep's
     report run, or the parent run of that (stage, method, task, model)."""
 
-    trials = finals(trials)
+    trials = finals(trials, few_shot)  # in a few-shot sweep (``few_shot``: its k), a target's k-shot trials alone
     out = Path(out_dir) / "figures"
     grouped: dict[tuple, list] = {}
     for trial in trials:
@@ -247,17 +262,11 @@ def report_figures(trials, store, targets: list[str], out_dir: str | Path) -> di
     for model in sorted({m for m, _, _ in grouped}):
         for task in targets:
             metric = get_task(task).metric
-            curves: dict[str, dict[int, list[float]]] = {}
-            for (m, method, t), group in grouped.items():
-                if m != model or t != task:
-                    continue
-                for trial in group:
-                    for row in store.result(trial.key).get("history", []):
-                        if f"dev_{metric}" in row:
-                            curves.setdefault(method, {}).setdefault(int(row["epoch"]), []).append(row[f"dev_{metric}"])
+            mine = {method: g for (m, method, t), g in grouped.items() if m == model and t == task}
+            curves, x = dev_curves(mine, store, metric)
             if curves:
                 path = out / f"curves_{model}_{task}.png"
-                figures["sweep"].append(curves_figure(curves, metric, f"{task} · {model}", path))
+                figures["sweep"].append(curves_figure(curves, metric, f"{task} · {model}", path, x_label=x))
     joint: dict[tuple[str, str], dict[str, dict[int, list[float]]]] = {}
     for trial in trials:
         if not trial.joint or not store.is_done(trial.key):

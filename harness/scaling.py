@@ -78,7 +78,7 @@ def scaling_points(report: Report, trials: list[Trial], store: Store) -> list[Po
             if seeds:
                 scores[AVERAGE] = {seed: statistics.fmean(scores[t][seed] for t in row.cells) for seed in sorted(seeds)}
             mine = [t for t in trials if t.model == table.model and t.method == row.method]
-            cost = trial_cost(mine, store, targets=set(row.cells))
+            cost = trial_cost(mine, store, targets=set(row.cells), few_shot=report.few_shot)
             point = Point(table.model, row.method, size, row.transfer_parameters, scores, cost)
             point.moved = mixing_moved_of([t for t in mine if t.task in row.cells], store)
             points.append(point)
@@ -132,11 +132,12 @@ def earlier_points(folder: str | Path, report: Report) -> list[Point]:
     return points
 
 
-def trial_cost(trials: list[Trial], store: Store, targets: set[str] | None = None) -> dict:
+def trial_cost(trials: list[Trial], store: Store, targets: set[str] | None = None, few_shot: int | None = None) -> dict:
     """What ``trials`` cost, from their records: finished ones, search points included (they ran), and points
     successive halving stopped at a rung, counted for the steps they trained. The inference time per example is
     the ``targets``' trials' alone where given (`inference_from`): the adapter's row also holds the source tasks'
-    trials, whose test sets are others, and time per example follows the texts' lengths."""
+    trials, whose test sets are others, and time per example follows the texts' lengths (in a few-shot sweep,
+    ``few_shot``, a target's full-data source adapter is left out of it too)."""
     pairs = [(t, record) for t in trials if (record := trained_record(t.key, store)) is not None]
     records = [record for _, record in pairs]
     if not records:
@@ -157,7 +158,7 @@ def trial_cost(trials: list[Trial], store: Store, targets: set[str] | None = Non
         for r in records
         if len(r.get("step_times") or ()) > 1
     ]
-    tested = [r for t, r in pairs if targets is None or t.task in targets]
+    tested = [r for t, r in pairs if (targets is None or t.task in targets) and t in finals([t], few_shot)]
     inference = [float(r["test_seconds_per_example"]) for r in tested if r.get("test_seconds_per_example")]
     return {
         "trials": len(records),

@@ -83,9 +83,14 @@ SCORE_SCALE = 100
 losses are shown as they are."""
 
 
+def is_loss(metric: str) -> bool:
+    """A loss, not a score: "dev_loss", "rte/test_loss", and a further test split's "loss_mm" (MNLI mismatched)."""
+    return "loss" in metric.rsplit("/", 1)[-1].split("_")
+
+
 def scaled(metric: str, value: float) -> float:
-    """``value`` of ``metric`` ("accuracy", "dev_loss", "rte/test_mcc") on the shown scale."""
-    return float(value) if metric.rsplit("/", 1)[-1].endswith("loss") else SCORE_SCALE * float(value)
+    """``value`` of ``metric`` ("accuracy", "dev_loss", "rte/test_mcc", "loss_mm") on the shown scale."""
+    return float(value) if is_loss(metric) else SCORE_SCALE * float(value)
 
 
 __all__ = [
@@ -94,6 +99,7 @@ __all__ = [
     "SCORE_SCALE",
     "Summary",
     "paired_bootstrap_p",
+    "is_loss",
     "scaled",
     "summarize",
     "welch_p",

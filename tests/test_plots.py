@@ -132,3 +132,25 @@ def test_omega_json_holds_what_the_figure_shows(tmp_path):
     np.testing.assert_allclose(record["sd"], spread, atol=1e-6)
     np.testing.assert_allclose(record["sum_over_sources"], mean.sum(1), atol=1e-5)
     np.testing.assert_allclose(record["own"], mean[:, -1], atol=1e-6)
+
+
+def test_curves_of_a_run_evaluated_within_epochs_are_by_step_one_point_an_evaluation(tmp_path):
+    import dataclasses
+
+    from harness.plan import expand
+    from harness.plots import dev_curves
+    from harness.spec import ExperimentSpec
+    from harness.store import Store
+
+    spec = dict(version=1, models=["tiny-bert"], methods=["adapter"], benchmark="synthetic", targets=["syn_a"])
+    (trial,) = expand(ExperimentSpec.model_validate(spec))
+    store = Store(tmp_path)
+    history = [{"epoch": 0, "step": s, "dev_accuracy": s / 100} for s in (5, 10, 15)] + [
+        {"epoch": 1, "step": 20, "dev_accuracy": 0.3}
+    ]
+    store.write_result(trial.key, {"trial": trial.summary(), "test": {}, "history": history})
+    by_epoch, x = dev_curves({"adapter": [trial]}, store, "accuracy")
+    assert x == "epoch" and by_epoch == {"adapter": {0: [0.05, 0.1, 0.15], 1: [0.3]}}  # evaluated once an epoch
+    stepped = dataclasses.replace(trial, config=trial.config.with_loop(eval_every_steps=5))
+    by_step, x = dev_curves({"adapter": [stepped]}, store, "accuracy")
+    assert x == "step" and by_step == {"adapter": {5: [0.05], 10: [0.1], 15: [0.15], 20: [0.3]}}

@@ -95,6 +95,15 @@ def test_summary_and_welch_against_hand_computed_values():
     assert welch_p([1.0], b) is None
 
 
+def test_losses_keep_their_scale_and_scores_are_shown_times_100():
+    from harness.stats import scaled
+
+    for loss in ("dev_loss", "rte/test_loss", "loss", "loss_mm", "mnli/test_loss_mm", "train_loss"):
+        assert scaled(loss, 0.4512) == 0.4512, loss  # MNLI's mismatched test loss was shown as 45.12
+    for score in ("accuracy", "accuracy_mm", "rte/test_mcc", "best_dev_f1"):
+        assert scaled(score, 0.4512) == pytest.approx(45.12), score
+
+
 def test_paired_bootstrap_is_deterministic_and_separates():
     a, b = [80.1, 81.3, 79.8, 80.6, 81.0], [70.2, 71.0, 69.5, 70.9, 70.4]
     assert paired_bootstrap_p(a, b, seed=3) == paired_bootstrap_p(a, b, seed=3)
@@ -281,6 +290,23 @@ def test_csv_and_json_parse_back(full):
     assert data["tables"][0]["rows"][2]["cells"]["rte"]["scores"] == pytest.approx([70.0, 72.0, 77.0, 71.0, 75.0])
 
 
+def test_a_score_that_is_not_a_number_is_left_out_and_said_and_the_json_stays_json(tmp_path, sweep):
+    """A diverged trial's NaN test score crashed the whole report (statistics.stdev)."""
+    _, spec, trials, _ = sweep
+    store = Store(tmp_path / "store")
+    write_results(store, trials, SCORES | {("scalearn", "stsb"): [0.90, float("nan"), 0.91]})
+    report = build_report(spec, trials, store)
+    cell = next(row for row in report.tables[0].rows if row.method == "scalearn").cells["stsb"]
+    assert cell.scores == {0: pytest.approx(90.0), 2: pytest.approx(91.0)}
+    assert "scalearn on stsb, seed 1: its test score is not a number (diverged); left out" in report.tables[0].notes
+    assert "| scalearn | 90.50 ± 0.71 (n=2) |" in results_table(trials, store, ["stsb"])  # the submit's summary
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    assert json.loads(render(report, "json"), parse_constant=refuse)["tables"][0]["model"] == "roberta-base"
+
+
 # -- the paper ------------------------------------------------------------------------------------
 
 
@@ -392,3 +418,24 @@ def test_a_submit_names_a_source_out_of_scale_once_before_the_transfer_trials_th
         "0.41 against a constant's 0.35): every transfer trial that mixes it measures a broken source; check its "
         "training"
     ]
+
+
+def test_a_few_shot_sweep_reports_a_targets_k_shot_adapter_not_its_full_data_source_adapter(tmp_path):
+    """In a few-shot sweep a target is also another target's source: its full-data source adapter (seed 0) is an
+    input, and must not take seed 0 of the target's k-shot adapter row (it did: 90 among scores near 51)."""
+    (tmp_path / "fs.yaml").write_text(SPEC + "data: {few_shot: 16}\n")
+    spec = load_spec(tmp_path / "fs.yaml")
+    trials = expand(spec)
+    full_data = [t for t in trials if t.method == "adapter" and t.task == "rte" and t.config.data.few_shot is None]
+    assert len(full_data) == 1 and full_data[0].role == "final" and full_data[0].seed == 0  # the source for stsb
+    store = Store(tmp_path / "store")
+    for trial in trials:
+        if trial.method == "adapter" and trial.task in ("rte", "stsb"):
+            value = 0.50 + 0.01 * trial.seed if trial.config.data.few_shot else 0.90
+            test = {"pearson": value} if trial.task == "stsb" else {"accuracy": value}
+            store.write_result(trial.key, {"trial": trial.summary(), "test": test})
+    (table,) = build_report(spec, trials, store).tables
+    adapter = next(row for row in table.rows if row.method == "adapter")
+    assert adapter.cells["rte"].scores == {seed: pytest.approx(50.0 + seed) for seed in range(5)}
+    assert not any("two different trials" in note for note in table.notes)
+    assert "| adapter | 52.00 ± 1.58 (n=5) |" in results_table(trials, store, ["rte"], spec.data.few_shot)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  failed {key}: {reason}")
     if outcome.retried_alone:
         print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
-    print(results_table(outcome.trials, outcome.store, outcome.spec.target_list()))
+    print(results_table(outcome.trials, outcome.store, outcome.spec.target_list(), outcome.spec.data.few_shot))
     if args.tracking_uri is None:
         where = f"open the UI with: harness ui --store {args.store}"
     else:

@@ -3,6 +3,7 @@ significance marks, the paper's numbers beside ours), built from a store's finis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from harness import paper, stats
@@ -112,6 +113,12 @@ class Report:
     compare_paper: bool
     selection: list[dict] = field(default_factory=list)
     """The searched groups (harness/selection.py); empty without a `search:` block."""
+    few_shot: int | None = None
+    """The sweep's k in a few-shot sweep (`harness.plan.finals`)."""
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _ordered_methods(methods: list[str]) -> list[tuple[str, str]]:
@@ -148,7 +155,7 @@ def build_report(
     """Every finished result of the experiment's methods on its targets, aggregated into one table per model;
     with a search, the selection table too (``groups``: the plan's searched groups, when planned already)."""
 
-    trials = finals(trials)  # a search point that did not become a final trial is not a result
+    trials = finals(trials, spec.data.few_shot)  # a search point that did not become a final trial is not a result
     if baseline not in method_names():
         raise ValueError(f"unknown --baseline {baseline!r} (expected a registered method, see `harness ls methods`)")
     targets = spec.target_list()
@@ -161,6 +168,9 @@ def build_report(
         recorded: dict[str, set[int]] = {m: set() for m, _ in methods}
         swamping: dict[str, dict] = {}  # source → its largest recorded scale and the methods that mixed it
         flat: dict[tuple[str, str], list[int]] = {}  # (method, task) → seeds no better on dev than a constant
+        owners: dict[tuple[str, str, int], str] = {}  # (method, task, seed) → the trial its cell's score is from
+        clashes: set[tuple[str, str, int]] = set()
+        unscored: set[tuple[str, str, int]] = set()  # a finished trial whose test score is not a number
         for trial in trials:
             if trial.model != model or trial.method not in rows:
                 continue
@@ -171,10 +181,15 @@ def build_report(
                 test = scores["test"]
                 if task not in metrics or test.get(metrics[task]) is None:
                     continue
+                if not math.isfinite(test[metrics[task]]):  # diverged (NaN outputs): no score, said under the table
+                    unscored.add((trial.method, task, trial.seed))
+                    continue
                 cell = rows[trial.method].cells[task]
+                if owners.setdefault((trial.method, task, trial.seed), trial.key) != trial.key:
+                    clashes.add((trial.method, task, trial.seed))
                 cell.scores[trial.seed] = stats.scaled(metrics[task], test[metrics[task]])
                 for name, value in test.items():
-                    if name not in ("loss", metrics[task]) and isinstance(value, int | float):
+                    if name != metrics[task] and not stats.is_loss(name) and _number(value):
                         cell.other.setdefault(name, {})[trial.seed] = stats.scaled(name, value)
                 if "transfer" in result.get("parameters", {}):
                     recorded[trial.method].add(int(result["parameters"]["transfer"]))
@@ -186,6 +201,10 @@ def build_report(
                 if scale["ratio"] > seen["ratio"]:
                     seen.update(ratio=scale["ratio"], layer=scale["layer"])
         table = Table(model, canonical_name(model), targets, metrics, planned, list(rows.values()), None)
+        for method, task, seed in sorted(clashes):
+            table.notes.append(f"{method} on {task}, seed {seed}: two different trials scored it; the last is shown")
+        for method, task, seed in sorted(unscored):
+            table.notes.append(f"{method} on {task}, seed {seed}: its test score is not a number (diverged); left out")
         for row in table.rows:
             if recorded[row.method]:
                 row.transfer_parameters, row.parameters_from = max(recorded[row.method]), "results"
@@ -219,7 +238,7 @@ def build_report(
         tables.append(table)
 
     selection = selection_rows(spec, store, groups) if spec.search else []
-    return Report(spec.name or "experiment", tables, baseline, alpha, compare_paper, selection)
+    return Report(spec.name or "experiment", tables, baseline, alpha, compare_paper, selection, spec.data.few_shot)
 
 
 def _mark_significance(table: Table, base: Row | None, baseline: str) -> None:

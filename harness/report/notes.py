@@ -28,7 +28,8 @@ def table_notes(report: Report, table: Table) -> list[str]:
             f"{WELCH_MARK} Welch's t-test against {table.baseline} across seeds, two-sided "
             f"p < {report.alpha}; {BOOTSTRAP_MARK} paired bootstrap over the seeds both share (at least "
             f"{stats.MIN_BOOTSTRAP_PAIRS}; {stats.BOOTSTRAP_RESAMPLES:,} resamples), p < {report.alpha}. "
-            "Not corrected for multiple comparisons."
+            "A mark says the difference is significant in either direction (compare the means for which): "
+            "not corrected for multiple comparisons."
         )
     notes.append(
         "Params: trainable transfer parameters per target, head excluded (docs/method.md §1.6), as the trials "

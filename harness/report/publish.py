@@ -28,7 +28,7 @@ def publish(
     `report` run when the store tracks (``source``: the experiment file, MLflow's source name; ``earlier``: the
     scaling points of an earlier report that join this one's, `harness.scaling.earlier_points`)."""
     written = write_report(report, out_dir)
-    figures = report_figures(trials, store, targets, out_dir)
+    figures = report_figures(trials, store, targets, out_dir, report.few_shot)
     scaling_tables, scaling_figures = write_scaling(report, trials, store, out_dir, earlier)
     written += scaling_tables
     figures["sweep"] += scaling_figures

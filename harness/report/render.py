@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -291,5 +292,15 @@ def report_dict(report: Report) -> dict:
 
 
 def _json_text(report: Report) -> str:
+    """JSON that every parser reads: a score that is not a number (NaN, a regression's diverged outputs) is null."""
+    return json.dumps(_finite(report_dict(report)), indent=2, ensure_ascii=False, allow_nan=False)
 
-    return json.dumps(report_dict(report), indent=2, ensure_ascii=False)
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
