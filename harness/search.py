@@ -61,6 +61,15 @@ def grid_points(space: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(space[k] for k in keys))]
 
 
+GRID_LIMIT = 100_000
+"""The most points a grid group may have: past it, a sampler (random or tpe) with `trials` is the way."""
+
+
+def grid_size(space: dict[str, list]) -> int:
+    """How many points the grid has (without listing them)."""
+    return math.prod(len(values) for values in space.values())
+
+
 def startup_count(search: SearchSpec) -> int:
     """tpe: how many random points come before the model proposes (default a third of `trials`, at most 10)."""
     trials = search.trials or 1
@@ -70,7 +79,7 @@ def startup_count(search: SearchSpec) -> int:
 def planned_count(search: SearchSpec, space: dict) -> int:
     """How many points the group will have once its search is complete."""
     if search.sampler == "grid":
-        return len(grid_points(space))
+        return grid_size(space)
     return len(random_points(space, search.trials, search.seed)) if search.sampler == "random" else search.trials
 
 

@@ -46,6 +46,8 @@ Fraction = Annotated[_Number, Field(ge=0, lt=1)]
 """A rate in [0, 1): dropout, sparsity, warm-up share."""
 Count = Annotated[_Whole, Field(ge=1)]
 Seed = Annotated[_Whole, Field(ge=0)]
+Number, Whole = _Number, _Whole
+"""Any number / any whole number, a boolean refused (for the experiment file's own keys too)."""
 
 
 class Settings(BaseModel):
@@ -284,14 +286,17 @@ def describe_field(model: type[BaseModel], name: str) -> str:
 
 def value_errors(model: type[BaseModel], error: ValidationError, defaults: dict | None = None) -> list[tuple[str, str]]:
     """(dotted key, message) for each wrong value of a ``model`` validation: "must be … (got …)", or
-    "unknown key". The key is the field's name as the user wrote it."""
+    "unknown key". The key is the field's name as the user wrote it; "" for a rule between fields (e.g.
+    backbone_dtype against precision), its message as the rule says it."""
     found: dict[str, str] = {}
     for item in error.errors():
         location = [part for part in item["loc"] if isinstance(part, str | int)]
         name = str(location[0]) if location else ""
-        if not name or name in found:
+        if name in found:
             continue
-        if item["type"] == "extra_forbidden":
+        if not name:
+            found[""] = item["msg"].removeprefix("Value error, ")
+        elif item["type"] == "extra_forbidden":
             found[name] = "unknown key"
         elif name in model.model_fields and len(location) == 1:
             found[name] = f"must be {describe_field(model, name)} (got {item.get('input')!r})"

@@ -121,6 +121,36 @@ MALFORMED = [
     ("not a mapping", "- just\n- a list\n", None, "must hold a mapping"),
     ("bad YAML syntax", GOOD.replace("seeds: 2", "seeds: [2"), "line 8", "flow sequence at line 7"),
     ("include of a missing file", "include: nowhere.yaml\n" + GOOD, None, "cannot read"),
+    # YAML's `true` is not 1, and a key given twice is not the last one silently
+    ("a boolean as a count", GOOD + "data: {few_shot: true}\n", "data.few_shot", "a boolean is not a number"),
+    ("a boolean as seeds", GOOD.replace("seeds: 2", "seeds: yes"), "seeds", "a boolean is not a number"),
+    ("an infinite resource", GOOD + "resources: {cpus: .inf}\n", "resources.cpus", "(got inf)"),
+    ("a key given twice", GOOD + "seeds: 1\n", "line 10", "duplicate key 'seeds' (first at line 7)"),
+    ("a name that is a path", GOOD + "name: ../../etc\n", "name", "a plain name"),
+    (
+        "values each fine, wrong together",
+        GOOD + "model_hyperparameters: {tiny-bert: {backbone_dtype: bf16}}\n",
+        "hyperparameters",
+        "backbone_dtype bf16 needs precision bf16",
+    ),
+    (
+        "a grid value given twice",
+        GOOD + "search: {adapter: {learning_rate: [1e-3, 0.001]}}\n",
+        "search.adapter.learning_rate.1",
+        "the value at position 0 again",
+    ),
+    (
+        "a grid too large to list",
+        GOOD
+        + "search: {adapter: {"
+        + ", ".join(
+            f"{k}: [{', '.join(map(str, range(1, 11)))}]"
+            for k in ("epochs", "batch_size", "patience", "max_steps", "eval_batch_size", "log_every_steps")
+        )
+        + "}}\n",
+        "search",
+        "1,000,000 points, more than 100,000",
+    ),
 ]
 
 
@@ -155,6 +185,26 @@ def test_include_merges_a_base_file(tmp_path, capsys):
     (tmp_path / "child.yaml").write_text("include: base.yaml\nseeds: 1\nname: child\n")
     assert main(["validate", str(tmp_path / "child.yaml")]) == 0
     assert "ok: 4 trials" in capsys.readouterr().out
+
+
+def test_an_included_files_mistake_names_that_file_and_its_name_names_the_store(tmp_path, capsys):
+    from harness.cli.common import default_store
+
+    (tmp_path / "base.yaml").write_text(GOOD + "name: base-study\nresorces: {cpus: 1}\n")
+    (tmp_path / "child.yaml").write_text("include: base.yaml\nseeds: 1\n")
+    assert main(["validate", str(tmp_path / "child.yaml")]) == 2
+    assert capsys.readouterr().err.startswith(f"{tmp_path / 'base.yaml'}:resorces: unknown key")
+    (tmp_path / "base.yaml").write_text(GOOD + "name: base-study\n")
+    assert default_store(str(tmp_path / "child.yaml")) == "runs/base-study"  # the name it includes
+    assert default_store(str(tmp_path / "child.yaml"), ["name=mine"]) == "runs/mine"
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(GOOD.encode() + "name: caf\u00e9\n".encode("latin-1"))
+    for command in ("validate", "plan"):
+        assert main([command, str(path)]) == 2
+        assert capsys.readouterr().err.strip() == f"{path}: not UTF-8 text (byte 0xe9 at offset {len(GOOD) + 9})"
 
 
 def test_shipped_experiment_files_validate(capsys):

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if "store" in args and args.store is None:
-        args.store = default_store(getattr(args, "file", None))
+        args.store = default_store(getattr(args, "file", None), getattr(args, "set", None) or ())
     try:
         return args.run(args)
     except SpecError as error:

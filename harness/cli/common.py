@@ -6,21 +6,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 STORE_HELP = "the results store (default runs/<the experiment's name>, where `make demo` writes)"
 
 
-def default_store(file: str | None) -> str:
-    """Where an experiment's results go when --store is not given: runs/<its name> (the file's stem when the
-    file cannot be read; the command then says what is wrong with it), ./store without a file."""
+def default_store(file: str | None, overrides=()) -> str:
+    """Where an experiment's results go when --store is not given: runs/<its name> (as the file, what it
+    includes and ``overrides`` say; the file's stem when it does not load: the command then says why), ./store
+    without a file."""
     if file is None:
         return "store"
+    from harness.spec import SpecError, load_spec
+
     try:
-        name = (yaml.safe_load(Path(file).read_text()) or {}).get("name")
-    except (OSError, yaml.YAMLError, AttributeError):
+        name = load_spec(file, overrides).name
+    except SpecError:
         name = None
-    return str(Path("runs") / (name if isinstance(name, str) and name else Path(file).stem))
+    return str(Path("runs") / (name or Path(file).stem))
 
 
 def positive_int(text: str) -> int:

@@ -16,7 +16,7 @@ def add(commands) -> None:
         "--address", default=None, help="a Ray cluster (default: $RAY_ADDRESS inside a Ray job, else a new local Ray)"
     )
     command.add_argument(
-        "--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine's)"
+        "--num-cpus", type=positive_int, default=None, help="CPUs of the local Ray (default: all of this machine's)"
     )
     command.add_argument(
         "--data-dir",

@@ -2,7 +2,7 @@
 
 version: 1
 name: glue-roberta-base          # the MLflow experiment; default: the file's stem
-include: base.yaml               # optional; this file's keys override the included file's
+include: base.yaml               # optional; a top-level key here replaces the included file's whole (not merged)
 models: [roberta-base]
 methods: [adapter, adapterfusion, scalearn, scalearn_pp]
 benchmark: glue                  # or `tasks: [...]` (then sources default to those tasks)

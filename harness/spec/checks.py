@@ -22,10 +22,38 @@ def _value_error(methods: list[str], key: str, value) -> str | None:
     """What is wrong with ``value`` for ``key`` in the first of ``methods`` it does not fit, or None."""
 
     for method in methods:
-        problems = value_problems(method, {key: value})
+        problems = [problem for problem in value_problems(method, {key: value}) if problem[0]]  # the key's own
         if problems:
             return problems[0][1]
     return None
+
+
+def _repeated(method: str, location: str, key: str, values: list) -> list[tuple[str, str]]:
+    """A grid's value given twice (``1e-3`` and ``0.001`` are one value): one point, trained once, counted twice."""
+    seen = {}
+    for index, value in enumerate(values):
+        parsed = getattr(method_class(method)(**{key: value}), key)
+        if parsed in seen:
+            return [(f"{location}.{index}", f"{value!r} is the value at position {seen[parsed]} again")]
+        seen[parsed] = index
+    return []
+
+
+def _combination_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """Each method's merged hyper-parameters (`all`, its own, a task's, a backbone's) agree with each other
+    (e.g. a bf16 backbone needs bf16 precision): values each fine alone, wrong together."""
+    tasks = [None, *dict.fromkeys(spec.target_list() + [s for t in spec.target_list() for s in spec.source_list(t)])]
+    for method in spec.trained_methods():
+        if method not in method_names():
+            continue
+        for model in spec.models:
+            for task in tasks:
+                problems = value_problems(method, spec.overrides_for(method, task, model))
+                rule = next((message for key, message in problems if not key), None)
+                if rule is not None:
+                    where = f" on {task}" if task is not None else ""
+                    return [("hyperparameters", f"method {method}{where} with {model}: {rule}")]
+    return []
 
 
 def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
@@ -63,7 +91,7 @@ def _hyperparameter_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
 def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """A searched method trains in the experiment and has the field; every value (a range's ends) is in the
     field's range; ranges and `trials` fit the sampler; no more search seeds than a searched group has seeds."""
-    from harness.search import grid_points, space_for  # search reads this package's schema: a cycle at import
+    from harness.search import GRID_LIMIT, grid_size, space_for  # search reads this package's schema: an import cycle
 
     errors = []
     search = spec.search
@@ -104,11 +132,21 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
                 if problem is not None:
                     errors.append((f"search.{owner}.{key}.{index}", problem))
                     break
+            else:
+                if not isinstance(values, Range):
+                    errors.extend(_repeated(having[0], f"search.{owner}.{key}", key, values))
+    if not sampled and not errors:
+        for method in trained:
+            size = grid_size({k: v for k, v in space_for(spec, method).items() if not isinstance(v, Range)})
+            if size > GRID_LIMIT:
+                problem = f"{method}'s grid has {size:,} points, more than {GRID_LIMIT:,} (expected sampler: tpe)"
+                errors.append(("search", problem))
+                break
     if sampled and search.trials is not None and not errors:
         for method in trained:
             space = space_for(spec, method)
             if space and not any(isinstance(v, Range) for v in space.values()):
-                size = len(grid_points(space))
+                size = grid_size(space)
                 if search.trials > size:
                     problem = f"{search.trials} is more than the {size} points of {method}'s space (expected ≤ {size})"
                     errors.append(("search.trials", problem))
@@ -204,6 +242,8 @@ def semantic_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
             if task not in universe:
                 errors.append((f"{field_name}.{i}", f"task {task!r} is not among the experiment's tasks {universe}"))
     errors.extend(_hyperparameter_errors(spec))
+    if not errors:  # each value fits its key: do they fit together
+        errors.extend(_combination_errors(spec))
     errors.extend(_search_errors(spec))
     errors.extend(_source_adapter_errors(spec))
     return errors

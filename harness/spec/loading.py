@@ -17,15 +17,38 @@ from harness.spec.schema import SPEC_VERSION, DataOptions, ExperimentSpec, Resou
 from scalearn.config import describe
 
 
-def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load's loader, refusing a key given twice in one mapping (YAML would keep the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges are meant to be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = (), origins: dict[str, Path] | None = None) -> dict:
+    """The file's mapping, with what it includes under it (its top-level keys replace the included file's whole);
+    ``origins``: top-level key → the file it came from, filled in."""
     if path in chain:
         raise SpecError(f"{path}:include: includes itself through {' → '.join(str(p) for p in chain)}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        raise SpecError(f"{path}: not UTF-8 text (byte {byte:#04x} at offset {error.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
@@ -36,12 +59,15 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the file must hold a mapping of keys (expected `key: value` lines)")
+    own = list(data)
     include = data.get("include")
     if include is not None:
         if not isinstance(include, str):
             raise SpecError(f"{path}:include: expected a file name")
-        base = _read_yaml((path.parent / include).resolve(), (*chain, path))
+        base = _read_yaml((path.parent / include).resolve(), (*chain, path), origins)
         data = {**base, **data}
+    if origins is not None:
+        origins.update({str(key): path for key in own})
     return data
 
 
@@ -187,9 +213,16 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
     """The validated spec of an experiment file, with ``overrides`` (``--set KEY=VALUE``) applied as if the
     file said them; raises SpecError with one line on any problem, naming the file's key or the flag."""
     path = Path(path)
-    data = _read_yaml(path.resolve())
+    origins: dict[str, Path] = {}
+    data = _read_yaml(path.resolve(), origins=origins)
     data.pop("include", None)
     applied = apply_overrides(data, overrides)
+
+    def named(location) -> Path:  # the file a top-level key came from: this one, or one it includes
+        top = str(location[0]) if isinstance(location, tuple | list) and location else str(location).split(".")[0]
+        origin = origins.get(top)
+        return path if origin is None or origin == path.resolve() else origin
+
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as error:
@@ -197,15 +230,17 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
         fields = list(ExperimentSpec.model_fields)
         if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
             fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
-        raise SpecError(_blame(_format(path, first, fields, error.errors()), path, applied)) from None
+        where = named(first["loc"])
+        raise SpecError(_blame(_format(where, first, fields, error.errors()), where, applied)) from None
     _narrow_search(spec, applied)
     errors = semantic_errors(spec)
     if errors:
         location, message = errors[0]
-        raise SpecError(_blame(f"{path}:{location}: {message}", path, applied))
+        where = named(location)
+        raise SpecError(_blame(f"{where}:{location}: {message}", where, applied))
     if spec.name is None:
         spec.name = path.stem
-    _resolve_source_paths(spec, path.resolve().parent)
+    _resolve_source_paths(spec, named(("source_adapters",)).resolve().parent)
     return spec
 
 

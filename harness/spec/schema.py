@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from scalearn.catalog import canonical_name
+from scalearn.config import Count, Fraction, NonNegative, Number, Positive, Seed, Whole
 from scalearn.methods import (
     METHODS,
     method_class,  # torch-free: the registry of methods and their hyper-parameters
@@ -16,26 +18,40 @@ from scalearn.tasks import BENCHMARKS
 SPEC_VERSION = 1
 
 
+def _plain_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"a plain name of letters, digits, '.', '_' and '-' (it names runs/<name>), not {name!r}")
+    return name
+
+
+def _not_a_number_flag(value):
+    if isinstance(value, bool):
+        raise ValueError(f"a number, not {str(value).lower()}")
+    return value
+
+
 class SpecError(ValueError):
     """A malformed experiment file; str() is the one line shown to the user."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    """Unknown keys refused; numbers are numbers (a YAML `true` or `yes` is not 1, `.inf` and `.nan` are none)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
-Seeds = Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+Seeds = Count | Annotated[list[Seed], Field(min_length=1)]
 """A seed count n (seeds 0..n-1), or a list of seeds."""
 
 
 class Resources(_Strict):
-    cpus: float = Field(1.0, gt=0)
-    gpus: Annotated[float, Field(ge=0)] | Literal["auto"] = 0.0
+    cpus: Positive = 1.0
+    gpus: NonNegative | Literal["auto"] = 0.0
     """GPUs per trial (a fraction shares a device), or "auto": packed by measured memory (harness/packing.py)."""
-    memory_gb: float | None = Field(None, gt=0)
-    device_memory_gb: float | None = Field(None, gt=0)
+    memory_gb: Positive | None = None
+    device_memory_gb: Positive | None = None
     """Memory of one GPU, for gpus: auto (e.g. 80 for an A100/H100 80GB)."""
-    packing_margin: float = Field(0.15, ge=0, lt=1)
+    packing_margin: Fraction = 0.15
 
     @model_validator(mode="after")
     def _auto_needs_device_memory(self):
@@ -47,15 +63,15 @@ class Resources(_Strict):
 class ModelResources(_Strict):
     """What one backbone's trials need instead of `resources` (unset keys keep the experiment's)."""
 
-    cpus: float | None = Field(None, gt=0)
-    gpus: Annotated[float, Field(ge=0)] | None = None
-    memory_gb: float | None = Field(None, gt=0)
+    cpus: Positive | None = None
+    gpus: NonNegative | None = None
+    memory_gb: Positive | None = None
 
 
 class DataOptions(_Strict):
-    max_length: int | None = Field(None, gt=0)
-    few_shot: int | None = Field(None, gt=0)
-    max_dev_examples: int | None = Field(None, gt=0)
+    max_length: Count | None = None
+    few_shot: Count | None = None
+    max_dev_examples: Count | None = None
     sample: Literal["first", "spread"] = "first"
     """Which rows few_shot and max_dev_examples keep (scalearn.config.DataConfig.sample)."""
 
@@ -63,8 +79,8 @@ class DataOptions(_Strict):
 class Range(_Strict):
     """A range a sampler draws from (`sampler: random` or `tpe`): whole numbers when both ends are."""
 
-    low: int | float
-    high: int | float
+    low: Whole | Number
+    high: Whole | Number
     log: bool = False
 
     @model_validator(mode="after")
@@ -88,22 +104,22 @@ class SearchSpec(BaseModel):
     """The `search:` block: how points are chosen (sampler, trials, seed), and per method (or `all`) the
     values of each searched hyper-parameter; harness/search.py."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     sampler: Literal["grid", "random", "tpe"] = "grid"
     """grid: every combination of the lists; random: `trials` points drawn with `seed`; tpe: Optuna's
     tree-structured Parzen estimator, `startup` random points first, then each point from the finished ones."""
-    trials: Annotated[int, Field(ge=1)] | None = None
+    trials: Count | None = None
     """Points per group (random and tpe)."""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     """The sampler's seed (random and tpe): the same seed draws the same points."""
-    startup: Annotated[int, Field(ge=1)] | None = None
+    startup: Count | None = None
     """tpe: random points before the model takes over (default: a third of `trials`, at most 10)."""
     pruner: Literal["none", "sha"] = "none"
     """none: every point trains its whole budget; sha: successive halving (docs/search.md): every point pauses at
     the first rung, and at each rung the best 1/`eta` of a group's points go on, from where they paused."""
-    eta: int = 3
+    eta: Count = 3
     """sha: the fraction 1/eta of a rung's points promoted to the next, and the ratio of two rungs' budgets."""
-    rungs: int = 3
+    rungs: Count = 3
     """sha: how many rungs; the first is 1/eta^(rungs-1) of the budget, the last the whole budget."""
     __pydantic_extra__: dict[str, dict[str, SearchValues]] = Field(init=False)
 
@@ -116,8 +132,9 @@ class SearchSpec(BaseModel):
 
 
 class ExperimentSpec(_Strict):
-    version: Literal[1]
-    name: str | None = None
+    version: Annotated[Literal[1], BeforeValidator(_not_a_number_flag)]
+    name: Annotated[str, AfterValidator(_plain_name)] | None = None
+    """The experiment's name: MLflow's experiment, and the default store's folder (runs/<name>)."""
     include: str | None = None
     models: list[str] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
@@ -128,18 +145,18 @@ class ExperimentSpec(_Strict):
     seeds: Seeds = 1
     seeds_per_task: dict[str, Seeds] = Field(default_factory=dict)
     joint_seeds: Seeds | None = None
-    source_seed: int = Field(0, ge=0)
+    source_seed: Seed = 0
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search: SearchSpec = Field(default_factory=SearchSpec)
-    search_seeds: Annotated[int, Field(ge=1)] = 1
+    search_seeds: Count = 1
     model_hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: DataOptions = Field(default_factory=DataOptions)
     resources: Resources = Field(default_factory=Resources)
     model_resources: dict[str, ModelResources] = Field(default_factory=dict)
     source_adapters: dict[str, str | dict[str, str]] = Field(default_factory=dict)
-    retries: int = Field(1, ge=0)
-    checkpoint_every: int = Field(1, ge=0)
+    retries: Annotated[Whole, Field(ge=0)] = 1
+    checkpoint_every: Annotated[Whole, Field(ge=0)] = 1
 
     # -- derived --------------------------------------------------------------------------------
 

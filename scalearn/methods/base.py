@@ -160,7 +160,7 @@ def get_method(name: str, **overrides) -> Method:
         method = cls(**{**METHODS[name][1], **overrides})
     except ValidationError:
         key, message = value_problems(name, overrides)[0]
-        raise ValueError(f"method {name!r}: {key}: {message}") from None
+        raise ValueError(f"method {name!r}: {key}: {message}" if key else f"method {name!r}: {message}") from None
     method._name = name
     return method
 
