@@ -133,6 +133,13 @@ MALFORMED = [
         "hyperparameters",
         "backbone_dtype bf16 needs precision bf16",
     ),
+    ("search seeds without a search", GOOD + "search_seeds: 2\n", "search_seeds", "nothing is searched"),
+    (
+        "more start-up points than trials",
+        GOOD + "search: {sampler: tpe, trials: 4, startup: 6, adapter: {learning_rate: {low: 1e-4, high: 1e-2}}}\n",
+        "search.startup",
+        "6 start-up points is more than the 4 trials",
+    ),
     (
         "a grid value given twice",
         GOOD + "search: {adapter: {learning_rate: [1e-3, 0.001]}}\n",

@@ -103,6 +103,11 @@ def _search_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
         errors.append(("search.trials", "a grid trains every combination (expected sampler: random or tpe)"))
     if search.startup is not None and search.sampler != "tpe":
         errors.append(("search.startup", f"only sampler tpe has random start-up points (sampler is {search.sampler})"))
+    elif search.startup is not None and search.trials is not None and search.startup > search.trials:
+        problem = f"{search.startup} start-up points is more than the {search.trials} trials (expected fewer)"
+        errors.append(("search.startup", problem))
+    if spec.search_seeds > 1 and not search:
+        errors.append(("search_seeds", "searches at several seeds, but nothing is searched (no space under `search:`)"))
     for owner, space in search.spaces().items():
         if owner != "all" and owner not in method_names():
             errors.append((f"search.{owner}", _unknown("method", owner, ["all", *method_names()], "a method or `all`")))
