@@ -36,6 +36,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from scalearn.atomic import read_json, write_json
+from scalearn.layout import CHECKPOINT_MANIFEST, LAST_CHECKPOINT
 from scalearn.result import read as read_result
 
 STATES = ("done", "running", "failed", "pending")
@@ -335,6 +336,35 @@ class Store:
             if relative.parts[0].startswith(".") or not checkpoint and relative.parts[0] == CHECKPOINT_FOLDER:
                 continue
             self.fs.put_file(str(path), self._remote(key, f"artifacts/{relative.as_posix()}"))
+
+    def pull_checkpoint(self, key: str) -> None:
+        """A paused trial's checkpoint, downloaded when this machine holds none: successive halving's next rung
+        goes on from where the trial paused on another node (a local one is as new or newer: kept)."""
+        if not self.remote:
+            return
+        local = self.checkpoint_dir(key)
+        if (local / LAST_CHECKPOINT / CHECKPOINT_MANIFEST).exists():
+            return
+        prefix = self._remote(key, f"artifacts/{CHECKPOINT_FOLDER}")
+        self.fs.invalidate_cache()
+        try:
+            remote = [path for path in self.fs.find(prefix) if path != prefix]
+        except FileNotFoundError:
+            return
+        if not remote:
+            return
+        local.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{CHECKPOINT_FOLDER}."))
+        try:
+            for path in remote:
+                target = staging / path[len(prefix) :].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(path, str(target))
+            if local.exists():  # what a stopped attempt here left before its first checkpoint
+                shutil.rmtree(local)
+            os.rename(staging, local)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def pull(self, key: str) -> Path:
         """The finished trial's folder, local: for a remote store, its result and artifacts downloaded once

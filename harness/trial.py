@@ -58,6 +58,7 @@ def run_trial(trial: Trial, store: Store, *, data_dir=None, cache_dir=None, call
         options.update(checkpoint_dir=checkpoint, checkpoint_every=trial.checkpoint_every)
     if trial.rung is not None:
         options.update(pause_at=trial.budget if trial.budget < 1 else None)
+        store.pull_checkpoint(trial.key)  # paused on another node of a remote store: go on from there
     # the result is stored once, by the caller, as the trial's result.json (not again among the artifacts)
     result, _ = train(trial, sources, output_dir=store.artifacts_dir(trial.key), write_result=False, **options)
     if result.paused_at is not None:  # the caller stores it as the trial's record at this rung

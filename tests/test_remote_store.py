@@ -88,6 +88,25 @@ def test_a_fresh_machine_pulls_a_finished_trial(s3, tmp_path, monkeypatch):
     assert not killed.checkpoint_dir("k").exists() and killed.is_done("k")
 
 
+def test_a_trial_paused_on_one_machine_goes_on_from_its_checkpoint_on_another(s3, tmp_path, monkeypatch):
+    """Successive halving on a remote store: the next rung may run on another node, which downloads the pause's
+    checkpoint (it trained from the start again) and keeps a checkpoint of its own."""
+    monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path / "first"))
+    first = Store("s3://sweeps/rungs")
+    (first.checkpoint_dir("k") / "last").mkdir(parents=True)
+    (first.checkpoint_dir("k") / "last" / "checkpoint.json").write_text('{"at": "rung 0"}')
+    (first.checkpoint_dir("k") / "last" / "state.safetensors").write_bytes(b"tensors")
+    first.write_rung("k", 1 / 9, {"best_dev": {"loss": 0.5}})
+    monkeypatch.setenv("SCALEARN_CACHE_DIR", str(tmp_path / "second"))
+    second = Store("s3://sweeps/rungs")
+    second.pull_checkpoint("k")
+    last = second.checkpoint_dir("k") / "last"
+    assert (last / "checkpoint.json").read_text() == '{"at": "rung 0"}' and (last / "state.safetensors").exists()
+    (last / "checkpoint.json").write_text('{"at": "further, here"}')  # this machine's own, newer
+    second.pull_checkpoint("k")
+    assert (last / "checkpoint.json").read_text() == '{"at": "further, here"}'
+
+
 def test_a_two_stage_sweep_through_s3_then_a_resubmit_runs_nothing(own_ray, s3, tmp_path, capsys):
     from pathlib import Path
 
