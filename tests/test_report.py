@@ -368,6 +368,25 @@ def test_cli_prints_and_writes_every_format(sweep, tmp_path, capsys):
     assert (tmp_path / "out" / "report.md").read_text().strip() == out.strip()
 
 
+def test_a_report_is_attached_where_the_sweep_was_tracked(sweep, tmp_path, capsys):
+    """A sweep submitted with --tracking-uri is tracked there, not in the store: its report goes there too."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking.server import seed_database
+
+    spec_file, _, _, store = sweep
+    seed_database(tmp_path / "elsewhere.db")  # an empty MLflow database, as a server's would be
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out = ["--out", str(tmp_path / "out"), "--tracking-uri", uri]
+    assert main(["report", str(spec_file), "--store", str(store.root), *out]) == 0
+    assert f"attached to MLflow experiment 'mini-glue' (run 'report'); at {uri}" in capsys.readouterr().err
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mini-glue").experiment_id])
+    assert run.info.run_name == "report" and run.info.status == "FINISHED"
+    assert "report/report.md" in [f.path for f in client.list_artifacts(run.info.run_id, "report")]
+    assert not store.has_tracking  # nothing written into the store's own database
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [(["--format", "xls"], "unknown --format 'xls'"), (["--compare", "readme"], "unknown --compare")],

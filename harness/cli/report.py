@@ -28,6 +28,12 @@ def add(commands) -> None:
         help="with --out: an earlier report's --out folder of this experiment; its backbones' scaling points join "
         "this store's in the scaling tables and figures (backbones this store holds are read from the store)",
     )
+    report.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="with --out: the MLflow server or database the sweep was submitted to with --tracking-uri, where the "
+        "report is attached (default: the store's own database)",
+    )
     report.add_argument("--baseline", default="adapterfusion", help="significance against this method")
     report.add_argument("--compare", default=None, help="paper: the published numbers beside ours, with Δ")
     report.set_defaults(run=run)
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown --format {args.format!r} (expected one of {', '.join(FORMATS)})")
     if args.compare not in (None, "paper"):
         raise ValueError(f"unknown --compare {args.compare!r} (expected paper)")
+    if args.tracking_uri is not None and args.out is None:
+        raise ValueError("--tracking-uri: only with --out (what is attached is the files written there)")
     if args.earlier is not None and args.out is None:
         raise ValueError("--earlier: only with --out (the scaling tables and figures are written there)")
     if args.earlier is not None and Path(args.earlier).resolve() == Path(args.out).resolve():
@@ -54,15 +62,15 @@ def run(args: argparse.Namespace) -> int:
         from harness.scaling import earlier_points
 
         earlier = earlier_points(args.earlier, report) if args.earlier is not None else []
-        published = publish(report, trials, store, spec.target_list(), args.out, source=args.file, earlier=earlier)
+        published = publish(
+            report, trials, store, spec.target_list(), args.out, args.file, earlier, tracking_uri=args.tracking_uri
+        )
         print(
             f"wrote {', '.join(str(path) for path in published.written)} and {len(published.figures['sweep'])} "
             f"figures under {Path(args.out) / 'figures'}",
             file=sys.stderr,
         )
         if published.logged:
-            print(
-                f"attached to MLflow experiment {spec.name!r} (run 'report'); harness ui --store {args.store}",
-                file=sys.stderr,
-            )
+            where = f"at {args.tracking_uri}" if args.tracking_uri else f"harness ui --store {args.store}"
+            print(f"attached to MLflow experiment {spec.name!r} (run 'report'); {where}", file=sys.stderr)
     return 0

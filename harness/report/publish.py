@@ -22,18 +22,27 @@ class Published:
 
 
 def publish(
-    report: Report, trials: list[Trial], store: Store, targets: list[str], out_dir, source=None, earlier=()
+    report: Report,
+    trials: list[Trial],
+    store: Store,
+    targets: list[str],
+    out_dir,
+    source=None,
+    earlier=(),
+    tracking_uri: str | None = None,
 ) -> Published:
     """Write ``report`` and its figures under ``out_dir``; attach them to the sweep's MLflow experiment as the
-    `report` run when the store tracks (``source``: the experiment file, MLflow's source name; ``earlier``: the
-    scaling points of an earlier report that join this one's, `harness.scaling.earlier_points`)."""
+    `report` run: in ``tracking_uri`` (a server or database the sweep was submitted to), else in the store's own
+    database when it has one (``source``: the experiment file, MLflow's source name; ``earlier``: the scaling
+    points of an earlier report that join this one's, `harness.scaling.earlier_points`)."""
     written = write_report(report, out_dir)
     figures = report_figures(trials, store, targets, out_dir, report.few_shot)
     scaling_tables, scaling_figures = write_scaling(report, trials, store, out_dir, earlier)
     written += scaling_tables
     figures["sweep"] += scaling_figures
-    if store.has_tracking:
-        from harness.tracking import store_tracker  # MLflow only when there is something to attach to
+    logged = tracking_uri is not None or store.has_tracking
+    if logged:
+        from harness.tracking.tracker import open_tracker  # MLflow only when there is something to attach to
 
-        store_tracker(store, report.experiment, source).log_report(written, figures)
-    return Published(written, figures, store.has_tracking)
+        open_tracker(store, report.experiment, source, tracking_uri).log_report(written, figures)
+    return Published(written, figures, logged)
