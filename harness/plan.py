@@ -288,7 +288,7 @@ class _Planner:
             try:
                 cache.update(describe_source(location, model, kind))
             except InteropError as error:
-                raise SpecError(f"source_adapters.{task}: {error}") from None
+                raise SpecError(f"{self.spec.where(f'source_adapters.{task}')}: {error}") from None
         fields = {"imported": cache["content_hash"], "model": canonical_name(model), "task": task}
         if kind != "adapter":  # (an adapter's key as it was before LoRA sources existed)
             fields["kind"] = kind

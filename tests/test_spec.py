@@ -110,7 +110,7 @@ MALFORMED = [
         "unknown key in model_resources",
         GOOD + "model_resources: {tiny-bert: {gpu: 1}}\n",
         "model_resources.tiny-bert.gpu",
-        "unknown key",
+        "unknown key; did you mean 'gpus'? (expected one of cpus, gpus, memory_gb)",
     ),
     (
         "negative gpus in model_resources",
@@ -132,6 +132,18 @@ MALFORMED = [
         GOOD + "model_hyperparameters: {tiny-bert: {backbone_dtype: bf16}}\n",
         "hyperparameters",
         "backbone_dtype bf16 needs precision bf16",
+    ),
+    (
+        "a misspelled search setting",
+        GOOD + "search: {trails: 3, adapter: {learning_rate: [0.1, 0.2]}}\n",
+        "search.trails",
+        "did you mean 'trials'",
+    ),
+    (
+        "a source adapter that is nowhere",
+        GOOD + "source_adapters: {syn_b: ./does/not/exist}\n",
+        "source_adapters.syn_b",
+        "no such folder",
     ),
     ("search seeds without a search", GOOD + "search_seeds: 2\n", "search_seeds", "nothing is searched"),
     (

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.spec.checks import semantic_errors
-from harness.spec.schema import SPEC_VERSION, DataOptions, ExperimentSpec, Resources, SearchSpec, SpecError
+from harness.spec.schema import SPEC_VERSION, ExperimentSpec, SearchSpec, SpecError
 from scalearn.config import describe
 
 
@@ -115,6 +115,10 @@ def _format(path: Path, error: dict, fields: list[str], all_errors: list[dict]) 
     if location == "version":
         return f"{path}:version: version {error.get('input')!r} is not supported (expected {SPEC_VERSION})"
     if parts[:1] == ["search"] and len(parts) >= 2 and parts[1] not in SearchSpec.model_fields:
+        settings = [name for name in SearchSpec.model_fields if not name.startswith("_")]
+        close = difflib.get_close_matches(str(parts[1]), settings, n=1, cutoff=0.75)
+        if close and not isinstance(error.get("input"), dict):  # a misspelled setting, not a method's space
+            return f"{path}:search.{parts[1]}: unknown key; did you mean {close[0]!r}? (expected {', '.join(settings)})"
         return f"{path}:{_search_value_error(error, parts, all_errors)}"
     field = _field_at(parts) if not kind.startswith("value_error") else None
     if field is not None:
@@ -228,8 +232,9 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
     except ValidationError as error:
         first = error.errors()[0]
         fields = list(ExperimentSpec.model_fields)
-        if first["loc"] and first["loc"][0] in ("resources", "data") and len(first["loc"]) > 1:
-            fields = list((Resources if first["loc"][0] == "resources" else DataOptions).model_fields)
+        parent = _field_at([part for part in first["loc"][:-1] if not _is_type_tag(part)])
+        if parent is not None and isinstance(parent[0], type) and issubclass(parent[0], BaseModel):
+            fields = list(parent[0].model_fields)  # the keys of the block the unknown one is in
         where = named(first["loc"])
         raise SpecError(_blame(_format(where, first, fields, error.errors()), where, applied)) from None
     _narrow_search(spec, applied)
@@ -240,6 +245,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
         raise SpecError(_blame(f"{where}:{location}: {message}", where, applied))
     if spec.name is None:
         spec.name = path.stem
+    spec._origins = {key: str(named((key,))) for key in data}
     _resolve_source_paths(spec, named(("source_adapters",)).resolve().parent)
     return spec
 

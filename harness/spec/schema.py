@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from scalearn.catalog import canonical_name
 from scalearn.config import Count, Fraction, NonNegative, Number, Positive, Seed, Whole
@@ -157,6 +157,13 @@ class ExperimentSpec(_Strict):
     source_adapters: dict[str, str | dict[str, str]] = Field(default_factory=dict)
     retries: Annotated[Whole, Field(ge=0)] = 1
     checkpoint_every: Annotated[Whole, Field(ge=0)] = 1
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Top-level key → the file that gave it (`where`)."""
+
+    def where(self, key: str) -> str:
+        """``key`` as an error names it: ``FILE:key`` when the spec was loaded from a file."""
+        origin = self._origins.get(key.split(".")[0])
+        return f"{origin}:{key}" if origin else key
 
     # -- derived --------------------------------------------------------------------------------
 
