@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -175,6 +176,10 @@ def task_examples(
     splits = protocol_splits(task, load_raw(task, data_dir))
     if few_shot_k is not None:
         whole, splits["train"] = splits["train"], few_shot(splits["train"], few_shot_k, sample)
+        if few_shot_k > len(whole):
+            logging.getLogger(__name__).warning(
+                "%s: few_shot %d is more than its %d training rows: all are used", task.name, few_shot_k, len(whole)
+            )
         if task.kind == "classification" and "label" in whole.column_names:
             kept, every = set(splits["train"]["label"]), set(whole["label"])
             if len(kept) == 1 < len(every):  # a split stored by label: the first rows are one class

@@ -68,6 +68,12 @@ def test_a_spread_sample_covers_a_split_stored_in_label_order_and_is_the_same_ev
     assert len(spread["dev"]) == 50 and spread["dev"]["text"] != first_dev
 
 
+def test_a_few_shot_k_past_the_split_says_that_every_row_is_used(caplog):
+    examples = task_examples("syn_a_low", few_shot_k=100_000)
+    assert 0 < len(examples["train"]) < 100_000
+    assert f"syn_a_low: few_shot 100000 is more than its {len(examples['train'])} training rows" in caplog.text
+
+
 def test_record_protocol_selects_on_the_reported_test_set():
     task = get_task("record")
     assert task.selects_on_test
