@@ -30,7 +30,8 @@ STALE_BUILD_LOCK_SECONDS = 600.0
 
 
 def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and LayerNorm weights, as HF's Trainer.
+    """AdamW (β 0.9/0.999, ε 1e-8); no weight decay on biases and normalisation weights (LayerNorm, and a
+    decoder's RMSNorms: input_layernorm, q_norm, …), as HF's Trainer.
 
     Parameters named in ``model.learning_rates`` (name prefix → LR) get groups of their own, after the
     two groups at ``learning_rate``; the schedule scales every group's LR by the same factor.
@@ -40,7 +41,7 @@ def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: flo
         return next((rate for prefix, rate in model.learning_rates.items() if name.startswith(prefix)), learning_rate)
 
     def decays(name: str) -> bool:
-        return not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
+        return not (name.endswith("bias") or "norm" in name.lower())
 
     trainable = model.trainable_parameters()
     groups = []

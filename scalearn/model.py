@@ -52,6 +52,14 @@ class TransferModel(nn.Module):
         self.adapter_role = adapter_role
         self.family = family_of(encoder.config)
         self.sites = attach_sites(encoder)
+        if adapters is not None:  # a source bank of another backbone would mix misaligned layers, silently
+            wanted = (len(self.sites), encoder.config.hidden_size)
+            have = (adapters.config.num_layers, adapters.config.hidden_size)
+            if have != wanted:
+                raise ValueError(
+                    f"the adapters are for {have[0]} layers of width {have[1]}; this backbone has {wanted[0]} of "
+                    f"width {wanted[1]}: they were trained on another backbone"
+                )
         for site in self.sites:
             site.mixer = self._mix if adapters is not None else None
         self.tuner = tuner

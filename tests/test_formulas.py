@@ -402,3 +402,37 @@ def test_source_scales_of_source_loras_are_each_update_over_its_projections_outp
     assert after["source1"]["ratio"] == pytest.approx(40 * before["source1"]["ratio"], rel=1e-3)
     assert after["source0"] == before["source0"] and after["source2"] == before["source2"]
     assert before["source1"]["ratio"] < 5 < after["source1"]["ratio"] and warn_if_swamping(after) == ["source1"]
+
+
+def test_sources_of_another_backbone_are_refused_not_mixed_out_of_line(make_sources):
+    """A source bank of a deeper backbone of the same width ran silently: layer l mixed the sources' layer l of
+    another model, and ω had rows no layer used."""
+    import copy
+
+    from transformers import AutoModel
+
+    from scalearn.tuners.lora_bank import LoRASources
+
+    encoder = load_encoder("tiny-llama-m")  # 3 layers of width 128
+    config = copy.deepcopy(encoder.config)
+    config.num_hidden_layers = 4
+    deeper = AutoModel.from_config(config)
+    head = HeadConfig("classification", 128, 2)
+    with pytest.raises(ValueError, match="adapters are for 4 layers of width 128; this backbone has 3 of width 128"):
+        get_method("scalearn").build(encoder, head, make_sources(deeper, 2))
+    with pytest.raises(ValueError, match="LoRA sources adapt 4 layers; this model has 3"):
+        get_method("scalearn_lora").build(load_encoder("tiny-llama-m"), head, LoRASources.random(deeper, 2, rank=4))
+
+
+def test_normalisation_weights_take_no_weight_decay_in_any_family():
+    from scalearn.engines import make_optimizer
+
+    for family in ("tiny-bert", "tiny-llama", "tiny-gemma3"):
+        model = get_method("full_ft").build(load_encoder(family), HeadConfig("classification", 32, 2))
+        decayed, plain = make_optimizer(model, 1e-3, 0.1).param_groups[:2]
+        names = {id(p): n for n, p in model.trainable_parameters().items()}
+        exempt = {names[id(p)] for p in plain["params"]}
+        assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+        norms = {n for n in names.values() if "norm" in n.lower()}
+        assert norms and norms <= exempt, sorted(norms - exempt)[:3]  # Llama's RMSNorm scales start at 1
+        assert any(n.endswith("weight") and "norm" not in n.lower() for n in (names[id(p)] for p in decayed["params"]))

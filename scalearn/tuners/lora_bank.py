@@ -135,6 +135,11 @@ class LoRABank(Tuner):
         return omega_dropout(getattr(self, f"{target}_omega")[0 if self.shared else layer], self.dropout, self.training)
 
     def attach(self, encoder: nn.Module, output_sites: list[nn.Module]) -> None:
+        if len(output_sites) != self.num_layers:  # a bank of another backbone would mix misaligned layers
+            raise ValueError(
+                f"LoRA sources adapt {self.num_layers} layers; this model has {len(output_sites)}: they were trained "
+                "on another backbone"
+            )
         for target in self.targets:
             if tuple(projection_shape(encoder, target)) != self.shapes[target]:
                 raise ValueError(
