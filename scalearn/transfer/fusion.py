@@ -60,6 +60,8 @@ class AdapterFusion(TransferLayer):
         self.attention: dict[int, torch.Tensor] = {}  # layer → Σ over tokens of the softmax over sources [S]
         self.attention_tokens: dict[int, int] = {}
         self.real_tokens: torch.Tensor | None = None  # while recording: which of the batch's N·T tokens are real
+        # ‖I − W_V,l‖² of each layer, taken in its forward: under ZeRO-3 W_V is whole only there
+        self.value_terms: dict[int, torch.Tensor] = {}
         self.reset_parameters()
 
     @torch.no_grad()
@@ -100,6 +102,8 @@ class AdapterFusion(TransferLayer):
             self.attention[layer] = self.attention.get(layer, 0) + real.sum(0)
             self.attention_tokens[layer] = self.attention_tokens.get(layer, 0) + real.shape[0]
 
+        if self.training and torch.is_grad_enabled():
+            self.value_terms[layer] = _distance_from_identity(value.weight)
         weighted = torch.cat([(hidden.unflatten(-1, (S, r)) * probs.unsqueeze(-1)).flatten(-2), probs], dim=1)
         mixed = weighted @ (up_all @ value.weight.T)  # Σ_s p_s W_V a_s
         return mixed.reshape(*x.shape[:-1], d)
@@ -123,9 +127,14 @@ class AdapterFusion(TransferLayer):
         return [(self.attention[layer] / self.attention_tokens[layer]).tolist() for layer in sorted(self.attention)]
 
     def regularization_loss(self) -> torch.Tensor:
-        """reg_weight · Σ_l ‖I − W_V,l‖²_F."""
-        eye = torch.eye(self.hidden_size, device=self.value[0].weight.device, dtype=self.value[0].weight.dtype)
-        return self.reg_weight * sum((eye - v.weight).pow(2).sum() for v in self.value)
+        """reg_weight · Σ_l ‖I − W_V,l‖²_F: of the terms the last training forward took (and gave up), else taken
+        now."""
+        if len(self.value_terms) == self.num_layers:
+            terms, self.value_terms = [self.value_terms[layer] for layer in range(self.num_layers)], {}
+        else:
+            self.value_terms = {}
+            terms = [_distance_from_identity(v.weight) for v in self.value]
+        return self.reg_weight * sum(terms)
 
     def config(self) -> dict:
         return {
@@ -137,3 +146,9 @@ class AdapterFusion(TransferLayer):
             "reg_weight": self.reg_weight,
             "init_std": self.init_std,
         }
+
+
+def _distance_from_identity(weight: torch.Tensor) -> torch.Tensor:
+    """‖I − W‖²_F."""
+    eye = torch.eye(weight.shape[0], device=weight.device, dtype=weight.dtype)
+    return (eye - weight).pow(2).sum()
