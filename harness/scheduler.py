@@ -91,6 +91,11 @@ def execute(trial: Trial, store_location: str, options: dict, *sources_ready) ->
         store.release(trial.key, owner)
 
 
+def execute_alone(trial: Trial, store_location: str, options: dict, *sources_ready) -> tuple[str, float | None]:
+    """`execute`, as the task of a GPU trial: Ray gives it a worker that runs nothing else."""
+    return execute(trial, store_location, options, *sources_ready)
+
+
 @dataclass
 class Progress:
     """What `run_trials` reports after each batch of finished trials: counts per (stage, state) over the
@@ -144,8 +149,11 @@ def run_trials(
     options = options or {}
     outcome = Outcome()
     base = ray.remote(execute)
+    # a GPU trial in a worker of its own: a reused worker keeps the CUDA context of the device it was first given
+    # (Ray moves CUDA_VISIBLE_DEVICES, torch does not follow) and the memory its allocator cached
+    alone = ray.remote(max_calls=1)(execute_alone)
     task_options = _task_options(resources, retries)
-    remote = base.options(**task_options)
+    remote = (alone if task_options["num_gpus"] else base).options(**task_options)
     shared_options = ray.put(options)  # once, not pickled again with every trial
     queue = []
     done = reached_keys(trials, store)
@@ -165,9 +173,11 @@ def run_trials(
         ready = [refs[key] for key in trial.depends_on if key in refs]
         gpus = gpus if gpus is not None else trial_gpus.get(trial.key)
         options = own_options.get(trial.key, task_options)
-        task = remote if gpus is None and options is task_options else base.options(**options)
-        if gpus is not None:
-            task = base.options(**{**options, "num_gpus": gpus})
+        if gpus is None and options is task_options:
+            task = remote
+        else:
+            options = options if gpus is None else {**options, "num_gpus": gpus}
+            task = (alone if options["num_gpus"] else base).options(**options)
         refs[trial.key] = task.remote(trial, store.location, shared_options, *ready)
         pending[refs[trial.key]] = trial
 

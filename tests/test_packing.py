@@ -3,6 +3,7 @@ packed trial that runs out of memory retried alone on a whole device. Ray runs w
 (Ray's GPUs are bookkeeping, which is the point of measuring), so this runs without one."""
 
 import json
+import os
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_a_packed_trial_out_of_memory_is_retried_alone_on_a_whole_gpu(ray_one_gp
         gpu = ray.get_runtime_context().get_assigned_resources().get("GPU", 0)
         if trial.key == victim.key and gpu < 1:
             raise RuntimeError("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.00 GiB")
-        return {"trial": trial.summary(), "test": {}, "gpu": gpu}
+        return {"trial": trial.summary(), "test": {}, "gpu": gpu, "worker": os.getpid()}
 
     packed = {t.key: 0.25 for t in trials}
     outcome = run_trials(
@@ -89,3 +90,6 @@ def test_a_packed_trial_out_of_memory_is_retried_alone_on_a_whole_gpu(ray_one_gp
     assert outcome.retried_alone == [victim.key] and not outcome.failed
     assert store.result(victim.key)["gpu"] == 1.0 and store.failure(victim.key) is None
     assert all(store.result(t.key)["gpu"] == 0.25 for t in trials if t.key != victim.key)
+    # each GPU trial in a worker of its own: a reused one would keep its first device's CUDA context and memory
+    workers = [store.result(t.key)["worker"] for t in trials]
+    assert len(set(workers)) == len(workers)
