@@ -42,6 +42,8 @@ def _on_ranks(num_workers: int, use_gpu: bool, storage_path: str | None, kwargs:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     storage = Path(storage_path or tempfile.mkdtemp(prefix="scalearn-ray-"))
+    if kwargs.get("engine", "deepspeed") != "deepspeed":  # the torch engine never averages gradients across ranks
+        raise ValueError(f"engine {kwargs['engine']}: training on several ranks needs engine deepspeed")
     config = {"engine": "deepspeed", **{k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}}
     if config.get("sources"):
         config["sources"] = [str(s) for s in config["sources"]]

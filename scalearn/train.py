@@ -299,6 +299,8 @@ def fit(
     notify = callback or (lambda event, payload: None)
     pad_id = model.encoder.config.pad_token_id or 0
     rank, world = rank_and_world()
+    if world > 1 and config.engine != "deepspeed":  # the torch engine never averages gradients across ranks
+        raise ValueError(f"{world} ranks need engine deepspeed: with engine {config.engine} each would train alone")
     train = {task: data[task].splits["train"] for task in names}
     if joint:
         schedule = SampledSchedule(train, config, seed, rank, world)
@@ -308,13 +310,14 @@ def fit(
         select_by = tasks[names[0]].select_by if config.select_by == "auto" else config.select_by
     evaluation_set = EvaluationSet(tasks, joint)
     pause_after = _pause_after(schedule.evaluations(), pause_at, checkpoint_dir)
+    counts = model.parameter_counts()  # before the engine: ZeRO-3 partitions the parameters it counts
     engine = ENGINES[config.engine](model, config, schedule.total_steps, device)
 
     result = TrainResult(
         task=name or (names[0] if not joint else "joint"),
         selected_by=select_by,
         selects_on_test=not joint and tasks[names[0]].selects_on_test,
-        parameters=model.parameter_counts(),
+        parameters=counts,
         data_key=",".join(getattr(data[t], "key", "") for t in names),
         datasets={t: _dataset_record(data[t]) for t in names},
         config={**config.model_dump(), "seed": seed, **({"tasks": names} if joint else {})},

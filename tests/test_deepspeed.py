@@ -38,6 +38,7 @@ def test_zero_trains_saves_whole_tensors_and_matches_torch(stage, cache_dir, sou
         cache_dir, method="scalearn_pp", sources=sources, learning_rate=0.05, output_dir=tmp_path / "pp", **zero
     )
     assert ds_run.losses == pytest.approx(torch_run.losses, abs=1e-5)
+    assert ds_run.parameters == torch_run.parameters  # counted whole (ZeRO-3 had them at 0)
     saved = load_file(tmp_path / "pp" / "model" / "transfer.safetensors")
     assert saved["omega"].shape == (1, 3, 32)
     torch.testing.assert_close(saved["omega"], torch_model.transfer.omega.detach(), atol=1e-5, rtol=1e-5)
@@ -94,6 +95,8 @@ def test_two_ranks_through_ray_train_equal_one_rank(cache_dir, tmp_path):
         learning_rate=0.01,
         cache_dir=cache_dir,
     )
+    with pytest.raises(ValueError, match="engine torch: training on several ranks needs engine deepspeed"):
+        train_task_distributed(2, engine="torch", **common)  # it would train each rank alone, silently
     local_ray()
     two = train_task_distributed(2, storage_path=str(tmp_path / "ray"), output_dir=tmp_path / "two", **common)
     one, one_model = train_task(**common)
