@@ -153,6 +153,12 @@ MALFORMED = [
         "6 start-up points is more than the 4 trials",
     ),
     (
+        "fp16 on trials that ask for no GPU",
+        GOOD + "model_hyperparameters: {tiny-bert: {precision: fp16}}\n",
+        "hyperparameters",
+        "precision fp16 needs a GPU, and its trials ask for none (resources.gpus)",
+    ),
+    (
         "a grid value given twice",
         GOOD + "search: {adapter: {learning_rate: [1e-3, 0.001]}}\n",
         "search.adapter.learning_rate.1",

@@ -47,12 +47,17 @@ def _combination_errors(spec: ExperimentSpec) -> list[tuple[str, str]]:
         if method not in method_names():
             continue
         for model in spec.models:
+            gpus = spec.resources_for(model)["gpus"]
             for task in tasks:
-                problems = value_problems(method, spec.overrides_for(method, task, model))
+                overrides = spec.overrides_for(method, task, model)
+                problems = value_problems(method, overrides)
                 rule = next((message for key, message in problems if not key), None)
+                where = f" on {task}" if task is not None else ""
                 if rule is not None:
-                    where = f" on {task}" if task is not None else ""
                     return [("hyperparameters", f"method {method}{where} with {model}: {rule}")]
+                if overrides.get("precision") == "fp16" and not gpus:  # every such trial would fail as it starts
+                    rule = "precision fp16 needs a GPU, and its trials ask for none (resources.gpus)"
+                    return [("hyperparameters", f"method {method}{where} with {model}: {rule}; use bf16 or fp32")]
     return []
 
 
