@@ -28,12 +28,13 @@ logger = logging.getLogger(__name__)
 
 def trainable_state(model: TransferModel, engine=None) -> dict[str, torch.Tensor]:
     """Everything training changes: trainable parameters (gathered whole under ZeRO-3) and the transfer
-    layer's buffers."""
+    layer's buffers, copied to the CPU (a best state kept on a GPU would hold a second copy of full fine-tuning's
+    weights there)."""
     parameters = model.trainable_parameters()
     with engine.gathered(parameters.values()) if engine is not None else contextlib.nullcontext():
-        state = {name: p.detach().clone() for name, p in parameters.items()}
+        state = {name: p.detach().to("cpu", copy=True) for name, p in parameters.items()}
     if model.transfer is not None:
-        state.update({f"transfer.{n}": b.detach().clone() for n, b in model.transfer.named_buffers()})
+        state.update({f"transfer.{n}": b.detach().to("cpu", copy=True) for n, b in model.transfer.named_buffers()})
     return state
 
 

@@ -140,8 +140,11 @@ def ensure_process_group(device: torch.device) -> None:
     import deepspeed
 
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda" and device.index is not None:  # DeepSpeed places the model on cuda:LOCAL_RANK
+        torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
-        defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+        local = str(device.index) if device.type == "cuda" and device.index is not None else "0"
+        defaults = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": local, "MASTER_ADDR": "127.0.0.1"}
         for key, value in defaults.items():
             os.environ.setdefault(key, value)
         if os.environ["WORLD_SIZE"] == "1":

@@ -31,7 +31,7 @@ from scalearn.methods import method_class, method_names
 from scalearn.provenance import reset_peak_memory
 from scalearn.resolve import create_config, method_of
 from scalearn.tasks import get_task
-from scalearn.train import TrainResult, default_device, fit, seed_everything
+from scalearn.train import TrainResult, default_device, fit, rank_and_world, seed_everything
 
 
 def head_config(spec, encoder) -> HeadConfig:
@@ -91,7 +91,8 @@ def run(
     trial = config.model_dump(mode="json")
     trial["method_config"] = method.settings()  # as prepared: AdapterSoup's similarities included
     result.config = {**trial, "sources": [str(s) for s in sources or []], "source_tasks": source_tasks}
-    if save_dir is not None and write_result and result.paused_at is None:
+    if save_dir is not None and write_result and result.paused_at is None and rank_and_world()[0] == 0:
+        # rank 0's alone (each rank's would overwrite the others' with its own peak memory and provenance)
         write_json(save_dir / "result.json", json.loads(json.dumps(result.to_dict(), default=str)))
     return result, model
 
