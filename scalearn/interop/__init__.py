@@ -94,5 +94,5 @@ def local_folder(source: str) -> Path:
     except Exception as error:
         raise InteropError(
             f"{source}: not a local folder, and the hub repository is not in the HF cache ({type(error).__name__}); "
-            f"download it where there is internet (`huggingface-cli download {source}`)"
+            f"download it where there is internet (`hf download {source}`)"
         ) from None
