@@ -22,6 +22,7 @@ activation we do not have, and a base model of another family, width or depth.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -106,6 +107,8 @@ LOCATION = {
     "distilbert": "transformer.layer.{i}.output_adapters",
 }
 DECODER_LOCATION = "layers.{i}.output_adapters"
+LAST_LAYER_NORM_FAMILIES = ("gemma2", "gemma3_text")
+"""Families whose AdapterHub adapters read their input through the last layer's norm (docs/method.md §1.2a)."""
 _TENSORS = {"adapter_down.0.weight": "down.weight", "adapter_down.0.bias": "down.bias"}
 _TENSORS |= {"adapter_up.weight": "up.weight", "adapter_up.bias": "up.bias"}
 
@@ -192,6 +195,14 @@ def read_adapterhub(source: str | Path, model: str) -> tuple[AdapterConfig, dict
     tensors, weights_path = read_weights(folder, SAFE_WEIGHTS_NAME, WEIGHTS_NAME)
     name = saved.get("name") or _only_name(tensors, weights_path)
     prefix, location = _family(model_type)
+    if model_type in LAST_LAYER_NORM_FAMILIES:
+        logging.getLogger(__name__).warning(
+            "%s: AdapterHub gives every layer's %s adapter the last layer's post-FFN norm (a closure in its "
+            "init_bottleneck binds the loop's last layer); here each layer uses its own (docs/method.md §1.2a), "
+            "so the imported adapter computes another function in every layer but the last",
+            folder,
+            model_type,
+        )
     where = r"(\d+)".join(re.escape(part) for part in location.split("{i}"))
     tensor_names = "|".join(re.escape(key) for key in _TENSORS)
     pattern = re.compile(rf"^(?:{re.escape(prefix)}\.)?{where}\.adapters\.{re.escape(name)}\.({tensor_names})$")
