@@ -23,15 +23,28 @@ from harness.plan import Trial
 from harness.store import Store, write_json
 from harness.trial import train
 
-MEMORY_KEYS = ("batch_size", "precision", "engine", "gradient_checkpointing", "gradient_accumulation")
+MEMORY_KEYS = (
+    "batch_size",
+    "eval_batch_size",
+    "precision",
+    "backbone_dtype",
+    "engine",
+    "zero_stage",
+    "offload_optimizer",
+    "gradient_checkpointing",
+    "gradient_accumulation",
+)
 
 
 def kind_of(trial: Trial) -> str:
-    """What decides a trial's memory, hashed: trials of one kind pack the same way."""
+    """What decides a trial's memory, hashed: trials of one kind pack the same way. The task too: batches are
+    padded to their longest row, so a task of long texts (or of several choices) takes more than one of short."""
     loop = trial.config.loop
     parts = {
         "model": trial.model,
         "method": trial.method,
+        "method_config": trial.config.method_config,
+        "task": trial.config.tasks or trial.config.task,
         "sources": len(trial.depends_on),
         "max_length": trial.config.data.max_length,
         **{k: getattr(loop, k) for k in MEMORY_KEYS},
@@ -82,6 +95,10 @@ def probe_body(trial: Trial, store: Store, *, data_dir=None, cache_dir=None) -> 
 
     with contextlib.suppress(_Enough):
         train(trial, sources, data_dir=data_dir, cache_dir=cache_dir, callback=stop, device=device, log_every_steps=1)
+    if device == "cuda":  # what the allocator holds, fragmentation included, is what another process cannot have
+        import torch
+
+        return {"peak_mb": torch.cuda.max_memory_reserved() / 2**20, "device": device, "steps": PROBE_STEPS}
     return {"peak_mb": peak_memory_mb(device), "device": device, "steps": PROBE_STEPS}
 
 

@@ -46,6 +46,11 @@ def test_kinds_group_what_shares_a_memory_footprint():
     bigger = dict(SPEC, hyperparameters={"all": {"epochs": 1, "max_steps": 3, "batch_size": 16}})
     other = [t for t in expand(ExperimentSpec.model_validate(bigger)) if t.method == "scalearn"][0]
     assert kind_of(other) != kind_of(transfer[0])
+    # what else decides memory: a bf16 backbone (half its weights), the evaluation batch, the method's own sizes
+    for setting in ({"backbone_dtype": "bf16", "precision": "bf16"}, {"eval_batch_size": 256}, {"shape": "scalar"}):
+        changed = dict(SPEC, hyperparameters={"all": {"epochs": 1, "max_steps": 3, "batch_size": 8, **setting}})
+        other = [t for t in expand(ExperimentSpec.model_validate(changed)) if t.method == "scalearn"][0]
+        assert kind_of(other) != kind_of(transfer[0]), setting
 
 
 @pytest.fixture(scope="module")
