@@ -227,11 +227,21 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def _native_bf16(device: torch.device) -> bool:
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch without the argument: Ampere (compute capability 8) or later
+        return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def prepare(model: TransferModel, config: LoopConfig, device, checkpoint_dir) -> torch.device:
     """Move the model to its device, check the precision and resuming fit, switch on gradient checkpointing."""
     device = default_device(device)
     if config.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if config.precision == "bf16" and device.type == "cuda" and not _native_bf16(device):
+        # a GPU before Ampere (V100, T4) emulates bf16: it runs, slowly, and its timings mislead
+        raise ValueError(f"precision bf16: {torch.cuda.get_device_name(device)} has no native bf16; use fp16 or fp32")
     if config.backbone_dtype != "fp32":
         store_frozen_as(model, FROZEN_DTYPES[config.backbone_dtype])
     model.to(device)
