@@ -53,7 +53,9 @@ def make_optimizer(model: TransferModel, learning_rate: float, weight_decay: flo
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
-    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0 (HF's linear schedule)."""
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0: HF's linear schedule, except
+    that warm-up step k takes (k+1)/(w+1) of the rate where HF's takes k/w (whose first step, at 0, changes
+    nothing)."""
     warmup = int(math.ceil(total_steps * warmup_ratio))
 
     def factor(step: int) -> float:
