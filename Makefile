@@ -78,8 +78,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/mlflow_throughput.py
 	$(PY) benchmarks/packing_sim.py
 	$(PY) benchmarks/preflight.py
-	$(PY) benchmarks/scaling_estimate.py
 	$(PY) benchmarks/gpu_decoders.py  # measures only where CUDA is; says so and exits 0 elsewhere
+	$(PY) benchmarks/scaling_estimate.py  # reads gpu_decoders' result: after it
+	# on the real backbones (after `make models`): benchmarks/real_backbones.py, benchmarks/method_costs.py
 
 # The offline demo: a real two-stage sweep (real MiniLM, real corpora) on a local Ray, logged to MLflow.
 demo: $(STAMP)

@@ -11,7 +11,6 @@ epoch of a single adapter on the same task, estimated from adapter steps measure
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import torch
 from scalearn import HeadConfig, get_method, load_encoder, load_tokenizer
 from scalearn.data import tokenized_task
 from scalearn.tasks import BENCHMARKS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 
 def adapter_step_seconds(model_name: str, batch_size: int = 32, length: int = 128, steps: int = 3) -> float:
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     print(f"worst hit / epoch: {100 * worst:.4f} % (target < 1 %); wrote {out}")
     return 0
 

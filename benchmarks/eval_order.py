@@ -13,7 +13,6 @@ feeds the model. A trial of the study evaluates its dev split five times and its
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,6 +24,9 @@ from scalearn import HeadConfig, get_method, load_encoder, load_tokenizer
 from scalearn.data import tokenized_task
 from scalearn.tasks import get_task
 from scalearn.train import batches, by_length
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 TASKS = ("vader_tweets", "vader_amazon")
 
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_record(out, payload)
     print(f"wrote {out}")
     return 0
 

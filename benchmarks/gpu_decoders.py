@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import platform
 import statistics
 import sys
@@ -33,6 +32,9 @@ from scalearn.adapters import BottleneckAdapters
 from scalearn.methods.base import adapter_config_for
 from scalearn.params import backbone_size
 from scalearn.train import store_frozen_as
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 MODELS = ("qwen3-0.6b", "qwen3-1.7b", "llama-3.2-3b")
 METHODS = (("adapter", 0), ("scalearn", 8), ("adapterfusion", 8))
@@ -106,6 +108,11 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_decoders: no CUDA device here; nothing measured (run it where one is: docs/scaling.md)")
         return 0
+    from scalearn.train import _native_bf16
+
+    if device.type == "cuda" and not _native_bf16(device):  # emulated bf16 would time the emulation
+        print(f"gpu_decoders: {torch.cuda.get_device_name(device)} has no native bf16; nothing measured")
+        return 0
 
     results = {}
     passes = (True,) if args.no_checkpointing_pass else (False, True)
@@ -152,7 +159,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_record(out, summary)
     print(f"wrote {out}")
     return 0
 

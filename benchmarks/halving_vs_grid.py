@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 
 def group_id(row: dict) -> tuple[str, str, str]:
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     result = compare(json.loads(args.grid.read_text()), json.loads(args.halving.read_text()))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_record(args.out, result)
     print(markdown(result))
     return 0
 

@@ -15,7 +15,6 @@ rounds; medians of steps per second.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,6 +30,9 @@ from scalearn.engines import linear_schedule, make_optimizer
 from scalearn.schedule import epoch_order
 from scalearn.tasks import get_task
 from scalearn.train import batches, collate, fit, rows_of, seed_everything
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 TARGET_OVERHEAD_MAX = 0.05
 
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     for name, value in median.items():
         print(f"{name:22s} {value:6.3f} steps/s")
     print(f"fit overhead over a bare loop: {100 * overhead:+.1f}% (target <= {100 * TARGET_OVERHEAD_MAX:.0f}%)")

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, when run as a script or in a fresh process
-from real_backbones import available, install_command, median_seconds  # noqa: E402
+from real_backbones import available, install_command, median_seconds, whole_or_elsewhere  # noqa: E402
+from record import write_record  # noqa: E402
 
 METHODS = ("adapter", "lora", "adapterfusion", "scalearn", "scalearn_uniform_pp", "scalearn_lora")
 
@@ -125,6 +126,8 @@ def main(argv=None) -> int:
         print(json.dumps(measure_one(*args.one.split(":"), args)))
         return 0
 
+    if whole_or_elsewhere(args.models.split(","), args.out, "benchmarks/results/method_costs.json"):
+        return 1
     results, skipped = {}, {}
     for name in args.models.split(","):
         if not available(name):
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_record(out, payload)
     print(f"wrote {out}")
     return 0
 

@@ -25,6 +25,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
+
 GLUE_TRAIN = {
     "mnli": 392_702,
     "qqp": 363_846,
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     print(f"peaks (MB): {', '.join(f'{k} {v:.0f}' for k, v in peaks.items())}; per device: {packed}")
     return 0
 

@@ -9,11 +9,13 @@ round (which pays the imports) apart.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"demo": ROOT / "experiments" / "demo.yaml", "tiny": ROOT / "experiments" / "tiny.yaml"}
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({100 * result['preflight_over_ray_start'][name]:.0f} % of Ray's start, {ray_start:.1f} s)"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_record(Path(args.out), result)
     print(f"wrote {args.out}")
     return 0
 

@@ -13,7 +13,6 @@ so read them as the plan's order of magnitude, not as a comparison).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -27,13 +26,17 @@ from scalearn.catalog import MINILM, MPNET, minilm_path
 from scalearn.methods.base import adapter_config_for
 from scalearn.packaged import PACKAGED
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
+
 BACKBONES = ("minilm", "mpnet-base", "smollm2-135m-q4", "gemma3-270m-q4")
 
 
 def available(name: str) -> bool:
     if name == "minilm":
         return minilm_path() is not None
-    return PACKAGED[MPNET if name == "mpnet-base" else name].installed()
+    entry = PACKAGED.get(MPNET if name == "mpnet-base" else name)
+    return entry is not None and entry.installed()
 
 
 def install_command(name: str) -> str:
@@ -91,6 +94,18 @@ def measure(name: str, batch_size: int, length: int, rounds: int, sources: int) 
     return figures
 
 
+def whole_or_elsewhere(models: list[str], out: str, committed: str) -> bool:
+    """True (after saying why) when backbones are missing and ``out`` is the committed JSON, which covers them
+    all: a partial run must not replace it."""
+    missing = [name for name in models if not available(name)]
+    if missing and Path(out) == Path(committed):
+        print(
+            f"not installed: {', '.join(missing)} ({'; '.join(install_command(n) for n in missing)}); {committed} "
+            "covers every backbone: install them, or write this run elsewhere with --out"
+        )
+    return bool(missing) and Path(out) == Path(committed)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -102,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results/real_backbones.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if whole_or_elsewhere(args.models.split(","), args.out, "benchmarks/results/real_backbones.json"):
+        return 1
     results, skipped = {}, {}
     for name in args.models.split(","):
         if not available(name):
@@ -132,7 +149,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_record(out, payload)
     print(f"wrote {out}")
     return 0
 

@@ -40,6 +40,9 @@ from harness.spec import load_spec
 from scalearn import load_config
 from scalearn.params import backbone_size, count_parameters
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
+
 PEAK_FLOPS = 989e12
 MFU = 0.35
 # GLUE training-set sizes (HF `glue`); dev is 10% of train, test the official validation (docs/method.md §4.1)
@@ -145,7 +148,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     print(
         "| model | parameters | trials | GPUs/trial | GPU h | peak GiB/GPU: adapter · scalearn · adapterfusion · lora |"
     )

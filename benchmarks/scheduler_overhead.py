@@ -10,7 +10,6 @@ benchmarks/results/scheduler_overhead.json. Targets (issue 5): ≤ 20 s for the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +19,9 @@ from harness.plan import Trial, trial_key
 from harness.scheduler import noop_body, run_trials
 from harness.store import Store
 from scalearn.resolve import create_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 
 def synthetic_plan(stage1: int, stage2: int, sources: int) -> list[Trial]:
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     print(
         f"{n} trials: {run_seconds:.1f} s ({result['per_trial_ms']:.2f} ms/trial); "
         f"no-op resubmit {resubmit_seconds:.2f} s; wrote {out}"

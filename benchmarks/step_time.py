@@ -16,7 +16,6 @@ Batched and reference outputs are also compared on the same weights (max abs dif
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,9 @@ from scalearn.adapters import BottleneckAdapters
 from scalearn.heads import TaskHead
 from scalearn.methods.base import adapter_config_for
 from scalearn.reference import LoopScaLearn, PerSourceFusion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
 
 TARGETS = {  # from issue 2, set from measurements on this kind of machine
     "scalearn_8_over_adapter_max": 1.10,
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     for name in median:
         print(f"{name:22s} {median[name]:7.3f} s  {ratios[name]:5.2f}x adapter")
     for name, value in speedups.items():
@@ -229,7 +231,7 @@ def lora_group(args, configs) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_record(out, result)
     for name in median:
         print(f"{name:28s} {median[name]:7.3f} s  {ratios[name]:5.2f}x one LoRA")
     print(f"wrote {out}")

@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its siblings, as a script or loaded by path
+from record import write_record  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_SECONDS = 480  # the suite's budget: 8 minutes of pytest on 2 cores
 
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_seconds": GOAL_SECONDS,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_record(args.out, report)
     return 0 if all(r["passed"] for r in runs) else 1
 
 

@@ -34,9 +34,18 @@ def test_real_backbones_benchmark_runs_and_writes_its_json(tmp_path):
     out = tmp_path / "real_backbones.json"
     args = ["--models", "minilm", "--rounds", "1", "--batch-size", "2", "--length", "8", "--out", str(out)]
     assert load("real_backbones").main([*args, "--threads", str(torch.get_num_threads())]) == 0
-    row = json.loads(out.read_text())["backbones"]["minilm"]
+    written = json.loads(out.read_text())
+    row = written["backbones"]["minilm"]
     assert row["parameters"] == 22_565_376 and row["adapter_train_step_seconds"] > 0
+    made = written["made"]  # every benchmark's JSON says what made it
+    assert made["git_commit"] and made["packages"]["torch"] and made["date"] and "command" in made
     assert row["scalearn_eval_seconds_per_example"] > 0
+
+
+def test_a_partial_run_does_not_replace_the_committed_json_of_every_backbone(capsys):
+    committed = "benchmarks/results/method_costs.json"
+    assert load("method_costs").main(["--models", "minilm,not-installed-here", "--out", committed]) == 1
+    assert "covers every backbone" in capsys.readouterr().out
 
 
 def test_method_costs_benchmark_measures_each_method_in_a_fresh_process(tmp_path):
