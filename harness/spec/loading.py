@@ -160,6 +160,8 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     if not sep or not key.strip():
         raise SpecError(f"--set {text}: expected KEY=VALUE, e.g. --set resources.gpus=0")
     parts = [int(part) if part.isdigit() else part for part in key.strip().split(".")]
+    if isinstance(parts[0], int):
+        raise SpecError(f"--set {text}: a key of the file is a name, not a number (e.g. --set seeds=3)")
     if any(part == "" for part in parts):
         raise SpecError(f"--set {text}: the key has an empty part (expected e.g. hyperparameters.all.epochs)")
     try:
@@ -185,16 +187,20 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict[str, str]:
                 continue
             if not isinstance(node, dict):
                 raise SpecError(f"--set {text}: {here.rpartition('.')[0] or here} is not a mapping")
-            if not isinstance(node.get(part), dict | list):
+            if node.get(part) is None:
                 node[part] = {}
+            elif not isinstance(node[part], dict | list):
+                raise SpecError(f"--set {text}: {here} is the value {node[part]!r}, not a mapping or a list")
             node = node[part]
         last = parts[-1]
         in_list = isinstance(node, list) and isinstance(last, int) and last < len(node)
+        where = ".".join(map(str, parts[:-1]))
         if in_list or isinstance(node, dict):
             node[last] = value
-        else:
-            where = ".".join(map(str, parts[:-1]))
+        elif isinstance(node, list):
             raise SpecError(f"--set {text}: {where} is a list; index it with a number below {len(node)}")
+        else:
+            raise SpecError(f"--set {text}: {where} is the value {node!r}, not a mapping or a list")
         applied[".".join(map(str, parts))] = text
     return applied
 
