@@ -99,12 +99,16 @@ class TorchEngine:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters().values(), self.config.max_grad_norm)
+        overflowed = False
         if self.scaler:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            overflowed = self.scaler.get_scale() < scale  # fp16 overflow: GradScaler skipped the update
         else:
             self.optimizer.step()
-        self.scheduler.step()
+        if not overflowed:  # as DeepSpeed: a skipped update does not advance the schedule
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return True
 
