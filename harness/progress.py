@@ -53,6 +53,7 @@ def rows(progress: Progress) -> list[dict]:
                 "done": progress.counts[(stage, "done")],
                 "running": progress.running[stage],
                 "failed": progress.counts[(stage, "failed")],
+                "not_run": progress.counts[(stage, "not run")],
                 "left": progress.left(stage),
                 "eta": estimate(progress, stage),
             }
@@ -68,7 +69,8 @@ def still_to_plan_note(count: int | None) -> str:
 def line(progress: Progress, still_to_plan: int | None = None) -> str:
     parts = [
         f"stage {r['stage']}: {r['done']}/{r['total']} done, {r['running']} running, {r['failed']} failed, "
-        f"{r['left']} left, ~{_duration(r['eta'])} to go"
+        + (f"{r['not_run']} not run (a source failed), " if r["not_run"] else "")
+        + f"{r['left']} left, ~{_duration(r['eta'])} to go"
         for r in rows(progress)
     ]
     note = still_to_plan_note(still_to_plan)

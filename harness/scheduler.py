@@ -30,6 +30,7 @@ LEASE_POLL_SECONDS = 2.0
 class Outcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    not_run: dict[str, str] = field(default_factory=dict)  # key → the source whose failure kept it from running
     skipped: list[str] = field(default_factory=list)  # already done before this submit
     retried_alone: list[str] = field(default_factory=list)  # packed, out of memory, rerun on a whole GPU
     seconds: float = 0.0
@@ -110,7 +111,8 @@ class Progress:
     durations: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
 
     def left(self, stage: int) -> int:
-        return self.total[stage] - self.counts[(stage, "done")] - self.counts[(stage, "failed")]
+        ended = sum(self.counts[(stage, state)] for state in ("done", "failed", "not run"))
+        return self.total[stage] - ended
 
 
 def run_trials(
@@ -228,6 +230,12 @@ def run_trials(
                     if seconds is not None:  # the worker's own time for it: a wait in Ray's queue is not in it
                         progress.durations[trial.stage].append(seconds)
                 except Exception as error:  # the trial (or a source it needs) failed after its retries
+                    missing = [key for key in trial.depends_on if not store.is_done(key)]
+                    if missing:  # it never ran: Ray passes a failed source's error on to what consumes it
+                        outcome.not_run[trial.key] = missing[0]
+                        failed_keys.add(trial.key)
+                        progress.counts[(trial.stage, "not run")] += 1
+                        continue
                     reason = _reason(error)
                     packed = trial_gpus.get(trial.key, 1.0) < 1.0
                     if packed and is_out_of_memory(reason) and trial.key not in consumed:

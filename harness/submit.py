@@ -54,12 +54,14 @@ class SubmitOutcome:
     """Keys of the trials this submit trained (or found finished by another submit meanwhile)."""
     failed: dict[str, str] = field(default_factory=dict)
     """Key → the last line of its error, for every trial of the experiment that failed for good."""
+    not_run: dict[str, str] = field(default_factory=dict)
+    """Key → the source whose failure kept it from running (a resubmit runs it once the source is trained)."""
     retried_alone: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.not_run
 
 
 def submit(
@@ -100,7 +102,7 @@ def submit(
         tracker.log_trials(trials, store)  # finished earlier but not logged (e.g. the driver was killed): log them now
         return tracker
 
-    lost, tracker, finish = {}, None, None
+    lost, not_run, tracker, finish = {}, {}, None, None
     latest = {"plan": plan}  # the newest plan: what a search that chose mid-wave added (its parents opened) too
     sigterm = _SigtermHandler()
     try:
@@ -161,9 +163,11 @@ def submit(
                     outcome.retried_alone += waves.retried_alone
                     outcome.seconds += waves.seconds
                     lost.update(waves.failed)  # a worker or node that died records no failure in the store; Ray told us
+                    not_run.update(waves.not_run)
                     # what failed now (after its retries) stays failed in this submit: a search counts it as the
                     # worst point and chooses without it; a resubmit retries it
-                    given_up |= {t.key for t in todo if t.key in waves.failed or store.state(t.key) == "failed"}
+                    given_up |= {t.key for t in todo if t.key in waves.failed or t.key in waves.not_run}
+                    given_up |= {t.key for t in todo if store.state(t.key) == "failed"}
                     plan = latest["plan"] = make_plan(spec, store, given_up)  # finished searches plan their finals
                     trials = plan.trials
                     done = reached_keys(trials, store)
@@ -191,7 +195,9 @@ def submit(
     choices = record_choices(spec, store, plan, say) if spec.search else []
     tracker.finish(trials, store, spec.target_list(), choices)
     for trial in trials:
-        if trial.key in lost:
+        if trial.key in not_run and not store.is_done(trial.key):
+            outcome.not_run[trial.key] = not_run[trial.key]
+        elif trial.key in lost:
             outcome.failed[trial.key] = lost[trial.key]
         elif store.state(trial.key) == "failed":
             reason = (store.failure(trial.key) or {}).get("traceback", "").strip().splitlines()[-1:]

@@ -30,6 +30,9 @@ def test_estimates_are_mean_duration_times_rounds_left():
         "[2m05s] stage 1: 4/4 done, 0 running, 0 failed, 0 left, ~0s to go; "
         "stage 2: 3/10 done, 2 running, 1 failed, 6 left, ~2m30s to go"
     )
+    blocked = progress()
+    blocked.counts[(2, "not run")] = 2  # their source failed: they never ran, and are not left to run either
+    assert blocked.left(2) == 4 and "1 failed, 2 not run (a source failed), 4 left" in line(blocked)
 
 
 def test_off_a_terminal_the_view_prints_plain_lines_only_on_change():

@@ -66,13 +66,25 @@ def test_dag_order_and_a_failing_trial_is_retried_then_recorded(ray_cluster, tmp
     failure = store.failure(failing[0].key)
     assert failure["attempts"] == 3 and "boom in syn_b" in failure["traceback"]  # 1 try + 2 retries
     assert runs(tmp_path).count(failing[0].key) == 3
-    # every transfer trial needs syn_b's adapter: they fail without running; the rest of the sweep goes on
+    # every transfer trial needs syn_b's adapter: they do not run; the rest of the sweep goes on
     for trial in trials:
         if trial.stage == 2:
-            assert trial.key in outcome.failed and trial.key not in runs(tmp_path)
+            # not failures of their own: Ray passed on syn_b's error, and the count says so apart
+            assert outcome.not_run[trial.key] == failing[0].key and trial.key not in outcome.failed
+            assert trial.key not in runs(tmp_path) and store.state(trial.key) == "pending"
         elif trial.task != "syn_b":
             assert store.is_done(trial.key)
     assert store.state(failing[0].key) == "failed"
+    # what the submit prints of it: the failure named as status names it, the others counted apart
+    from harness.cli.submit import what_ran
+    from harness.submit import SubmitOutcome
+
+    said = SubmitOutcome(ExperimentSpec.model_validate(SPEC), trials, store, failed={failing[0].key: "boom"})
+    said.not_run = dict(outcome.not_run)
+    lines = what_ran(said)
+    assert lines[0] == f"  failed adapter syn_b tiny-bert seed 0 ({failing[0].key[:8]}): boom"
+    stage2 = sum(t.stage == 2 for t in trials)
+    assert lines[1].startswith(f"  not run: {stage2} trials, because their source adapter syn_b") and not said.ok
 
 
 def test_two_submits_at_once_train_each_trial_once(ray_cluster, tmp_path):

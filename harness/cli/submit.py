@@ -57,11 +57,8 @@ def run(args: argparse.Namespace) -> int:
         preflight=not args.skip_preflight,
         source=args.file,
     )
-    if outcome.ran or outcome.seconds:
-        ran_now = [key for key in outcome.failed if key not in outcome.ran]
-        print(f"ran {len(outcome.ran)} trials in {outcome.seconds:.1f} s; {len(ran_now)} failed")
-    for key, reason in outcome.failed.items():
-        print(f"  failed {key}: {reason}")
+    for text in what_ran(outcome):
+        print(text)
     if outcome.retried_alone:
         print(f"  {len(outcome.retried_alone)} packed trials ran out of memory and were rerun on a whole GPU")
     print(results_table(outcome.trials, outcome.store, outcome.spec.target_list(), outcome.spec.data.few_shot))
@@ -71,3 +68,23 @@ def run(args: argparse.Namespace) -> int:
         where = f"its UI is the tracking server's, {args.tracking_uri}"
     print(f"MLflow: experiment {outcome.spec.name!r}; {where}")
     return 0 if outcome.ok else 1
+
+
+def what_ran(outcome) -> list[str]:
+    """What a submit says it ran: the count, each failure named as `harness status` names a trial, and the trials
+    a failed source kept from running (not failures of their own)."""
+    named = {t.key: t for t in outcome.trials}
+
+    def label(key: str) -> str:
+        trial = named.get(key)
+        return f"{trial.method} {trial.task} {trial.model} seed {trial.seed} ({key[:8]})" if trial else key
+
+    lines = []
+    if outcome.ran or outcome.seconds:
+        ran_now = [key for key in outcome.failed if key not in outcome.ran]
+        lines.append(f"ran {len(outcome.ran)} trials in {outcome.seconds:.1f} s; {len(ran_now)} failed")
+    lines += [f"  failed {label(key)}: {reason}" for key, reason in outcome.failed.items()]
+    for source in dict.fromkeys(outcome.not_run.values()):
+        count = sum(blocked_by == source for blocked_by in outcome.not_run.values())
+        lines.append(f"  not run: {count} trials, because their source {label(source)} failed (a resubmit runs them)")
+    return lines
