@@ -166,6 +166,10 @@ def test_halving_pauses_promotes_and_the_promoted_trial_is_the_uninterrupted_one
     assert main(["submit", sha, "--store", str(sha_store.root)]) == 0
     assert "0 to run" in capsys.readouterr().out
     assert under_final_group() == sorted(group.final_keys)
+    # status counts the two points stopped at the first rung as the submit does: trained all they will
+    assert main(["status", sha, "--store", str(sha_store.root)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert ", 0 pending" in first and "(2 of the done stopped at a rung of successive halving)" in first, first
 
     # a fourth point: it trains its first rung; a rung of four promotes two, so the second best of the first rung
     # goes on too; nothing else is trained again (the other records stay as they were, byte for byte)

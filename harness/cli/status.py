@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 from harness.cli.common import add_file, load
-from harness.plan import finals, planned_steps
+from harness.plan import finals, planned_steps, reached_keys
 from harness.selection import status_lines
 from harness.store import STATES, Store
 from scalearn.layout import read_live_progress, read_progress
@@ -26,16 +26,21 @@ def run(args: argparse.Namespace) -> int:
     spec, planned = load(args, store)
     trials = planned.trials
     states = {t.key: store.state(t.key) for t in trials}
+    # successive halving: a point stopped at a rung has trained all it will, as a submit counts it
+    stopped = {key for key in reached_keys(trials, store) if states[key] == "pending"}
+    states.update(dict.fromkeys(stopped, "done"))
     counts = Counter((t.stage, states[t.key]) for t in trials)
     for stage in (1, 2):
         total = sum(counts[(stage, state)] for state in STATES)
-        print(f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}")
+        line = f"stage {stage}: " + ", ".join(f"{counts[(stage, state)]} {state}" for state in STATES) + f" / {total}"
+        halted = sum(t.stage == stage and t.key in stopped for t in trials)
+        print(line + (f" ({halted} of the done stopped at a rung of successive halving)" if halted else ""))
     for line in running_lines([t for t in trials if states[t.key] == "running"], store):
         print(line)
     if spec.search:
         for line in status_lines(spec, store, planned.groups.values()):
             print(line)
-    done = [t for t in finals(trials) if states[t.key] == "done"]
+    done = [t for t in finals(trials) if states[t.key] == "done" and t.key not in stopped]
     improving = [t for t in done if ended_improving(store.result(t.key))]
     _name_some(improving, "ended still improving (best evaluation = last; more steps may help)", with_model=False)
     flat = [t for t in done if learned_nothing(store.result(t.key))]
